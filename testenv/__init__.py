@@ -1,0 +1,101 @@
+"""strongroom's local test environment: a real Kubernetes control plane and real store servers.
+
+Used three ways: by the pytest fixtures (tests/conftest.py), by `python -m testenv up|down` for a
+shell, and by `make demo`. Everything binds 127.0.0.1 on free ports and is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shlex
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testenv.service import Service, stop_state
+
+Starter = Callable[[Path], Service]
+
+
+# Each service is a module with `start(workdir: Path) -> Service`, imported only when started.
+SERVICE_MODULES: dict[str, str] = {
+    "kubernetes": "testenv.controlplane",
+    "openbao": "testenv.stores.openbao",
+    "moto": "testenv.stores.moto",
+    "gcp": "testenv.stores.gcp",
+    "azure": "testenv.stores.azure",
+    "postgres": "testenv.stores.postgres",
+}
+
+
+def starter(name: str) -> Starter:
+    if name not in SERVICE_MODULES:
+        raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICE_MODULES)}")
+    start_fn: Starter = importlib.import_module(SERVICE_MODULES[name]).start
+    return start_fn
+
+
+@dataclass
+class Environment:
+    """A set of running services and the merged variables that reach them."""
+
+    workdir: Path
+    services: dict[str, Service] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for service in self.services.values():
+            merged.update(service.env)
+        return merged
+
+    def info(self, service: str) -> dict[str, Any]:
+        return self.services[service].info
+
+    def export_lines(self) -> str:
+        return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(self.env.items()))
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()
+
+    def to_state(self) -> dict[str, Any]:
+        return {"workdir": str(self.workdir), "services": [s.to_state() for s in self.services.values()]}
+
+
+def start(workdir: Path, names: Iterable[str] | None = None) -> Environment:
+    """Start the named services (all by default) concurrently; on any failure stop what started."""
+    wanted = list(names) if names is not None else list(SERVICE_MODULES)
+    starters = {name: starter(name) for name in wanted}
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = Environment(workdir=workdir)
+    with ThreadPoolExecutor(max_workers=len(wanted) or 1) as pool:
+        futures = {name: pool.submit(start_fn, workdir / name) for name, start_fn in starters.items()}
+        errors: list[str] = []
+        for name, future in futures.items():
+            try:
+                env.services[name] = future.result()
+            except Exception as exc:  # noqa: BLE001 - collect all failures, then stop the rest
+                errors.append(f"{name}: {exc}")
+    if errors:
+        env.stop()
+        raise RuntimeError("test environment failed to start:\n" + "\n".join(errors))
+    return env
+
+
+def save_state(env: Environment, path: Path) -> None:
+    path.write_text(json.dumps(env.to_state(), indent=2))
+
+
+def stop_saved(path: Path) -> list[str]:
+    """Stop every service recorded in a state file; return their names."""
+    state = json.loads(path.read_text())
+    names = []
+    for service in reversed(state.get("services", [])):
+        stop_state(service)
+        names.append(str(service["name"]))
+    path.unlink()
+    return names

@@ -1,0 +1,89 @@
+"""`python -m testenv up|down|status|install`.
+
+`up` starts the services in the background, prints `export` lines on stdout (progress goes to
+stderr), so `eval "$(python -m testenv up)"` points a shell at them. `down` stops them by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import testenv
+from pathlib import Path
+from testenv import gobuild, tools
+from testenv.paths import state_dir
+from testenv.process import pid_alive
+
+
+def _state_file() -> Path:
+    return state_dir() / "state.json"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    state = _state_file()
+    if state.exists():
+        print(f"testenv: already up (state in {state}); run `python -m testenv down` first", file=sys.stderr)
+        return 1
+    names = args.only.split(",") if args.only else None
+    env = testenv.start(state_dir() / "run", names)
+    testenv.save_state(env, state)
+    sys.stdout.write(env.export_lines())
+    sys.stdout.write(f"export PATH={tools.bin_dir()}:\"$PATH\"\n")
+    print(f"testenv: up ({', '.join(env.services)}); logs in {env.workdir}", file=sys.stderr)
+    return 0
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    state = _state_file()
+    if not state.exists():
+        print("testenv: nothing is up", file=sys.stderr)
+        return 0
+    stopped = testenv.stop_saved(state)
+    print(f"testenv: stopped {', '.join(stopped)}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    state = _state_file()
+    if not state.exists():
+        print("testenv: down")
+        return 0
+    data = json.loads(state.read_text())
+    for service in data["services"]:
+        alive = all(pid_alive(int(pid)) for pid in service["pids"])
+        print(f"{service['name']:<12} {'running' if alive else 'DEAD'}  pids={service['pids']}")
+    return 0
+
+
+def cmd_install(_: argparse.Namespace) -> int:
+    """Build and fetch everything the services need, so later starts are quick."""
+    from testenv.stores import install_all
+
+    tools.ensure()
+    gobuild.KUBERNETES.ensure()
+    install_all()
+    print("testenv: installed", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testenv", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the services in the background and print export lines")
+    up.add_argument("--only", help=f"comma-separated subset of: {', '.join(testenv.SERVICE_MODULES)}")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="show what is running").set_defaults(func=cmd_status)
+    sub.add_parser("install", help="build/fetch all binaries (cached)").set_defaults(func=cmd_install)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (RuntimeError, OSError, ValueError) as exc:
+        print(f"testenv: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
