@@ -1,0 +1,174 @@
+"""SecretMapping: from what the stores returned and the Secret that exists, what to write.
+
+Pure: no I/O, no clock, no randomness. The controller gathers the inputs (store reads, the
+observed Secret) and carries out the plan.
+
+Rules that make it safe and cheap:
+- any failed entry: the Secret is left exactly as it is (never blanked, never half-updated) and the
+  failure becomes a condition naming the keys and reasons, never values;
+- the Secret is written only when its content, labels or ownership differ from what is wanted,
+  so a refresh that finds nothing new writes nothing;
+- a Secret of the same name that the mapping does not own is never overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from strongroom.api.constants import API_VERSION, MANAGED_LABEL
+from strongroom.api.secretmapping import SecretMapping
+from strongroom.reconcile.conditions import READY, ConditionSpec, merge_conditions, not_ready, ready
+from strongroom.reconcile.stores import Problem
+from strongroom.stores.base import SecretValue
+
+CONTENT_HASH_ANNOTATION = "strongroom.dev/content-hash"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+
+
+@dataclass(frozen=True)
+class EntryOutcome:
+    """The result of reading one `secretData` entry: a value or a problem."""
+
+    secret_key: str
+    value: SecretValue | None = None
+    problem: Problem | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    secret: dict[str, Any] | None
+    """The whole Secret to server-side apply, or None when nothing needs writing."""
+    status: dict[str, Any]
+    """The status the mapping should have (the controller writes it only if it differs)."""
+    healthy: bool
+    """True when every entry resolved; the controller then schedules a refresh, else a retry."""
+    retryable: bool = True
+    """False when retrying cannot help until the object or the Secret changes."""
+
+
+def content_hash(data: Mapping[str, bytes]) -> str:
+    """Hash of a Secret's data, independent of key order (length-prefixed so keys cannot blur)."""
+    digest = hashlib.sha256()
+    for key in sorted(data):
+        value = data[key]
+        digest.update(f"{len(key)}:{key}{len(value)}:".encode())
+        digest.update(value)
+    return digest.hexdigest()
+
+
+def decode_secret_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
+    if not secret:
+        return {}
+    return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+
+
+def owned_by(secret: Mapping[str, Any], uid: str) -> bool:
+    refs = (secret.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in refs)
+
+
+def desired_secret(mapping: SecretMapping, data: Mapping[str, bytes]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": mapping.spec.secret_name,
+            "namespace": mapping.namespace,
+            "labels": {MANAGED_LABEL: "true", MANAGED_BY_LABEL: "strongroom"},
+            "annotations": {CONTENT_HASH_ANNOTATION: content_hash(data)},
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "SecretMapping",
+                    "name": mapping.name,
+                    "uid": mapping.metadata.uid or "",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "type": "Opaque",
+        "data": {key: base64.b64encode(value).decode() for key, value in sorted(data.items())},
+    }
+
+
+def _secret_current(observed: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    meta, want_meta = observed.get("metadata") or {}, wanted["metadata"]
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        decode_secret_data(observed) == decode_secret_data(wanted)
+        and all(labels.get(k) == v for k, v in want_meta["labels"].items())
+        and annotations.get(CONTENT_HASH_ANNOTATION) == want_meta["annotations"][CONTENT_HASH_ANNOTATION]
+    )
+
+
+def _status(
+    mapping: SecretMapping, conditions: Sequence[ConditionSpec], now: datetime, synced_now: bool
+) -> dict[str, Any]:
+    previous = mapping.status.model_dump(mode="json", by_alias=True, exclude_none=True) if mapping.status else {}
+    status: dict[str, Any] = {
+        "observedGeneration": mapping.metadata.generation,
+        "conditions": merge_conditions(previous.get("conditions"), conditions, now, mapping.metadata.generation),
+    }
+    # Only a real change moves lastSyncTime: a timestamp bumped on every refresh would turn each
+    # no-op refresh into a status write.
+    last_sync = now.strftime("%Y-%m-%dT%H:%M:%SZ") if synced_now else previous.get("lastSyncTime")
+    if last_sync:
+        status["lastSyncTime"] = last_sync
+    return status
+
+
+def plan(
+    mapping: SecretMapping, outcomes: Sequence[EntryOutcome], observed_secret: Mapping[str, Any] | None, now: datetime
+) -> Plan:
+    secret_name = mapping.spec.secret_name
+    if observed_secret is not None and not owned_by(observed_secret, mapping.metadata.uid or ""):
+        condition = not_ready(
+            "SecretConflict",
+            f"Secret {secret_name!r} already exists and is not owned by this SecretMapping; strongroom never "
+            "overwrites a Secret it does not manage: delete that Secret or choose another spec.secretName",
+        )
+        return Plan(None, _status(mapping, [condition], now, False), healthy=False, retryable=False)
+
+    failed = [o for o in outcomes if o.problem is not None]
+    if failed:
+        details = "; ".join(f"{o.secret_key}: {o.problem.message}" for o in failed if o.problem)
+        keep = (
+            f"the existing Secret {secret_name!r} is kept unchanged"
+            if observed_secret is not None
+            else f"Secret {secret_name!r} is not created until every key resolves"
+        )
+        first = failed[0].problem
+        assert first is not None
+        condition = not_ready(first.reason, f"{len(failed)} of {len(outcomes)} keys failed ({keep}): {details}")
+        retryable = all(o.problem.retryable for o in failed if o.problem)
+        return Plan(None, _status(mapping, [condition], now, False), healthy=False, retryable=retryable)
+
+    data = {o.secret_key: o.value.reveal() for o in outcomes if o.value is not None}
+    wanted = desired_secret(mapping, data)
+    write = observed_secret is None or not _secret_current(observed_secret, wanted)
+    condition = ready("Synced", f"Secret {secret_name!r} holds {len(data)} keys from the stores")
+    return Plan(wanted if write else None, _status(mapping, [condition], now, write), healthy=True)
+
+
+def status_differs(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether writing `wanted` would change the observed status (only the fields we own count)."""
+    current = current or {}
+    return any(current.get(key) != value for key, value in wanted.items())
+
+
+__all__ = [
+    "CONTENT_HASH_ANNOTATION",
+    "READY",
+    "EntryOutcome",
+    "Plan",
+    "content_hash",
+    "plan",
+    "status_differs",
+]

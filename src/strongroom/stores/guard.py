@@ -1,0 +1,176 @@
+"""What every store client gets, whatever its backend: a rate limit, read coalescing, metrics.
+
+External Secrets Operator's best-known scale failures are request storms against the backend
+(one read per key per object per refresh) and throttling by the provider. Here identical reads
+(same store, key, version, property) that are in flight share one request, and a result is reused
+for a short TTL, so 1000 mappings that share 10 keys cost 10 reads per refresh. A token bucket per
+store keeps the request rate under what the operator was told the store accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from prometheus_client import Counter
+
+from strongroom.stores.base import (
+    SecretRef,
+    SecretValue,
+    StoreCapabilities,
+    StoreClient,
+    StoreError,
+    WriteResult,
+)
+
+T = TypeVar("T")
+
+STORE_REQUESTS = Counter(
+    "strongroom_store_requests",
+    "Requests made to secret stores (after coalescing), by outcome.",
+    ["store", "operation", "status"],
+)
+STORE_READS_COALESCED = Counter(
+    "strongroom_store_reads_coalesced",
+    "Reads answered by an identical in-flight or recent read instead of a new request.",
+    ["store"],
+)
+
+
+class TokenBucket:
+    """Classic token bucket: `rate` tokens per second, at most `burst` saved up."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+
+    async def acquire(self) -> None:
+        # The lock makes waiters queue in arrival order instead of racing for each new token.
+        async with self._lock:
+            self._refill()
+            if self._tokens < 1:
+                await self._sleep((1 - self._tokens) / self._rate)
+                self._refill()
+            self._tokens -= 1
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    qps: float = 50.0
+    burst: int = 100
+    read_ttl: float = 10.0  # seconds a read result is reused; bounds how stale a refresh may be
+
+
+class GuardedStore:
+    """A `StoreClient` wrapper adding rate limiting, read coalescing and request metrics."""
+
+    def __init__(
+        self, name: str, inner: StoreClient, settings: GuardSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.name = name
+        self.inner = inner
+        self._settings = settings
+        self._bucket = TokenBucket(settings.qps, settings.burst, clock)
+        self._clock = clock
+        self._in_flight: dict[SecretRef, asyncio.Future[SecretValue]] = {}
+        self._recent: dict[SecretRef, tuple[float, SecretValue]] = {}
+
+    async def _call(self, operation: str, func: Callable[[], Awaitable[T]]) -> T:
+        await self._bucket.acquire()
+        try:
+            result = await func()
+        except StoreError as exc:
+            STORE_REQUESTS.labels(self.name, operation, exc.reason).inc()
+            raise
+        except Exception:
+            STORE_REQUESTS.labels(self.name, operation, "InternalError").inc()
+            raise
+        STORE_REQUESTS.labels(self.name, operation, "ok").inc()
+        return result
+
+    async def read(self, ref: SecretRef) -> SecretValue:
+        while True:
+            now = self._clock()
+            cached = self._recent.get(ref)
+            if cached is not None and now - cached[0] < self._settings.read_ttl:
+                STORE_READS_COALESCED.labels(self.name).inc()
+                return cached[1]
+            pending = self._in_flight.get(ref)
+            if pending is None:
+                return await self._lead_read(ref)
+            STORE_READS_COALESCED.labels(self.name).inc()
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # we were cancelled ourselves
+                # The leading reader was cancelled, not us: try again (maybe as the new leader).
+
+    async def _lead_read(self, ref: SecretRef) -> SecretValue:
+        future: asyncio.Future[SecretValue] = asyncio.get_running_loop().create_future()
+        self._in_flight[ref] = future
+        try:
+            value = await self._call("read", lambda: self.inner.read(ref))
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: there may be no followers, that is not an error
+            raise
+        else:
+            future.set_result(value)
+            self._remember(ref, value)
+            return value
+        finally:
+            del self._in_flight[ref]
+
+    def _remember(self, ref: SecretRef, value: SecretValue) -> None:
+        now = self._clock()
+        self._recent[ref] = (now, value)
+        if len(self._recent) > 4096:  # drop expired entries so the cache stays bounded
+            ttl = self._settings.read_ttl
+            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < ttl}
+
+    def forget(self, key: str | None = None) -> None:
+        """Drop cached reads (of one key, or all), e.g. after a write or a credential change."""
+        if key is None:
+            self._recent.clear()
+        else:
+            self._recent = {k: v for k, v in self._recent.items() if k.key != key}
+
+    async def write(self, key: str, value: SecretValue) -> WriteResult:
+        result = await self._call("write", lambda: self.inner.write(key, value))
+        self.forget(key)
+        return result
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete", lambda: self.inner.delete(key))
+        self.forget(key)
+
+    async def check(self) -> StoreCapabilities:
+        return await self._call("check", self.inner.check)
+
+    async def close(self) -> None:
+        await self.inner.close()
