@@ -78,7 +78,7 @@ def start(workdir: Path, names: Iterable[str] | None = None) -> Environment:
         for name, future in futures.items():
             try:
                 env.services[name] = future.result()
-            except Exception as exc:  # noqa: BLE001 - collect all failures, then stop the rest
+            except Exception as exc:
                 errors.append(f"{name}: {exc}")
     if errors:
         env.stop()

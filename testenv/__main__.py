@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import testenv
-from pathlib import Path
 from testenv import gobuild, tools
 from testenv.paths import state_dir
 from testenv.process import pid_alive
@@ -30,7 +30,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     env = testenv.start(state_dir() / "run", names)
     testenv.save_state(env, state)
     sys.stdout.write(env.export_lines())
-    sys.stdout.write(f"export PATH={tools.bin_dir()}:\"$PATH\"\n")
+    sys.stdout.write(f'export PATH={tools.bin_dir()}:"$PATH"\n')
     print(f"testenv: up ({', '.join(env.services)}); logs in {env.workdir}", file=sys.stderr)
     return 0
 

@@ -17,8 +17,6 @@ import ssl
 from pathlib import Path
 
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from testenv.certs import make_ca
 from testenv.gobuild import KUBERNETES, Sink
@@ -40,17 +38,6 @@ def _write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, 
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def _write_service_account_key(path: Path) -> Path:
-    """RSA, the algorithm every service-account token consumer (OpenBao, cloud providers) accepts."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
-    )
-    path.chmod(0o600)
-    return path
-
-
 def start(workdir: Path, sink: Sink | None = None) -> Service:
     """Start etcd, kube-apiserver and kube-controller-manager; return when the apiserver is ready."""
     bin_dir = KUBERNETES.ensure(sink)
@@ -60,14 +47,22 @@ def start(workdir: Path, sink: Sink | None = None) -> Service:
 
     ca = make_ca(pki)
     serving_cert, serving_key = ca.issue_server_cert(
-        pki, "kube-apiserver",
-        [LOOPBACK, "localhost", "10.96.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-         "kubernetes.default.svc.cluster.local"],
+        pki,
+        "kube-apiserver",
+        [
+            LOOPBACK,
+            "localhost",
+            "10.96.0.1",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ],
     )
     admin_cert, admin_key = ca.issue_client_cert(pki, "admin", ["system:masters"])
     # A test cluster: the controller manager gets admin rights rather than the per-controller roles.
     kcm_cert, kcm_key = ca.issue_client_cert(pki, "system:kube-controller-manager", ["system:masters"])
-    sa_key = _write_service_account_key(pki / "service-account.key")
+    sa_key = ca.write_rsa_key(pki / "service-account.key")
 
     etcd_port, etcd_peer_port, api_port = free_port(), free_port(), free_port()
     etcd_url = f"http://{LOOPBACK}:{etcd_port}"

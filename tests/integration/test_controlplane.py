@@ -31,7 +31,9 @@ def test_server_reports_the_built_release(cluster: Cluster) -> None:
 def test_garbage_collector_deletes_dependents(cluster: Cluster) -> None:
     cluster.kubectl_run("create", "namespace", "gc-check")
     cluster.kubectl_run("-n", "gc-check", "create", "configmap", "owner")
-    uid = cluster.kubectl_run("-n", "gc-check", "get", "configmap", "owner", "-o", "jsonpath={.metadata.uid}").stdout
+    uid = cluster.kubectl_run(
+        "-n", "gc-check", "get", "configmap", "owner", "-o", "jsonpath={.metadata.uid}"
+    ).stdout
     dependent = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -67,7 +69,9 @@ def test_service_account_tokens_pass_token_review(cluster: Cluster) -> None:
     cluster.kubectl_run("-n", "sa-check", "create", "serviceaccount", "reader")
     token = cluster.kubectl_run("-n", "sa-check", "create", "token", "reader").stdout.strip()
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-    result = json.loads(cluster.kubectl_run("create", "-o", "json", "-f", "-", input=json.dumps(review)).stdout)
+    result = json.loads(
+        cluster.kubectl_run("create", "-o", "json", "-f", "-", input=json.dumps(review)).stdout
+    )
     assert result["status"]["authenticated"] is True
     assert result["status"]["user"]["username"] == "system:serviceaccount:sa-check:reader"
 
@@ -76,7 +80,13 @@ def test_rbac_is_enforced(cluster: Cluster) -> None:
     cluster.kubectl_run("create", "namespace", "rbac-check")
     cluster.kubectl_run("-n", "rbac-check", "create", "serviceaccount", "nobody")
     allowed = cluster.kubectl_run(
-        "auth", "can-i", "list", "secrets", "-n", "rbac-check", "--as=system:serviceaccount:rbac-check:nobody",
+        "auth",
+        "can-i",
+        "list",
+        "secrets",
+        "-n",
+        "rbac-check",
+        "--as=system:serviceaccount:rbac-check:nobody",
         check=False,
     )
     assert allowed.stdout.strip() == "no"

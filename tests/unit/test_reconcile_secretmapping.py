@@ -64,8 +64,9 @@ def test_rotation_rewrites_the_secret() -> None:
     assert first.secret is not None
     rotated = plan(mapping(first.status), ok_outcomes(a="rotated"), first.secret, LATER)
     assert rotated.secret is not None
-    assert rotated.secret["metadata"]["annotations"][CONTENT_HASH_ANNOTATION] != (
-        first.secret["metadata"]["annotations"][CONTENT_HASH_ANNOTATION]
+    assert (
+        rotated.secret["metadata"]["annotations"][CONTENT_HASH_ANNOTATION]
+        != (first.secret["metadata"]["annotations"][CONTENT_HASH_ANNOTATION])
     )
 
 
@@ -73,8 +74,10 @@ def test_store_failure_keeps_the_last_good_secret_and_never_leaks() -> None:
     first = plan(mapping(), ok_outcomes(), None, NOW)
     failed = plan(
         mapping(first.status),
-        [EntryOutcome("a", problem=Problem("StoreUnavailable", "store 'vault' is unreachable")),
-         EntryOutcome("b", SecretValue("bee"))],
+        [
+            EntryOutcome("a", problem=Problem("StoreUnavailable", "store 'vault' is unreachable")),
+            EntryOutcome("b", SecretValue("bee")),
+        ],
         first.secret,
         LATER,
     )
@@ -100,8 +103,12 @@ def test_transition_time_moves_only_when_status_flips() -> None:
     first = plan(mapping(), ok_outcomes(), None, NOW)
     same = plan(mapping(first.status), ok_outcomes(), first.secret, LATER)
     assert same.status["conditions"][0]["lastTransitionTime"] == "2026-11-25T12:00:00Z"
-    broken = plan(mapping(first.status), [EntryOutcome("a", problem=Problem("SecretNotFound", "gone")),
-                                          EntryOutcome("b", SecretValue("bee"))], first.secret, LATER)
+    broken = plan(
+        mapping(first.status),
+        [EntryOutcome("a", problem=Problem("SecretNotFound", "gone")), EntryOutcome("b", SecretValue("bee"))],
+        first.secret,
+        LATER,
+    )
     assert broken.status["conditions"][0]["lastTransitionTime"] == "2026-11-25T13:00:00Z"
 
 

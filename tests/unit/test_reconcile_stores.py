@@ -48,8 +48,10 @@ def test_two_defaults_in_one_namespace_conflict() -> None:
     result = default_store("app", OP, stores)
     assert isinstance(result, Problem)
     assert result.reason == "DefaultStoreConflict"
-    assert default_store_conflicts(stores) == {StoreKey(OP, "a"): [StoreKey(OP, "b")],
-                                               StoreKey(OP, "b"): [StoreKey(OP, "a")]}
+    assert default_store_conflicts(stores) == {
+        StoreKey(OP, "a"): [StoreKey(OP, "b")],
+        StoreKey(OP, "b"): [StoreKey(OP, "a")],
+    }
 
 
 def test_namespace_default_overrides_operator_default() -> None:

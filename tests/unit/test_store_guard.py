@@ -71,8 +71,11 @@ async def test_recent_reads_are_reused_within_ttl_only() -> None:
 async def test_versions_and_properties_are_distinct_reads() -> None:
     inner = CountingStore(delay=0)
     store = GuardedStore("s", inner, GuardSettings())
-    await asyncio.gather(store.read(SecretRef("a")), store.read(SecretRef("a", version="2")),
-                         store.read(SecretRef("a", property="p")))
+    await asyncio.gather(
+        store.read(SecretRef("a")),
+        store.read(SecretRef("a", version="2")),
+        store.read(SecretRef("a", property="p")),
+    )
     assert len(inner.reads) == 3
 
 
@@ -118,7 +121,8 @@ async def test_metrics_count_requests_by_outcome() -> None:
 
     def sample(status: str) -> float | None:
         return REGISTRY.get_sample_value(
-            "strongroom_store_requests_total", {"store": "metrics-store", "operation": "read", "status": status}
+            "strongroom_store_requests_total",
+            {"store": "metrics-store", "operation": "read", "status": status},
         )
 
     assert sample("ok") == 1

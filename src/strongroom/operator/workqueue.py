@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import heapq
 import itertools
@@ -108,10 +109,8 @@ class WorkQueue(Generic[K]):
             if self._closed:
                 raise QueueClosed
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
-            except TimeoutError:
-                pass
 
     def done(self, key: K) -> None:
         """Processing of `key` finished; run it again if it was added meanwhile."""

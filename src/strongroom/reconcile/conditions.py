@@ -55,7 +55,8 @@ def merge_conditions(
             "status": spec.status_word,
             "reason": spec.reason,
             "message": spec.message,
-            "lastTransitionTime": _format_time(now) if changed or before is None
+            "lastTransitionTime": _format_time(now)
+            if changed or before is None
             else before.get("lastTransitionTime", _format_time(now)),
         }
         if generation is not None:

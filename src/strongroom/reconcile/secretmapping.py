@@ -111,10 +111,14 @@ def _secret_current(observed: Mapping[str, Any], wanted: Mapping[str, Any]) -> b
 def _status(
     mapping: SecretMapping, conditions: Sequence[ConditionSpec], now: datetime, synced_now: bool
 ) -> dict[str, Any]:
-    previous = mapping.status.model_dump(mode="json", by_alias=True, exclude_none=True) if mapping.status else {}
+    previous = (
+        mapping.status.model_dump(mode="json", by_alias=True, exclude_none=True) if mapping.status else {}
+    )
     status: dict[str, Any] = {
         "observedGeneration": mapping.metadata.generation,
-        "conditions": merge_conditions(previous.get("conditions"), conditions, now, mapping.metadata.generation),
+        "conditions": merge_conditions(
+            previous.get("conditions"), conditions, now, mapping.metadata.generation
+        ),
     }
     # Only a real change moves lastSyncTime: a timestamp bumped on every refresh would turn each
     # no-op refresh into a status write.
@@ -125,7 +129,10 @@ def _status(
 
 
 def plan(
-    mapping: SecretMapping, outcomes: Sequence[EntryOutcome], observed_secret: Mapping[str, Any] | None, now: datetime
+    mapping: SecretMapping,
+    outcomes: Sequence[EntryOutcome],
+    observed_secret: Mapping[str, Any] | None,
+    now: datetime,
 ) -> Plan:
     secret_name = mapping.spec.secret_name
     if observed_secret is not None and not owned_by(observed_secret, mapping.metadata.uid or ""):
@@ -146,7 +153,9 @@ def plan(
         )
         first = failed[0].problem
         assert first is not None
-        condition = not_ready(first.reason, f"{len(failed)} of {len(outcomes)} keys failed ({keep}): {details}")
+        condition = not_ready(
+            first.reason, f"{len(failed)} of {len(outcomes)} keys failed ({keep}): {details}"
+        )
         retryable = all(o.problem.retryable for o in failed if o.problem)
         return Plan(None, _status(mapping, [condition], now, False), healthy=False, retryable=retryable)
 

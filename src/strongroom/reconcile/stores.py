@@ -79,8 +79,10 @@ def default_store(
             )
         if here:
             view = next(v for v in defaults if v.key == here[0])
-            if namespace != referrer_namespace and view.allowed_namespaces is not None and (
-                referrer_namespace not in view.allowed_namespaces
+            if (
+                namespace != referrer_namespace
+                and view.allowed_namespaces is not None
+                and (referrer_namespace not in view.allowed_namespaces)
             ):
                 return Problem(
                     "StoreNotAllowed",

@@ -133,7 +133,7 @@ class StoreUnavailable(StoreError):
 
 
 class InvalidReference(StoreError):
-    """The reference cannot name a secret in this backend (bad characters, version on an unversioned store)."""
+    """The reference cannot name a secret in this backend (bad characters, unversioned store)."""
 
     reason = "InvalidReference"
     retryable = False
@@ -183,7 +183,8 @@ def select_property(raw: bytes, ref: SecretRef, store: str) -> SecretValue:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise PropertyNotFound(
-            f"store {store!r}: secret {ref.key!r} is not a JSON object, so property {ref.property!r} cannot be read"
+            f"store {store!r}: secret {ref.key!r} is not a JSON object, "
+            f"so property {ref.property!r} cannot be read"
         ) from None
     return SecretValue(_encode_field(_walk(document, ref, store)))
 

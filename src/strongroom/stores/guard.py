@@ -86,7 +86,11 @@ class GuardedStore:
     """A `StoreClient` wrapper adding rate limiting, read coalescing and request metrics."""
 
     def __init__(
-        self, name: str, inner: StoreClient, settings: GuardSettings, clock: Callable[[], float] = time.monotonic
+        self,
+        name: str,
+        inner: StoreClient,
+        settings: GuardSettings,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.inner = inner
