@@ -1,0 +1,121 @@
+"""Resource: one resource the operator provisions through a driver."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from strongroom.api import constants as c
+from strongroom.api.common import (
+    ApiModel,
+    FreeForm,
+    KubeObject,
+    ObjectName,
+    ObjectReference,
+    ObjectStatus,
+    SecretReference,
+    SecretRefTree,
+    cel,
+)
+
+#: Class used when `spec.class` is absent.
+DEFAULT_CLASS = "default"
+
+
+def _immutable(field: str) -> dict[str, Any]:
+    # Changing what a Resource *is* would orphan what the driver provisioned under the old identity, so
+    # these fields can only change by deleting the Resource (which deprovisions) and creating a new one.
+    return {"x-kubernetes-validations": [cel("self == oldSelf", f"{field} is immutable")]}
+
+
+class DriverInputs(ApiModel):
+    """Inputs for the driver; placeholders and secret references are resolved by the operator."""
+
+    values: FreeForm | None = None
+    """Non-secret inputs (`driver.values` in the Driver API)."""
+    secrets: FreeForm | None = None
+    """Inputs passed as `driver.secrets`, e.g. Template driver `templates`. Holds no secret values:
+    those come from `secretRefs`, which are resolved and merged in here."""
+    secret_refs: SecretRefTree | None = None
+    """Secret references resolved into `driver.secrets` at the same paths."""
+
+
+class ResourceSpec(ApiModel):
+    """What to provision and with which driver."""
+
+    type: str = Field(pattern=c.RESOURCE_TYPE, max_length=100, json_schema_extra=_immutable("type"))
+    """Resource type, e.g. `postgres`, `dns`, `s3`. Immutable."""
+    id: str = Field(pattern=c.RESOURCE_ID, max_length=253, json_schema_extra=_immutable("id"))
+    """Resource id, e.g. `shared.db` or `modules.api.externals.cache`. Immutable."""
+    class_: str | None = Field(
+        default=None,
+        alias="class",
+        pattern=c.RESOURCE_ID,
+        max_length=253,
+        json_schema_extra=_immutable("class"),
+    )
+    """Resource class; `default` if absent. Immutable once set."""
+    guresid: str | None = Field(
+        default=None, pattern=c.GURESID, max_length=c.GURESID_MAX, json_schema_extra=_immutable("guresid")
+    )
+    """Stable id the driver knows the resource by; derived from namespace, type, class and id if absent.
+    Immutable once set."""
+    driver_type: str = Field(pattern=c.DRIVER_TYPE, max_length=253)
+    """Built-in driver (`humanitec/echo`, `humanitec/template`, `strongroom/echo`, `strongroom/template`)
+    or the name of a Driver object in this namespace."""
+    driver_inputs: DriverInputs | None = None
+    """Inputs for the driver."""
+    resource_inputs: FreeForm | None = None
+    """Resource inputs (`resource` in the Driver API), e.g. a workload spec for `workload` resources."""
+    in_place_driver_change: bool = False
+    """When `driverType` changes, let the new driver take over instead of deprovisioning with the old one."""
+
+    @property
+    def resource_class(self) -> str:
+        """`class`, or `default` if absent."""
+        return self.class_ or DEFAULT_CLASS
+
+
+class ResourceOutputs(ApiModel):
+    """What the driver returned; secrets only as references."""
+
+    values: FreeForm | None = None
+    """Non-secret outputs."""
+    secret_refs: SecretRefTree | None = None
+    """Where the secret outputs were written (the default store), by output key."""
+
+
+class AppliedManifest(ObjectReference):
+    """An object applied from a driver's manifests."""
+
+    location: Literal["namespace", "cluster"] | None = None
+    """Manifest location the object came from."""
+
+
+class ResourceStatus(ObjectStatus):
+    """Observed state of a Resource."""
+
+    guresid: str | None = Field(default=None, max_length=c.GURESID_MAX)
+    """The GUResID the driver was called with."""
+    driver_type: str | None = Field(default=None, max_length=253)
+    """The driver that provisioned the current state (to detect driver changes)."""
+    inputs_hash: str | None = Field(default=None, max_length=128)
+    """Hash of the resolved inputs last sent to the driver (a digest, not the inputs)."""
+    outputs: ResourceOutputs | None = None
+    """Outputs of the last successful provisioning."""
+    secret_name: ObjectName | None = None
+    """Kubernetes Secret (same namespace) holding the secret outputs for workloads."""
+    manifests: list[AppliedManifest] | None = Field(default=None, max_length=1024)
+    """Objects applied from the driver's `namespace` and `cluster` manifests."""
+    cookie_ref: SecretReference | None = None
+    """Where the driver cookie is kept (the default store)."""
+
+
+class Resource(KubeObject[ResourceSpec, ResourceStatus]):
+    """One resource provisioned through a driver (built-in echo/template, or a remote Driver)."""
+
+    KIND: ClassVar[str] = "Resource"
+    PLURAL: ClassVar[str] = "resources"
+
+    kind: Literal["Resource"] = "Resource"

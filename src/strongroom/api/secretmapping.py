@@ -1,0 +1,82 @@
+"""SecretMapping: copy secrets from stores into one Kubernetes Secret the operator owns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from strongroom.api.common import (
+    ApiModel,
+    Duration,
+    KubeObject,
+    ObjectName,
+    ObjectStatus,
+    SecretDataKey,
+)
+
+SECRET_DATA_MAX_ITEMS = 256
+
+
+class RemoteRef(ApiModel):
+    """Which secret to read from the store."""
+
+    key: str = Field(min_length=1, max_length=1024)
+    """Key of the secret in the store (a secret reference's `ref`)."""
+    version: str | None = Field(default=None, max_length=256)
+    """Version of the secret; absent or empty means the latest."""
+    property: str | None = Field(default=None, min_length=1, max_length=256)
+    """For secrets holding a JSON object (or a Vault KV entry with several fields): the field to take."""
+
+
+class SecretDataEntry(ApiModel):
+    """One key of the Kubernetes Secret and where its value comes from."""
+
+    secret_key: SecretDataKey
+    """Key in the Kubernetes Secret."""
+    secret_store_name: ObjectName
+    """Name of the SecretStore to read from (this namespace first, then the operator namespace)."""
+    remote_ref: RemoteRef
+    """The secret in the store."""
+
+
+class SecretMappingSpec(ApiModel):
+    """The Secret to write and where each of its keys comes from."""
+
+    secret_name: ObjectName
+    """Name of the Kubernetes Secret (same namespace) the operator creates and owns."""
+    secret_data: list[SecretDataEntry] = Field(
+        min_length=1,
+        max_length=SECRET_DATA_MAX_ITEMS,
+        # A map-type list makes the API server reject duplicate keys and lets server-side apply merge
+        # entries by key.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["secretKey"]},
+    )
+    """Keys of the Secret, each from one secret in a store."""
+    refresh_interval: Duration | None = None
+    """How often to re-read the stores; the operator's default if absent, "0" for never."""
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> SecretMappingSpec:
+        keys = [entry.secret_key for entry in self.secret_data]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"secretData has duplicate secretKey values: {', '.join(duplicates)}")
+        return self
+
+
+class SecretMappingStatus(ObjectStatus):
+    """Observed state of a SecretMapping."""
+
+    last_sync_time: datetime | None = None
+    """When the operator last changed the Secret's content (a refresh that finds nothing new leaves it)."""
+
+
+class SecretMapping(KubeObject[SecretMappingSpec, SecretMappingStatus]):
+    """Materialises secrets from SecretStores into one Kubernetes Secret owned by the mapping."""
+
+    KIND: ClassVar[str] = "SecretMapping"
+    PLURAL: ClassVar[str] = "secretmappings"
+
+    kind: Literal["SecretMapping"] = "SecretMapping"
