@@ -16,6 +16,7 @@ from pathlib import Path
 import testenv
 from testenv import tools
 from testenv.paths import REPO_ROOT
+from testenv.process import LOOPBACK, free_port
 
 NAMESPACE = "strongroom-system"
 
@@ -101,9 +102,10 @@ def main() -> int:
                 "run",
                 "--log-format=text",
                 f"--operator-namespace={NAMESPACE}",
-                "--health-address=127.0.0.1",
-                "--health-port=0",
-                "--metrics-port=0",
+                f"--health-address={LOOPBACK}",
+                f"--health-port={free_port()}",
+                f"--metrics-address={LOOPBACK}",
+                f"--metrics-port={free_port()}",
             ],
             env=shell_env,
         )

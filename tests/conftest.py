@@ -75,6 +75,19 @@ def _reused_environment() -> dict[str, Any] | None:
     return data
 
 
+STORE_SERVICES = ("openbao", "moto", "gcp", "azure")
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testenv.Environment]:
+    """OpenBao, moto (AWS Secrets Manager), the GCP and Azure emulators: started once per test run."""
+    env = testenv.start(tmp_path_factory.mktemp("stores"), STORE_SERVICES)
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     bin_dir = tools.ensure()

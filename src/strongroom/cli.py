@@ -56,3 +56,215 @@ def crds_command() -> None:
 @main.group("operator")
 def operator_group() -> None:
     """Run the in-cluster operator."""
+
+
+# --- operator ---------------------------------------------------------------------------------------------
+# Every flag also reads an environment variable (shown by --help) so the Helm chart and a local shell
+# configure the process the same way.
+
+_LOG_FORMATS = ("json", "text")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@operator_group.command("run")
+@click.option(
+    "--kubeconfig",
+    envvar=["STRONGROOM_KUBECONFIG", "KUBECONFIG"],
+    show_envvar=True,
+    metavar="PATH",
+    help="Kubeconfig to use (first file if a list). "
+    "Default: in-cluster service account, then ~/.kube/config.",
+)
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    envvar="STRONGROOM_NAMESPACES",
+    show_envvar=True,
+    metavar="NAME",
+    help="Watch only this namespace; repeat for more (env: space- or comma-separated). "
+    "The operator namespace is always added. Default: all namespaces.",
+)
+@click.option(
+    "-A",
+    "--all-namespaces",
+    is_flag=True,
+    envvar="STRONGROOM_ALL_NAMESPACES",
+    show_envvar=True,
+    help="Watch all namespaces (the default; conflicts with --namespace).",
+)
+@click.option(
+    "--operator-namespace",
+    envvar=["STRONGROOM_OPERATOR_NAMESPACE", "POD_NAMESPACE"],
+    show_envvar=True,
+    default="strongroom-system",
+    show_default=True,
+    help="Namespace of operator-level SecretStores and the default store.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(_LOG_FORMATS),
+    default="json",
+    show_default=True,
+    envvar="STRONGROOM_LOG_FORMAT",
+    show_envvar=True,
+    help="JSON lines for log pipelines, or text for a terminal.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(_LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="STRONGROOM_LOG_LEVEL",
+    show_envvar=True,
+)
+@click.option(
+    "--health-address",
+    default="0.0.0.0",  # noqa: S104  # the kubelet probes over the pod IP
+    show_default=True,
+    envvar="STRONGROOM_HEALTH_ADDRESS",
+    show_envvar=True,
+    help="Address of the /healthz and /readyz server.",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    default=8081,
+    show_default=True,
+    envvar="STRONGROOM_HEALTH_PORT",
+    show_envvar=True,
+)
+@click.option(
+    "--metrics-address",
+    default="0.0.0.0",  # noqa: S104  # scraped over the pod IP
+    show_default=True,
+    envvar="STRONGROOM_METRICS_ADDRESS",
+    show_envvar=True,
+    help="Address of the Prometheus /metrics server.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    envvar="STRONGROOM_METRICS_PORT",
+    show_envvar=True,
+    help="Port of /metrics; 0 turns the metrics server off.",
+)
+@click.option(
+    "--worker-limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    envvar="STRONGROOM_WORKER_LIMIT",
+    show_envvar=True,
+    help="Most objects handled at the same time.",
+)
+@click.option(
+    "--standalone/--peering",
+    default=True,
+    show_default=True,
+    envvar="STRONGROOM_STANDALONE",
+    show_envvar=True,
+    help="Standalone: no kopf peering (one replica, the supported setup). --peering lets kopf use its "
+    "KopfPeering objects if their CRDs are installed.",
+)
+@click.option(
+    "--refresh-interval",
+    default="1h",
+    show_default=True,
+    envvar="STRONGROOM_REFRESH_INTERVAL",
+    show_envvar=True,
+    help="How often SecretMappings re-read their stores unless they set spec.refreshInterval "
+    "(Go duration; 0 = never). Refreshes are jittered by 10%.",
+)
+@click.option(
+    "--store-check-interval",
+    default="5m",
+    show_default=True,
+    envvar="STRONGROOM_STORE_CHECK_INTERVAL",
+    show_envvar=True,
+    help="How often each SecretStore's connectivity and credentials are checked (Go duration).",
+)
+@click.option(
+    "--store-qps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=50.0,
+    show_default=True,
+    envvar="STRONGROOM_STORE_QPS",
+    show_envvar=True,
+    help="Requests per second to one store, unless its spec.rateLimit says otherwise.",
+)
+@click.option(
+    "--store-burst",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    envvar="STRONGROOM_STORE_BURST",
+    show_envvar=True,
+    help="Requests one store may get in a burst, unless its spec.rateLimit says otherwise.",
+)
+@click.option(
+    "--store-read-ttl",
+    default="10s",
+    show_default=True,
+    envvar="STRONGROOM_STORE_READ_TTL",
+    show_envvar=True,
+    help="How long identical reads (same store, key, version, property) share one result (Go duration).",
+)
+@_one_line_errors
+def operator_run_command(
+    kubeconfig: str | None,
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    operator_namespace: str,
+    log_format: str,
+    log_level: str,
+    health_address: str,
+    health_port: int,
+    metrics_address: str,
+    metrics_port: int,
+    worker_limit: int,
+    standalone: bool,
+    refresh_interval: str,
+    store_check_interval: str,
+    store_qps: float,
+    store_burst: int,
+    store_read_ttl: str,
+) -> None:
+    """Run the operator: watch strongroom resources and reconcile them until SIGTERM/SIGINT."""
+    from strongroom.api.common import parse_duration
+    from strongroom.operator.config import LogFormat, LogLevel, OperatorConfig, split_namespaces
+
+    def seconds(flag: str, text: str) -> float:
+        try:
+            return parse_duration(text).total_seconds()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=flag) from None
+
+    watched = split_namespaces(namespaces)
+    if watched and all_namespaces:
+        raise click.UsageError("--namespace and --all-namespaces exclude each other")
+    config = OperatorConfig(
+        namespaces=watched,
+        operator_namespace=operator_namespace,
+        kubeconfig=kubeconfig or None,
+        log_format=LogFormat(log_format),
+        log_level=LogLevel(log_level.lower()),
+        health_address=health_address,
+        health_port=health_port,
+        metrics_address=metrics_address,
+        metrics_port=metrics_port,
+        worker_limit=worker_limit,
+        standalone=standalone,
+        refresh_interval=seconds("--refresh-interval", refresh_interval),
+        store_check_interval=seconds("--store-check-interval", store_check_interval),
+        store_qps=store_qps,
+        store_burst=store_burst,
+        store_read_ttl=seconds("--store-read-ttl", store_read_ttl),
+    )
+
+    from strongroom.operator.app import run
+
+    run(config)

@@ -1,0 +1,194 @@
+"""The operator process: kopf embedded in our own asyncio loop, next to the probe/metrics servers.
+
+Why not `kopf run file.py`: the process needs its own flags, its own log format, probes with our
+semantics and a registry that holds exactly our handlers. kopf is used as a library:
+`kopf.spawn_tasks` + `kopf.run_tasks` with an explicit registry, settings and stop flag.
+
+Lifecycle: load the cluster configuration (fail fast, one line) -> start probe and metrics servers
+-> spawn kopf -> run until SIGTERM/SIGINT -> kopf stops its watchers and workers -> servers stop ->
+"stopped" log line -> exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from typing import Any
+
+import kopf
+
+# kopf does not export Insights; it is the only way to see what it watches. kopf is pinned, and
+# tests/integration/test_operator_process.py fails if this ever stops working.
+from kopf._cogs.structs.references import Insights
+
+from strongroom import __version__
+from strongroom.api.constants import GROUP
+from strongroom.operator import handlers, metrics
+from strongroom.operator.config import OperatorConfig
+from strongroom.operator.health import ApiServerProbe, HealthState, HttpServers, health_app, metrics_app
+from strongroom.operator.kubeconfig import connection_info, load_cluster_access
+from strongroom.operator.logging import configure_logging
+from strongroom.operator.runtime import Runtime, RuntimeSettings
+from strongroom.stores.guard import GuardSettings
+
+logger = logging.getLogger("strongroom.operator")
+
+FINALIZER = f"{GROUP}/finalizer"
+# Seconds the API server keeps a watch open before ending it cleanly; kopf then re-watches. Short
+# enough to recover from connections silently dropped by load balancers (python-stack.md 10.2).
+WATCH_SERVER_TIMEOUT = 600
+
+
+def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    # A little above the server's timeout, so the server ends the watch, not the client.
+    settings.watching.client_timeout = WATCH_SERVER_TIMEOUT + 30
+    settings.watching.connect_timeout = 30
+    settings.queueing.worker_limit = config.worker_limit
+    # Handler progress and the diff-base under our own prefix, v2 keys only (a fresh project has no
+    # v1 annotations to stay compatible with).
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP, v1=False)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration", v1=False
+    )
+    # Kubernetes Events are for people looking at an object, and are readable by anyone who may
+    # list events in the namespace: only explicit warnings and errors from our own code go there,
+    # never kopf's log lines (which can carry API error texts).
+    settings.posting.enabled = True
+    settings.posting.loggers = False
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "strongroom"
+    settings.posting.reporting_instance = socket.gethostname()
+    settings.posting.event_name_prefix = "strongroom-event-"
+    # When the process is told to stop but cannot, the kubelet's SIGKILL after the grace period is
+    # the backstop; kopf's own 10-minute self-kill would only matter outside Kubernetes.
+    settings.process.ultimate_exiting_timeout = 60
+    return settings
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    # A plain registry, not kopf's "smart" default one: that one piggybacks on whichever Kubernetes
+    # client library happens to be importable; ours always logs in the same, documented way.
+    registry = kopf.OperatorRegistry()
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # Re-read on every (re-)login: in a pod the projected service account token rotates.
+        return connection_info(load_cluster_access(config.kubeconfig))
+
+    kopf.on.login(registry=registry, id="strongroom-login")(login)
+    handlers.register_all(registry)
+    return registry
+
+
+def _describe_scope(config: OperatorConfig) -> str:
+    return "all namespaces" if config.clusterwide else ", ".join(config.watched_namespaces)
+
+
+async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set or SIGTERM/SIGINT arrives. Raises ValueError on bad configuration."""
+    access = load_cluster_access(config.kubeconfig)
+    connection_info(access)  # unsupported credentials (exec plugins) fail here, before anything runs
+    stop = stop if stop is not None else asyncio.Event()
+    logger.info(
+        "strongroom operator %s starting: watching %s; operator namespace %s; cluster from %s",
+        __version__,
+        _describe_scope(config),
+        config.operator_namespace,
+        access.source,
+    )
+
+    runtime = Runtime(
+        access.config,
+        RuntimeSettings(
+            operator_namespace=config.operator_namespace,
+            workers=config.worker_limit,
+            refresh_interval=config.refresh_interval,
+            store_check_interval=config.store_check_interval,
+            store_guard=GuardSettings(
+                qps=config.store_qps, burst=config.store_burst, read_ttl=config.store_read_ttl
+            ),
+        ),
+    )
+    probe = ApiServerProbe(access.config)
+    insights = Insights()
+    state = HealthState(
+        required=handlers.REQUIRED_KINDS,
+        api_check=probe.check,
+        scanned=lambda: insights.ready_resources.is_set() and insights.ready_namespaces.is_set(),
+        watched=lambda: {(r.group, r.plural) for r in insights.watched_resources},
+    )
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if not stop.is_set():
+            logger.info("received %s, stopping", signum.name)
+        state.stopping = True
+        stop.set()
+
+    def install_signal_handlers() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread
+                loop.add_signal_handler(signum, on_signal, signum)
+
+    install_signal_handlers()
+    servers = HttpServers()
+    ready_flag = asyncio.Event()
+
+    async def follow_lifecycle() -> None:
+        await ready_flag.wait()
+        state.started = True
+        logger.info("kopf started")
+        # A stop requested through `stop` (not a signal) must turn readiness off at once, too.
+        await stop.wait()
+        state.stopping = True
+
+    lifecycle = asyncio.create_task(follow_lifecycle(), name="strongroom lifecycle")
+    state.start_heartbeat()
+    try:
+        await servers.start(health_app(state), config.health_address, config.health_port, "health")
+        if config.metrics_port:
+            await servers.start(metrics_app(), config.metrics_address, config.metrics_port, "metrics")
+        # The controllers' workers start before kopf: tasks that exist now are ours, and kopf
+        # cancels every task created after it started.
+        runtime.start()
+        existing = asyncio.all_tasks()
+        tasks = await kopf.spawn_tasks(
+            registry=build_registry(config),
+            settings=build_settings(config),
+            insights=insights,
+            memo=kopf.Memo(config=config, cluster=access, runtime=runtime),
+            standalone=True if config.standalone else None,
+            clusterwide=config.clusterwide,
+            namespaces=config.watched_namespaces,
+            stop_flag=stop,
+            ready_flag=ready_flag,
+        )
+        # kopf replaced our signal handlers with its own; take them back so that every stop
+        # (signal or `stop`) goes one way and readiness turns false at once.
+        install_signal_handlers()
+        await kopf.run_tasks(tasks, ignored=existing)
+    finally:
+        state.stopping = True
+        metrics.READY.set(0)
+        lifecycle.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lifecycle
+        await runtime.stop()
+        await servers.stop()
+        await probe.aclose()
+        await state.stop_heartbeat()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+        logger.info("stopped")
+
+
+def run(config: OperatorConfig) -> None:
+    """Entry point of `strongroom operator run`: configure logging, run, return when stopped."""
+    configure_logging(config.log_format, config.log_level)
+    asyncio.run(run_operator(config))

@@ -1,0 +1,127 @@
+"""Run-time configuration of the operator process.
+
+The CLI (`strongroom operator run`) parses flags and environment variables into one immutable
+`OperatorConfig`; everything below the CLI takes that object and never reads flags or the
+environment itself, so the process can be unit-tested without a shell.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Where operator-level SecretStores and the default store live when nothing says otherwise; the
+# Helm chart installs into this namespace by convention.
+DEFAULT_OPERATOR_NAMESPACE = "strongroom-system"
+
+# Probes come from the kubelet over the pod IP, so in-cluster the servers must listen on all
+# interfaces; tests and local runs pass 127.0.0.1.
+DEFAULT_BIND_ADDRESS = "0.0.0.0"  # noqa: S104
+DEFAULT_HEALTH_PORT = 8081
+DEFAULT_METRICS_PORT = 8080
+
+# kopf runs one worker per object by default without a cap; a burst of thousands of objects would
+# then hit the API server (and the secret stores) all at once. 20 keeps a restart after an outage
+# gentle while still parallel.
+DEFAULT_WORKER_LIMIT = 20
+
+# How often a SecretMapping re-reads its stores when it does not say (spec.refreshInterval).
+DEFAULT_REFRESH_INTERVAL = 3600.0
+# How often a SecretStore's connectivity and credentials are re-checked.
+DEFAULT_STORE_CHECK_INTERVAL = 300.0
+# Client-side limits per store; a store's spec.rateLimit overrides them.
+DEFAULT_STORE_QPS = 50.0
+DEFAULT_STORE_BURST = 100
+# How long a read result is shared by identical reads: bounds staleness, makes shared keys cheap.
+DEFAULT_STORE_READ_TTL = 10.0
+
+# RFC 1123 label, which is what Kubernetes accepts as a namespace name.
+_NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class LogFormat(enum.StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def number(self) -> int:
+        """The `logging` module's numeric level."""
+        return int(logging.getLevelNamesMapping()[self.value.upper()])
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    """Everything `strongroom operator run` can be told; see docs/operator.md."""
+
+    # Empty means cluster-wide.
+    namespaces: tuple[str, ...] = ()
+    operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
+    # None means: KUBECONFIG, then in-cluster service account, then ~/.kube/config.
+    kubeconfig: str | None = None
+    log_format: LogFormat = LogFormat.JSON
+    log_level: LogLevel = LogLevel.INFO
+    health_address: str = DEFAULT_BIND_ADDRESS
+    health_port: int = DEFAULT_HEALTH_PORT
+    metrics_address: str = DEFAULT_BIND_ADDRESS
+    # 0 disables the metrics server.
+    metrics_port: int = DEFAULT_METRICS_PORT
+    worker_limit: int = DEFAULT_WORKER_LIMIT
+    # kopf peering freezes equal-priority replicas instead of electing a leader, so the design is
+    # one replica without peering (ARCHITECTURE.md, python-stack.md section 1).
+    standalone: bool = True
+    refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    store_check_interval: float = DEFAULT_STORE_CHECK_INTERVAL
+    store_qps: float = DEFAULT_STORE_QPS
+    store_burst: int = DEFAULT_STORE_BURST
+    store_read_ttl: float = DEFAULT_STORE_READ_TTL
+
+    def __post_init__(self) -> None:
+        for ns in (*self.namespaces, self.operator_namespace):
+            if not _NAMESPACE_RE.match(ns) or len(ns) > 63:
+                raise ValueError(f"not a valid namespace name: {ns!r}")
+        for port in (self.health_port, self.metrics_port):
+            if not 0 <= port <= 65535:
+                raise ValueError(f"port out of range: {port}")
+        if self.health_port == 0:
+            raise ValueError("the health port cannot be 0: the probes need a fixed port")
+        if self.store_qps <= 0 or self.store_burst < 1:
+            raise ValueError("--store-qps must be > 0 and --store-burst >= 1")
+        if self.store_check_interval <= 0:
+            raise ValueError("--store-check-interval must be > 0")
+        if self.refresh_interval < 0 or self.store_read_ttl < 0:
+            raise ValueError("--refresh-interval and --store-read-ttl cannot be negative")
+        if self.worker_limit < 1:
+            raise ValueError(f"worker limit must be at least 1, got {self.worker_limit}")
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @property
+    def watched_namespaces(self) -> tuple[str, ...]:
+        """Namespaces kopf serves in namespaced mode (empty when cluster-wide).
+
+        The operator namespace is always added: operator-level SecretStores (and the default store)
+        live there and must be served even when the user lists only application namespaces.
+        """
+        if self.clusterwide:
+            return ()
+        return tuple(dict.fromkeys((*self.namespaces, self.operator_namespace)))
+
+
+def split_namespaces(values: Iterable[str]) -> tuple[str, ...]:
+    """Flatten repeated `-n a -n b` and list forms `a,b` / `"a b"` (env vars) into unique names."""
+    names: list[str] = []
+    for value in values:
+        names.extend(part for part in re.split(r"[\s,]+", value) if part)
+    return tuple(dict.fromkeys(names))

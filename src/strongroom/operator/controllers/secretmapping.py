@@ -1,0 +1,134 @@
+"""SecretMapping controller: read every entry from its store, then let the pure plan decide."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from strongroom.api.common import parse_duration
+from strongroom.api.secretmapping import SecretDataEntry, SecretMapping
+from strongroom.operator.controllers.base import Controller, ObjectKey
+from strongroom.operator.kube import Kube, SecretMappingResource
+from strongroom.operator.storecache import StoreCache
+from strongroom.reconcile.conditions import merge_conditions, not_ready
+from strongroom.reconcile.secretmapping import EntryOutcome, plan, status_differs
+from strongroom.reconcile.stores import Problem, resolve_store
+from strongroom.stores.base import AuthenticationFailed, SecretRef, StoreError
+
+
+class SecretMappingController(Controller):
+    kind = "SecretMapping"
+
+    def __init__(
+        self, kube: Kube, stores: StoreCache, operator_namespace: str, default_refresh: float
+    ) -> None:
+        super().__init__()
+        self.kube = kube
+        self.stores = stores
+        self.operator_namespace = operator_namespace
+        self.default_refresh = default_refresh
+        # store name -> mappings that name it, to wake them when such a store appears or recovers
+        self._waiting_on: dict[str, set[ObjectKey]] = {}
+
+    def deleted(self, key: ObjectKey) -> None:
+        for keys in self._waiting_on.values():
+            keys.discard(key)
+
+    def store_changed(self, store_name: str) -> None:
+        for key in list(self._waiting_on.get(store_name, ())):
+            self.wake(key)
+
+    def _refresh_interval(self, mapping: SecretMapping) -> float:
+        if mapping.spec.refresh_interval is None:
+            return self.default_refresh
+        return parse_duration(mapping.spec.refresh_interval).total_seconds()
+
+    async def _read(self, mapping: SecretMapping, entry: SecretDataEntry) -> EntryOutcome:
+        resolved = resolve_store(
+            entry.secret_store_name, mapping.namespace, self.operator_namespace, self.stores.views
+        )
+        if isinstance(resolved, Problem):
+            return EntryOutcome(entry.secret_key, problem=resolved)
+        ref = SecretRef(entry.remote_ref.key, entry.remote_ref.version or None, entry.remote_ref.property)
+        try:
+            client = await self.stores.client(resolved)
+            value = await client.read(ref)
+        except StoreError as exc:
+            if isinstance(exc, AuthenticationFailed):
+                await self.stores.invalidate(resolved)  # credentials may have been rotated: rebuild
+            return EntryOutcome(entry.secret_key, problem=Problem(exc.reason, str(exc), exc.retryable))
+        except KeyError:
+            return EntryOutcome(
+                entry.secret_key, problem=Problem("StoreNotFound", f"secret store {resolved} was deleted")
+            )
+        return EntryOutcome(entry.secret_key, value=value)
+
+    async def reconcile(self, key: ObjectKey) -> str:
+        body = self.bodies[key]
+        namespace = key[0]
+        try:
+            mapping = SecretMapping.model_validate(body)
+        except ValidationError as exc:
+            await self._write_status(key, body, self._invalid_spec_status(body, exc))
+            return "invalid"
+
+        for keys in self._waiting_on.values():
+            keys.discard(key)
+        for entry in mapping.spec.secret_data:
+            self._waiting_on.setdefault(entry.secret_store_name, set()).add(key)
+
+        outcomes = await asyncio.gather(*(self._read(mapping, entry) for entry in mapping.spec.secret_data))
+        observed = await self.kube.get_secret(namespace, mapping.spec.secret_name)
+        result = plan(mapping, outcomes, observed, datetime.now(UTC))
+        if result.secret is not None:
+            await self.kube.apply_secret(result.secret)
+            self.log(
+                logging.INFO,
+                key,
+                "wrote Secret %s (%d keys)",
+                mapping.spec.secret_name,
+                len(result.secret["data"]),
+            )
+        await self._write_status(key, body, result.status)
+
+        refresh = self._refresh_interval(mapping)
+        if result.healthy:
+            self.succeeded(key, refresh)
+            return "synced" if result.secret is not None else "unchanged"
+        delay = self.failed(key, result.retryable, refresh)
+        ready = result.status["conditions"][0]
+        self.log(
+            logging.INFO,
+            key,
+            "not synced (%s): %s; next attempt in %.0fs",
+            ready["reason"],
+            ready["message"],
+            delay or 0,
+        )
+        return "failed"
+
+    async def _write_status(self, key: ObjectKey, body: dict[str, Any], status: dict[str, Any]) -> None:
+        if not status_differs(body.get("status"), status):
+            return
+        namespace, name = key
+        await self.kube.patch_status(SecretMappingResource, namespace, name, status)
+        # Keep the cache current at once: the watch event of our own write may arrive after the next
+        # reconcile, which would then write the same status again.
+        body["status"] = {**(body.get("status") or {}), **status}
+
+    @staticmethod
+    def _invalid_spec_status(body: dict[str, Any], exc: ValidationError) -> dict[str, Any]:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+        )
+        generation = (body.get("metadata") or {}).get("generation")
+        condition = not_ready("InvalidSpec", f"the spec is not valid: {problems}")
+        previous = (body.get("status") or {}).get("conditions")
+        return {
+            "observedGeneration": generation,
+            "conditions": merge_conditions(previous, [condition], datetime.now(UTC), generation),
+        }

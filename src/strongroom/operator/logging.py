@@ -1,0 +1,174 @@
+"""Log output of the operator process: one JSON object per line (or plain text), for our loggers and
+kopf's alike.
+
+Two rules shape this module:
+
+* Object bodies never reach the logs. Our CRs hold references, but kopf also watches whatever later
+  handlers register, and its debug messages print whole bodies, diffs and patches. Those messages
+  are cut at the colon before the payload (`BodyRedactingFilter`), at every level, because a log
+  pipeline is a much wider audience than the cluster's RBAC.
+* Logs are for people running the operator: kopf's "Handler ... succeeded." fires on every watch
+  event of a level-based handler, so it is demoted to debug (failures keep their level).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import sys
+from typing import Any, TextIO
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from strongroom.operator.config import LogFormat, LogLevel
+
+# Attributes kopf attaches to records of its per-object loggers. `settings` is the whole operator
+# settings object and `k8s_ref` is rendered as `object` below; neither belongs in a line as is.
+_KOPF_EXTRAS = frozenset({"settings", "k8s_ref", "k8s_skip"})
+
+# kopf 1.45 messages that end in an object body, a diff, a patch or a raw watch event; everything
+# after the matched head is dropped. Matching on text is brittle across kopf versions, which is why
+# kopf is pinned and tests/unit/test_operator_logging.py checks each of these shapes.
+_BODY_CARRYING = tuple(
+    re.compile(pattern, re.DOTALL)
+    for pattern in (
+        r"^(?P<head>.+ is in progress): ",
+        r"^(?P<head>.+ diff): ",
+        r"^(?P<head>(?:Merge|JSON)-patching the \w+ with): ",
+        r"^(?P<head>.+Remaining): ",
+        r"^(?P<head>.+ with inconsistencies): ",
+        r"^(?P<head>Ignoring an unsupported event type): ",
+    )
+)
+REDACTED = "<redacted>"
+
+# kopf's success line for every handler run, see the module docstring.
+_HANDLER_SUCCEEDED = re.compile(r"^Handler '[^']*' succeeded\.$")
+
+
+class BodyRedactingFilter(logging.Filter):
+    """Cut payloads out of kopf's messages and demote its per-event success lines to debug.
+
+    Attached to the output handler rather than to the `kopf` logger so that records of every kopf
+    child logger (they propagate to the root handler) pass through it.
+    """
+
+    def __init__(self, level: int = logging.INFO) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kopf"):
+            return True
+        message = record.getMessage()
+        for pattern in _BODY_CARRYING:
+            match = pattern.match(message)
+            if match:
+                record.msg = f"{match['head']}: {REDACTED}"
+                record.args = None
+                break
+        if record.levelno == logging.INFO and _HANDLER_SUCCEEDED.match(message):
+            if self.level > logging.DEBUG:
+                return False
+            record.levelno = logging.DEBUG
+            record.levelname = logging.getLevelName(logging.DEBUG)
+        return True
+
+
+def _object_ref(record: logging.LogRecord) -> dict[str, str] | None:
+    """The object a kopf per-object record is about, without uid noise or empty fields."""
+    ref = getattr(record, "k8s_ref", None)
+    if not isinstance(ref, dict):
+        return None
+    return {key: str(ref[key]) for key in ("apiVersion", "kind", "namespace", "name") if ref.get(key)}
+
+
+class JsonLineFormatter(JsonFormatter):
+    """`{"time", "level", "logger", "message", ["object"], ["exception"], extras...}` per line."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            reserved_attrs=[*RESERVED_ATTRS, *_KOPF_EXTRAS],
+            # Non-JSON extras (an exception object, a Path) must not break a log line.
+            json_default=str,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        # Fixed keys first, so lines read the same in a terminal and sort the same in a pipeline.
+        log_data["time"] = (
+            datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+        log_data["level"] = record.levelname.lower()
+        log_data["logger"] = record.name
+        log_data["message"] = record.getMessage()
+        ref = _object_ref(record)
+        if ref:
+            log_data["object"] = ref
+        super().add_fields(log_data, record, message_dict)
+        # The parent copies `message` again and adds `exc_info` under that name; rename for readers.
+        if "exc_info" in log_data:
+            log_data["exception"] = log_data.pop("exc_info")
+        if "stack_info" in log_data:
+            log_data["stack"] = log_data.pop("stack_info")
+
+
+class TextLineFormatter(logging.Formatter):
+    """`time level logger [namespace/name] message` for people reading a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return (
+            datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        ref = _object_ref(record)
+        if ref and ref.get("name"):
+            where = f"{ref['namespace']}/{ref['name']}" if ref.get("namespace") else ref["name"]
+            record = logging.makeLogRecord(record.__dict__)
+            record.msg = f"[{where}] {record.getMessage()}"
+            record.args = None
+        return super().format(record)
+
+
+class _OperatorStreamHandler(logging.StreamHandler[TextIO]):
+    """Marks our handler so a second `configure_logging` call replaces it instead of doubling lines."""
+
+
+def make_formatter(log_format: LogFormat) -> logging.Formatter:
+    return JsonLineFormatter() if log_format is LogFormat.JSON else TextLineFormatter()
+
+
+def configure_logging(
+    log_format: LogFormat, log_level: LogLevel, stream: TextIO | None = None
+) -> logging.Handler:
+    """Route every logger (ours, kopf's, aiohttp's) through one handler on the root logger."""
+    handler = _OperatorStreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(make_formatter(log_format))
+    handler.addFilter(BodyRedactingFilter(log_level.number))
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _OperatorStreamHandler)]
+    root.addHandler(handler)
+    root.setLevel(log_level.number)
+    # Python warnings (deprecations from libraries) would otherwise be bare text on stderr, breaking
+    # the one-JSON-object-per-line contract.
+    logging.captureWarnings(True)
+    # Only our and kopf's messages are about the operator; library chatter (asyncio's slow-callback
+    # notes, aiohttp's per-request access log, httpx request lines) stays out unless debugging.
+    quiet = logging.DEBUG if log_level is LogLevel.DEBUG else logging.WARNING
+    for name in ("asyncio", "aiohttp.access", "httpx", "httpx2"):
+        logging.getLogger(name).setLevel(quiet)
+    # Connection-level tracing (every TLS handshake and header block) is too much even for debug.
+    for name in ("httpcore", "httpcore2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return handler

@@ -1,0 +1,20 @@
+"""Prometheus metrics of the operator process (served on `--metrics-port`, see health.py).
+
+Metrics live in prometheus-client's default registry so the process and platform collectors it
+registers there (RSS, CPU, open fds, GC) come along for free. Labels never carry object names:
+their number would grow with the cluster.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Gauge, Info
+
+from strongroom import __version__
+
+BUILD_INFO = Info("strongroom_operator_build", "Version of the running strongroom operator.")
+BUILD_INFO.info({"version": __version__})
+
+READY = Gauge(
+    "strongroom_operator_ready",
+    "1 when the last readiness evaluation (/readyz) passed, else 0.",
+)

@@ -1,0 +1,395 @@
+"""SecretStores and SecretMappings end to end: real operator process, real apiserver, real OpenBao.
+
+One operator runs for the whole module with short intervals, so refreshes and retries happen within
+seconds. The last test checks that no canary value seeded here leaked anywhere the operator writes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+
+import testenv
+from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
+from testenv.service import Service
+from tests.conftest import Cluster
+from tests.integration.helpers import (
+    apply,
+    condition,
+    ensure_namespace,
+    eventually,
+    get,
+    k8s_secret,
+    secret_data,
+)
+
+pytestmark = pytest.mark.integration
+
+# Distinctive values that must never show up in logs, events, status or annotations.
+CANARIES = [f"canary-{uuid.uuid4().hex}" for _ in range(4)]
+
+
+@dataclass
+class Env:
+    cluster: Cluster
+    stores: testenv.Environment
+    operator: OperatorProcess
+    namespace: str
+
+    @property
+    def bao(self) -> hvac.Client:
+        info = self.stores.info("openbao")
+        return hvac.Client(url=info["addr"], token=info["root_token"])
+
+
+def vault_store(name: str, namespace: str, addr: str, token_secret: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretStore",
+        "metadata": {"name": name, "namespace": namespace, **extra.pop("metadata", {})},
+        "spec": {
+            "vault": {
+                "url": addr,
+                "path": "secret",
+                "auth": {"tokenSecretRef": {"name": token_secret, "key": "token"}},
+            },
+            **extra,
+        },
+    }
+
+
+def mapping(
+    name: str, namespace: str, secret_name: str, entries: list[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretMapping",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"secretName": secret_name, "secretData": entries, **spec},
+    }
+
+
+def entry(
+    key: str, store: str, ref: str, version: str | None = None, prop: str | None = None
+) -> dict[str, Any]:
+    remote: dict[str, Any] = {"key": ref}
+    if version:
+        remote["version"] = version
+    if prop:
+        remote["property"] = prop
+    return {"secretKey": key, "secretStoreName": store, "remoteRef": remote}
+
+
+@pytest.fixture(scope="module")
+def env(
+    cluster: Cluster, stores: testenv.Environment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Env]:
+    cluster.install_crds()
+    ensure_namespace(cluster, OPERATOR_NAMESPACE)
+    namespace = "sm-tests"
+    ensure_namespace(cluster, namespace)
+    bao = stores.info("openbao")
+    apply(
+        cluster,
+        k8s_secret(OPERATOR_NAMESPACE, "bao-token", {"token": bao["root_token"]}),
+        vault_store("bao", OPERATOR_NAMESPACE, bao["addr"], "bao-token"),
+    )
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    operator = start_operator(
+        cluster.kubeconfig,
+        log,
+        ["--refresh-interval=2s", "--store-read-ttl=0s", "--store-check-interval=2s", "--log-level=debug"],
+    )
+    try:
+        yield Env(cluster, stores, operator, namespace)
+    finally:
+        operator.stop()
+
+
+def ready(env: Env, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    obj = get(env.cluster, kind, namespace or env.namespace, name)
+    cond = condition(obj)
+    return obj if cond and cond["status"] == "True" else None
+
+
+def reason(env: Env, kind: str, name: str, namespace: str | None = None) -> str | None:
+    cond = condition(get(env.cluster, kind, namespace or env.namespace, name))
+    return cond["reason"] if cond and cond["status"] == "False" else None
+
+
+def test_store_becomes_ready_after_a_real_check(env: Env) -> None:
+    store = eventually(lambda: ready(env, "secretstore", "bao", OPERATOR_NAMESPACE), what="store Ready")
+    assert store["status"]["storeType"] == "vault"
+    assert set(store["status"]["capabilities"]) >= {"read"}
+    assert store["status"]["observedGeneration"] == store["metadata"]["generation"]
+
+
+def test_latest_pinned_version_and_property(env: Env) -> None:
+    kv = env.bao.secrets.kv.v2
+    kv.create_or_update_secret(path="apps/web/db", secret={"username": "web", "password": CANARIES[0]})
+    kv.create_or_update_secret(path="apps/web/db", secret={"username": "web", "password": CANARIES[1]})
+    apply(
+        env.cluster,
+        mapping(
+            "web-db",
+            env.namespace,
+            "web-db",
+            [
+                entry("user", "bao", "apps/web/db", prop="username"),
+                entry("password", "bao", "apps/web/db", prop="password"),
+                entry("old-password", "bao", "apps/web/db", version="1", prop="password"),
+            ],
+        ),
+    )
+    data = eventually(lambda: secret_data(env.cluster, env.namespace, "web-db"), what="Secret web-db")
+    assert data == {"user": "web", "password": CANARIES[1], "old-password": CANARIES[0]}
+    obj = eventually(lambda: ready(env, "secretmapping", "web-db"), what="mapping Ready")
+    assert condition(obj)["reason"] == "Synced"  # type: ignore[index]
+    secret = get(env.cluster, "secret", env.namespace, "web-db")
+    assert secret is not None
+    owner = secret["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("SecretMapping", "web-db", obj["metadata"]["uid"])
+    assert secret["metadata"]["labels"]["strongroom.dev/managed"] == "true"
+
+
+def test_refresh_that_finds_nothing_new_writes_nothing(env: Env) -> None:
+    eventually(lambda: ready(env, "secretmapping", "web-db"), what="mapping Ready")
+    before = (
+        get(env.cluster, "secret", env.namespace, "web-db"),
+        get(env.cluster, "secretmapping", env.namespace, "web-db"),
+    )
+    import time
+
+    time.sleep(6)  # three refresh intervals of 2s
+    after = (
+        get(env.cluster, "secret", env.namespace, "web-db"),
+        get(env.cluster, "secretmapping", env.namespace, "web-db"),
+    )
+    assert before[0]["metadata"]["resourceVersion"] == after[0]["metadata"]["resourceVersion"]  # type: ignore[index]
+    assert before[1]["metadata"]["resourceVersion"] == after[1]["metadata"]["resourceVersion"]  # type: ignore[index]
+    reads = [
+        line
+        for line in env.operator.metrics().splitlines()
+        if line.startswith("strongroom_store_requests_total")
+    ]
+    assert any('operation="read"' in line and 'status="ok"' in line for line in reads)
+
+
+def test_rotation_is_picked_up_by_refresh(env: Env) -> None:
+    kv = env.bao.secrets.kv.v2
+    kv.create_or_update_secret(path="apps/rotating", secret={"value": "first"})
+    apply(
+        env.cluster,
+        mapping(
+            "rotating", env.namespace, "rotating", [entry("v", "bao", "apps/rotating")], refreshInterval="1s"
+        ),
+    )
+    eventually(
+        lambda: secret_data(env.cluster, env.namespace, "rotating") == {"v": "first"}, what="first value"
+    )
+    kv.create_or_update_secret(path="apps/rotating", secret={"value": CANARIES[2]})
+    eventually(
+        lambda: secret_data(env.cluster, env.namespace, "rotating") == {"v": CANARIES[2]}, what="rotated"
+    )
+
+
+def test_missing_secret_is_a_condition_and_resolves_when_created(env: Env) -> None:
+    apply(
+        env.cluster, mapping("late-secret", env.namespace, "late-secret", [entry("k", "bao", "apps/not-yet")])
+    )
+    assert (
+        eventually(lambda: reason(env, "secretmapping", "late-secret"), what="failure reason")
+        == "SecretNotFound"
+    )
+    assert get(env.cluster, "secret", env.namespace, "late-secret") is None
+    message = condition(get(env.cluster, "secretmapping", env.namespace, "late-secret"))["message"]  # type: ignore[index]
+    assert "apps/not-yet" in message
+    env.bao.secrets.kv.v2.create_or_update_secret(path="apps/not-yet", secret={"value": "here"})
+    eventually(
+        lambda: secret_data(env.cluster, env.namespace, "late-secret") == {"k": "here"},
+        timeout=60,
+        what="Secret after the secret appeared",
+    )
+
+
+def test_store_created_later_is_used_without_redeploying(env: Env) -> None:
+    env.bao.secrets.kv.v2.create_or_update_secret(path="apps/late-store", secret={"value": "ok"})
+    apply(
+        env.cluster,
+        mapping("late-store", env.namespace, "late-store", [entry("k", "late-bao", "apps/late-store")]),
+    )
+    assert (
+        eventually(lambda: reason(env, "secretmapping", "late-store"), what="failure reason")
+        == "StoreNotFound"
+    )
+    bao = env.stores.info("openbao")
+    apply(
+        env.cluster,
+        k8s_secret(env.namespace, "late-bao-token", {"token": bao["root_token"]}),
+        vault_store("late-bao", env.namespace, bao["addr"], "late-bao-token"),
+    )
+    eventually(
+        lambda: secret_data(env.cluster, env.namespace, "late-store") == {"k": "ok"}, what="resolved mapping"
+    )
+
+
+def test_wrong_credentials_are_reported_on_the_store(env: Env) -> None:
+    bao = env.stores.info("openbao")
+    apply(
+        env.cluster,
+        k8s_secret(env.namespace, "bad-token", {"token": CANARIES[3]}),
+        vault_store("bad-bao", env.namespace, bao["addr"], "bad-token"),
+    )
+    assert (
+        eventually(lambda: reason(env, "secretstore", "bad-bao"), what="store failure")
+        == "AuthenticationFailed"
+    )
+    apply(
+        env.cluster, mapping("bad-creds", env.namespace, "bad-creds", [entry("k", "bad-bao", "apps/web/db")])
+    )
+    assert (
+        eventually(lambda: reason(env, "secretmapping", "bad-creds"), what="mapping failure")
+        == "AuthenticationFailed"
+    )
+
+
+def test_operator_namespace_store_enforces_allowed_namespaces(env: Env) -> None:
+    bao = env.stores.info("openbao")
+    apply(
+        env.cluster,
+        vault_store("team-only", OPERATOR_NAMESPACE, bao["addr"], "bao-token", allowedNamespaces=["team-a"]),
+    )
+    apply(
+        env.cluster,
+        mapping("not-allowed", env.namespace, "not-allowed", [entry("k", "team-only", "apps/web/db")]),
+    )
+    assert (
+        eventually(lambda: reason(env, "secretmapping", "not-allowed"), what="refusal") == "StoreNotAllowed"
+    )
+    assert get(env.cluster, "secret", env.namespace, "not-allowed") is None
+
+
+def test_foreign_secret_is_never_overwritten(env: Env) -> None:
+    apply(env.cluster, k8s_secret(env.namespace, "hand-made", {"mine": "keep"}))
+    apply(
+        env.cluster,
+        mapping("hand-made", env.namespace, "hand-made", [entry("k", "bao", "apps/web/db", prop="username")]),
+    )
+    assert eventually(lambda: reason(env, "secretmapping", "hand-made"), what="conflict") == "SecretConflict"
+    assert secret_data(env.cluster, env.namespace, "hand-made") == {"mine": "keep"}
+
+
+def test_two_default_stores_are_a_condition(env: Env) -> None:
+    bao = env.stores.info("openbao")
+    labels = {"metadata": {"labels": {"strongroom.dev/default-store": "true"}}}
+    apply(
+        env.cluster,
+        k8s_secret(env.namespace, "bao-token", {"token": bao["root_token"]}),
+        vault_store("default-a", env.namespace, bao["addr"], "bao-token", **json.loads(json.dumps(labels))),
+        vault_store("default-b", env.namespace, bao["addr"], "bao-token", **json.loads(json.dumps(labels))),
+    )
+
+    def conflict() -> bool:
+        conds = [
+            condition(get(env.cluster, "secretstore", env.namespace, n), "DefaultStore")
+            for n in ("default-a", "default-b")
+        ]
+        return all(c is not None and c["reason"] == "DefaultStoreConflict" for c in conds)
+
+    eventually(conflict, what="DefaultStoreConflict on both stores")
+    env.cluster.kubectl_run("-n", env.namespace, "delete", "secretstore", "default-b")
+    eventually(
+        lambda: (
+            condition(get(env.cluster, "secretstore", env.namespace, "default-a"), "DefaultStore") is None
+        ),
+        what="conflict cleared",
+    )
+
+
+def test_store_stopped_and_restarted(env: Env, tmp_path: Path) -> None:
+    flaky: Service = testenv.starter("openbao")(tmp_path / "flaky-bao")
+    try:
+        info = flaky.info
+        client = hvac.Client(url=info["addr"], token=info["root_token"])
+        client.secrets.kv.v2.create_or_update_secret(path="flaky", secret={"value": "survives"})
+        apply(
+            env.cluster,
+            k8s_secret(env.namespace, "flaky-token", {"token": info["root_token"]}),
+            vault_store("flaky", env.namespace, info["addr"], "flaky-token"),
+            mapping("flaky", env.namespace, "flaky", [entry("k", "flaky", "flaky")], refreshInterval="1s"),
+        )
+        eventually(
+            lambda: secret_data(env.cluster, env.namespace, "flaky") == {"k": "survives"}, what="first sync"
+        )
+
+        flaky.processes[0].stop()
+        assert (
+            eventually(lambda: reason(env, "secretmapping", "flaky"), what="outage condition")
+            == "StoreUnavailable"
+        )
+        assert (
+            eventually(lambda: reason(env, "secretstore", "flaky"), what="store outage") == "StoreUnavailable"
+        )
+        assert secret_data(env.cluster, env.namespace, "flaky") == {"k": "survives"}  # kept, never blanked
+
+        flaky.processes[0].start()  # same port and root token; dev storage is in memory, so seed again
+        flaky.processes[0].wait_ready(lambda: _healthy(info["addr"]))
+        client.secrets.kv.v2.create_or_update_secret(path="flaky", secret={"value": "recovered"})
+        eventually(
+            lambda: secret_data(env.cluster, env.namespace, "flaky") == {"k": "recovered"},
+            timeout=90,
+            what="recovery",
+        )
+        eventually(lambda: ready(env, "secretmapping", "flaky"), what="Ready again")
+    finally:
+        flaky.stop()
+
+
+def _healthy(addr: str) -> bool:
+    from testenv.process import http_ok
+
+    return http_ok(f"{addr}/v1/sys/health")
+
+
+def test_deleting_the_mapping_collects_its_secret(env: Env) -> None:
+    env.bao.secrets.kv.v2.create_or_update_secret(path="apps/short-lived", secret={"value": "x"})
+    apply(
+        env.cluster,
+        mapping("short-lived", env.namespace, "short-lived", [entry("k", "bao", "apps/short-lived")]),
+    )
+    eventually(lambda: secret_data(env.cluster, env.namespace, "short-lived"), what="Secret")
+    env.cluster.kubectl_run("-n", env.namespace, "delete", "secretmapping", "short-lived")
+    eventually(
+        lambda: get(env.cluster, "secret", env.namespace, "short-lived") is None,
+        what="Secret garbage-collected",
+    )
+
+
+def test_no_canary_value_leaks(env: Env) -> None:
+    """Runs last: logs, Events, CR status and annotations never contain a seeded secret value."""
+    places = {
+        "operator log": env.operator.logs(),
+        "events": env.cluster.kubectl_run("get", "events", "-A", "-o", "json").stdout,
+        "strongroom objects": env.cluster.kubectl_run(
+            "get", "secretstores,secretmappings", "-A", "-o", "json"
+        ).stdout,
+        "secret metadata": json.dumps(
+            [
+                s["metadata"]
+                for s in json.loads(env.cluster.kubectl_run("get", "secrets", "-A", "-o", "json").stdout)[
+                    "items"
+                ]
+            ]
+        ),
+    }
+    assert places["operator log"].count("\n") > 10, "operator wrote (almost) no log: the check proves nothing"
+    for where, text in places.items():
+        for canary in CANARIES:
+            assert canary not in text, f"canary value leaked into {where}"

@@ -1,0 +1,51 @@
+"""kopf settings and registry of the operator process, and the SecretStore watch probe's logic."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from strongroom.operator import handlers
+from strongroom.operator.app import FINALIZER, build_registry, build_settings
+from strongroom.operator.config import OperatorConfig
+
+
+def test_settings() -> None:
+    settings = build_settings(OperatorConfig(worker_limit=4))
+    assert settings.persistence.finalizer == FINALIZER == "strongroom.dev/finalizer"
+    assert settings.queueing.worker_limit == 4
+    assert settings.watching.server_timeout == 600
+    assert settings.watching.client_timeout is not None
+    assert settings.watching.client_timeout > settings.watching.server_timeout
+    # Only explicit warnings/errors become Kubernetes Events; log lines never do.
+    assert settings.posting.level == logging.WARNING
+    assert settings.posting.loggers is False
+    assert settings.posting.reporting_component == "strongroom"
+
+
+def test_persistence_lives_under_our_prefix() -> None:
+    settings = build_settings(OperatorConfig())
+    body = kopf.Body(
+        {"apiVersion": "strongroom.dev/v1alpha1", "kind": "SecretStore", "metadata": {"name": "x"}}
+    )
+    patch = kopf.Patch()
+    settings.persistence.diffbase_storage.store(
+        body=body, patch=patch, essence=kopf.BodyEssence(spec={"a": 1})
+    )
+    settings.persistence.progress_storage.touch(body=body, patch=patch, value="x")
+    keys = set(patch["metadata"]["annotations"])
+    assert keys
+    assert all(key.startswith("strongroom.dev/") for key in keys), keys
+
+
+def test_registry_has_our_login_and_handlers_only() -> None:
+    registry = build_registry(OperatorConfig())
+    activity_ids = {h.id for h in registry._activities.get_all_handlers()}
+    assert activity_ids == {"strongroom-login"}  # no piggybacking on whatever client is installed
+    watching = registry._watching.get_all_handlers()
+    assert {h.id for h in watching} == {"secretstore-events", "secretmapping-events"}
+    assert {(h.selector.group, h.selector.plural) for h in watching if h.selector} == handlers.REQUIRED_KINDS
+    assert registry is not kopf.get_default_registry()
+
+

@@ -1,0 +1,188 @@
+"""Log lines of the operator process: JSON fields, text form, and no object bodies from kopf."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+
+import kopf
+import pytest
+
+from strongroom.operator.config import LogFormat, LogLevel
+from strongroom.operator.logging import REDACTED, configure_logging
+
+REF = {
+    "apiVersion": "strongroom.dev/v1alpha1",
+    "kind": "SecretStore",
+    "namespace": "team-a",
+    "name": "vault",
+    "uid": "u-1",
+}
+SECRET = "s3cr3t-value"
+
+
+@pytest.fixture
+def restore_root() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def _json_logging(level: LogLevel = LogLevel.DEBUG) -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(LogFormat.JSON, level, stream)
+    return stream
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_json_line_fields() -> None:
+    stream = _json_logging(LogLevel.INFO)
+    logging.getLogger("strongroom.reconcile").info("synced %d keys", 3, extra={"store": "vault"})
+    (line,) = _lines(stream)
+    assert list(line)[:4] == ["time", "level", "logger", "message"]
+    assert line["level"] == "info"
+    assert line["logger"] == "strongroom.reconcile"
+    assert line["message"] == "synced 3 keys"
+    assert line["store"] == "vault"
+    assert isinstance(line["time"], str)
+    assert line["time"].endswith("Z")
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_kopf_object_records_name_the_object_and_drop_kopf_internals() -> None:
+    stream = _json_logging()
+    logging.getLogger("kopf.objects").warning(
+        "Handler 'x' failed temporarily: boom",
+        extra={"k8s_ref": REF, "settings": kopf.OperatorSettings(), "k8s_skip": True},
+    )
+    (line,) = _lines(stream)
+    assert line["object"] == {k: REF[k] for k in ("apiVersion", "kind", "namespace", "name")}
+    assert "settings" not in line
+    assert "k8s_ref" not in line
+    assert "k8s_skip" not in line
+    assert line["level"] == "warning"
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_exceptions_are_one_field_of_one_line() -> None:
+    stream = _json_logging()
+    try:
+        raise RuntimeError("kaput")
+    except RuntimeError:
+        logging.getLogger("strongroom.x").exception("failed")
+    (line,) = _lines(stream)
+    assert "RuntimeError: kaput" in str(line["exception"])
+    assert stream.getvalue().count("\n") == 1
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_non_json_extras_do_not_break_a_line() -> None:
+    stream = _json_logging()
+    logging.getLogger("strongroom.x").info("path", extra={"where": object()})
+    (line,) = _lines(stream)
+    assert str(line["where"]).startswith("<object object")
+
+
+# Messages exactly as kopf 1.45 formats them (f-strings in its processing/patching/application code).
+KOPF_BODY_MESSAGES = [
+    (
+        "kopf.objects",
+        f"Creation is in progress: {{'spec': {{'token': '{SECRET}'}}}}",
+        "Creation is in progress",
+    ),
+    ("kopf.objects", f"Updating diff: (('change', ('spec', 'x'), '{SECRET}', 'b'),)", "Updating diff"),
+    ("kopf.objects", f"Merge-patching the resource with: {{'metadata': {{'x': '{SECRET}'}}}}", None),
+    ("kopf.objects", f"Merge-patching the status with: {{'v': '{SECRET}'}}", None),
+    ("kopf.objects", f"JSON-patching the resource with: [{{'value': '{SECRET}'}}]", None),
+    ("kopf.objects", f"JSON-patching the status with: [{{'value': '{SECRET}'}}]", None),
+    (
+        "kopf.objects",
+        "Could not apply the patch in full due to conflicts with newer changes. "
+        f"Will try on the next cycle soon. Remaining: {{'v': '{SECRET}'}}",
+        None,
+    ),
+    ("kopf.objects", f"Merge-patching finished with inconsistencies: (('x', '{SECRET}'),)", None),
+    ("kopf._cogs.clients.watching", f"Ignoring an unsupported event type: {{'object': '{SECRET}'}}", None),
+]
+
+
+@pytest.mark.usefixtures("restore_root")
+@pytest.mark.parametrize(("logger", "message", "head"), KOPF_BODY_MESSAGES)
+def test_kopf_messages_never_carry_bodies(logger: str, message: str, head: str | None) -> None:
+    stream = _json_logging()
+    logging.getLogger(logger).debug(message, extra={"k8s_ref": REF})
+    logging.getLogger(logger).warning(message)
+    assert SECRET not in stream.getvalue()
+    for line in _lines(stream):
+        assert str(line["message"]).endswith(f": {REDACTED}")
+        if head:
+            assert str(line["message"]).startswith(head)
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_our_own_messages_are_not_rewritten() -> None:
+    stream = _json_logging()
+    logging.getLogger("strongroom.x").info("Creation is in progress: fine")
+    assert _lines(stream)[0]["message"] == "Creation is in progress: fine"
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_handler_success_lines_are_debug_only() -> None:
+    stream = _json_logging(LogLevel.INFO)
+    objects = logging.getLogger("kopf.objects")
+    objects.info("Handler 'secretstore-observe' succeeded.", extra={"k8s_ref": REF})
+    objects.error("Handler 'secretstore-observe' failed permanently: nope", extra={"k8s_ref": REF})
+    assert [line["level"] for line in _lines(stream)] == ["error"]
+
+    stream = _json_logging(LogLevel.DEBUG)
+    objects.info("Handler 'secretstore-observe' succeeded.", extra={"k8s_ref": REF})
+    assert [line["level"] for line in _lines(stream)] == ["debug"]
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_text_format() -> None:
+    stream = io.StringIO()
+    configure_logging(LogFormat.TEXT, LogLevel.INFO, stream)
+    logging.getLogger("kopf.objects").warning("went wrong", extra={"k8s_ref": REF})
+    logging.getLogger("strongroom.x").debug("hidden")
+    logging.getLogger("strongroom.x").info("plain %s", "line")
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("WARNING kopf.objects [team-a/vault] went wrong")
+    assert second.endswith("INFO    strongroom.x plain line")
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_configuring_twice_does_not_double_lines() -> None:
+    first = _json_logging()
+    second = _json_logging()
+    logging.getLogger("strongroom.x").info("once")
+    assert first.getvalue() == ""
+    assert len(_lines(second)) == 1
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_python_warnings_become_log_records() -> None:
+    stream = _json_logging(LogLevel.INFO)
+    warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    (line,) = _lines(stream)
+    assert line["logger"] == "py.warnings"
+    assert "DeprecationWarning: old API" in str(line["message"])
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_library_chatter_is_quiet_unless_debugging() -> None:
+    stream = _json_logging(LogLevel.INFO)
+    logging.getLogger("httpx2").info("HTTP Request: GET /version")
+    logging.getLogger("aiohttp.access").info("GET /readyz 200")
+    logging.getLogger("httpcore2.connection").debug("connect_tcp.started")
+    assert stream.getvalue() == ""
