@@ -37,7 +37,7 @@ from testenv.stores._common import progress
 
 EMULATOR_MODULE = "testenv.stores.azure_emulator"
 TENANT_ID = "00000000-0000-0000-0000-000000000000"
-CLIENT_ID = "strongroom-test-client"
+CLIENT_ID = "6f1d3c1e-5a7b-4c2d-9e8f-0a1b2c3d4e5f"  # a UUID, as Entra ID client ids are
 # Any API version the SDK sends is accepted; this one is only for the readiness probe.
 _PROBE_API_VERSION = "7.5"
 

@@ -7,6 +7,7 @@ instances, so the shared ones stay usable for the other tests.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -45,7 +46,6 @@ pytestmark = pytest.mark.integration
 
 OPERATOR_NS = "strongroom-system"
 # Azure client ids are UUIDs (the SecretStore schema insists); the emulator's default is not one.
-AZURE_CLIENT_ID = "5b1c3a57-0d6e-4d0f-9a65-3f3f0c1c2b7a"
 FAST = 2.0  # seconds per store call where a failure is expected
 
 
@@ -145,18 +145,8 @@ def gcpsm(workdir: Path) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def akv(workdir: Path) -> Iterator[dict[str, Any]]:
-    with _azure_client_id(), started(azure, workdir / "azure") as service:
+    with started(azure, workdir / "azure") as service:
         yield service.info
-
-
-@contextlib.contextmanager
-def _azure_client_id() -> Iterator[None]:
-    saved = azure.CLIENT_ID
-    azure.CLIENT_ID = AZURE_CLIENT_ID
-    try:
-        yield
-    finally:
-        azure.CLIENT_ID = saved
 
 
 async def assert_stores_and_versions(client: StoreClient, key: str) -> None:
@@ -309,8 +299,6 @@ async def test_vault_token_is_reread_after_rotation(bao: dict[str, Any]) -> None
 
 
 async def test_vault_approle_login_and_renewal(bao: dict[str, Any]) -> None:
-    import asyncio
-
     admin = Bao(bao)
     admin.enable("approle", "approle")
     admin.call("PUT", "sys/policies/acl/app", {"policy": 'path "secret/data/*" { capabilities = ["read"] }'})
@@ -348,6 +336,14 @@ async def test_vault_namespace_header(bao: dict[str, Any]) -> None:
     async with client_for(vault_spec(bao, path="kv"), token_creds(bao["root_token"])) as client:
         with pytest.raises((InvalidStoreConfig, SecretNotFound)):
             await client.read(SecretRef("in-namespace"))
+
+
+async def test_vault_wrong_mount_is_invalid_config(bao: dict[str, Any]) -> None:
+    async with client_for(vault_spec(bao, path="no-such-mount"), token_creds(bao["root_token"])) as client:
+        with pytest.raises(InvalidStoreConfig, match="no secrets engine"):
+            await client.check()
+        with pytest.raises(InvalidStoreConfig, match="no secrets engine"):
+            await client.read(SecretRef("x"))
 
 
 async def test_vault_stopped_server_is_unavailable(workdir: Path) -> None:
@@ -627,7 +623,7 @@ async def test_azure_refuses_operator_identity_for_non_azure_hosts(akv: dict[str
 
 
 async def test_azure_stopped_server_is_unavailable(workdir: Path) -> None:
-    with _azure_client_id(), started(azure, workdir / "azure-stopped") as service:
+    with started(azure, workdir / "azure-stopped") as service:
         info = service.info
     async with client_for(azure_spec(info), azure_creds(info), call_timeout=FAST) as client:
         with pytest.raises(StoreUnavailable):
@@ -746,3 +742,37 @@ async def test_kubernetes_credential_source(cluster: Cluster, kube: AsyncClient)
         await source.service_account_token("nobody", None)
     with pytest.raises(InvalidStoreConfig, match="mounted service account token"):
         await source.service_account_token(None, None)
+
+
+# --- Concurrency ------------------------------------------------------------------------------------------
+
+
+async def test_clients_are_shared_by_concurrent_tasks(
+    bao: dict[str, Any], aws: dict[str, Any], gcpsm: dict[str, Any], akv: dict[str, Any]
+) -> None:
+    """One client per store serves many tasks at once (the operator shares it across reconciles)."""
+    admin = Bao(bao)
+    admin.enable("approle", "approle")
+    admin.call(
+        "PUT", "sys/policies/acl/concurrent", {"policy": 'path "secret/data/*" { capabilities = ["read"] }'}
+    )
+    admin.call("POST", "auth/approle/role/concurrent", {"token_policies": ["concurrent"]})
+    role_id = admin.call("GET", "auth/approle/role/concurrent/role-id")["data"]["role_id"]
+    secret_id = admin.call("POST", "auth/approle/role/concurrent/secret-id")["data"]["secret_id"]
+    admin.call("POST", "secret/data/concurrent", {"data": {"value": "same"}})
+    vault_approle = vault_spec(
+        bao, auth={"appRole": {"roleId": role_id, "secretRef": {"name": "a", "key": "id"}}}
+    )
+    setups = [
+        (vault_approle, DictCredentials({("a", "id"): secret_id}), None),
+        (aws_spec(aws), AWS_KEYS, "concurrent"),
+        (gcp_spec(gcpsm), None, "concurrent"),
+        (azure_spec(akv), azure_creds(akv), "concurrent"),
+    ]
+    for spec, creds, write_key in setups:
+        async with client_for(spec, creds) as client:
+            key = "concurrent"
+            if write_key is not None:
+                key = (await client.write(write_key, SecretValue("same"))).key
+            values = await asyncio.gather(*(client.read(SecretRef(key)) for _ in range(40)))
+            assert {v.reveal() for v in values} == {b"same"}

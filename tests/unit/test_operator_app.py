@@ -14,7 +14,7 @@ from strongroom.operator.config import OperatorConfig
 def test_settings() -> None:
     settings = build_settings(OperatorConfig(worker_limit=4))
     assert settings.persistence.finalizer == FINALIZER == "strongroom.dev/finalizer"
-    assert settings.queueing.worker_limit == 4
+    assert settings.queueing.worker_limit is None  # our controllers' workers bound the real work
     assert settings.watching.server_timeout == 600
     assert settings.watching.client_timeout is not None
     assert settings.watching.client_timeout > settings.watching.server_timeout

@@ -48,7 +48,12 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     # A little above the server's timeout, so the server ends the watch, not the client.
     settings.watching.client_timeout = WATCH_SERVER_TIMEOUT + 30
     settings.watching.connect_timeout = 30
-    settings.queueing.worker_limit = config.worker_limit
+    # kopf's per-object workers only hand events to our controllers, whose own workers (as many as
+    # --worker-limit) do the real work. Capping kopf's workers would stall event delivery: each one
+    # lingers for idle_timeout after its last event, so a burst of new objects waited in batches of
+    # worker_limit every idle_timeout (measured: 100 new mappings took 21 s instead of 1 s).
+    settings.queueing.worker_limit = None
+    settings.queueing.idle_timeout = 1.0
     # Handler progress and the diff-base under our own prefix, v2 keys only (a fresh project has no
     # v1 annotations to stay compatible with).
     settings.persistence.finalizer = FINALIZER

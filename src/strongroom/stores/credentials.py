@@ -157,7 +157,7 @@ class KubernetesCredentialSource:
             spec=TokenRequestSpec(
                 audiences=[audience] if audience else None,
                 expirationSeconds=TOKEN_EXPIRATION_SECONDS,
-            )
+            ),
         )
         where = f"service account {self._namespace}/{service_account}"
         try:

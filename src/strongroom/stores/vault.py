@@ -95,12 +95,17 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     return text[:_ERROR_TEXT_MAX]
 
 
-def _errors(response: httpx.Response, *secrets: str) -> str:
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object; empty for anything else (a proxy's HTML error page, an empty 204)."""
     try:
         body = response.json()
     except ValueError:
-        return ""
-    errors = body.get("errors") if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _errors(response: httpx.Response, *secrets: str) -> str:
+    errors = _json_object(response).get("errors")
     if not isinstance(errors, list) or not errors:
         return ""
     return _scrub("; ".join(str(e) for e in errors), secrets)
@@ -189,7 +194,7 @@ class VaultStore:
         payload: dict[str, Any] = {VALUE_FIELD: text}
         body = {"data": payload} if self._kv == "v2" else payload
         what = f"secret {path!r}"
-        response = await self._request("POST", self._data_path(path), what=what, json=body, secrets=(text,))
+        response = await self._request("POST", self._data_path(path), what=what, json=body)
         self._raise_for_status(response, what, secrets=(text,))
         if self._kv == "v1":
             return WriteResult(key=path, version=None)
@@ -295,7 +300,6 @@ class VaultStore:
         what: str,
         params: Mapping[str, str] | None = None,
         json: object = None,
-        secrets: tuple[str, ...] = (),
     ) -> httpx.Response:
         """A data call with the cached token; a 403 from a dead token leads to one login and one retry."""
         token = await self._current_token()
@@ -347,7 +351,7 @@ class VaultStore:
             raise InvalidStoreConfig(f"store {label!r}: Vault has no secrets engine at {self._mount!r}")
         if self._kv == "v2":
             # A 404 with metadata means the secret exists and the requested (or latest) version is deleted.
-            data = (response.json() or {}).get("data") if response.content else None
+            data = _json_object(response).get("data")
             metadata = data.get("metadata") if isinstance(data, dict) else None
             if isinstance(metadata, dict) and metadata.get("deletion_time"):
                 if version is not None:

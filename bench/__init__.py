@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print a table (speed and memory are measured here, never in tests)."""

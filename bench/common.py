@@ -1,0 +1,96 @@
+"""What the benchmarks share: a fresh test environment, a lightkube client, watches, RSS, tables."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lightkube import AsyncClient, KubeConfig, codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+
+SecretMappingRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "SecretMapping", "secretmappings")
+SecretStoreRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "SecretStore", "secretstores")
+
+
+def client_for(kubeconfig: Path) -> AsyncClient:
+    return AsyncClient(KubeConfig.from_file(kubeconfig), field_manager="bench")
+
+
+async def ensure_namespace(client: AsyncClient, name: str) -> None:
+    try:
+        namespace: Any = codecs.from_dict(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+        await client.create(namespace)
+    except ApiError as exc:
+        if exc.status.code != 409:
+            raise
+
+
+async def bounded(items: Iterable[Any], action: Callable[[Any], Awaitable[None]], concurrency: int) -> float:
+    """Run `action` over `items` with at most `concurrency` in flight; return elapsed seconds."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(item: Any) -> None:
+        async with semaphore:
+            await action(item)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(item) for item in items))
+    return time.perf_counter() - started
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM: the most resident memory the process ever had."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def metric_sum(metrics_text: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus metric's samples whose labels include `labels`."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@dataclass
+class Row:
+    measure: str
+    value: str
+    target: str = ""
+    note: str = ""
+
+
+def print_table(title: str, rows: Sequence[Row]) -> None:
+    headers = ("measure", "value", "target", "note")
+    cells = [headers, *((r.measure, r.value, r.target, r.note) for r in rows)]
+    widths = [max(len(str(c[i])) for c in cells) for i in range(4)]
+    print(f"\n{title}")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in cells[1:]:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")

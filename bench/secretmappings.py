@@ -1,0 +1,390 @@
+"""SecretMapping benchmark: throughput, no-op refresh writes, memory, first-sync latency, read sharing.
+
+    .venv/bin/python -m bench.secretmappings [--n 1000] [--shared-n 1000] [--new 20] [--refresh 30]
+
+Starts its own control plane, OpenBao and operator process (nothing else may run on them), then
+prints one table. Measures, per issue "Secret stores" item 6:
+  (a) floor: the same client creating N plain Secrets directly;
+  (b) N SecretMappings (3 keys each from OpenBao) created at once: time until all are Ready;
+  (c) a full refresh that finds nothing new: writes to the apiserver (target 0);
+  (d) operator peak RSS;
+  (e) time-to-first-sync p50/p99 of new mappings created during a refresh of all N;
+  (f) store reads per refresh when N mappings share 10 keys (target 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import httpx
+from lightkube import AsyncClient, codecs
+from lightkube.resources.core_v1 import Secret
+
+import testenv
+from bench.common import (
+    Row,
+    SecretMappingRes,
+    bounded,
+    client_for,
+    ensure_namespace,
+    metric_sum,
+    peak_rss_mib,
+    percentile,
+    print_table,
+)
+from strongroom.api.crds import render_crds_yaml
+from testenv import tools
+from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
+
+CONCURRENCY = 16  # the same for the floor and for the mappings
+WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
+
+
+def mapping(
+    name: str, namespace: str, store: str, entries: list[tuple[str, str, str | None]]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretMapping",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "secretName": name,
+            "secretData": [
+                {
+                    "secretKey": key,
+                    "secretStoreName": store,
+                    "remoteRef": {"key": ref, **({"property": prop} if prop else {})},
+                }
+                for key, ref, prop in entries
+            ],
+        },
+    }
+
+
+def obj(manifest: dict[str, Any]) -> Any:
+    """A lightkube object from a manifest (lightkube's types are too narrow for generic resources)."""
+    return codecs.from_dict(manifest)
+
+
+class ReadyWatch:
+    """Records when each SecretMapping of a namespace first reports Ready=True."""
+
+    def __init__(self, client: AsyncClient, namespace: str) -> None:
+        self.client, self.namespace = client, namespace
+        self.ready_at: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async for _, obj in self.client.watch(SecretMappingRes, namespace=self.namespace):
+            item: Any = obj
+            name: str = item.metadata.name
+            conditions = (item.status or {}).get("conditions") or []
+            if name not in self.ready_at and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in conditions
+            ):
+                self.ready_at[name] = time.perf_counter()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def wait_for(self, names: set[str], limit: float) -> float:
+        deadline = time.perf_counter() + limit
+        while not names <= self.ready_at.keys():
+            if time.perf_counter() > deadline:
+                missing = len(names - self.ready_at.keys())
+                raise TimeoutError(f"{missing} of {len(names)} mappings not Ready after {limit:.0f}s")
+            await asyncio.sleep(0.05)
+        return max(self.ready_at[n] for n in names)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+
+def apiserver_writes(info: dict[str, Any], resources: tuple[str, ...]) -> float:
+    ctx = ssl.create_default_context(cafile=info["ca"])
+    ctx.load_cert_chain(info["admin_cert"], info["admin_key"])
+    with urllib.request.urlopen(f"{info['server']}/metrics", context=ctx, timeout=10) as resp:  # noqa: S310
+        text = resp.read().decode()
+    return sum(
+        metric_sum(text, "apiserver_request_total", verb=verb, resource=resource)
+        for verb in WRITE_VERBS
+        for resource in resources
+    )
+
+
+async def seed_openbao(addr: str, token: str, n: int) -> None:
+    async with httpx.AsyncClient(base_url=addr, headers={"X-Vault-Token": token}, timeout=30) as bao:
+
+        async def put(path: str, data: dict[str, str]) -> None:
+            resp = await bao.post(f"/v1/secret/data/{path}", json={"data": data})
+            resp.raise_for_status()
+
+        await bounded(range(n), lambda i: put(f"bench/m{i}", {"a": f"a{i}", "b": f"b{i}", "c": f"c{i}"}), 32)
+        await bounded(range(10), lambda j: put(f"shared/k{j}", {"value": f"shared-{j}"}), 10)
+
+
+async def wait_reconciles(operator: OperatorProcess, count: float, limit: float) -> None:
+    deadline = time.perf_counter() + limit
+    while metric_sum(operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping") < count:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the refresh cycle did not happen in time")
+        await asyncio.sleep(0.25)
+
+
+def install_crds(kubeconfig: Path) -> None:
+    kubectl = [str(tools.tool("kubectl")), "--kubeconfig", str(kubeconfig)]
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", "-"],
+        input=render_crds_yaml(),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *kubectl,
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "-l",
+            "app.kubernetes.io/part-of=strongroom",
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path) -> list[Row]:
+    rows: list[Row] = []
+    operator: OperatorProcess | None = None
+    try:
+        info = env.info("kubernetes")
+        kubeconfig = Path(info["kubeconfig"])
+        client = client_for(kubeconfig)
+        for ns in (OPERATOR_NAMESPACE, "bench", "bench-floor", "bench-shared"):
+            await ensure_namespace(client, ns)
+        bao = env.info("openbao")
+        await seed_openbao(bao["addr"], bao["root_token"], args.n)
+        await client.apply(
+            obj(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "bao-token", "namespace": OPERATOR_NAMESPACE},
+                    "data": {"token": base64.b64encode(bao["root_token"].encode()).decode()},
+                }
+            )
+        )
+        for store in ("bao", "bao-shared"):
+            await client.apply(_store(store, bao["addr"]))
+
+        # (a) the floor
+        async def create_secret(i: int) -> None:
+            await client.create(
+                obj(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Secret",
+                        "metadata": {"name": f"floor-{i}", "namespace": "bench-floor"},
+                        "data": {k: base64.b64encode(f"{k}{i}".encode()).decode() for k in "abc"},
+                    }
+                )
+            )
+
+        floor = await bounded(range(args.n), create_secret, CONCURRENCY)
+        rows.append(
+            Row(
+                "(a) floor: create N plain Secrets",
+                f"{floor:.2f} s",
+                "",
+                f"N={args.n}, {CONCURRENCY} in flight",
+            )
+        )
+
+        operator = start_operator(
+            kubeconfig,
+            workdir / "operator.log",
+            [f"--refresh-interval={args.refresh}s", "--log-level=debug", f"--worker-limit={args.workers}"],
+        )
+
+        # (b) N mappings created at once
+        watch = ReadyWatch(client, "bench")
+        watch.start()
+        await asyncio.sleep(0.5)
+        names = {f"m{i}" for i in range(args.n)}
+
+        async def create_mapping(i: int) -> None:
+            entries = [(k, f"bench/m{i}", k) for k in "abc"]
+            await client.create(SecretMappingRes.from_dict(mapping(f"m{i}", "bench", "bao", entries)))  # type: ignore[arg-type]
+
+        started = time.perf_counter()
+        await bounded(range(args.n), create_mapping, CONCURRENCY)
+        last_ready = await watch.wait_for(names, limit=600)
+        synced = last_ready - started
+        rows.append(
+            Row(
+                "(b) N SecretMappings: created -> all Ready",
+                f"{synced:.2f} s",
+                f"<= {2 * floor:.2f} s (2x floor)",
+                f"{synced / floor:.2f}x floor",
+            )
+        )
+        wrong = 0
+        async for secret in client.list(Secret, namespace="bench"):
+            i = secret.metadata.name[1:]  # type: ignore[union-attr,index]
+            data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+            wrong += data != {k: f"{k}{i}" for k in "abc"}
+        rows.append(Row("(b) Secrets with wrong or missing data", str(wrong), "0"))
+
+        # (c) a refresh that finds nothing new
+        reconciles_before = metric_sum(
+            operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping"
+        )
+        writes_before = apiserver_writes(info, ("secrets", "secretmappings"))
+        await wait_reconciles(operator, reconciles_before + args.n, limit=args.refresh * 2 + 60)
+        writes = apiserver_writes(info, ("secrets", "secretmappings")) - writes_before
+        rows.append(
+            Row(
+                "(c) writes to the apiserver during a full no-op refresh",
+                f"{writes:.0f}",
+                "0",
+                f"{args.n} refresh reconciles observed",
+            )
+        )
+
+        # (e) new mappings during a refresh of all N
+        reconciles_now = metric_sum(operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping")
+        await wait_reconciles(
+            operator, reconciles_now + 1, limit=args.refresh * 2 + 60
+        )  # the next cycle began
+        await wait_reconciles(operator, reconciles_now + args.n // 5, limit=args.refresh * 2 + 60)
+        created: dict[str, float] = {}
+
+        async def create_new(j: int) -> None:
+            created[f"new{j}"] = time.perf_counter()
+            await client.create(
+                obj(mapping(f"new{j}", "bench", "bao", [(k, f"bench/m{j}", k) for k in "abc"]))
+            )
+
+        await bounded(range(args.new), create_new, args.new)
+        await watch.wait_for(set(created), limit=120)
+        latencies = [watch.ready_at[name] - at for name, at in created.items()]
+        rows.append(Row("(e) time-to-first-sync during a refresh, p50", f"{percentile(latencies, 50):.2f} s"))
+        rows.append(
+            Row(
+                "(e) time-to-first-sync during a refresh, p99",
+                f"{percentile(latencies, 99):.2f} s",
+                "<= 10 s",
+                f"{args.new} new mappings",
+            )
+        )
+        await watch.stop()
+
+        # (f) shared keys
+        if args.shared_n:
+            shared_watch = ReadyWatch(client, "bench-shared")
+            shared_watch.start()
+
+            async def create_shared(i: int) -> None:
+                await client.create(
+                    obj(
+                        mapping(f"s{i}", "bench-shared", "bao-shared", [("value", f"shared/k{i % 10}", None)])
+                    )
+                )
+
+            await bounded(range(args.shared_n), create_shared, CONCURRENCY)
+            await shared_watch.wait_for({f"s{i}" for i in range(args.shared_n)}, limit=600)
+            await shared_watch.stop()
+            store_label = f"{OPERATOR_NAMESPACE}/bao-shared"
+            reads_before = metric_sum(
+                operator.metrics(), "strongroom_store_requests_total", store=store_label, operation="read"
+            )
+            reconciles_now = metric_sum(
+                operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping"
+            )
+            # one full cycle of every mapping (the N of (b) and the shared ones) refreshes
+            await wait_reconciles(
+                operator, reconciles_now + args.n + args.shared_n, limit=args.refresh * 2 + 60
+            )
+            reads = (
+                metric_sum(
+                    operator.metrics(), "strongroom_store_requests_total", store=store_label, operation="read"
+                )
+                - reads_before
+            )
+            rows.append(
+                Row(
+                    "(f) store reads per refresh, mappings sharing 10 keys",
+                    f"{reads:.0f}",
+                    "10",
+                    f"{args.shared_n} mappings",
+                )
+            )
+
+        rows.append(
+            Row(
+                "(d) operator peak RSS",
+                f"{peak_rss_mib(operator.process.pid):.0f} MiB",
+                "<= 256 MiB",
+                f"{args.n + args.shared_n + args.new} mappings",
+            )
+        )
+        await client.close()
+    finally:
+        if operator is not None:
+            operator.stop()
+    return rows
+
+
+def _store(name: str, addr: str) -> Any:
+    return obj(
+        {
+            "apiVersion": "strongroom.dev/v1alpha1",
+            "kind": "SecretStore",
+            "metadata": {"name": name, "namespace": OPERATOR_NAMESPACE},
+            "spec": {
+                "vault": {
+                    "url": addr,
+                    "path": "secret",
+                    "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}},
+                },
+                "rateLimit": {"qps": 2000, "burst": 2000},
+            },
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1000, help="mappings for (b)-(e)")
+    parser.add_argument(
+        "--shared-n", type=int, default=1000, help="mappings sharing 10 keys for (f); 0 skips"
+    )
+    parser.add_argument("--new", type=int, default=20, help="new mappings created during a refresh for (e)")
+    parser.add_argument("--refresh", type=int, default=30, help="refresh interval of the operator, seconds")
+    parser.add_argument("--workers", type=int, default=20, help="operator --worker-limit")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-bench-"))
+    env = testenv.start(workdir, ["kubernetes", "openbao"])
+    try:
+        install_crds(Path(env.info("kubernetes")["kubeconfig"]))
+        rows = asyncio.run(run(args, env, workdir))
+    finally:
+        env.stop()
+    print_table(f"SecretMapping benchmark (N={args.n})", rows)
+
+
+if __name__ == "__main__":
+    main()
