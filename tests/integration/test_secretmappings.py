@@ -6,10 +6,12 @@ seconds. The last test checks that no canary value seeded here leaked anywhere t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,12 @@ import hvac
 import pytest
 
 import testenv
+from strongroom.api.secretstore import SecretStore
+from strongroom.stores.base import SecretValue
+from strongroom.stores.registry import build_store_client
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
 from testenv.service import Service
+from testenv.stores import moto
 from tests.conftest import Cluster
 from tests.integration.helpers import (
     apply,
@@ -370,6 +376,112 @@ def test_deleting_the_mapping_collects_its_secret(env: Env) -> None:
         lambda: get(env.cluster, "secret", env.namespace, "short-lived") is None,
         what="Secret garbage-collected",
     )
+
+
+class _Keys:
+    """Credentials for seeding through our own store clients (the backends are SDK-tested elsewhere)."""
+
+    def __init__(self, values: dict[tuple[str, str], str]) -> None:
+        self.values = values
+
+    async def secret_key(self, name: str, key: str) -> SecretValue:
+        return SecretValue(self.values[(name, key)])
+
+    async def service_account_token(self, service_account: str | None, audience: str | None) -> str:
+        raise AssertionError("not used")
+
+
+def _store_object(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretStore",
+        "metadata": {"name": name, "namespace": OPERATOR_NAMESPACE},
+        "spec": spec,
+    }
+
+
+def test_one_mapping_reads_from_five_kinds_of_store(env: Env) -> None:
+    aws, gcp, azure = env.stores.info("moto"), env.stores.info("gcp"), env.stores.info("azure")
+    specs = {
+        "aws": {
+            "awssm": {
+                "region": aws["region"],
+                "endpoint": aws["endpoint"],
+                "auth": {
+                    "accessKeyIDSecretRef": {"name": "aws-keys", "key": "id"},
+                    "secretAccessKeySecretRef": {"name": "aws-keys", "key": "secret"},
+                },
+            }
+        },
+        "gcp": {"gcpsm": {"projectID": gcp["project"], "endpoint": f"http://{gcp['target']}"}},
+        "azure": {
+            "azurekv": {
+                "url": azure["url"],
+                "tenantID": azure["tenant_id"],
+                "endpoint": azure["authority"],
+                "caBundle": Path(azure["ca_bundle"]).read_text(),
+                "auth": {
+                    "clientID": azure["client_id"],
+                    "clientSecretSecretRef": {"name": "azure-sp", "key": "secret"},
+                },
+            }
+        },
+        "k8s": {"kubernetes": {"namespace": env.namespace}},
+    }
+    keys = {
+        ("aws-keys", "id"): moto.ACCESS_KEY_ID,
+        ("aws-keys", "secret"): moto.SECRET_ACCESS_KEY,
+        ("azure-sp", "secret"): azure["client_secret"],
+    }
+
+    async def seed() -> None:
+        values = {"aws": json.dumps({"token": CANARIES[0]}), "gcp": CANARIES[1], "azure": CANARIES[2]}
+        for name, value in values.items():
+            store = SecretStore.model_validate(_store_object(name, specs[name]))
+            client = await build_store_client(store, _Keys(keys), operator_namespace=OPERATOR_NAMESPACE)
+            try:
+                await client.write(f"multi-{name}", SecretValue(value))
+            finally:
+                await client.close()
+
+    asyncio.run(seed())
+    apply(
+        env.cluster,
+        k8s_secret(
+            OPERATOR_NAMESPACE, "aws-keys", {"id": moto.ACCESS_KEY_ID, "secret": moto.SECRET_ACCESS_KEY}
+        ),
+        k8s_secret(OPERATOR_NAMESPACE, "azure-sp", {"secret": azure["client_secret"]}),
+        k8s_secret(env.namespace, "plain-source", {"api-key": CANARIES[3]}),
+        *(_store_object(name, spec) for name, spec in specs.items()),
+    )
+    for name in specs:
+        eventually(partial(ready, env, "secretstore", name, OPERATOR_NAMESPACE), what=f"store {name} Ready")
+    env.bao.secrets.kv.v2.create_or_update_secret(path="multi/vault", secret={"value": "from-vault"})
+    apply(
+        env.cluster,
+        mapping(
+            "multi",
+            env.namespace,
+            "multi",
+            [
+                entry("vault", "bao", "multi/vault"),
+                entry("aws", "aws", "multi-aws", prop="token"),
+                entry("aws-current", "aws", "multi-aws", version="AWSCURRENT", prop="token"),
+                entry("gcp", "gcp", "multi-gcp", version="1"),
+                entry("azure", "azure", "multi-azure"),
+                entry("k8s", "k8s", "plain-source", prop="api-key"),
+            ],
+        ),
+    )
+    data = eventually(lambda: secret_data(env.cluster, env.namespace, "multi"), what="multi-store Secret")
+    assert data == {
+        "vault": "from-vault",
+        "aws": CANARIES[0],
+        "aws-current": CANARIES[0],
+        "gcp": CANARIES[1],
+        "azure": CANARIES[2],
+        "k8s": CANARIES[3],
+    }
 
 
 def test_no_canary_value_leaks(env: Env) -> None:

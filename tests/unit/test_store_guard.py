@@ -7,7 +7,14 @@ import asyncio
 import pytest
 from prometheus_client import REGISTRY
 
-from strongroom.stores.base import SecretNotFound, SecretRef, SecretValue, StoreCapabilities, WriteResult
+from strongroom.stores.base import (
+    SecretDocument,
+    SecretNotFound,
+    SecretRef,
+    SecretValue,
+    StoreCapabilities,
+    WriteResult,
+)
 from strongroom.stores.guard import GuardedStore, GuardSettings, TokenBucket
 
 
@@ -19,12 +26,15 @@ class CountingStore:
         self.delay = delay
         self.fail: Exception | None = None
 
-    async def read(self, ref: SecretRef) -> SecretValue:
-        self.reads.append(ref)
+    async def fetch(self, key: str, version: str | None) -> SecretDocument:
+        self.reads.append(SecretRef(key, version))
         await asyncio.sleep(self.delay)
         if self.fail is not None:
             raise self.fail
-        return SecretValue(f"value-of-{ref.key}")
+        return SecretDocument(lambda prop: SecretValue(f"value-of-{key}" + (f"#{prop}" if prop else "")))
+
+    async def read(self, ref: SecretRef) -> SecretValue:
+        return (await self.fetch(ref.key, ref.version)).pick(ref.property)
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         return WriteResult(key=key, version="1")
@@ -68,15 +78,17 @@ async def test_recent_reads_are_reused_within_ttl_only() -> None:
     assert len(inner.reads) == 2
 
 
-async def test_versions_and_properties_are_distinct_reads() -> None:
-    inner = CountingStore(delay=0)
+async def test_properties_of_one_secret_share_a_fetch_but_versions_do_not() -> None:
+    inner = CountingStore()
     store = GuardedStore("s", inner, GuardSettings())
-    await asyncio.gather(
+    values = await asyncio.gather(
         store.read(SecretRef("a")),
-        store.read(SecretRef("a", version="2")),
         store.read(SecretRef("a", property="p")),
+        store.read(SecretRef("a", property="q")),
+        store.read(SecretRef("a", version="2")),
     )
-    assert len(inner.reads) == 3
+    assert inner.reads == [SecretRef("a"), SecretRef("a", "2")]
+    assert [v.reveal() for v in values[:3]] == [b"value-of-a", b"value-of-a#p", b"value-of-a#q"]
 
 
 async def test_errors_reach_every_waiter_and_are_not_cached() -> None:

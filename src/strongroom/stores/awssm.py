@@ -39,6 +39,7 @@ from strongroom.stores.base import (
     AuthenticationFailed,
     InvalidReference,
     PermissionDenied,
+    SecretDocument,
     SecretNotFound,
     SecretRef,
     SecretValue,
@@ -223,6 +224,10 @@ class AWSSecretsManagerStore:
     # --- StoreClient ------------------------------------------------------------------------------------
 
     async def read(self, ref: SecretRef) -> SecretValue:
+        return (await self.fetch(ref.key, ref.version)).pick(ref.property)
+
+    async def fetch(self, key: str, version_text: str | None) -> SecretDocument:
+        ref = SecretRef(key, version_text)
         with self._ctx.naming():
             secret_id = check_reference_key(ref.key)
             version = classify_version(ref.version)
@@ -249,7 +254,8 @@ class AWSSecretsManagerStore:
             raw = bytes(response["SecretBinary"])
         else:
             raise SecretNotFound(f"store {self._ctx.label!r}: {what} has no value")
-        return select_property(raw, ref, self._ctx.label)
+        label = self._ctx.label
+        return SecretDocument(lambda prop: select_property(raw, SecretRef(key, version_text, prop), label))
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         """Describe, then create, or restore and put, or put.

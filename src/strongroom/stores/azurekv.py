@@ -42,6 +42,7 @@ from strongroom.stores.base import (
     InvalidReference,
     InvalidStoreConfig,
     PermissionDenied,
+    SecretDocument,
     SecretNotFound,
     SecretRef,
     SecretValue,
@@ -190,9 +191,12 @@ class AzureKeyVaultStore:
     # --- StoreClient ------------------------------------------------------------------------------------
 
     async def read(self, ref: SecretRef) -> SecretValue:
+        return (await self.fetch(ref.key, ref.version)).pick(ref.property)
+
+    async def fetch(self, key: str, version_text: str | None) -> SecretDocument:
         with self._ctx.naming():
-            name = check_name(ref.key)
-            version = check_version(ref.version)
+            name = check_name(key)
+            version = check_version(version_text)
         what = f"secret {name!r}" + (f" version {version!r}" if version else "")
         try:
             secret = await self._client.get_secret(name, version)
@@ -206,7 +210,8 @@ class AzureKeyVaultStore:
             raise _map_error(exc, self._ctx.label, what) from None
         if secret.value is None:
             raise SecretNotFound(f"store {self._ctx.label!r}: {what} has no value")
-        return select_property(secret.value.encode(), ref, self._ctx.label)
+        raw, label = secret.value.encode(), self._ctx.label
+        return SecretDocument(lambda prop: select_property(raw, SecretRef(key, version_text, prop), label))
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         with self._ctx.naming():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -82,6 +82,26 @@ class SecretRef:
         return text
 
 
+class SecretDocument:
+    """A secret as one fetch returned it, before a property is picked.
+
+    Several references to one secret that differ only in `property` (three fields of one Vault
+    entry, say) then cost one request: the guard coalesces fetches by (key, version).
+    """
+
+    __slots__ = ("_pick",)
+
+    def __init__(self, pick: Callable[[str | None], SecretValue]) -> None:
+        self._pick = pick
+
+    def pick(self, prop: str | None) -> SecretValue:
+        """The whole value (no property) or one field of it; `PropertyNotFound` if it has none."""
+        return self._pick(prop)
+
+    def __repr__(self) -> str:
+        return "SecretDocument(<redacted>)"
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """Where a write put the value: the key in the store's own terms and the version it created."""
@@ -150,8 +170,12 @@ class InvalidStoreConfig(StoreError):
 class StoreClient(Protocol):
     """One configured backend. All methods are idempotent and safe to call concurrently."""
 
+    async def fetch(self, key: str, version: str | None) -> SecretDocument:
+        """The secret at `key` (latest when `version` is empty), ready to have a property picked."""
+        ...
+
     async def read(self, ref: SecretRef) -> SecretValue:
-        """The value at `ref` (latest when `ref.version` is empty; one field when `ref.property` is set)."""
+        """The value at `ref`: `fetch` then `pick(ref.property)`."""
         ...
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:

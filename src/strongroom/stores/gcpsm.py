@@ -40,6 +40,7 @@ from strongroom.stores.base import (
     InvalidReference,
     InvalidStoreConfig,
     PermissionDenied,
+    SecretDocument,
     SecretNotFound,
     SecretRef,
     SecretValue,
@@ -169,6 +170,10 @@ class GCPSecretManagerStore:
     # --- StoreClient ------------------------------------------------------------------------------------
 
     async def read(self, ref: SecretRef) -> SecretValue:
+        return (await self.fetch(ref.key, ref.version)).pick(ref.property)
+
+    async def fetch(self, key: str, version_text: str | None) -> SecretDocument:
+        ref = SecretRef(key, version_text)
         with self._ctx.naming():
             name = parse_key(ref.key, self._project)
             version = parse_version(ref.version)
@@ -194,7 +199,8 @@ class GCPSecretManagerStore:
         expected = payload.data_crc32c if "data_crc32c" in payload else None
         data = bytes(payload.data)
         verify_crc32c(data, expected, self._ctx.label, what)
-        return select_property(data, ref, self._ctx.label)
+        label = self._ctx.label
+        return SecretDocument(lambda prop: select_property(data, SecretRef(key, version_text, prop), label))
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         with self._ctx.naming():

@@ -1,8 +1,9 @@
 """What every store client gets, whatever its backend: a rate limit, read coalescing, metrics.
 
 External Secrets Operator's best-known scale failures are request storms against the backend
-(one read per key per object per refresh) and throttling by the provider. Here identical reads
-(same store, key, version, property) that are in flight share one request, and a result is reused
+(one read per key per object per refresh) and throttling by the provider. Here reads of the same
+secret (same store, key and version, whatever property they pick) that are in flight share one
+request, and a result is reused
 for a short TTL, so 1000 mappings that share 10 keys cost 10 reads per refresh. A token bucket per
 store keeps the request rate under what the operator was told the store accepts.
 """
@@ -18,6 +19,7 @@ from typing import TypeVar
 from prometheus_client import Counter
 
 from strongroom.stores.base import (
+    SecretDocument,
     SecretRef,
     SecretValue,
     StoreCapabilities,
@@ -27,6 +29,7 @@ from strongroom.stores.base import (
 )
 
 T = TypeVar("T")
+FetchKey = tuple[str, str | None]  # (key, version): what one request to the store fetches
 
 STORE_REQUESTS = Counter(
     "strongroom_store_requests",
@@ -97,8 +100,8 @@ class GuardedStore:
         self._settings = settings
         self._bucket = TokenBucket(settings.qps, settings.burst, clock)
         self._clock = clock
-        self._in_flight: dict[SecretRef, asyncio.Future[SecretValue]] = {}
-        self._recent: dict[SecretRef, tuple[float, SecretValue]] = {}
+        self._in_flight: dict[FetchKey, asyncio.Future[SecretDocument]] = {}
+        self._recent: dict[FetchKey, tuple[float, SecretDocument]] = {}
 
     async def _call(self, operation: str, func: Callable[[], Awaitable[T]]) -> T:
         await self._bucket.acquire()
@@ -114,28 +117,32 @@ class GuardedStore:
         return result
 
     async def read(self, ref: SecretRef) -> SecretValue:
+        return (await self.fetch(ref.key, ref.version)).pick(ref.property)
+
+    async def fetch(self, key: str, version: str | None) -> SecretDocument:
+        """One request per (key, version) in flight or within the TTL, whatever properties are picked."""
+        wanted: FetchKey = (key, version or None)
         while True:
-            now = self._clock()
-            cached = self._recent.get(ref)
-            if cached is not None and now - cached[0] < self._settings.read_ttl:
+            cached = self._recent.get(wanted)
+            if cached is not None and self._clock() - cached[0] < self._settings.read_ttl:
                 STORE_READS_COALESCED.labels(self.name).inc()
                 return cached[1]
-            pending = self._in_flight.get(ref)
+            pending = self._in_flight.get(wanted)
             if pending is None:
-                return await self._lead_read(ref)
+                return await self._lead_fetch(wanted)
             STORE_READS_COALESCED.labels(self.name).inc()
             try:
                 return await asyncio.shield(pending)
             except asyncio.CancelledError:
                 if not pending.cancelled():
                     raise  # we were cancelled ourselves
-                # The leading reader was cancelled, not us: try again (maybe as the new leader).
+                # The leading fetch was cancelled, not us: try again (maybe as the new leader).
 
-    async def _lead_read(self, ref: SecretRef) -> SecretValue:
-        future: asyncio.Future[SecretValue] = asyncio.get_running_loop().create_future()
-        self._in_flight[ref] = future
+    async def _lead_fetch(self, wanted: FetchKey) -> SecretDocument:
+        future: asyncio.Future[SecretDocument] = asyncio.get_running_loop().create_future()
+        self._in_flight[wanted] = future
         try:
-            value = await self._call("read", lambda: self.inner.read(ref))
+            document = await self._call("read", lambda: self.inner.fetch(*wanted))
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -144,15 +151,15 @@ class GuardedStore:
             future.exception()  # mark retrieved: there may be no followers, that is not an error
             raise
         else:
-            future.set_result(value)
-            self._remember(ref, value)
-            return value
+            future.set_result(document)
+            self._remember(wanted, document)
+            return document
         finally:
-            del self._in_flight[ref]
+            del self._in_flight[wanted]
 
-    def _remember(self, ref: SecretRef, value: SecretValue) -> None:
+    def _remember(self, wanted: FetchKey, document: SecretDocument) -> None:
         now = self._clock()
-        self._recent[ref] = (now, value)
+        self._recent[wanted] = (now, document)
         if len(self._recent) > 4096:  # drop expired entries so the cache stays bounded
             ttl = self._settings.read_ttl
             self._recent = {k: v for k, v in self._recent.items() if now - v[0] < ttl}
@@ -162,7 +169,7 @@ class GuardedStore:
         if key is None:
             self._recent.clear()
         else:
-            self._recent = {k: v for k, v in self._recent.items() if k.key != key}
+            self._recent = {k: v for k, v in self._recent.items() if k[0] != key}
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         result = await self._call("write", lambda: self.inner.write(key, value))

@@ -30,6 +30,7 @@ from strongroom.stores.base import (
     InvalidStoreConfig,
     PermissionDenied,
     PropertyNotFound,
+    SecretDocument,
     SecretNotFound,
     SecretRef,
     SecretValue,
@@ -130,18 +131,22 @@ class KubernetesStore:
         return cls(spec, ctx, ctx.kube_client)
 
     async def read(self, ref: SecretRef) -> SecretValue:
+        return (await self.fetch(ref.key, ref.version)).pick(ref.property)
+
+    async def fetch(self, key: str, version: str | None) -> SecretDocument:
         with self._ctx.naming():
-            name = check_name(ref.key)
-        if ref.version:
+            name = check_name(key)
+        if version:
             raise InvalidReference(
                 f"store {self._ctx.label!r}: Kubernetes Secrets have no versions; remove version "
-                f"{ref.version!r} from the reference to {name!r}"
+                f"{version!r} from the reference to {name!r}"
             )
         secret = await self._get(name)
         if secret is None:
             raise SecretNotFound(f"store {self._ctx.label!r}: Secret {self._namespace}/{name} not found")
         fields = decode_data(secret.data, self._ctx.label, name)
-        return select_data(fields, SecretRef(name, None, ref.property), self._ctx.label)
+        label = self._ctx.label
+        return SecretDocument(lambda prop: select_data(fields, SecretRef(name, None, prop), label))
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         with self._ctx.naming():

@@ -34,6 +34,7 @@ from strongroom.stores.base import (
     InvalidReference,
     InvalidStoreConfig,
     PermissionDenied,
+    SecretDocument,
     SecretNotFound,
     SecretRef,
     SecretValue,
@@ -155,12 +156,15 @@ class VaultStore:
     # --- StoreClient ------------------------------------------------------------------------------------
 
     async def read(self, ref: SecretRef) -> SecretValue:
+        return (await self.fetch(ref.key, ref.version)).pick(ref.property)
+
+    async def fetch(self, ref_key: str, ref_version: str | None) -> SecretDocument:
         with self._ctx.naming():
-            key = self._ref_key(ref.key)
-            version = parse_version(ref.version)
+            key = self._ref_key(ref_key)
+            version = parse_version(ref_version)
         if version is not None and self._kv == "v1":
             raise InvalidReference(
-                f"store {self._ctx.label!r}: secret {ref.key!r} asks for version {ref.version!r}, but mount "
+                f"store {self._ctx.label!r}: secret {ref_key!r} asks for version {ref_version!r}, but mount "
                 f"{self._mount!r} is KV v1, which keeps no versions"
             )
         what = f"secret {key!r}" + (f" version {version}" if version else "")
@@ -180,7 +184,8 @@ class VaultStore:
             if version is not None:
                 raise VersionNotFound(f"store {self._ctx.label!r}: {what} was destroyed")
             raise SecretNotFound(f"store {self._ctx.label!r}: {what} has no data")
-        return select_field(fields, SecretRef(key, ref.version, ref.property), self._ctx.label)
+        label = self._ctx.label
+        return SecretDocument(lambda prop: select_field(fields, SecretRef(key, ref_version, prop), label))
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         with self._ctx.naming():

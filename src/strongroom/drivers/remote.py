@@ -1,0 +1,434 @@
+"""Client for remote drivers speaking the Driver API v0.9.3: `PUT|GET|DELETE {target}{guresid}`.
+
+- PUT body `{type, resource, driver: {values, secrets}}`; 200/201 answer
+  `{id, type, resource: {values, secrets}, manifests: [{location, data}]}`.
+- 202 (working on it) and 409 (an operation that cannot be interrupted is running): send the same request
+  again, with bounded exponential backoff (plus jitter, honouring `Retry-After`), until the operation
+  deadline; then `DriverTimeout` (retryable: the next reconcile picks the operation up again).
+- 400: `DriverRejected` (not retryable); 401/403: `DriverAuthFailed` (not retryable); 404: GET -> None,
+  DELETE -> done; 405: GET -> None (drivers written to the older spec have no GET, and the operator then
+  applies, which is idempotent); 408, 429, 5xx and network errors: `DriverUnavailable` (retryable).
+- Cookie: the request carries `Humanitec-Driver-Cookie` (the value the driver set last, byte for byte;
+  drivers choose the encoding, base64 is what the spec suggests); an answer's `Set-Humanitec-Driver-Cookie`
+  replaces it (empty: cleared), no header keeps it. Cookies of 10 KiB or more are refused both ways.
+- Each HTTP request gets a fresh signed JWT (`Authorization: Bearer`), its own timeout (never past the
+  operation deadline), and the TLS settings of the Driver object.
+
+Nothing that leaves this module as an exception holds a secret: driver error bodies are redacted with
+every secret of the request (and of the answer), validation errors are reported without inputs, and
+exceptions are raised `from None` so no chained exception carries the original text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import ssl
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from strongroom import __version__
+from strongroom.api import constants as c
+from strongroom.api.common import parse_duration
+from strongroom.api.driver import DriverSpec
+from strongroom.drivers.base import (
+    DriverAuthFailed,
+    DriverConfigError,
+    DriverError,
+    DriverProtocolError,
+    DriverRejected,
+    DriverRequest,
+    DriverResult,
+    DriverTimeout,
+    DriverUnavailable,
+    Manifest,
+    iter_secret_values,
+    redact,
+    reveal_tree,
+    split_update,
+    to_secret_tree,
+)
+from strongroom.drivers.signing import SigningKey
+from strongroom.drivers.wire import (
+    COOKIE_HEADER,
+    COOKIE_MAX_BYTES,
+    SET_COOKIE_HEADER,
+    ErrorBody,
+    LenientOutputData,
+    field_errors,
+)
+from strongroom.stores.base import SecretValue
+
+_GURESID = re.compile(c.GURESID)
+# Header values must be visible ASCII (and spaces/tabs inside); anything else cannot go on the wire as is.
+_HEADER_VALUE = re.compile(rb"^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$")
+_MESSAGE_MAX = 500
+_POLL_STATUSES = frozenset({202, 409})
+
+
+@dataclass(frozen=True)
+class RemoteTimings:
+    """Time limits and polling for one remote driver (seconds)."""
+
+    request: float = 30.0
+    """One HTTP request."""
+    operation: float = 900.0
+    """A whole PUT/GET/DELETE, polling after 202/409 included."""
+    poll_initial: float = 1.0
+    poll_max: float = 30.0
+    poll_factor: float = 2.0
+
+
+class RemoteDriver:
+    """One remote driver (a Driver object): implements the `Driver` protocol over HTTP."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        signing_key: SigningKey | None = None,
+        timings: RemoteTimings | None = None,
+        verify: ssl.SSLContext | bool = True,
+        name: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`target`: base URL; resources live at `{target}{guresid}` (so it normally ends with `/`).
+        `transport`: an httpx transport to use instead of the network (tests, in-process drivers)."""
+        parsed = urllib.parse.urlsplit(target)
+        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+            raise DriverConfigError(f"driver target must be an http(s) URL, not {_display_url(target)!r}")
+        self.target = target
+        self.signing_key = signing_key
+        self.timings = timings or RemoteTimings()
+        self.verify = verify
+        self.name = name or _display_url(target)
+        self._transport = transport
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: DriverSpec,
+        *,
+        name: str,
+        signing_key: SigningKey | None,
+        defaults: RemoteTimings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> RemoteDriver:
+        """From a Driver object's spec. `signing_key` is required when `spec.sign` is true (the default)."""
+        base = defaults or RemoteTimings()
+        timings = base
+        if spec.timeouts is not None:
+            timings = RemoteTimings(
+                request=_seconds(spec.timeouts.request, base.request, "timeouts.request"),
+                operation=_seconds(spec.timeouts.operation, base.operation, "timeouts.operation"),
+                poll_initial=base.poll_initial,
+                poll_max=base.poll_max,
+                poll_factor=base.poll_factor,
+            )
+        if spec.sign and signing_key is None:
+            raise DriverConfigError(f"driver {name!r} signs requests but no signing key is configured")
+        return cls(
+            spec.target,
+            signing_key=signing_key if spec.sign else None,
+            timings=timings,
+            verify=_tls_verify(spec, name),
+            name=name,
+            transport=transport,
+        )
+
+    # --- the Driver protocol --------------------------------------------------------------------------
+
+    async def observe(self, req: DriverRequest) -> DriverResult | None:
+        try:
+            response, cookie = await self._operation("GET", req)
+            if response.status_code in {404, 405}:
+                return None
+            if response.status_code in {200, 201}:
+                return self._result(response, req, cookie)
+            raise self._error(response, req, "GET")
+        except DriverError:
+            raise
+        except Exception as exc:
+            raise self._unexpected(req, exc) from None
+
+    async def apply(self, req: DriverRequest) -> DriverResult:
+        try:
+            response, cookie = await self._operation("PUT", req)
+            if response.status_code in {200, 201}:
+                return self._result(response, req, cookie)
+            raise self._error(response, req, "PUT")
+        except DriverError:
+            raise
+        except Exception as exc:
+            raise self._unexpected(req, exc) from None
+
+    async def delete(self, req: DriverRequest) -> None:
+        try:
+            response, _ = await self._operation("DELETE", req)
+            if response.status_code not in {200, 204, 404}:
+                raise self._error(response, req, "DELETE")
+        except DriverError:
+            raise
+        except Exception as exc:
+            raise self._unexpected(req, exc) from None
+
+    def _unexpected(self, req: DriverRequest, exc: Exception) -> DriverError:
+        # Anything not foreseen still leaves as a DriverError with a redacted message (raised `from None`
+        # by the caller, so the original exception and its text are not chained).
+        message = f"driver {self.name!r}: unexpected {type(exc).__name__}: {exc}"
+        return DriverProtocolError(req.redact(message))
+
+    # --- HTTP -----------------------------------------------------------------------------------------
+
+    def url(self, guresid: str) -> str:
+        return f"{self.target}{guresid}"
+
+    async def _operation(self, method: str, req: DriverRequest) -> tuple[httpx.Response, SecretValue | None]:
+        """Send until the answer is neither 202 nor 409; the final answer and the cookie to keep."""
+        if not _GURESID.fullmatch(req.guresid) or len(req.guresid) > c.GURESID_MAX:
+            raise DriverConfigError(f"driver {self.name!r}: {req.guresid!r} is not a valid GUResID")
+        body = None
+        if method == "PUT":
+            body = {
+                "type": req.type,
+                "resource": dict(req.resource_inputs),
+                "driver": {"values": dict(req.values), "secrets": reveal_tree(req.secrets)},
+            }
+        timings = self.timings
+        deadline = time.monotonic() + timings.operation
+        delay = timings.poll_initial
+        cookie = req.cookie
+        # A client per operation: Driver objects change and come and go, and an operation (polls included)
+        # is the unit that benefits from a kept-alive connection. Proxy variables (HTTPS_PROXY, NO_PROXY)
+        # are honoured, as clusters often reach outside drivers through one.
+        async with httpx.AsyncClient(
+            verify=self.verify, transport=self._transport, follow_redirects=False
+        ) as client:
+            while True:
+                response = await self._send(client, method, req, body, cookie, deadline)
+                cookie = self._cookie(response, req, cookie, method)
+                if response.status_code not in _POLL_STATUSES:
+                    return response, cookie
+                wait = _retry_after(response, floor=timings.poll_initial, ceiling=timings.poll_max)
+                if wait is None:
+                    wait = delay * random.uniform(0.8, 1.2)  # jitter: many Resources share one driver
+                    delay = min(delay * timings.poll_factor, timings.poll_max)
+                if time.monotonic() + wait >= deadline:
+                    raise DriverTimeout(
+                        f"driver {self.name!r}: {method} {req.guresid} still in progress "
+                        f"({response.status_code}) after {timings.operation:g}s"
+                    )
+                await asyncio.sleep(wait)
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        req: DriverRequest,
+        body: dict[str, Any] | None,
+        cookie: SecretValue | None,
+        deadline: float,
+    ) -> httpx.Response:
+        headers = {"Accept": "application/json", "User-Agent": f"strongroom/{__version__}"}
+        if self.signing_key is not None:
+            headers["Authorization"] = self.signing_key.authorization()
+        if cookie is not None and len(cookie):
+            raw = cookie.reveal()
+            if len(raw) >= COOKIE_MAX_BYTES:
+                raise DriverConfigError(
+                    f"driver {self.name!r}: the stored cookie has {len(raw)} bytes; "
+                    f"the Driver API allows less than {COOKIE_MAX_BYTES}"
+                )
+            if not _HEADER_VALUE.fullmatch(raw):
+                raise DriverConfigError(
+                    f"driver {self.name!r}: the stored cookie is not a valid header value "
+                    "(was it set by another driver?)"
+                )
+            headers[COOKIE_HEADER] = raw.decode("ascii")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DriverTimeout(f"driver {self.name!r}: {method} {req.guresid} ran out of time")
+        timeout = httpx.Timeout(min(self.timings.request, remaining))
+        try:
+            if body is None:
+                return await client.request(method, self.url(req.guresid), headers=headers, timeout=timeout)
+            return await client.request(
+                method, self.url(req.guresid), headers=headers, json=body, timeout=timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise DriverUnavailable(
+                f"driver {self.name!r}: {method} {req.guresid} timed out ({type(exc).__name__})"
+            ) from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise DriverConfigError(req.redact(f"driver {self.name!r}: bad URL: {exc}")) from None
+        except httpx.HTTPError as exc:
+            raise DriverUnavailable(
+                req.redact(
+                    f"driver {self.name!r}: {method} {req.guresid} failed: {type(exc).__name__}: {exc}"
+                )
+            ) from None
+
+    def _cookie(
+        self, response: httpx.Response, req: DriverRequest, previous: SecretValue | None, method: str
+    ) -> SecretValue | None:
+        wanted = SET_COOKIE_HEADER.lower().encode()
+        found = [value for key, value in response.headers.raw if key.lower() == wanted]
+        if not found:
+            return previous
+        value = found[-1].strip()
+        if len(value) >= COOKIE_MAX_BYTES:
+            raise DriverProtocolError(
+                f"driver {self.name!r}: {method} {req.guresid} set a cookie of {len(value)} bytes; "
+                f"the Driver API allows less than {COOKIE_MAX_BYTES}",
+                status=response.status_code,
+            )
+        return SecretValue(value) if value else None
+
+    # --- answers --------------------------------------------------------------------------------------
+
+    def _result(
+        self, response: httpx.Response, req: DriverRequest, cookie: SecretValue | None
+    ) -> DriverResult:
+        where = f"driver {self.name!r}: {response.request.method} {req.guresid}"
+        try:
+            raw = response.json()
+        except ValueError:
+            raise DriverProtocolError(
+                f"{where}: the answer is not JSON", status=response.status_code
+            ) from None
+        answer_secrets = _raw_secrets(raw)
+
+        def protocol_error(message: str) -> DriverProtocolError:
+            return DriverProtocolError(
+                redact(f"{where}: {message}", [*req.secret_values(), *answer_secrets]),
+                status=response.status_code,
+            )
+
+        try:
+            data = LenientOutputData.model_validate(raw)
+        except ValidationError as exc:
+            raise protocol_error(f"the answer does not match the Driver API: {field_errors(exc)}") from None
+        if data.id is not None and data.id != req.guresid:
+            raise protocol_error("the answer is for another GUResID")
+        if data.type is not None and data.type != req.type:
+            raise protocol_error(f"the answer is for resource type {data.type!r}, not {req.type!r}")
+        try:
+            manifests = [
+                Manifest(location=item.location, data=item.data) for item in data.normalised_manifests()
+            ]
+            values, update = split_update(req.type, (data.resource.values if data.resource else None) or {})
+        except ValueError as exc:
+            raise protocol_error(str(exc)) from None
+        return DriverResult(
+            id=req.guresid,
+            type=req.type,
+            values=values,
+            secrets=to_secret_tree((data.resource.secrets if data.resource else None) or {}),
+            manifests=manifests,
+            cookie=cookie,
+            update=update,
+        )
+
+    def _error(self, response: httpx.Response, req: DriverRequest, method: str) -> DriverError:
+        status = response.status_code
+        detail = req.redact(_error_detail(response))
+        if len(detail) > _MESSAGE_MAX:
+            detail = detail[:_MESSAGE_MAX] + "..."
+        message = f"driver {self.name!r}: {method} {req.guresid}: {status} {response.reason_phrase}"
+        if detail:
+            message += f": {detail}"
+        error: type[DriverError]
+        if status == 400:
+            error = DriverRejected
+        elif status in {401, 403}:
+            error = DriverAuthFailed
+        elif status in {408, 429} or status >= 500:
+            error = DriverUnavailable
+        elif status == 404:
+            error = DriverConfigError
+            message += " (is the Driver's target right?)"
+        else:
+            error = DriverProtocolError
+        return error(message, status=status)
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """`RES-1xx: message` from an Error body, else the start of the body as text."""
+    try:
+        text = response.text
+    except (UnicodeDecodeError, LookupError):
+        return ""
+    try:
+        body = ErrorBody.model_validate_json(text)
+    except ValidationError:
+        try:
+            loose = json.loads(text)
+        except ValueError:
+            return " ".join(text.split())[: _MESSAGE_MAX * 2]
+        if isinstance(loose, dict) and isinstance(loose.get("message"), str):
+            code = loose.get("error")
+            return f"{code}: {loose['message']}" if isinstance(code, str) else loose["message"]
+        return " ".join(text.split())[: _MESSAGE_MAX * 2]
+    return f"{body.error}: {body.message}"
+
+
+def _raw_secrets(raw: Any) -> list[SecretValue]:
+    """Secret outputs in an answer, found before validation, so that errors about the answer hide them."""
+    if not isinstance(raw, dict):
+        return []
+    resource = raw.get("resource")
+    if not isinstance(resource, dict) or not isinstance(resource.get("secrets"), dict):
+        return []
+    return list(iter_secret_values(to_secret_tree(resource["secrets"])))
+
+
+def _retry_after(response: httpx.Response, *, floor: float, ceiling: float) -> float | None:
+    # Bounded both ways: "Retry-After: 0" from a busy driver must not turn polling into a busy loop.
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(floor, min(float(value), ceiling))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _seconds(duration: str | None, default: float, field: str) -> float:
+    if duration is None:
+        return default
+    try:
+        seconds = parse_duration(duration).total_seconds()
+    except ValueError as exc:
+        raise DriverConfigError(f"{field}: {exc}") from None
+    return seconds if seconds > 0 else default
+
+
+def _tls_verify(spec: DriverSpec, name: str) -> ssl.SSLContext | bool:
+    if spec.tls is None:
+        return True
+    if spec.tls.insecure_skip_verify:
+        return False
+    if spec.tls.ca_bundle:
+        context = ssl.create_default_context()  # system roots, plus the bundle
+        try:
+            context.load_verify_locations(cadata=spec.tls.ca_bundle)
+        except (ssl.SSLError, ValueError) as exc:
+            raise DriverConfigError(f"driver {name!r}: tls.caBundle cannot be loaded: {exc}") from None
+        return context
+    return True
+
+
+def _display_url(url: str) -> str:
+    """The URL without user info, query or fragment (they may hold credentials)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))

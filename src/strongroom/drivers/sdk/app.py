@@ -1,0 +1,460 @@
+"""A remote driver as a plain ASGI application (no web framework).
+
+The driver author writes three async functions and hands them to `DriverApp`:
+
+    async def put(request: PutRequest) -> DriverResponse | InProgress
+    async def get(request: ResourceRequest) -> DriverResponse | InProgress | None   # None: 404
+    async def delete(request: ResourceRequest) -> InProgress | None                 # None: 204
+
+`get` and `delete` are optional (405 without them, which the operator understands). The app:
+- serves `PUT|GET|DELETE {prefix}{guresid}` and nothing else (404 for other paths, 405 for other methods);
+- verifies the `Authorization: Bearer` JWT before reading the body: RS256 only, the public key chosen by
+  the `kid` header among the keys the author configured, `exp` and `iat` required, a small leeway, an upper
+  bound on the token lifetime, and `orgID` if the author names one; 401 with a plain-text reason otherwise;
+- checks the request body against the Driver API v0.9.3 wire models (400 listing the fields, never their
+  values) and the author's answer as well (500 if it does not conform: a driver bug should be loud);
+- turns `InProgress` into 202 (or 409 with `conflict=True`) with an AsyncProgressHint body, and
+  `DriverFailure` into 400 `{error, message}`;
+- decodes the `Humanitec-Driver-Cookie` header (base64) into `request.cookie` bytes, and encodes
+  `DriverResponse.cookie` / `InProgress.cookie` into `Set-Humanitec-Driver-Cookie`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
+
+from strongroom.api import constants as c
+from strongroom.drivers.base import reveal_tree
+from strongroom.drivers.signing import (
+    DEFAULT_LEEWAY_SECONDS,
+    DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+    TokenInvalid,
+    load_public_key,
+    public_key_fingerprint,
+    verify_token,
+)
+from strongroom.drivers.wire import (
+    COOKIE_HEADER,
+    COOKIE_MAX_BYTES,
+    SET_COOKIE_HEADER,
+    AsyncProgressHint,
+    InputData,
+    OutputData,
+    field_errors,
+)
+
+log = logging.getLogger("strongroom.drivers.sdk")
+
+#: Error codes the app uses in 400/500 bodies (the Driver API reserves RES-1xx for drivers).
+INVALID_REQUEST: Final = "RES-100"
+DRIVER_FAILURE: Final = "RES-101"
+INTERNAL_ERROR: Final = "RES-199"
+DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
+
+_GURESID = re.compile(c.GURESID)
+
+# --- What the author sees ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    """A GET or DELETE: which resource, the cookie set last time, and the verified token claims."""
+
+    guresid: str
+    cookie: bytes | None = None
+    """The cookie this driver set last time for `guresid` (decoded from base64), None if none."""
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # The cookie may hold credentials (the postgres example keeps a password in it).
+        cookie = "None" if self.cookie is None else f"<{len(self.cookie)} bytes>"
+        return f"{type(self).__name__}(guresid={self.guresid!r}, cookie={cookie})"
+
+
+@dataclass(frozen=True)
+class PutRequest(ResourceRequest):
+    """A PUT: create or update the resource `guresid` to match these inputs."""
+
+    type: str = ""
+    resource: dict[str, Any] = field(default_factory=dict)
+    """Resource inputs."""
+    values: dict[str, Any] = field(default_factory=dict)
+    """`driver.values`."""
+    secrets: dict[str, Any] = field(default_factory=dict)
+    """`driver.secrets`, in plain text."""
+
+    def __repr__(self) -> str:
+        # The dataclass repr would print the secrets; authors log requests more often than they think.
+        return f"PutRequest(guresid={self.guresid!r}, type={self.type!r}, secrets=<{len(self.secrets)} keys>)"
+
+
+@dataclass
+class DriverResponse:
+    """The state of a resource: 200 with OutputData."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, Any] = field(default_factory=dict)
+    """Secret outputs (strings, nested objects, or `SecretValue`s)."""
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+    """`{location, data}` objects; location one of namespace, cluster, containers, volumes."""
+    type: str | None = None
+    """Resource type; defaults to the request's for PUT, required for GET (which has no body)."""
+    cookie: bytes | str | None = None
+    """New cookie (sent base64-encoded); None leaves the caller's cookie as it is."""
+    clear_cookie: bool = False
+    """Tell the caller to forget its cookie."""
+
+    def __repr__(self) -> str:
+        return (
+            f"DriverResponse(type={self.type!r}, values={self.values!r}, secrets=<{len(self.secrets)} keys>)"
+        )
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The operation is still running: 202 (or 409 with `conflict`); the caller repeats the same request."""
+
+    status: Literal["creating", "updating", "deleting"] | None = None
+    conflict: bool = False
+    """409: an operation that cannot be interrupted is running and this request would change it."""
+    retry_after: float | None = None
+    """Seconds the caller should wait before asking again (`Retry-After`)."""
+    estimated_completion_time: str | None = None
+    """ISO-8601 hint."""
+    cookie: bytes | str | None = None
+    """New cookie, e.g. the id of the long operation, so the next poll can find it."""
+
+
+def in_progress(
+    status: Literal["creating", "updating", "deleting"] | None = None,
+    *,
+    retry_after: float | None = None,
+    conflict: bool = False,
+    cookie: bytes | str | None = None,
+) -> InProgress:
+    """ "Still working, ask again": what a handler returns while a long operation runs."""
+    return InProgress(status=status, conflict=conflict, retry_after=retry_after, cookie=cookie)
+
+
+class DriverFailure(Exception):
+    """Raise in a handler to answer 400 `{error, message}`: the request cannot succeed as it is."""
+
+    def __init__(self, message: str, code: str = DRIVER_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+PutHandler = Callable[[PutRequest], Awaitable[DriverResponse | InProgress]]
+GetHandler = Callable[[ResourceRequest], Awaitable[DriverResponse | InProgress | None]]
+DeleteHandler = Callable[[ResourceRequest], Awaitable[InProgress | None]]
+Hook = Callable[[], Awaitable[None]]
+PublicKeys = Mapping[str, rsa.RSAPublicKey | bytes | str] | Iterable[rsa.RSAPublicKey | bytes | str]
+
+# --- ASGI plumbing ----------------------------------------------------------------------------------------
+
+# The usual ASGI shapes (as asgiref spells them), so servers' and httpx's type hints accept the app.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+def _json(status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> _Answer:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return _Answer(status, body, headers=headers or [])
+
+
+def _error(status: int, code: str, message: str) -> _Answer:
+    return _json(status, {"error": code, "message": message})
+
+
+def _plain(status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> _Answer:
+    return _Answer(status, message.encode(), "text/plain; charset=utf-8", headers or [])
+
+
+class _BadRequest(Exception):
+    def __init__(self, answer: _Answer) -> None:
+        super().__init__(answer.status)
+        self.answer = answer
+
+
+class DriverApp:
+    """The ASGI application of one driver; serve it with any ASGI server (uvicorn, hypercorn)."""
+
+    def __init__(
+        self,
+        *,
+        put: PutHandler,
+        get: GetHandler | None = None,
+        delete: DeleteHandler | None = None,
+        public_keys: PublicKeys | None,
+        org_id: str | None = None,
+        leeway: float = DEFAULT_LEEWAY_SECONDS,
+        max_token_lifetime: float | None = DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+        allow_unauthenticated: bool = False,
+        prefix: str = "/",
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        on_startup: Hook | None = None,
+        on_shutdown: Hook | None = None,
+    ) -> None:
+        """`public_keys`: the operators' public keys, as a mapping kid -> key (PEM or loaded) or as a list
+        (each key is then filed under its fingerprint, the kid the operator sends). None is only accepted
+        together with `allow_unauthenticated=True` (local experiments). `prefix`: the path before the
+        GUResID, e.g. `/postgres/` when the Driver's target is `https://host/postgres/`."""
+        if public_keys is None and not allow_unauthenticated:
+            raise ValueError("public_keys is required (or pass allow_unauthenticated=True, for tests only)")
+        if not prefix.startswith("/") or not prefix.endswith("/"):
+            raise ValueError("prefix must start and end with /")
+        self._put, self._get, self._delete = put, get, delete
+        self._keys = _keys_by_kid(public_keys) if public_keys is not None else None
+        if self._keys is not None and not self._keys:
+            raise ValueError("public_keys is empty: no request could be verified")
+        self._org_id = org_id
+        self._leeway = leeway
+        self._max_lifetime = max_token_lifetime
+        self._prefix = prefix
+        self._max_body = max_body_bytes
+        self._on_startup, self._on_shutdown = on_startup, on_shutdown
+
+    @property
+    def kids(self) -> list[str]:
+        """Key ids (fingerprints) this app accepts."""
+        return sorted(self._keys or {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"DriverApp serves http only, not {scope['type']}")
+        try:
+            answer = await self._handle(scope, receive)
+        except _BadRequest as exc:
+            answer = exc.answer
+        except Exception:
+            log.exception("driver handler failed")
+            answer = _error(500, INTERNAL_ERROR, "internal error in the driver")
+        await _send_answer(send, answer)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            hook = self._on_startup if kind == "lifespan.startup" else self._on_shutdown
+            step = "startup" if kind == "lifespan.startup" else "shutdown"
+            try:
+                if hook is not None:
+                    await hook()
+            except Exception as exc:
+                log.exception("driver %s failed", step)
+                await send({"type": f"lifespan.{step}.failed", "message": f"{type(exc).__name__}: {exc}"})
+                return
+            await send({"type": f"lifespan.{step}.complete"})
+            if step == "shutdown":
+                return
+
+    async def _handle(self, scope: Scope, receive: Receive) -> _Answer:
+        path: str = scope.get("path", "")
+        guresid = path[len(self._prefix) :] if path.startswith(self._prefix) else ""
+        if not guresid or "/" in guresid:
+            return _plain(404, "not found")
+        if not _GURESID.fullmatch(guresid) or len(guresid) > c.GURESID_MAX:
+            return _error(400, INVALID_REQUEST, "the path does not end in a valid GUResID")
+        method: str = scope.get("method", "")
+        allowed = ["PUT"] + (["GET"] if self._get else []) + (["DELETE"] if self._delete else [])
+        if method not in allowed:
+            return _plain(405, "method not allowed", [(b"allow", ", ".join(allowed).encode())])
+
+        headers = _headers(scope)
+        claims = self._authenticate(headers)
+        if isinstance(claims, _Answer):
+            return claims
+        cookie = _read_cookie(headers)
+
+        if method == "PUT":
+            body = await _read_body(receive, self._max_body)
+            data = _parse_input(body)
+            put_request = PutRequest(
+                guresid=guresid,
+                cookie=cookie,
+                claims=claims,
+                type=data.type,
+                resource=data.resource,
+                values=data.driver.values,
+                secrets=data.driver.secrets,
+            )
+            return self._answer(await self._call(self._put, put_request), guresid, data.type)
+        request = ResourceRequest(guresid=guresid, cookie=cookie, claims=claims)
+        if method == "GET":
+            assert self._get is not None
+            result = await self._call(self._get, request)
+            if result is None:
+                return _error(404, INVALID_REQUEST, "no such resource")
+            return self._answer(result, guresid, None)
+        assert self._delete is not None
+        deleted = await self._call(self._delete, request)
+        if deleted is None:
+            return _Answer(204)
+        return self._answer(deleted, guresid, None)
+
+    async def _call(self, handler: Callable[[Any], Awaitable[Any]], request: ResourceRequest) -> Any:
+        try:
+            return await handler(request)
+        except DriverFailure as exc:
+            raise _BadRequest(_error(400, exc.code, exc.message)) from None
+
+    def _authenticate(self, headers: Mapping[str, str]) -> dict[str, Any] | _Answer:
+        if self._keys is None:
+            return {}
+        challenge = [(b"www-authenticate", b'Bearer realm="driver"')]
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _plain(401, "unauthorized: a Bearer token is required", challenge)
+        try:
+            return verify_token(
+                token.strip(),
+                self._keys,
+                org_id=self._org_id,
+                leeway=self._leeway,
+                max_lifetime=self._max_lifetime,
+            )
+        except TokenInvalid as exc:
+            return _plain(401, f"unauthorized: {exc}", challenge)
+
+    def _answer(self, result: Any, guresid: str, request_type: str | None) -> _Answer:
+        if isinstance(result, InProgress):
+            hint = AsyncProgressHint(
+                status=result.status, estimated_completion_time=result.estimated_completion_time
+            ).model_dump(exclude_none=True)
+            headers = _cookie_headers(result.cookie, clear=False)
+            if result.retry_after is not None:
+                headers.append((b"retry-after", str(max(0, round(result.retry_after))).encode()))
+            return _json(409 if result.conflict else 202, hint, headers)
+        if not isinstance(result, DriverResponse):
+            raise TypeError(
+                f"a driver handler returned {type(result).__name__}, not DriverResponse/InProgress"
+            )
+        resource_type = result.type or request_type
+        if resource_type is None:
+            raise ValueError("a GET handler must set DriverResponse.type (GET requests carry no type)")
+        if request_type is not None and resource_type != request_type:
+            raise ValueError("DriverResponse.type differs from the request's type")
+        try:
+            output = OutputData.model_validate(
+                {
+                    "id": guresid,
+                    "type": resource_type,
+                    "resource": {"values": result.values, "secrets": reveal_tree(result.secrets)},
+                    "manifests": result.manifests,
+                }
+            )
+        except ValidationError as exc:
+            # A driver bug: say where, not what (the answer holds secrets).
+            raise ValueError(
+                f"the driver's answer does not match the Driver API: {field_errors(exc)}"
+            ) from None
+        headers = _cookie_headers(result.cookie, clear=result.clear_cookie)
+        return _json(200, output.model_dump(mode="json"), headers)
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _keys_by_kid(keys: PublicKeys) -> dict[str, rsa.RSAPublicKey]:
+    loaded: dict[str, rsa.RSAPublicKey] = {}
+    if isinstance(keys, Mapping):
+        for kid, key in keys.items():
+            loaded[str(kid).lower()] = key if isinstance(key, rsa.RSAPublicKey) else load_public_key(key)
+        return loaded
+    for key in keys:
+        public = key if isinstance(key, rsa.RSAPublicKey) else load_public_key(key)
+        loaded[public_key_fingerprint(public)] = public
+    return loaded
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        found[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
+    return found
+
+
+def _read_cookie(headers: Mapping[str, str]) -> bytes | None:
+    raw = headers.get(COOKIE_HEADER.lower())
+    if not raw:
+        return None
+    if len(raw) >= COOKIE_MAX_BYTES:
+        raise _BadRequest(
+            _error(400, INVALID_REQUEST, f"{COOKIE_HEADER} is {COOKIE_MAX_BYTES} bytes or more")
+        )
+    try:
+        return base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise _BadRequest(_error(400, INVALID_REQUEST, f"{COOKIE_HEADER} is not base64")) from None
+
+
+def _cookie_headers(cookie: bytes | str | None, *, clear: bool) -> list[tuple[bytes, bytes]]:
+    if clear:
+        return [(SET_COOKIE_HEADER.lower().encode(), b"")]
+    if cookie is None:
+        return []
+    encoded = base64.b64encode(cookie.encode() if isinstance(cookie, str) else cookie)
+    if len(encoded) >= COOKIE_MAX_BYTES:
+        raise ValueError(
+            f"the driver's cookie is {len(encoded)} bytes in base64; "
+            f"the Driver API allows less than {COOKIE_MAX_BYTES}"
+        )
+    return [(SET_COOKIE_HEADER.lower().encode(), encoded)]
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _BadRequest(_error(400, INVALID_REQUEST, "the client went away"))
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BadRequest(_error(413, INVALID_REQUEST, f"the body is larger than {limit} bytes"))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _parse_input(body: bytes) -> InputData:
+    try:
+        return InputData.model_validate_json(body)
+    except ValidationError as exc:
+        raise _BadRequest(
+            _error(400, INVALID_REQUEST, f"invalid request body: {field_errors(exc)}")
+        ) from None
+
+
+async def _send_answer(send: Send, answer: _Answer) -> None:
+    headers = [*answer.headers]
+    if answer.body or answer.status not in {204, 304}:
+        headers.append((b"content-type", answer.content_type.encode()))
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})

@@ -1,0 +1,290 @@
+"""The Template driver (`humanitec/template`, `strongroom/template`): outputs and manifests from Go templates.
+
+Inputs, as in Humanitec's Template driver:
+- `values.templates.{init, manifests, outputs, cookie}` and `secrets.templates.{init, manifests, outputs,
+  cookie}`, every one optional. A template is a string (rendered, then parsed as YAML) or an object or list
+  whose string leaves are rendered one by one (they stay strings).
+- Templates are Go `text/template` with Sprig (`strongroom.templating.render`), rendered in this order, each
+  seeing what came before: `init`, `manifests`, `outputs`, `cookie`; for each, the `values` template first,
+  then the `secrets` one.
+
+Context (`.` in a template):
+- `.id`: the GUResID; `.resource`: the resource inputs; `.driver.values` / `.driver.secrets`: the driver
+  inputs (secrets in plain text: templates run in-process);
+- `.cookie`: the cookie this driver returned last time (its YAML value), or null;
+- `.init`: the `init` result (values `init`, then secrets `init` merged over it); null before.
+
+Results:
+- `outputs` (a YAML mapping) -> output values; `secrets.templates.outputs` -> output secrets;
+- `manifests`: a mapping of name -> `{location, data}`, location one of `namespace`, `cluster`,
+  `containers`, `volumes`, data a mapping (the object);
+- `cookie` (any YAML) -> the cookie, kept by the operator and given back as `.cookie`;
+- for `workload`-type resources, `outputs.update` is the list of JSON-patch operations for the workload.
+
+Errors name the template (`values.templates.outputs`) and the line, never a value: messages from the
+template engine are redacted with every secret the request carries and every secret `init` produced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import yaml
+
+from strongroom.drivers.base import (
+    MANIFEST_LOCATIONS,
+    DriverRequest,
+    DriverResult,
+    Manifest,
+    TemplateFailed,
+    redact,
+    reveal_tree,
+    split_update,
+    to_secret_tree,
+)
+from strongroom.stores.base import SecretValue
+from strongroom.templating import TemplateError, render
+
+TEMPLATE_KEYS: Final = ("init", "manifests", "outputs", "cookie")
+_MANIFEST_KEYS = frozenset({"location", "data"})
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML as Kubernetes tooling reads it into JSON: timestamps stay strings (Go's sigs.k8s.io/yaml does
+    the same), so outputs remain plain JSON."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class TemplateDriver:
+    """Renders the templates for every call; stateless apart from the cookie the operator keeps."""
+
+    async def observe(self, req: DriverRequest) -> DriverResult | None:
+        # Rendering has no side effects, so "what exists" is exactly what the templates produce.
+        return self._render(req)
+
+    async def apply(self, req: DriverRequest) -> DriverResult:
+        return self._render(req)
+
+    async def delete(self, req: DriverRequest) -> None:
+        # Nothing was created outside the cluster; the operator removes the manifests it applied.
+        return None
+
+    def _render(self, req: DriverRequest) -> DriverResult:
+        return _Run(req).result()
+
+
+class _Run:
+    """One rendering of a request's templates."""
+
+    def __init__(self, req: DriverRequest) -> None:
+        self.req = req
+        self.plain_secrets = reveal_tree(req.secrets)
+        self.templates = {
+            "values": _templates(req.values.get("templates"), "values.templates", req),
+            "secrets": _templates(self.plain_secrets.get("templates"), "secrets.templates", req),
+        }
+        self.context: dict[str, Any] = {
+            "id": req.guresid,
+            "resource": dict(req.resource_inputs),
+            "driver": {"values": dict(req.values), "secrets": self.plain_secrets},
+            "cookie": _previous_cookie(req.cookie),
+            "init": None,
+        }
+        # Secrets `init` produced (generated passwords, ...) are hidden from error messages too.
+        self.extra_secrets: list[str] = []
+
+    def result(self) -> DriverResult:
+        init = self._stage("init")
+        self.context["init"] = _merge(*init)
+        if init[1] is not None:
+            # Very short strings ("1", "true") would blot out half of every message for nothing.
+            self.extra_secrets.extend(leaf for leaf in _string_leaves(init[1]) if len(leaf) >= 4)
+
+        manifests = self._manifests(*self._stage("manifests"))
+        values_out, secrets_out = self._stage("outputs")
+        values = self._mapping(values_out, "values.templates.outputs")
+        secrets = self._mapping(secrets_out, "secrets.templates.outputs")
+        cookie = _merge(*self._stage("cookie"))
+
+        try:
+            values, update = split_update(self.req.type, values)
+        except ValueError as exc:
+            raise self._fail(f"values.templates.outputs: {exc}") from None
+        return DriverResult(
+            id=self.req.guresid,
+            type=self.req.type,
+            values=values,
+            secrets=to_secret_tree(secrets),
+            manifests=manifests,
+            cookie=None if cookie is None else SecretValue(_dump_json(cookie)),
+            update=update,
+        )
+
+    def _stage(self, key: str) -> tuple[Any, Any]:
+        """The values and the secrets result of one template (None where absent)."""
+        found: list[Any] = []
+        for side in ("values", "secrets"):
+            source = self.templates[side].get(key)
+            found.append(None if source is None else self._evaluate(source, f"{side}.templates.{key}"))
+        return found[0], found[1]
+
+    def _evaluate(self, source: Any, name: str) -> Any:
+        if isinstance(source, str):
+            return self._parse_yaml(self._render(source, name), name)
+        if isinstance(source, Mapping):
+            return {str(key): self._evaluate_leaf(value, f"{name}.{key}") for key, value in source.items()}
+        if isinstance(source, list):
+            return [self._evaluate_leaf(value, f"{name}[{index}]") for index, value in enumerate(source)]
+        raise self._fail(f"{name} must be a string, an object or a list, not {type(source).__name__}")
+
+    def _evaluate_leaf(self, source: Any, name: str) -> Any:
+        # Inside an object template, string leaves are templates whose text is the value (no YAML parsing:
+        # "5432" stays a string, as written).
+        if isinstance(source, str):
+            return self._render(source, name)
+        if isinstance(source, Mapping):
+            return {str(key): self._evaluate_leaf(value, f"{name}.{key}") for key, value in source.items()}
+        if isinstance(source, list):
+            return [self._evaluate_leaf(value, f"{name}[{index}]") for index, value in enumerate(source)]
+        return source
+
+    def _render(self, source: str, name: str) -> str:
+        try:
+            return render(source, self.context, name=name)
+        except TemplateError as exc:
+            raise self._fail(str(exc) if name in str(exc) else f"{name}: {exc}") from None
+        except Exception as exc:  # the engine's own bugs must not crash the reconcile loop with a value
+            raise self._fail(f"{name}: rendering failed: {type(exc).__name__}: {exc}") from None
+
+    def _parse_yaml(self, text: str, name: str) -> Any:
+        try:
+            document = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1} of the rendered text" if mark else "?"
+            raise self._fail(f"{name}: rendered text is not valid YAML ({where}: {exc.problem})") from None
+        except yaml.YAMLError as exc:
+            raise self._fail(f"{name}: rendered text is not valid YAML ({type(exc).__name__})") from None
+        return _jsonable(document, name)
+
+    def _mapping(self, document: Any, name: str) -> dict[str, Any]:
+        if document is None:
+            return {}
+        if not isinstance(document, dict):
+            raise self._fail(f"{name} must produce a YAML mapping, not {_kind(document)}")
+        return document
+
+    def _manifests(self, *documents: Any) -> list[Manifest]:
+        found: dict[str, Manifest] = {}
+        for side, document in zip(("values", "secrets"), documents, strict=True):
+            name = f"{side}.templates.manifests"
+            for key, entry in self._mapping(document, name).items():
+                where = f"{name}[{key}]"
+                if not isinstance(entry, dict):
+                    raise self._fail(f"{where} must be a mapping with location and data, not {_kind(entry)}")
+                unknown = sorted(set(entry) - _MANIFEST_KEYS)
+                if unknown:
+                    raise self._fail(f"{where} has unknown keys {unknown} (expected location and data)")
+                location = entry.get("location")
+                if location not in MANIFEST_LOCATIONS:
+                    raise self._fail(
+                        f"{where}.location must be one of {', '.join(sorted(MANIFEST_LOCATIONS))}"
+                    )
+                data = entry.get("data")
+                if not isinstance(data, dict):
+                    raise self._fail(f"{where}.data must be a mapping (the object), not {_kind(data)}")
+                found[key] = Manifest(location=location, data=data, name=key)
+        return [found[key] for key in sorted(found)]
+
+    def _fail(self, message: str) -> TemplateFailed:
+        return TemplateFailed(redact(message, [*self.req.secret_values(), *self.extra_secrets]))
+
+
+def _templates(node: Any, name: str, req: DriverRequest) -> dict[str, Any]:
+    if node is None:
+        return {}
+    if not isinstance(node, Mapping):
+        raise TemplateFailed(f"{name} must be an object with {', '.join(TEMPLATE_KEYS)}, not {_kind(node)}")
+    unknown = sorted(set(node) - set(TEMPLATE_KEYS))
+    if unknown:
+        raise TemplateFailed(
+            req.redact(f"{name} has unknown keys {unknown} (expected {', '.join(TEMPLATE_KEYS)})")
+        )
+    return {key: node[key] for key in TEMPLATE_KEYS if node.get(key) is not None}
+
+
+def _previous_cookie(cookie: SecretValue | None) -> Any:
+    # The cookie is the JSON this driver stored; anything else (a remote driver's cookie after a driver
+    # change) is handed over as the string it is.
+    if cookie is None:
+        return None
+    text = cookie.reveal().decode(errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """`over` deep-merged onto `base` when both are mappings; otherwise `over` if present, else `base`."""
+    if base is None:
+        return over
+    if over is None:
+        return base
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for key, value in over.items():
+            merged[key] = _merge(merged.get(key), value)
+        return merged
+    return over
+
+
+def _jsonable(node: Any, name: str) -> Any:
+    """YAML data as JSON data: keys become strings (as Go's YAML-to-JSON does); binary is refused."""
+    if isinstance(node, dict):
+        return {_key_text(key): _jsonable(value, name) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_jsonable(value, name) for value in node]
+    if node is None or isinstance(node, str | int | float | bool):
+        return node
+    raise TemplateFailed(f"{name}: rendered YAML holds a {type(node).__name__}, which has no JSON form")
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
+
+
+def _string_leaves(node: Any) -> Iterable[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _string_leaves(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _string_leaves(value)
+
+
+def _dump_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return f"a {type(value).__name__}"

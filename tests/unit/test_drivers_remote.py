@@ -1,0 +1,348 @@
+"""The remote driver client against SDK apps and scripted answers, in process (httpx transports)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from strongroom.drivers.base import (
+    DriverAuthFailed,
+    DriverConfigError,
+    DriverError,
+    DriverProtocolError,
+    DriverRejected,
+    DriverRequest,
+    DriverTimeout,
+    DriverUnavailable,
+    reveal_tree,
+)
+from strongroom.drivers.remote import RemoteDriver, RemoteTimings
+from strongroom.drivers.sdk import (
+    DriverApp,
+    DriverFailure,
+    DriverResponse,
+    InProgress,
+    PutRequest,
+    ResourceRequest,
+    in_progress,
+)
+from strongroom.drivers.signing import SigningKey, generate_private_key
+from strongroom.stores.base import SecretValue
+
+CANARY = "canary-7f3a9-do-not-leak"
+FAST = RemoteTimings(request=5, operation=5, poll_initial=0.01, poll_max=0.05)
+TARGET = "http://driver.test/pg/"
+
+
+@pytest.fixture(scope="module")
+def key() -> rsa.RSAPrivateKey:
+    return generate_private_key(2048)
+
+
+@pytest.fixture(scope="module")
+def signer(key: rsa.RSAPrivateKey) -> SigningKey:
+    return SigningKey(key, "org-1")
+
+
+def _request(**overrides: Any) -> DriverRequest:
+    fields: dict[str, Any] = {
+        "guresid": "abc-123",
+        "type": "postgres",
+        "resource_id": "shared.db",
+        "values": {"size": "small"},
+        "secrets": {"admin": {"password": SecretValue(CANARY)}},
+        "resource_inputs": {"app": "api"},
+    }
+    fields.update(overrides)
+    return DriverRequest(**fields)
+
+
+class Memory:
+    """A tiny driver: resources in a dict, a counter in the cookie."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.seen: list[PutRequest] = []
+
+    async def put(self, request: PutRequest) -> DriverResponse:
+        self.seen.append(request)
+        count = json.loads(request.cookie)["count"] + 1 if request.cookie else 1
+        self.resources[request.guresid] = {"values": request.values, "type": request.type}
+        return DriverResponse(
+            values={"echo": request.values, "app": request.resource.get("app")},
+            secrets={"password": request.secrets["admin"]["password"]},
+            manifests=[{"location": "namespace", "data": {"kind": "ConfigMap", "metadata": {"name": "x"}}}],
+            cookie=json.dumps({"count": count}),
+        )
+
+    async def get(self, request: ResourceRequest) -> DriverResponse | None:
+        found = self.resources.get(request.guresid)
+        if found is None:
+            return None
+        return DriverResponse(type=found["type"], values={"echo": found["values"]})
+
+    async def delete(self, request: ResourceRequest) -> None:
+        self.resources.pop(request.guresid, None)
+
+
+def _remote(app: Any, signer: SigningKey | None, timings: RemoteTimings = FAST) -> RemoteDriver:
+    return RemoteDriver(TARGET, signing_key=signer, timings=timings, transport=httpx.ASGITransport(app=app))
+
+
+def _app(memory: Memory, key: rsa.RSAPrivateKey, **kwargs: Any) -> DriverApp:
+    options: dict[str, Any] = {
+        "put": memory.put,
+        "get": memory.get,
+        "delete": memory.delete,
+        "public_keys": [key.public_key()],
+        "prefix": "/pg/",
+    }
+    options.update(kwargs)
+    return DriverApp(**options)
+
+
+def _assert_clean(exc: BaseException) -> None:
+    """No secret in the exception, its args, or anything chained to it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        assert CANARY not in str(seen)
+        assert CANARY not in repr(seen.args)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+
+
+async def test_put_get_delete_round_trip_with_cookie(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
+    memory = Memory()
+    remote = _remote(_app(memory, key, org_id="org-1"), signer)
+    req = _request()
+
+    result = await remote.apply(req)
+    assert result.id == "abc-123"
+    assert result.values == {"echo": {"size": "small"}, "app": "api"}
+    assert reveal_tree(result.secrets) == {"password": CANARY}
+    assert [(m.location, m.data["kind"]) for m in result.manifests] == [("namespace", "ConfigMap")]
+    assert result.cookie is not None
+    # The client keeps the header value as it came: base64, as the SDK writes it.
+    assert json.loads(base64.b64decode(result.cookie.reveal())) == {"count": 1}
+    assert memory.seen[0].secrets == {"admin": {"password": CANARY}}
+    assert memory.seen[0].claims["orgID"] == "org-1"
+
+    again = await remote.apply(_request(cookie=result.cookie))
+    assert again.cookie is not None
+    assert json.loads(base64.b64decode(again.cookie.reveal())) == {"count": 2}
+    assert memory.seen[1].cookie == b'{"count": 1}'
+
+    observed = await remote.observe(req)
+    assert observed is not None
+    assert observed.values == {"echo": {"size": "small"}}
+    # GET sets no cookie, so the one the request carried is kept.
+    kept = await remote.observe(_request(cookie=again.cookie))
+    assert kept is not None
+    assert kept.cookie == again.cookie
+
+    await remote.delete(req)
+    assert memory.resources == {}
+    assert await remote.observe(req) is None
+    await remote.delete(req)  # already gone: still fine
+
+
+async def test_driver_without_get_is_observed_as_absent(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
+    memory = Memory()
+    remote = _remote(_app(memory, key, get=None), signer)
+    await remote.apply(_request())
+    assert await remote.observe(_request()) is None
+
+
+class Scripted:
+    """Answers PUT with the scripted results in turn, recording each request."""
+
+    def __init__(self, *answers: DriverResponse | InProgress) -> None:
+        self.answers = list(answers)
+        self.requests: list[PutRequest] = []
+
+    async def put(self, request: PutRequest) -> DriverResponse | InProgress:
+        self.requests.append(request)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    async def delete(self, request: ResourceRequest) -> InProgress | None:
+        self.requests.append(PutRequest(guresid=request.guresid, cookie=request.cookie))
+        return self.answers.pop(0) if len(self.answers) > 1 else None  # type: ignore[return-value]
+
+
+async def test_202_is_polled_with_the_same_request_until_200(
+    key: rsa.RSAPrivateKey, signer: SigningKey
+) -> None:
+    script = Scripted(
+        in_progress("creating", cookie=b"op-1"),
+        in_progress("creating"),
+        DriverResponse(values={"done": True}),
+    )
+    remote = _remote(DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/"), signer)
+    result = await remote.apply(_request())
+    assert result.values == {"done": True}
+    assert len(script.requests) == 3
+    assert {(r.type, json.dumps(r.values), json.dumps(r.secrets)) for r in script.requests} == {
+        ("postgres", '{"size": "small"}', json.dumps({"admin": {"password": CANARY}}))
+    }
+    # The cookie a 202 sets is sent with the next poll, and kept when the final answer sets none.
+    assert [r.cookie for r in script.requests] == [None, b"op-1", b"op-1"]
+    assert result.cookie is not None
+    assert base64.b64decode(result.cookie.reveal()) == b"op-1"
+
+
+async def test_409_is_polled_and_delete_202_too(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
+    script = Scripted(InProgress(conflict=True), DriverResponse(values={"ok": 1}))
+    remote = _remote(DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/"), signer)
+    assert (await remote.apply(_request())).values == {"ok": 1}
+    assert len(script.requests) == 2
+
+    deleting = Scripted(in_progress("deleting"), in_progress("deleting"), DriverResponse())
+    app = DriverApp(put=deleting.put, delete=deleting.delete, public_keys=[key.public_key()], prefix="/pg/")
+    await _remote(app, signer).delete(_request())
+    assert len(deleting.requests) == 3
+
+
+async def test_polling_stops_at_the_operation_deadline(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
+    script = Scripted(in_progress("updating"))
+    timings = RemoteTimings(request=1, operation=0.3, poll_initial=0.05, poll_max=0.1)
+    remote = _remote(
+        DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/"), signer, timings
+    )
+    with pytest.raises(DriverTimeout) as info:
+        await remote.apply(_request())
+    assert info.value.retryable
+    assert 2 <= len(script.requests) <= 10
+
+
+async def test_400_is_permanent_and_redacted(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
+    async def put(request: PutRequest) -> DriverResponse:
+        # A careless driver quoting its inputs back.
+        raise DriverFailure(
+            f"cannot use password {request.secrets['admin']['password']!r} with {request.values}"
+        )
+
+    remote = _remote(DriverApp(put=put, public_keys=[key.public_key()], prefix="/pg/"), signer)
+    with pytest.raises(DriverRejected) as info:
+        await remote.apply(_request())
+    assert not info.value.retryable
+    assert info.value.status == 400
+    assert "RES-101" in str(info.value)
+    assert "<redacted>" in str(info.value)
+    assert "small" in str(info.value)  # values are not secret
+    _assert_clean(info.value)
+
+
+async def test_wrong_key_is_an_auth_error(key: rsa.RSAPrivateKey) -> None:
+    stranger = SigningKey(generate_private_key(2048), "org-1")
+    remote = _remote(_app(Memory(), key), stranger)
+    with pytest.raises(DriverAuthFailed) as info:
+        await remote.apply(_request())
+    assert not info.value.retryable
+    assert info.value.status == 401
+    assert "unknown key id" in str(info.value)
+    with pytest.raises(DriverAuthFailed):
+        await _remote(_app(Memory(), key), None).apply(_request())
+
+
+def _mock(handler: Callable[[httpx.Request], httpx.Response]) -> RemoteDriver:
+    return RemoteDriver(TARGET, timings=FAST, transport=httpx.MockTransport(handler))
+
+
+async def test_5xx_and_network_errors_are_retryable() -> None:
+    with pytest.raises(DriverUnavailable) as info:
+        await _mock(lambda r: httpx.Response(503, text=f"overloaded {CANARY}")).apply(_request())
+    assert info.value.retryable
+    _assert_clean(info.value)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"refused while sending {CANARY}", request=request)
+
+    with pytest.raises(DriverUnavailable) as refused:
+        await _mock(refuse).delete(_request())
+    assert refused.value.retryable
+    _assert_clean(refused.value)
+
+
+async def test_bad_answers_are_protocol_errors_without_secrets() -> None:
+    body = {
+        "id": "abc-123",
+        "type": "postgres",
+        "resource": {"values": {}, "secrets": {"password": "s3cr3t-output-value"}},
+        "manifests": [{"location": "moon", "data": {"password": "s3cr3t-output-value"}}],
+    }
+    with pytest.raises(DriverProtocolError) as info:
+        await _mock(lambda r: httpx.Response(200, json=body)).apply(_request())
+    assert "manifests[0]" in str(info.value)
+    assert "s3cr3t-output-value" not in str(info.value)
+
+    with pytest.raises(DriverProtocolError, match="another GUResID"):
+        await _mock(lambda r: httpx.Response(200, json={**body, "id": "zzz", "manifests": []})).apply(
+            _request()
+        )
+    with pytest.raises(DriverProtocolError, match="not JSON"):
+        await _mock(lambda r: httpx.Response(200, text="ok")).apply(_request())
+    big = httpx.Response(
+        200, json={**body, "manifests": []}, headers={"Set-Humanitec-Driver-Cookie": "a" * 10240}
+    )
+    with pytest.raises(DriverProtocolError, match="cookie"):
+        await _mock(lambda r: big).apply(_request())
+    with pytest.raises(DriverProtocolError) as echoed:
+        await _mock(lambda r: httpx.Response(418, json={"message": f"teapot {CANARY}"})).apply(_request())
+    _assert_clean(echoed.value)
+
+
+async def test_lenient_reading_and_workload_update() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200,
+            json={
+                "resource": {"values": {"update": [{"op": "add", "path": "/spec/x", "value": 1}], "k": "v"}},
+                "manifests": [{"location": "container", "manifest": {"name": "sidecar"}}],
+            },
+            headers={"Set-Humanitec-Driver-Cookie": ""},
+        )
+
+    result = await _mock(answer).apply(_request(type="workload", cookie=SecretValue("b2xk")))
+    assert result.update == [{"op": "add", "path": "/spec/x", "value": 1}]
+    assert result.values == {"k": "v"}
+    assert [(m.location, m.data) for m in result.manifests] == [("containers", {"name": "sidecar"})]
+    assert result.cookie is None  # an empty Set header clears the cookie
+    sent = seen[0]
+    assert sent.method == "PUT"
+    assert str(sent.url) == "http://driver.test/pg/abc-123"
+    assert sent.headers["Humanitec-Driver-Cookie"] == "b2xk"
+    assert "authorization" not in sent.headers
+    assert json.loads(sent.content) == {
+        "type": "workload",
+        "resource": {"app": "api"},
+        "driver": {"values": {"size": "small"}, "secrets": {"admin": {"password": CANARY}}},
+    }
+
+
+async def test_requests_that_cannot_be_sent_are_config_errors() -> None:
+    remote = _mock(lambda r: httpx.Response(200, json={}))
+    with pytest.raises(DriverConfigError, match="GUResID"):
+        await remote.apply(_request(guresid="../etc"))
+    with pytest.raises(DriverConfigError, match="cookie"):
+        await remote.apply(_request(cookie=SecretValue("x" * 10240)))
+    with pytest.raises(DriverConfigError, match="header value"):
+        await remote.apply(_request(cookie=SecretValue("line\nbreak")))
+    with pytest.raises(DriverConfigError, match="http"):
+        RemoteDriver("ftp://user:pw@host/")
+
+
+async def test_every_error_is_a_driver_error() -> None:
+    def explode(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError(f"bug with {CANARY}")
+
+    with pytest.raises(DriverError) as info:
+        await _mock(explode).observe(_request())
+    _assert_clean(info.value)

@@ -1,0 +1,222 @@
+"""The Template driver: inputs, context, order, results, and errors that name templates, not values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from strongroom.drivers.base import DriverRequest, TemplateFailed, reveal_tree
+from strongroom.drivers.template import TemplateDriver
+from strongroom.stores.base import SecretValue
+
+CANARY = "canary-tpl-91ab77"
+
+TEMPLATES = {
+    "init": "name: {{ .id }}-config\nport: 5432\n",
+    "manifests": (
+        "config.yaml:\n"
+        "  location: namespace\n"
+        "  data:\n"
+        "    apiVersion: v1\n"
+        "    kind: ConfigMap\n"
+        "    metadata:\n"
+        "      name: {{ .init.name }}\n"
+        "    data:\n"
+        "      DB_HOST: {{ .driver.values.dbHost | quote }}\n"
+        "      APP: {{ .resource.app | quote }}\n"
+        "sidecar:\n"
+        "  location: containers\n"
+        "  data:\n"
+        "    name: proxy\n"
+        "    image: proxy:1\n"
+    ),
+    "outputs": "configMap: {{ .init.name }}\nport: {{ .init.port }}\nday: 2024-01-02\n",
+    "cookie": "renders: {{ if .cookie }}{{ add1 .cookie.renders }}{{ else }}1{{ end }}\n",
+}
+SECRET_TEMPLATES = {
+    "init": "generated: {{ .driver.secrets.token | sha256sum | trunc 16 }}\n",
+    "outputs": "token: {{ .driver.secrets.token | quote }}\nderived: {{ .init.generated | quote }}\n",
+}
+
+
+def _request(
+    values: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None, **kw: Any
+) -> DriverRequest:
+    fields: dict[str, Any] = {
+        "guresid": "abc123",
+        "type": "config",
+        "resource_id": "modules.api.externals.config",
+        "resource_inputs": {"app": "api"},
+        "values": {"dbHost": "db.internal", "templates": TEMPLATES} if values is None else values,
+        "secrets": {
+            "token": SecretValue(CANARY),
+            "templates": {key: SecretValue(text) for key, text in SECRET_TEMPLATES.items()},
+        }
+        if secrets is None
+        else secrets,
+    }
+    fields.update(kw)
+    return DriverRequest(**fields)
+
+
+def _only_values(templates: dict[str, Any], **kw: Any) -> DriverRequest:
+    return _request(values={"templates": templates}, secrets={"token": SecretValue(CANARY)}, **kw)
+
+
+async def test_full_render() -> None:
+    driver = TemplateDriver()
+    result = await driver.apply(_request())
+    assert result.id == "abc123"
+    assert result.values == {"configMap": "abc123-config", "port": 5432, "day": "2024-01-02"}
+    secrets = reveal_tree(result.secrets)
+    assert secrets["token"] == CANARY
+    assert len(secrets["derived"]) == 16
+    assert [(m.name, m.location) for m in result.manifests] == [
+        ("config.yaml", "namespace"),
+        ("sidecar", "containers"),
+    ]
+    config = result.manifests[0].data
+    assert config["metadata"]["name"] == "abc123-config"
+    assert config["data"] == {"DB_HOST": "db.internal", "APP": "api"}
+    assert result.cookie is not None
+    assert json.loads(result.cookie.reveal()) == {"renders": 1}
+    assert result.update is None
+    assert CANARY not in repr(result)
+
+    # The cookie comes back as `.cookie` next time.
+    again = await driver.apply(_request(cookie=result.cookie))
+    assert again.cookie is not None
+    assert json.loads(again.cookie.reveal()) == {"renders": 2}
+
+    assert await driver.observe(_request()) == result
+    await driver.delete(_request())  # nothing to undo
+
+
+async def test_no_templates_no_outputs() -> None:
+    result = await TemplateDriver().apply(_request(values={}, secrets={}))
+    assert result.values == {}
+    assert result.secrets == {}
+    assert result.manifests == []
+    assert result.cookie is None
+
+
+async def test_object_templates_render_leaves_as_strings() -> None:
+    templates = {"outputs": {"host": "{{ .driver.values.host }}", "port": "5432", "nested": ["{{ .id }}"]}}
+    req = _request(values={"host": "h1", "templates": templates}, secrets={})
+    assert (await TemplateDriver().apply(req)).values == {"host": "h1", "port": "5432", "nested": ["abc123"]}
+
+
+async def test_secrets_init_is_merged_into_init() -> None:
+    req = _request(
+        values={
+            "templates": {"init": "a: 1\nb: {x: 1}\n", "outputs": "a: {{ .init.a }}\nbx: {{ .init.b.x }}\n"}
+        },
+        secrets={"templates": {"init": SecretValue("b: {x: 2}\n")}},
+    )
+    assert (await TemplateDriver().apply(req)).values == {"a": 1, "bx": 2}
+
+
+async def test_workload_update_output() -> None:
+    outputs = (
+        "update:\n"
+        "- op: add\n"
+        "  path: /spec/containers/main/variables/OTEL_ENDPOINT\n"
+        "  value: http://{{ .id }}:4317\n"
+        "url: x\n"
+    )
+    result = await TemplateDriver().apply(_only_values({"outputs": outputs}, type="workload"))
+    assert result.update == [
+        {"op": "add", "path": "/spec/containers/main/variables/OTEL_ENDPOINT", "value": "http://abc123:4317"}
+    ]
+    assert result.values == {"url": "x"}
+    with pytest.raises(TemplateFailed, match=r"values.templates.outputs: update\[0\]"):
+        await TemplateDriver().apply(
+            _only_values({"outputs": "update:\n- op: add\n  path: /x\n"}, type="workload")
+        )
+
+
+def _clean(exc: BaseException) -> str:
+    text = str(exc)
+    assert CANARY not in text
+    assert CANARY not in repr(exc.args)
+    # Nothing chained that could carry the original text.
+    assert exc.__cause__ is None
+    assert exc.__suppress_context__ or exc.__context__ is None
+    return text
+
+
+async def test_template_errors_name_the_template_and_line() -> None:
+    broken = {"outputs": "a: 1\nb: {{ .id \n"}
+    with pytest.raises(TemplateFailed) as info:
+        await TemplateDriver().apply(_only_values(broken))
+    text = _clean(info.value)
+    assert "values.templates.outputs" in text
+    assert ":2" in text
+    assert not info.value.retryable
+
+
+async def test_failures_that_quote_secrets_are_redacted() -> None:
+    templates = {"outputs": '{{ fail (printf "no good: %s" .driver.secrets.token) }}'}
+    with pytest.raises(TemplateFailed) as info:
+        await TemplateDriver().apply(_only_values(templates))
+    text = _clean(info.value)
+    assert "values.templates.outputs" in text
+    assert "no good" in text  # the author's message survives, the secret in it does not
+
+    # A secret template whose own error would show a generated secret from init.
+    req = _request(
+        values={},
+        secrets={
+            "token": SecretValue(CANARY),
+            "templates": {
+                "init": SecretValue("pw: generated-{{ .driver.secrets.token | sha256sum | trunc 12 }}\n"),
+                "outputs": SecretValue('{{ fail (printf "bad %s" .init.pw) }}'),
+            },
+        },
+    )
+    with pytest.raises(TemplateFailed) as info:
+        await TemplateDriver().apply(req)
+    text = _clean(info.value)
+    assert "secrets.templates.outputs" in text
+    assert "generated-" not in text
+
+
+async def test_invalid_yaml_names_the_line_of_the_rendered_text() -> None:
+    with pytest.raises(TemplateFailed) as info:
+        await TemplateDriver().apply(
+            _only_values({"outputs": "a: 1\nb: [unclosed\nc: {{ .driver.secrets.token }}\n"})
+        )
+    text = _clean(info.value)
+    assert "values.templates.outputs" in text
+    assert "not valid YAML" in text
+    assert "line" in text
+
+
+@pytest.mark.parametrize(
+    ("templates", "message"),
+    [
+        ({"outputs": "- a\n- b\n"}, "values.templates.outputs must produce a YAML mapping, not a list"),
+        ({"output": "a: 1"}, "unknown keys ['output']"),
+        ({"manifests": "x:\n  location: moon\n  data: {}\n"}, r"manifests[x].location must be one of"),
+        ({"manifests": "x:\n  location: namespace\n  data: 'kind: A'\n"}, "data must be a mapping"),
+        ({"manifests": "x:\n  location: cluster\n  data: {}\n  extra: 1\n"}, "unknown keys ['extra']"),
+        ({"manifests": "- a\n"}, "must produce a YAML mapping"),
+        ({"outputs": 5}, "must be a string, an object or a list"),
+    ],
+)
+async def test_shape_errors(templates: dict[str, Any], message: str) -> None:
+    with pytest.raises(TemplateFailed) as info:
+        await TemplateDriver().apply(_only_values(templates))
+    assert message in _clean(info.value)
+
+
+async def test_templates_must_be_an_object() -> None:
+    with pytest.raises(TemplateFailed, match=r"values\.templates must be an object"):
+        await TemplateDriver().apply(_request(values={"templates": "outputs: x"}, secrets={}))
+
+
+async def test_a_foreign_cookie_is_handed_over_as_text() -> None:
+    req = _only_values({"outputs": "seen: {{ .cookie | quote }}\n"}, cookie=SecretValue("b2xkLWNvb2tpZQ=="))
+    assert (await TemplateDriver().apply(req)).values == {"seen": "b2xkLWNvb2tpZQ=="}
