@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"testenv: already up (state in {state}); run `python -m testenv down` first", file=sys.stderr)
         return 1
     names = args.only.split(",") if args.only else None
-    env = testenv.start(state_dir() / "run", names)
+    run_dir = state_dir() / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)  # every `up` starts from empty data, like the fixtures
+    env = testenv.start(run_dir, names)
     testenv.save_state(env, state)
     sys.stdout.write(env.export_lines())
     sys.stdout.write(f'export PATH={tools.bin_dir()}:"$PATH"\n')
