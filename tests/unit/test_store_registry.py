@@ -171,3 +171,10 @@ async def test_kubernetes_credential_source_mounted_token(tmp_path: Path) -> Non
     token.write_text("")
     with pytest.raises(InvalidStoreConfig, match="empty"):
         await source.service_account_token(None, None)
+
+
+def test_every_lazily_named_backend_imports() -> None:
+    from strongroom.stores.registry import backend_factory
+
+    for name in BACKENDS:
+        assert callable(backend_factory(name)), name

@@ -8,30 +8,35 @@ is `check()`'s job, so building a client for a store that is down still succeeds
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from lightkube import AsyncClient
 
 from strongroom.api.secretstore import BackendName, SecretStore
-from strongroom.stores.awssm import AWSSecretsManagerStore
-from strongroom.stores.azurekv import AzureKeyVaultStore
 from strongroom.stores.base import InvalidStoreConfig, StoreClient
 from strongroom.stores.credentials import CredentialSource, StoreContext
-from strongroom.stores.gcpsm import GCPSecretManagerStore
-from strongroom.stores.kubernetes import KubernetesStore
-from strongroom.stores.vault import VaultStore
 
 #: A backend's factory: its spec block (e.g. `VaultProvider`) and the context -> a client.
 BackendFactory = Callable[[Any, StoreContext], Awaitable[StoreClient]]
 
-BACKENDS: Mapping[BackendName, BackendFactory] = {
-    "vault": VaultStore.create,
-    "awssm": AWSSecretsManagerStore.create,
-    "gcpsm": GCPSecretManagerStore.create,
-    "azurekv": AzureKeyVaultStore.create,
-    "kubernetes": KubernetesStore.create,
+#: Backend name -> "module:Class". Modules are imported on first use: the cloud SDKs (gRPC, Azure,
+#: botocore) cost tens of MiB each, and a cluster that only uses Vault should not carry them.
+BACKENDS: Mapping[BackendName, str] = {
+    "vault": "strongroom.stores.vault:VaultStore",
+    "awssm": "strongroom.stores.awssm:AWSSecretsManagerStore",
+    "gcpsm": "strongroom.stores.gcpsm:GCPSecretManagerStore",
+    "azurekv": "strongroom.stores.azurekv:AzureKeyVaultStore",
+    "kubernetes": "strongroom.stores.kubernetes:KubernetesStore",
 }
+
+
+def backend_factory(backend: BackendName) -> BackendFactory:
+    module_name, _, class_name = BACKENDS[backend].partition(":")
+    factory: BackendFactory = getattr(importlib.import_module(module_name), class_name).create
+    return factory
+
 
 #: Seconds for one call to a store (connect and read), unless the caller says otherwise.
 DEFAULT_TIMEOUT = 10.0
@@ -60,7 +65,6 @@ async def build_store_client(
         timeout=call_timeout,
         kube_client=kube_client,
     )
-    factory = BACKENDS.get(backend)
-    if factory is None:  # pragma: no cover - BackendName and BACKENDS are kept in step by a unit test
+    if backend not in BACKENDS:  # pragma: no cover - BackendName and BACKENDS are kept in step by a unit test
         raise InvalidStoreConfig(f"store {ctx.label!r}: unknown backend {backend!r}")
-    return await factory(getattr(store.spec, backend), ctx)
+    return await backend_factory(backend)(getattr(store.spec, backend), ctx)
