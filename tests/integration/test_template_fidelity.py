@@ -1,0 +1,193 @@
+"""strongroom.templating against real Go: text/template + Sprig v3.3.0 + the Helm-style extras.
+
+Every case in tests/fixtures/templates/cases.yaml is rendered by the Go oracle
+(testenv/gobuild/gotemplate, built once and cached by testenv.gobuild, one process for the whole
+module) and by strongroom.templating. Outputs must be byte-identical, or both must fail (errors are
+compared loosely: both fail, and our message names the template and what went wrong). Known
+differences are strict xfails that docs/templates.md lists. A seeded random sweep adds values with
+awkward strings and numbers through toYaml/toJson/fromYaml and the printer.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from strongroom.templating import TemplateError, render
+from strongroom.templating._functions import EXCLUDED, function_map
+from strongroom.templating._signatures import SIGNATURES
+from testenv.gotemplate import GoResult, GoTemplateOracle, oracle
+
+pytestmark = pytest.mark.integration
+
+CASES_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "templates" / "cases.yaml"
+CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text())
+_LOCATION = re.compile(r"^template: [^:]+:\d+(:\d+)?: ")
+
+
+@pytest.fixture(scope="module")
+def go() -> GoTemplateOracle:
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed; the differential tests need it (see README)")
+    return oracle()
+
+
+def _python(case: dict[str, Any]) -> tuple[str | None, TemplateError | None]:
+    try:
+        return render(
+            case["template"], case.get("data") or {}, missing_key=case.get("missingkey", "default")
+        ), None
+    except TemplateError as exc:
+        return None, exc
+
+
+def _go(go: GoTemplateOracle, case: dict[str, Any]) -> GoResult:
+    return go.render(case["template"], case.get("data") or {}, missingkey=case.get("missingkey", "default"))
+
+
+def _param(case: dict[str, Any]) -> Any:
+    marks = [pytest.mark.xfail(reason=case["xfail"], strict=True)] if case.get("xfail") else []
+    return pytest.param(case, id=case["id"], marks=marks)
+
+
+def test_case_table_is_well_formed() -> None:
+    ids = [case["id"] for case in CASES]
+    assert len(ids) == len(set(ids)), "duplicate case ids"
+    assert len(CASES) >= 40
+    allowed = {"id", "template", "data", "missingkey", "expect", "message", "shape", "xfail"}
+    for case in CASES:
+        assert set(case) <= allowed, case["id"]
+
+
+@pytest.mark.parametrize("case", [_param(case) for case in CASES])
+def test_matches_go(go: GoTemplateOracle, case: dict[str, Any]) -> None:
+    expected = _go(go, case)
+    output, error = _python(case)
+    if case.get("shape"):
+        # Nondeterministic functions: both sides succeed and have the same shape.
+        assert expected.output is not None, expected.error
+        assert error is None, str(error)
+        assert output is not None
+        assert re.fullmatch(case["shape"], expected.output), expected.output
+        assert re.fullmatch(case["shape"], output), output
+    elif case.get("expect") == "error":
+        assert expected.error is not None, f"Go did not fail: {expected.output!r}"
+        assert error is not None, f"Go failed with {expected.error!r} but we rendered {output!r}"
+        _assert_informative(error, case)
+    else:
+        if expected.error is not None:
+            assert error is not None, f"Go failed with {expected.error!r} but we rendered {output!r}"
+        else:
+            assert error is None, f"we failed with {error} but Go rendered {expected.output!r}"
+            assert output == expected.output
+
+
+def _assert_informative(error: TemplateError, case: dict[str, Any]) -> None:
+    message = str(error)
+    assert _LOCATION.match(message), f"no template location in {message!r}"
+    assert error.template_name == "template"
+    assert error.line is not None
+    assert error.line >= 1
+    if case.get("message"):
+        assert case["message"] in message
+
+
+def test_function_set_matches_go(go: GoTemplateOracle) -> None:
+    """Same names as Go's map minus the excluded ones; text/template's builtins come on top."""
+    go_names = set(go.signatures())
+    ours = set(function_map()) - {"eq", "ne", "lt", "le", "gt", "ge", "index", "print", "printf", "println"}
+    assert ours == go_names - EXCLUDED
+
+
+def test_signature_table_matches_go(go: GoTemplateOracle) -> None:
+    for name, signature in go.signatures().items():
+        params = list(signature["in"])
+        if signature["variadic"]:
+            params[-1] = params[-1].removeprefix("[]")
+        assert SIGNATURES[name] == (tuple(params), signature["variadic"], tuple(signature["out"])), name
+    assert set(SIGNATURES) == set(go.signatures())
+
+
+# --- seeded random sweep ---------------------------------------------------------------------
+
+_PIECES = [
+    *"abcXYZ019 _-:#'\"\n\t{}[],&*!|>%@`?~.=<+\\/é✓\u00a0\u2028\ufeff\x7f\x01\U0001f600\x85\u2029",
+    "yes",
+    "no",
+    "on",
+    "null",
+    "true",
+    "0x1F",
+    "1e3",
+    "1.5",
+    "-",
+    "---",
+    "...",
+    "0o7",
+    "1_0",
+    "2001-12-14",
+    "12:30",
+    "y",
+    "n",
+]
+_SWEEP_TEMPLATES = [
+    "{{ toYaml .v }}",
+    "{{ toJson .v }}",
+    "{{ toPrettyJson .v }}",
+    "{{ toRawJson .v }}",
+    "{{ .v }}",
+    "{{ toYaml .v | fromYaml | toJson }}",
+    '{{ printf "%v|%s|%d" .v .v .v }}',
+    '{{ toYaml (dict "k" .v) | fromYaml | toYaml }}',
+]
+
+
+def _random_string(rnd: random.Random) -> str:
+    size = rnd.choice([0, 1, 2, 3, 5, 8, 20, 90, 150])
+    if size < 50:
+        return "".join(rnd.choice(_PIECES) for _ in range(size))
+    words = ("".join(rnd.choice("abcdefghij") for _ in range(rnd.randint(1, 12))) for _ in range(size // 6))
+    return " ".join(words)
+
+
+def _random_value(rnd: random.Random, depth: int = 0) -> Any:
+    roll = rnd.random()
+    if depth > 3 or roll < 0.45:
+        return rnd.choice(
+            [
+                _random_string(rnd),
+                _random_string(rnd),
+                rnd.randint(-(10**12), 10**12),
+                rnd.random() * 10 ** rnd.randint(-9, 25),
+                True,
+                None,
+                0.0,
+                rnd.choice([1e21, 1e-7, 123456.0, 100000.0, 1.0]),
+            ]
+        )
+    if roll < 0.7:
+        return [_random_value(rnd, depth + 1) for _ in range(rnd.randint(0, 4))]
+    return {(_random_string(rnd) or "k"): _random_value(rnd, depth + 1) for _ in range(rnd.randint(0, 4))}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_values_match_go(go: GoTemplateOracle, seed: int) -> None:
+    rnd = random.Random(seed)
+    mismatches = []
+    for _ in range(60):
+        data = {"v": _random_value(rnd)}
+        for template in _SWEEP_TEMPLATES:
+            expected = go.render(template, data)
+            output, error = _python({"template": template, "data": data})
+            same = (expected.error is not None and error is not None) or (
+                expected.error is None and error is None and expected.output == output
+            )
+            if not same:
+                mismatches.append((template, data, expected, output or str(error)))
+    assert not mismatches, mismatches[:3]
