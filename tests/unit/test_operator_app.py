@@ -7,13 +7,15 @@ import logging
 import kopf
 
 from strongroom.operator import handlers
-from strongroom.operator.app import FINALIZER, build_registry, build_settings
+from strongroom.operator.app import FINALIZER, KOPF_FINALIZER, build_registry, build_settings
 from strongroom.operator.config import OperatorConfig
 
 
 def test_settings() -> None:
     settings = build_settings(OperatorConfig(worker_limit=4))
-    assert settings.persistence.finalizer == FINALIZER == "strongroom.dev/finalizer"
+    # Resources add strongroom.dev/finalizer themselves; kopf's must differ or kopf would strip it.
+    assert FINALIZER == "strongroom.dev/finalizer"
+    assert settings.persistence.finalizer == KOPF_FINALIZER != FINALIZER
     assert settings.queueing.worker_limit is None  # our controllers' workers bound the real work
     assert settings.watching.server_timeout == 600
     assert settings.watching.client_timeout is not None
@@ -44,8 +46,14 @@ def test_registry_has_our_login_and_handlers_only() -> None:
     activity_ids = {h.id for h in registry._activities.get_all_handlers()}
     assert activity_ids == {"strongroom-login"}  # no piggybacking on whatever client is installed
     watching = registry._watching.get_all_handlers()
-    assert {h.id for h in watching} == {"secretstore-events", "secretmapping-events"}
+    assert {h.id for h in watching} == {
+        "secretstore-events",
+        "secretmapping-events",
+        "workload-events",
+        "workload-resource-events",
+        "workloadpatch-events",
+        "driver-events",
+        "resource-events",
+    }
     assert {(h.selector.group, h.selector.plural) for h in watching if h.selector} == handlers.REQUIRED_KINDS
     assert registry is not kopf.get_default_registry()
-
-
