@@ -186,3 +186,23 @@ def test_library_chatter_is_quiet_unless_debugging() -> None:
     logging.getLogger("aiohttp.access").info("GET /readyz 200")
     logging.getLogger("httpcore2.connection").debug("connect_tcp.started")
     assert stream.getvalue() == ""
+
+
+def test_store_sdks_never_log_below_warning_even_at_debug() -> None:
+    """botocore logs whole response bodies (secret values) at debug level: it must stay quiet."""
+    import io
+
+    from strongroom.operator.config import LogFormat, LogLevel
+    from strongroom.operator.logging import NEVER_DEBUG_LOGGERS, configure_logging
+
+    stream = io.StringIO()
+    handler = configure_logging(LogFormat.JSON, LogLevel.DEBUG, stream=stream)
+    try:
+        logging.getLogger("botocore.parsers").debug("Response body: {'SecretString': 'canary-123'}")
+        logging.getLogger("azure.core.pipeline").info("Request body: canary-456")
+        logging.getLogger("strongroom.test").debug("our own debug line")
+        assert "canary" not in stream.getvalue()
+        assert "our own debug line" in stream.getvalue()
+        assert all(logging.getLogger(name).getEffectiveLevel() >= logging.WARNING for name in NEVER_DEBUG_LOGGERS)
+    finally:
+        logging.getLogger().removeHandler(handler)

@@ -149,6 +149,25 @@ def make_formatter(log_format: LogFormat) -> logging.Formatter:
     return JsonLineFormatter() if log_format is LogFormat.JSON else TextLineFormatter()
 
 
+#: Loggers that may print request or response bodies (so secret values) at debug/info level.
+NEVER_DEBUG_LOGGERS = (
+    "httpcore",
+    "httpcore2",
+    "botocore",
+    "aiobotocore",
+    "boto3",
+    "s3transfer",
+    "urllib3",
+    "azure",
+    "msal",
+    "google",
+    "grpc",
+    "hvac",
+    "hpack",
+    "psycopg",
+)
+
+
 def configure_logging(
     log_format: LogFormat, log_level: LogLevel, stream: TextIO | None = None
 ) -> logging.Handler:
@@ -169,6 +188,10 @@ def configure_logging(
     for name in ("asyncio", "aiohttp.access", "httpx", "httpx2"):
         logging.getLogger(name).setLevel(quiet)
     # Connection-level tracing (every TLS handshake and header block) is too much even for debug.
-    for name in ("httpcore", "httpcore2"):
+    # The secret store SDKs go further: at debug level botocore logs whole response bodies (secret
+    # values included), and the Azure, Google and Vault clients log request/response details. They
+    # stay at WARNING whatever --log-level says; tests/integration/test_secretmappings.py runs the
+    # operator at debug level with canary values to keep it that way.
+    for name in NEVER_DEBUG_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     return handler
