@@ -28,6 +28,7 @@ SERVICE_MODULES: dict[str, str] = {
     "gcp": "testenv.stores.gcp",
     "azure": "testenv.stores.azure",
     "postgres": "testenv.stores.postgres",
+    "git": "testenv.git_server",
 }
 
 

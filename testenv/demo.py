@@ -1,8 +1,11 @@
-"""`make demo`: a local control plane and OpenBao, strongroom's CRDs, and the operator in the foreground.
+"""`make demo`: a local control plane, OpenBao and PostgreSQL, strongroom's CRDs and operator, and the
+example app (examples/app) deployed in operator mode.
 
-It seeds one secret in OpenBao and applies a SecretStore and a SecretMapping, so the first thing a
-new user sees is a Kubernetes Secret materialised from their own store. Ctrl-C (or SIGTERM) stops
-the operator and everything the demo started.
+What a new user sees: `strongroom deploy` applying the app's CRs and printing the status table once
+the operator has provisioned a real database through the reference postgres driver (signed JWT),
+written the outputs to OpenBao and rendered the web Deployment with secrets as `secretKeyRef`s;
+plus a SecretMapping materialising a Secret from OpenBao. The operator then keeps running in the
+foreground; Ctrl-C (or SIGTERM) stops it and everything the demo started.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import testenv
+from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
 from testenv import tools
 from testenv.paths import REPO_ROOT
-from testenv.process import LOOPBACK, free_port
+from testenv.process import LOOPBACK, ManagedProcess, free_port, tcp_open
 
 OPERATOR_NAMESPACE = "strongroom-system"
 APP_NAMESPACE = "demo"
@@ -57,7 +62,49 @@ def _seed_openbao(addr: str, token: str, path: str, data: dict[str, str]) -> Non
         pass
 
 
-def _set_up(shell_env: dict[str, str], bao: dict[str, Any]) -> None:
+DRIVER_KEY_SECRET = "strongroom-driver-key"
+ORG_ID = "demo-org"
+EXAMPLE = REPO_ROOT / "examples" / "app"
+DRIVER_SCRIPT = REPO_ROOT / "examples" / "drivers" / "postgres" / "driver.py"
+EXAMPLE_DRIVER_TARGET = "http://postgres-driver.strongroom-system.svc:8080/"
+
+
+def _start_driver(workdir: Path, postgres_env: dict[str, str]) -> tuple[ManagedProcess, str, bytes]:
+    """The reference postgres driver on loopback, trusting a key pair made for this demo."""
+    key = generate_private_key(2048)
+    public = workdir / "operator.pub"
+    public.write_bytes(public_key_pem(key))
+    port = free_port()
+    driver = ManagedProcess(
+        "postgres-driver",
+        [
+            sys.executable,
+            str(DRIVER_SCRIPT),
+            "--port",
+            str(port),
+            "--public-key",
+            str(public),
+            "--org-id",
+            ORG_ID,
+        ],
+        workdir / "postgres-driver.log",
+        env=postgres_env,
+        cwd=REPO_ROOT,
+    ).start()
+    driver.wait_ready(lambda: tcp_open(port), timeout=30)
+    return driver, f"http://{LOOPBACK}:{port}/", private_key_pem(key)
+
+
+def _definitions(workdir: Path, driver_target: str) -> Path:
+    """The example's resource definitions, with the Driver pointed at the driver running here."""
+    definitions = workdir / "definitions"
+    shutil.copytree(EXAMPLE / "definitions", definitions)
+    text = (definitions / "postgres.yaml").read_text()
+    (definitions / "postgres.yaml").write_text(text.replace(EXAMPLE_DRIVER_TARGET, driver_target))
+    return definitions
+
+
+def _set_up(shell_env: dict[str, str], bao: dict[str, Any], driver_key: bytes) -> None:
     strongroom = str(REPO_ROOT / ".venv" / "bin" / "strongroom")
     crds = subprocess.run([strongroom, "crds"], check=True, capture_output=True, text=True).stdout
     _kubectl(shell_env, "apply", "--server-side", "--field-manager=strongroom", "-f", "-", stdin=crds)
@@ -73,10 +120,15 @@ def _set_up(shell_env: dict[str, str], bao: dict[str, Any]) -> None:
     # A CRD is Established a moment before its storage serves lists; wait for that too, so the
     # operator's first watch does not start with a retry.
     deadline = time.monotonic() + 30
-    while not _kubectl(shell_env, "get", "secretmappings", "-A", check=False) and time.monotonic() < deadline:
+    kinds = "secretstores,secretmappings,drivers,resources,workloads,workloadpatches"
+    while not _kubectl(shell_env, "get", kinds, "-A", check=False) and time.monotonic() < deadline:
         time.sleep(0.2)
     _seed_openbao(
         bao["addr"], bao["root_token"], "demo/db", {"username": "demo", "password": secrets.token_urlsafe(12)}
+    )
+    # The example app's shared secret API_KEY (examples/app/values.yaml refers to it, never holds it).
+    _seed_openbao(
+        bao["addr"], bao["root_token"], "strongroom-example/api-key", {"value": secrets.token_urlsafe(16)}
     )
     _apply(
         shell_env,
@@ -87,6 +139,12 @@ def _set_up(shell_env: dict[str, str], bao: dict[str, Any]) -> None:
             "kind": "Secret",
             "metadata": {"name": "openbao-token", "namespace": OPERATOR_NAMESPACE},
             "stringData": {"token": bao["root_token"]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": DRIVER_KEY_SECRET, "namespace": OPERATOR_NAMESPACE},
+            "stringData": {"privateKey": driver_key.decode(), "organisationID": ORG_ID},
         },
         {
             "apiVersion": "strongroom.dev/v1alpha1",
@@ -130,25 +188,20 @@ def _set_up(shell_env: dict[str, str], bao: dict[str, Any]) -> None:
 
 def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="strongroom-demo-"))
-    _say("[demo] starting kube-apiserver, etcd, kube-controller-manager and OpenBao on 127.0.0.1 ...")
-    env = testenv.start(workdir, ["kubernetes", "openbao"])
+    _say(
+        "[demo] starting kube-apiserver, etcd, kube-controller-manager, OpenBao, PostgreSQL on 127.0.0.1 ..."
+    )
+    env = testenv.start(workdir, ["kubernetes", "openbao", "postgres"])
+    driver: ManagedProcess | None = None
+    operator: subprocess.Popen[bytes] | None = None
     try:
         shell_env = dict(os.environ, **env.env, PATH=f"{tools.bin_dir()}:{os.environ['PATH']}")
-        _set_up(shell_env, env.info("openbao"))
-        exports = env.export_lines() + f'export PATH={tools.bin_dir()}:"$PATH"\n'
-        _say(
-            "\n[demo] ready. In another shell, paste these lines, then try the commands below:\n\n"
-            + exports
-            + "\n"
-            "kubectl get secretstores,secretmappings -A     # READY True once the operator has checked them\n"
-            "kubectl -n demo get secret db-credentials -o jsonpath='{.data.password}' | base64 -d; echo\n"
-            "bao kv put -mount=secret demo/db username=demo password=rotated   # picked up within 30 s\n"
-            f"# bao is {REPO_ROOT / '.venv' / 'bin' / 'bao'}; logs of every server are in {workdir}\n"
-            "\n[demo] running the operator in the foreground (Ctrl-C stops it and the control plane) ...\n"
-        )
+        driver, driver_target, driver_key = _start_driver(workdir, env.services["postgres"].env)
+        _set_up(shell_env, env.info("openbao"), driver_key)
+        strongroom = str(REPO_ROOT / ".venv" / "bin" / "strongroom")
         operator = subprocess.Popen(
             [
-                str(REPO_ROOT / ".venv" / "bin" / "strongroom"),
+                strongroom,
                 "operator",
                 "run",
                 "--log-format=text",
@@ -160,9 +213,49 @@ def main() -> int:
             ],
             env=shell_env,
         )
+        _say("\n[demo] deploying the example app (examples/app) in operator mode ...\n")
+        deploy = [
+            strongroom,
+            "deploy",
+            "--mode",
+            "operator",
+            "--app",
+            "shop",
+            "--env",
+            "dev",
+            "-f",
+            str(EXAMPLE / "score" / "web.yaml"),
+            "-d",
+            str(_definitions(workdir, driver_target)),
+            "--values",
+            str(EXAMPLE / "values.yaml"),
+            "--timeout",
+            "3m",
+        ]
+        deployed = subprocess.run(deploy, env=shell_env, check=False)
+        if deployed.returncode != 0:
+            _say(
+                f"[demo] the deploy failed; the operator keeps running, logs of every server are in {workdir}"
+            )
+        exports = env.export_lines() + f'export PATH={tools.bin_dir()}:"$PATH"\n'
+        _say(
+            "\n[demo] ready. In another shell, paste these lines, then try the commands below:\n\n"
+            + exports
+            + "\n"
+            "# the app, provisioned by the operator; the Deployment reads secrets only by reference:\n"
+            "kubectl -n shop-dev get resources,workloads,deployments,secrets\n"
+            "kubectl -n shop-dev get deployment web -o yaml | grep -B2 -A3 secretKeyRef\n"
+            "psql -c '\\l'     # the database the reference postgres driver created\n"
+            "# a SecretMapping in namespace demo; rotate its source and watch the Secret follow (30 s):\n"
+            "kubectl get secretstores,secretmappings -A\n"
+            "bao kv put -mount=secret demo/db username=demo password=rotated\n"
+            f"# bao is {REPO_ROOT / '.venv' / 'bin' / 'bao'}; logs of every server are in {workdir}\n"
+            "\n[demo] the operator runs in the foreground (Ctrl-C stops it and all the demo started) ...\n"
+        )
 
         def _forward(signum: int, _frame: object) -> None:
-            operator.send_signal(signum)
+            if operator is not None:
+                operator.send_signal(signum)
 
         signal.signal(signal.SIGTERM, _forward)
         try:
@@ -171,7 +264,12 @@ def main() -> int:
             operator.send_signal(signal.SIGINT)
             return operator.wait()
     finally:
-        _say("[demo] stopping the control plane and OpenBao ...")
+        _say("[demo] stopping the operator, the driver, the control plane, OpenBao and PostgreSQL ...")
+        if operator is not None and operator.poll() is None:
+            operator.terminate()
+            operator.wait(timeout=30)
+        if driver is not None:
+            driver.stop()
         env.stop()
 
 

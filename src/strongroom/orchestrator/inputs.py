@@ -1,0 +1,521 @@
+"""Reading what the orchestrator renders from: Score files, resource definitions, shared values.
+
+- **Score files** (`score.dev/v1b1`): one workload each. A file's `source` is read relative to the Score
+  file and inlined (`content`, or `binaryContent` when it is not UTF-8 text), because the operator cannot
+  read the developer's disk.
+- **Resource definitions**, in two formats (any number of YAML documents per file; a directory is read
+  recursively, `*.yaml` / `*.yml` in name order):
+  - strongroom's own: `apiVersion: strongroom.dev/v1alpha1`, `kind: ResourceDefinition`,
+    `metadata.name`, `spec {type, driverType, driverInputs {values, secrets, secretRefs}, criteria[]
+    {app, env, envType, class, resId}, inPlaceDriverChange}`;
+  - Humanitec's: `apiVersion: entity.humanitec.io/v1b1`, `kind: Definition`, `metadata.id`, `entity
+    {name, type, driver_type, driver_inputs {values, secrets, secret_refs}, criteria[] {app_id, env_id,
+    env_type, class, res_id}}`.
+  The same files may hold `Driver` objects (`strongroom.dev/v1alpha1`): remote drivers that definitions
+  name in `driverType`; the orchestrator puts a copy into each namespace that uses one.
+- **Shared values** (`--values`): a YAML mapping `KEY: value`, where a value is text (numbers and booleans
+  are written as text) or a secret reference `{store, ref, version}`.
+
+Every problem is collected (see `problems.py`); nothing here reads a secret value.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from strongroom.api import constants as c
+from strongroom.api.common import ApiModel, SecretReference
+from strongroom.api.driver import Driver
+from strongroom.api.resource import DriverInputs
+from strongroom.api.workload import WorkloadSpec
+from strongroom.orchestrator.problems import Problems
+
+SCORE_API_VERSION = "score.dev/v1b1"
+HUMANITEC_DEFINITION_API_VERSION = "entity.humanitec.io/v1b1"
+
+#: Keys of shared values: they become keys of a Kubernetes Secret and of echo driver inputs.
+VALUE_KEY = c.DATA_KEY
+
+
+# --- Parsed inputs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One matching criterion of a definition; an unset field matches anything (class: see matching)."""
+
+    app: str | None = None
+    env: str | None = None
+    env_type: str | None = None
+    res_class: str | None = None
+    res_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ResourceDefinition:
+    """A resource definition, whichever format it was written in."""
+
+    name: str
+    source: str
+    """Where it was read (`file.yaml#2`), for messages."""
+    type: str
+    driver_type: str
+    values: dict[str, Any] | None = None
+    secrets: dict[str, Any] | None = None
+    secret_refs: dict[str, Any] | None = None
+    """Secret reference tree as plain data (`{store, ref, version}` leaves), already validated."""
+    criteria: tuple[Criterion, ...] = ()
+    in_place_driver_change: bool = False
+    builtin: bool = False
+    """True for the orchestrator's own fallback definitions (they lose against any user definition)."""
+
+
+@dataclass(frozen=True)
+class ScoreWorkload:
+    name: str
+    source: str
+    spec: dict[str, Any]
+    """The Score document without apiVersion, validated and in wire form (camelCase, maps)."""
+
+
+@dataclass(frozen=True)
+class SharedValue:
+    key: str
+    text: str | None = None
+    ref: SecretReference | None = None
+
+    @property
+    def is_secret(self) -> bool:
+        return self.ref is not None
+
+
+@dataclass
+class Inputs:
+    workloads: list[ScoreWorkload] = field(default_factory=list)
+    definitions: list[ResourceDefinition] = field(default_factory=list)
+    drivers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Driver objects by name, as plain manifests (metadata reduced to the name)."""
+    values: dict[str, SharedValue] = field(default_factory=dict)
+
+
+# --- YAML -------------------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as Kubernetes tooling reads it: timestamps stay strings, so everything stays plain JSON."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _documents(path: Path, problems: Problems) -> Iterator[tuple[str, Any]]:
+    """(where, document) for each non-empty YAML document in `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(str(path), f"cannot read: {exc.__class__.__name__}: {exc}")
+        return
+    try:
+        docs = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
+        return
+    count = sum(doc is not None for doc in docs)
+    index = 0
+    for doc in docs:
+        if doc is None:
+            continue
+        index += 1
+        yield (f"{path}#{index}" if count > 1 else str(path)), doc
+
+
+def _validation_lines(where: str, exc: pydantic.ValidationError, problems: Problems) -> None:
+    """One problem per validation error, located by field, without the offending input."""
+    for error in exc.errors(include_input=False, include_url=False):
+        # Tagged unions put their tag into the location; it means nothing to the person reading.
+        loc = [str(part) for part in error["loc"] if part not in ("leaf", "branch")]
+        problems.add(f"{where}: {'.'.join(loc)}" if loc else where, error["msg"])
+
+
+# --- Score ------------------------------------------------------------------------------------------------
+
+
+def _inline_sources(doc: dict[str, Any], base: Path, where: str, problems: Problems) -> None:
+    """Replace every container file's `source` with its content (in place)."""
+    containers = doc.get("containers")
+    if not isinstance(containers, dict):
+        return
+    for cname, container in containers.items():
+        files = container.get("files") if isinstance(container, dict) else None
+        entries: list[dict[str, Any]] = []
+        if isinstance(files, list):
+            entries = [entry for entry in files if isinstance(entry, dict)]
+        elif isinstance(files, dict):
+            entries = [entry for entry in files.values() if isinstance(entry, dict)]
+        for entry in entries:
+            source = entry.get("source")
+            if not isinstance(source, str):
+                continue
+            path = (base / source).resolve()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.add(f"{where}: containers.{cname}.files", f"source {source!r}: {exc.strerror}")
+                continue
+            del entry["source"]
+            try:
+                entry["content"] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                entry["binaryContent"] = base64.b64encode(data).decode()
+                entry.pop("noExpand", None)
+
+
+def load_score(path: Path, problems: Problems) -> ScoreWorkload | None:
+    docs = list(_documents(path, problems))
+    if not docs:
+        if path.exists():
+            problems.add(str(path), "no Score workload in this file")
+        return None
+    if len(docs) > 1:
+        problems.add(str(path), "a Score file holds one workload; found several YAML documents")
+        return None
+    where, doc = docs[0]
+    if not isinstance(doc, dict):
+        problems.add(where, "a Score file must be a YAML mapping")
+        return None
+    doc = dict(doc)
+    api_version = doc.pop("apiVersion", None)
+    if api_version != SCORE_API_VERSION:
+        problems.add(where, f"apiVersion must be {SCORE_API_VERSION}, not {api_version!r}")
+        return None
+    name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+    if not isinstance(name, str) or not name:
+        problems.add(where, "metadata.name is required")
+        return None
+    _inline_sources(doc, path.parent, where, problems)
+    try:
+        spec = WorkloadSpec.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        _validation_lines(where, exc, problems)
+        return None
+    data: dict[str, Any] = spec.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude_defaults=True
+    )
+    return ScoreWorkload(name=name, source=where, spec=data)
+
+
+# --- Resource definitions ---------------------------------------------------------------------------------
+
+
+class _StrongroomCriterion(ApiModel):
+    app: str | None = Field(default=None, min_length=1)
+    env: str | None = Field(default=None, min_length=1)
+    env_type: str | None = Field(default=None, min_length=1)
+    class_: str | None = Field(default=None, alias="class", pattern=c.RESOURCE_ID)
+    res_id: str | None = Field(default=None, pattern=c.RESOURCE_ID)
+
+
+class _StrongroomDefinitionSpec(ApiModel):
+    type: str = Field(pattern=c.RESOURCE_TYPE, max_length=100)
+    driver_type: str = Field(pattern=c.DRIVER_TYPE, max_length=253)
+    driver_inputs: DriverInputs | None = None
+    criteria: list[_StrongroomCriterion] = Field(default_factory=list)
+    in_place_driver_change: bool = False
+
+
+class _StrongroomMetadata(ApiModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=c.DNS1123_SUBDOMAIN, max_length=253)
+
+
+class _StrongroomDefinition(ApiModel):
+    api_version: Literal["strongroom.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["ResourceDefinition"]
+    metadata: _StrongroomMetadata
+    spec: _StrongroomDefinitionSpec
+
+
+class _Snake(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _HumanitecCriterion(_Snake):
+    id: str | None = None  # the criterion's own id in Humanitec's API; not used for matching
+    app_id: str | None = Field(default=None, min_length=1)
+    env_id: str | None = Field(default=None, min_length=1)
+    env_type: str | None = Field(default=None, min_length=1)
+    class_: str | None = Field(default=None, alias="class", pattern=c.RESOURCE_ID)
+    res_id: str | None = Field(default=None, pattern=c.RESOURCE_ID)
+
+
+class _HumanitecDriverInputs(_Snake):
+    values: dict[str, Any] | None = None
+    secrets: dict[str, Any] | None = None
+    secret_refs: dict[str, Any] | None = None
+
+
+class _HumanitecEntity(_Snake):
+    name: str | None = None
+    type: str = Field(pattern=c.RESOURCE_TYPE, max_length=100)
+    driver_type: str = Field(pattern=c.DRIVER_TYPE, max_length=253)
+    driver_inputs: _HumanitecDriverInputs | None = None
+    criteria: list[_HumanitecCriterion] = Field(default_factory=list)
+    driver_account: str | None = None
+    provision: dict[str, Any] | None = None
+
+
+class _HumanitecMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1, max_length=253)
+
+
+class _HumanitecDefinition(_Snake):
+    api_version: Literal["entity.humanitec.io/v1b1"] = Field(alias="apiVersion")
+    kind: Literal["Definition"]
+    metadata: _HumanitecMetadata
+    entity: _HumanitecEntity
+
+
+def _check_secret_refs(tree: Any, where: str, problems: Problems) -> dict[str, Any] | None:
+    """Validate a secret reference tree (Humanitec's `value` leaves are refused: no plaintext in inputs)."""
+    if tree is None:
+        return None
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict) and "value" in node and not {"store", "ref"} & set(node):
+            problems.add(
+                f"{where}: {path}",
+                "a plaintext `value` in secret_refs is not supported: put the secret in a store and "
+                "reference it with {store, ref}",
+            )
+        elif isinstance(node, dict) and not {"store", "ref", "version"} & set(node):
+            for key in sorted(node):
+                walk(node[key], f"{path}.{key}")
+
+    walk(tree, "secret_refs")
+    try:
+        checked = DriverInputs.model_validate({"secretRefs": tree})
+    except pydantic.ValidationError as exc:
+        _validation_lines(where, exc, problems)
+        return None
+    dumped = checked.model_dump(mode="json", by_alias=True, exclude_none=True)
+    refs: dict[str, Any] = dumped.get("secretRefs") or {}
+    return refs
+
+
+def _strongroom_definition(where: str, doc: dict[str, Any], problems: Problems) -> ResourceDefinition | None:
+    try:
+        parsed = _StrongroomDefinition.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        _validation_lines(where, exc, problems)
+        return None
+    spec = parsed.spec
+    inputs = spec.driver_inputs
+    refs = None
+    if inputs is not None and inputs.secret_refs is not None:
+        dumped = inputs.model_dump(mode="json", by_alias=True, exclude_none=True)
+        refs = dumped.get("secretRefs")
+    return ResourceDefinition(
+        name=parsed.metadata.name,
+        source=where,
+        type=spec.type,
+        driver_type=spec.driver_type,
+        values=inputs.values if inputs else None,
+        secrets=inputs.secrets if inputs else None,
+        secret_refs=refs,
+        criteria=tuple(
+            Criterion(app=cr.app, env=cr.env, env_type=cr.env_type, res_class=cr.class_, res_id=cr.res_id)
+            for cr in spec.criteria
+        ),
+        in_place_driver_change=spec.in_place_driver_change,
+    )
+
+
+def _humanitec_definition(where: str, doc: dict[str, Any], problems: Problems) -> ResourceDefinition | None:
+    try:
+        parsed = _HumanitecDefinition.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        _validation_lines(where, exc, problems)
+        return None
+    entity = parsed.entity
+    ok = True
+    if entity.driver_account is not None:
+        problems.add(
+            f"{where}: entity.driver_account",
+            "cloud accounts are not supported; give the driver its credentials as secret_refs",
+        )
+        ok = False
+    if entity.provision:
+        problems.add(
+            f"{where}: entity.provision",
+            "co-provisioning is not supported; reference the other resource's outputs with a placeholder "
+            "(${resources.<type>.outputs.<key>}), which provisions it as a dependency",
+        )
+        ok = False
+    inputs = entity.driver_inputs
+    refs = _check_secret_refs(inputs.secret_refs, where, problems) if inputs else None
+    if inputs is not None and inputs.secret_refs is not None and refs is None:
+        ok = False
+    if not ok:
+        return None
+    return ResourceDefinition(
+        name=parsed.metadata.id,
+        source=where,
+        type=entity.type,
+        driver_type=entity.driver_type,
+        values=inputs.values if inputs else None,
+        secrets=inputs.secrets if inputs else None,
+        secret_refs=refs,
+        criteria=tuple(
+            Criterion(
+                app=cr.app_id, env=cr.env_id, env_type=cr.env_type, res_class=cr.class_, res_id=cr.res_id
+            )
+            for cr in entity.criteria
+        ),
+    )
+
+
+def _driver_object(where: str, doc: dict[str, Any], problems: Problems) -> tuple[str, dict[str, Any]] | None:
+    try:
+        driver = Driver.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        _validation_lines(where, exc, problems)
+        return None
+    if not driver.name:
+        problems.add(where, "metadata.name is required")
+        return None
+    # Only the name and spec travel: the orchestrator sets namespace and labels; status is the operator's.
+    manifest = {
+        "apiVersion": c.API_VERSION,
+        "kind": "Driver",
+        "metadata": {"name": driver.name},
+        "spec": driver.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    return driver.name, manifest
+
+
+def _definition_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml"))
+    return [path]
+
+
+def load_definitions(paths: list[Path], inputs: Inputs, problems: Problems) -> None:
+    names: dict[str, str] = {}
+    drivers: dict[str, str] = {}
+    for root in paths:
+        if not root.exists():
+            problems.add(str(root), "no such file or directory")
+            continue
+        for path in _definition_files(root):
+            for where, doc in _documents(path, problems):
+                if not isinstance(doc, dict):
+                    problems.add(where, "expected a YAML mapping")
+                    continue
+                api_version, kind = doc.get("apiVersion"), doc.get("kind")
+                if api_version == HUMANITEC_DEFINITION_API_VERSION and kind == "Definition":
+                    definition = _humanitec_definition(where, doc, problems)
+                elif api_version == c.API_VERSION and kind == "ResourceDefinition":
+                    definition = _strongroom_definition(where, doc, problems)
+                elif api_version == c.API_VERSION and kind == "Driver":
+                    found = _driver_object(where, doc, problems)
+                    if found is not None:
+                        name, manifest = found
+                        if name in drivers:
+                            problems.add(where, f"Driver {name!r} is also defined in {drivers[name]}")
+                        else:
+                            drivers[name] = where
+                            inputs.drivers[name] = manifest
+                    continue
+                else:
+                    problems.add(
+                        where,
+                        f"not a resource definition (apiVersion {api_version!r}, kind {kind!r}); expected "
+                        f"{c.API_VERSION} ResourceDefinition or Driver, or "
+                        f"{HUMANITEC_DEFINITION_API_VERSION} Definition",
+                    )
+                    continue
+                if definition is None:
+                    continue
+                if definition.name in names:
+                    problems.add(
+                        where, f"definition {definition.name!r} is also defined in {names[definition.name]}"
+                    )
+                    continue
+                names[definition.name] = where
+                inputs.definitions.append(definition)
+
+
+# --- Shared values ----------------------------------------------------------------------------------------
+
+
+def load_values(path: Path, inputs: Inputs, problems: Problems) -> None:
+    docs = list(_documents(path, problems))
+    if not docs:
+        return
+    if len(docs) > 1:
+        problems.add(str(path), "the values file must be one YAML mapping")
+        return
+    where, doc = docs[0]
+    if not isinstance(doc, Mapping):
+        problems.add(where, "the values file must be a YAML mapping of KEY: value")
+        return
+    key_pattern = re.compile(VALUE_KEY)
+    for key in sorted(doc, key=str):
+        value = doc[key]
+        at = f"{where}: {key}"
+        if not isinstance(key, str) or not key_pattern.fullmatch(key):
+            problems.add(at, "a value's key may hold letters, digits, '-', '_' and '.' only")
+            continue
+        if isinstance(value, Mapping):
+            try:
+                ref = SecretReference.model_validate(dict(value))
+            except pydantic.ValidationError as exc:
+                _validation_lines(at, exc, problems)
+                continue
+            inputs.values[key] = SharedValue(key, ref=ref)
+        elif isinstance(value, bool):
+            inputs.values[key] = SharedValue(key, text="true" if value else "false")
+        elif isinstance(value, str | int | float):
+            inputs.values[key] = SharedValue(key, text=str(value))
+        else:
+            problems.add(at, "a value must be text, a number, a boolean or a secret reference {store, ref}")
+
+
+def load_inputs(
+    score_files: list[Path], definition_paths: list[Path], values_file: Path | None
+) -> tuple[Inputs, Problems]:
+    """Read every input; problems are collected, not raised."""
+    problems = Problems()
+    inputs = Inputs()
+    seen: dict[str, str] = {}
+    for path in score_files:
+        workload = load_score(path, problems)
+        if workload is None:
+            continue
+        if workload.name in seen:
+            problems.add(
+                workload.source, f"workload {workload.name!r} is also defined in {seen[workload.name]}"
+            )
+            continue
+        seen[workload.name] = workload.source
+        inputs.workloads.append(workload)
+    load_definitions(definition_paths, inputs, problems)
+    if values_file is not None:
+        load_values(values_file, inputs, problems)
+    inputs.workloads.sort(key=lambda w: w.name)
+    return inputs, problems

@@ -1,0 +1,109 @@
+"""Operator mode: server-side apply the CR set, prune what left it, wait until everything is Ready.
+
+1. The Namespace, then every object of the set, in the set's order, with server-side apply under field
+   manager `strongroom` (conflicting fields are taken over: the orchestrator owns these objects).
+2. Prune: strongroom objects in the namespace labelled with this app and env that are not in the set are
+   deleted. Objects without those labels (made by hand, or by the operator, such as WorkloadPatches from
+   `update` outputs) are never touched.
+3. Wait: until every object is Ready for its current generation and every pruned object is gone (a
+   Resource's finalizer deprovisions it through its driver first), or until the timeout, or until an
+   object reports `Stalled`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from strongroom.api import constants as c
+from strongroom.orchestrator import naming
+from strongroom.orchestrator.emit import MANAGED_KINDS, CRSet
+from strongroom.orchestrator.kube import Cluster
+from strongroom.orchestrator.status import WAITED_KINDS, ObjectState, deleted_state, object_state
+
+
+@dataclass
+class DeployOutcome:
+    states: list[ObjectState] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(state.ready for state in self.states)
+
+
+async def apply_set(cluster: Cluster, crset: CRSet) -> None:
+    for obj in crset.objects:
+        await cluster.apply(obj)
+
+
+async def prune(
+    cluster: Cluster,
+    crset: CRSet,
+    kinds: Sequence[str] = ("WorkloadPatch", "Workload", "SecretMapping", "Resource"),
+) -> list[tuple[str, str]]:
+    """Delete labelled strongroom objects of this app/env that the set no longer has; (kind, name) each.
+
+    Workloads and patches go first, so nothing is rendered against a Resource that is going away. Drivers
+    are not in the default kinds: they go only once the Resources being deleted are gone (their finalizers
+    call the driver), see `deploy`.
+    """
+    wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in crset.strongroom_objects()}
+    labels = naming.labels_for(crset.app, crset.env)
+    deleted: list[tuple[str, str]] = []
+    for kind in kinds:
+        assert kind in MANAGED_KINDS
+        for obj in await cluster.list(c.API_VERSION, kind, crset.namespace, labels):
+            name = obj["metadata"]["name"]
+            if (kind, name) not in wanted and await cluster.delete(
+                c.API_VERSION, kind, crset.namespace, name
+            ):
+                deleted.append((kind, name))
+    return deleted
+
+
+async def observe(cluster: Cluster, crset: CRSet, pruned: Sequence[tuple[str, str]]) -> list[ObjectState]:
+    states: list[ObjectState] = []
+    for obj in crset.strongroom_objects():
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        if kind not in WAITED_KINDS:
+            continue
+        live = await cluster.get(c.API_VERSION, kind, crset.namespace, name)
+        states.append(object_state(kind, name, live))
+    for kind, name in pruned:
+        live = await cluster.get(c.API_VERSION, kind, crset.namespace, name)
+        states.append(deleted_state(kind, name, live))
+    return states
+
+
+async def deploy(
+    cluster: Cluster,
+    crset: CRSet,
+    *,
+    wait_seconds: float,
+    on_progress: Callable[[list[ObjectState], float], None] | None = None,
+    interval: float = 1.0,
+) -> DeployOutcome:
+    start = time.monotonic()
+    await apply_set(cluster, crset)
+    pruned = await prune(cluster, crset)
+    outcome = DeployOutcome(pruned=[f"{kind}/{name}" for kind, name in pruned])
+    while True:
+        states = await observe(cluster, crset, pruned)
+        outcome.states = states
+        elapsed = time.monotonic() - start
+        if on_progress is not None:
+            on_progress(states, elapsed)
+        if all(state.ready for state in states):
+            drivers = await prune(cluster, crset, ("Driver",))
+            outcome.pruned += [f"{kind}/{name}" for kind, name in drivers]
+            return outcome
+        if any(state.stalled for state in states):
+            return outcome
+        if elapsed >= wait_seconds:
+            outcome.timed_out = True
+            return outcome
+        await asyncio.sleep(min(interval, max(wait_seconds - elapsed, 0.05)))

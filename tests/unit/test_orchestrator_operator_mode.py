@@ -1,0 +1,177 @@
+"""Operator mode's apply / prune / wait logic against an in-memory stand-in for the API server."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+from strongroom.api import constants as c
+from strongroom.orchestrator.emit import CRSet
+from strongroom.orchestrator.operator_mode import DeployOutcome, deploy
+from strongroom.orchestrator.render import render
+from strongroom.orchestrator.status import ObjectState
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "app"
+
+
+class FakeCluster:
+    """Objects by (kind, name); a Resource being deleted lingers for `finalizer_polls` observations."""
+
+    def __init__(self, finalizer_polls: int = 2) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.log: list[str] = []
+        self.finalizer_polls = finalizer_polls
+        self.deleting: dict[tuple[str, str], int] = {}
+        self.ready = True
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        obj = copy.deepcopy(manifest)
+        previous = self.objects.get(key)
+        generation = (previous or {}).get("metadata", {}).get("generation", 0) + 1
+        obj["metadata"]["generation"] = generation
+        if self.ready:
+            obj["status"] = {
+                "observedGeneration": generation,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Done", "message": ""}],
+            }
+        self.objects[key] = obj
+        self.log.append(f"apply {key[0]}/{key[1]}")
+        return obj
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        key = (kind, name)
+        if key in self.deleting:
+            self.deleting[key] -= 1
+            if self.deleting[key] <= 0:
+                del self.deleting[key]
+                self.objects.pop(key, None)
+                self.log.append(f"gone {kind}/{name}")
+        return copy.deepcopy(self.objects.get(key))
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str, labels: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(obj)
+            for (k, _), obj in sorted(self.objects.items())
+            if k == kind and all(obj["metadata"].get("labels", {}).get(a) == b for a, b in labels.items())
+        ]
+
+    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        key = (kind, name)
+        if key not in self.objects:
+            return False
+        self.log.append(f"delete {kind}/{name}")
+        if kind == "Resource":
+            # Its finalizer needs the Driver to still be there.
+            assert ("Driver", "postgres") in self.objects, "Driver deleted before its Resource was gone"
+            self.deleting[key] = self.finalizer_polls
+        else:
+            del self.objects[key]
+        return True
+
+
+def example(score: Path | None = None) -> CRSet:
+    return render(
+        [score or EXAMPLE / "score" / "web.yaml"],
+        [EXAMPLE / "definitions"],
+        EXAMPLE / "values.yaml",
+        app="shop",
+        env="dev",
+    ).crset
+
+
+def run(
+    cluster: FakeCluster, crset: CRSet, wait: float = 5.0
+) -> tuple[DeployOutcome, list[list[ObjectState]]]:
+    seen: list[list[ObjectState]] = []
+    outcome = asyncio.run(
+        deploy(cluster, crset, wait_seconds=wait, on_progress=lambda s, _: seen.append(s), interval=0.001)  # type: ignore[arg-type]
+    )
+    return outcome, seen
+
+
+def test_applies_in_order_and_is_ready() -> None:
+    cluster = FakeCluster()
+    outcome, _ = run(cluster, example())
+    assert outcome.ok
+    assert not outcome.pruned
+    assert [line for line in cluster.log if line.startswith("apply")] == [
+        "apply Namespace/shop-dev",
+        "apply Driver/postgres",
+        "apply SecretMapping/shared-values",
+        "apply Resource/environment-shared-values",
+        "apply Resource/postgres-web-db",
+        "apply Workload/web",
+    ]
+    assert {(s.kind, s.name) for s in outcome.states} == {
+        ("SecretMapping", "shared-values"),
+        ("Resource", "environment-shared-values"),
+        ("Resource", "postgres-web-db"),
+        ("Workload", "web"),
+    }
+
+
+def test_prunes_the_removed_resource_and_waits_until_it_is_gone(tmp_path: Path) -> None:
+    cluster = FakeCluster(finalizer_polls=3)
+    run(cluster, example())
+    # Something with the labels that the set never had, and something without them.
+    stray = {
+        "apiVersion": c.API_VERSION,
+        "kind": "Workload",
+        "metadata": {"name": "old", "labels": {"strongroom.dev/app": "shop", "strongroom.dev/env": "dev"}},
+    }
+    mine = {"apiVersion": c.API_VERSION, "kind": "Workload", "metadata": {"name": "by-hand", "labels": {}}}
+    asyncio.run(cluster.apply(stray))
+    asyncio.run(cluster.apply(mine))
+    score = tmp_path / "web.yaml"
+    score.write_text(
+        (EXAMPLE / "score" / "web.yaml").read_text().split("containers:")[0]
+        + "containers:\n  main:\n    image: x\nresources:\n  env:\n    type: environment\n"
+    )
+    cluster.log.clear()
+    outcome, seen = run(cluster, example(score))
+    assert outcome.ok
+    assert outcome.pruned == ["Workload/old", "Resource/postgres-web-db"]
+    assert ("Workload", "by-hand") in cluster.objects
+    assert any(s.deleting and not s.ready for states in seen for s in states)  # it was waited for
+    assert "gone Resource/postgres-web-db" in cluster.log
+    # The Driver stays: it is in every set made from these definitions.
+    assert ("Driver", "postgres") in cluster.objects
+
+
+def test_timeout_and_stalled() -> None:
+    cluster = FakeCluster()
+    cluster.ready = False
+    outcome, _ = run(cluster, example(), wait=0.05)
+    assert outcome.timed_out
+    assert not outcome.ok
+    stalled = FakeCluster()
+    asyncio.run(
+        stalled.apply(
+            {"apiVersion": c.API_VERSION, "kind": "Resource", "metadata": {"name": "postgres-web-db"}}
+        )
+    )
+    stalled.objects[("Resource", "postgres-web-db")]["status"] = {}
+
+    async def stuck(manifest: dict[str, Any]) -> dict[str, Any]:
+        obj = await FakeCluster.apply(stalled, manifest)
+        if manifest["kind"] == "Resource":
+            obj["status"]["conditions"] = [
+                {"type": "Ready", "status": "False", "reason": "DriverRejected", "message": "400"},
+                {"type": "Stalled", "status": "True", "reason": "DriverRejected", "message": "fix the spec"},
+            ]
+            stalled.objects[(obj["kind"], obj["metadata"]["name"])] = obj
+        return obj
+
+    stalled.apply = stuck  # type: ignore[method-assign]
+    outcome, _ = run(stalled, example(), wait=30)
+    assert not outcome.timed_out
+    assert not outcome.ok
+    assert any(state.stalled for state in outcome.states)
