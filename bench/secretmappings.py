@@ -214,7 +214,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
         operator = start_operator(
             kubeconfig,
             workdir / "operator.log",
-            [f"--refresh-interval={args.refresh}s", "--log-level=debug", f"--worker-limit={args.workers}"],
+            [f"--refresh-interval={args.refresh}s", "--log-level=warning", f"--worker-limit={args.workers}"],
         )
 
         # (b) N mappings created at once

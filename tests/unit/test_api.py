@@ -31,12 +31,17 @@ from strongroom.api.reference import render_api_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
+NOT_CUSTOM_RESOURCES = ("app", "gitops")
 
 
 def example_documents() -> list[tuple[str, dict[str, Any]]]:
     """(label, object) for every document of every example file."""
     documents: list[tuple[str, dict[str, Any]]] = []
     for path in sorted(EXAMPLES.rglob("*.yaml")):
+        # examples/app holds orchestrator inputs (Score files, definitions, values) and examples/gitops
+        # Argo CD / Flux objects; tests/unit/test_orchestrator_render.py covers them.
+        if path.relative_to(EXAMPLES).parts[0] in NOT_CUSTOM_RESOURCES:
+            continue
         for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
             if doc is not None:
                 documents.append((f"{path.relative_to(EXAMPLES)}#{index}", doc))

@@ -203,6 +203,7 @@ def test_store_sdks_never_log_below_warning_even_at_debug() -> None:
         logging.getLogger("strongroom.test").debug("our own debug line")
         assert "canary" not in stream.getvalue()
         assert "our own debug line" in stream.getvalue()
-        assert all(logging.getLogger(name).getEffectiveLevel() >= logging.WARNING for name in NEVER_DEBUG_LOGGERS)
+        levels = [logging.getLogger(name).getEffectiveLevel() for name in NEVER_DEBUG_LOGGERS]
+        assert all(level >= logging.WARNING for level in levels)
     finally:
         logging.getLogger().removeHandler(handler)

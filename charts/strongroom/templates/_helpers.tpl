@@ -79,18 +79,25 @@ What the manager may do on namespaced objects; the same rules go into the Cluste
 - apiGroups: ["strongroom.dev"]
   resources: ["secretstores/finalizers", "secretmappings/finalizers", "drivers/finalizers", "resources/finalizers", "workloads/finalizers", "workloadpatches/finalizers"]
   verbs: ["update"]
+# The WorkloadPatch a workload-type Resource's `update` output becomes (created and removed by the
+# Resource controller; the operator never creates or deletes other strongroom objects).
+- apiGroups: ["strongroom.dev"]
+  resources: ["workloadpatches"]
+  verbs: ["create", "delete"]
 # Secrets written for SecretMappings and Resource outputs; read for store credentials and, for the
 # kubernetes backend, as the store itself.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# What rendered Workloads and driver manifests consist of.
+# What rendered Workloads (and driver manifests) consist of: server-side apply (create + patch), a
+# label-selected list to find what to prune, get to refuse objects someone else owns, delete to prune.
+# Nothing watches or updates them.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # Warnings and errors about our objects (kubectl describe).
 - apiGroups: [""]
   resources: ["events"]

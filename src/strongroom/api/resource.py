@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -110,6 +111,9 @@ class ResourceStatus(ObjectStatus):
     """Objects applied from the driver's `namespace` and `cluster` manifests."""
     cookie_ref: SecretReference | None = None
     """Where the driver cookie is kept (the default store)."""
+    last_applied_time: datetime | None = None
+    """When the driver last answered a PUT successfully; the periodic resync counts from here, so it
+    survives operator restarts."""
 
 
 class Resource(KubeObject[ResourceSpec, ResourceStatus]):

@@ -37,6 +37,10 @@ from strongroom.stores.guard import GuardSettings
 logger = logging.getLogger("strongroom.operator")
 
 FINALIZER = f"{GROUP}/finalizer"
+# kopf's own finalizer must not be ours: with only event handlers registered, kopf removes its finalizer
+# from every object it sees ("no handlers require it"), which would strip the one the Resource controller
+# adds itself. No strongroom handler uses kopf's deletion handling, so kopf never adds this one.
+KOPF_FINALIZER = f"kopf.{GROUP}/finalizer"
 # Seconds the API server keeps a watch open before ending it cleanly; kopf then re-watches. Short
 # enough to recover from connections silently dropped by load balancers (python-stack.md 10.2).
 WATCH_SERVER_TIMEOUT = 600
@@ -56,7 +60,7 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.queueing.idle_timeout = 1.0
     # Handler progress and the diff-base under our own prefix, v2 keys only (a fresh project has no
     # v1 annotations to stay compatible with).
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP, v1=False)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration", v1=False
@@ -114,6 +118,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             workers=config.worker_limit,
             refresh_interval=config.refresh_interval,
             store_check_interval=config.store_check_interval,
+            resource_resync_interval=config.resource_resync_interval,
             store_guard=GuardSettings(
                 qps=config.store_qps, burst=config.store_burst, read_ttl=config.store_read_ttl
             ),

@@ -30,6 +30,8 @@ DEFAULT_WORKER_LIMIT = 20
 
 # How often a SecretMapping re-reads its stores when it does not say (spec.refreshInterval).
 DEFAULT_REFRESH_INTERVAL = 3600.0
+# How often a Resource's driver is called again although its inputs did not change (drift repair).
+DEFAULT_RESOURCE_RESYNC_INTERVAL = 3600.0
 # How often a SecretStore's connectivity and credentials are re-checked.
 DEFAULT_STORE_CHECK_INTERVAL = 300.0
 # Client-side limits per store; a store's spec.rateLimit overrides them.
@@ -84,6 +86,7 @@ class OperatorConfig:
     store_qps: float = DEFAULT_STORE_QPS
     store_burst: int = DEFAULT_STORE_BURST
     store_read_ttl: float = DEFAULT_STORE_READ_TTL
+    resource_resync_interval: float = DEFAULT_RESOURCE_RESYNC_INTERVAL
 
     def __post_init__(self) -> None:
         for ns in (*self.namespaces, self.operator_namespace):
@@ -100,6 +103,8 @@ class OperatorConfig:
             raise ValueError("--store-check-interval must be > 0")
         if self.refresh_interval < 0 or self.store_read_ttl < 0:
             raise ValueError("--refresh-interval and --store-read-ttl cannot be negative")
+        if self.resource_resync_interval <= 0:
+            raise ValueError("--resource-resync-interval must be > 0")
         if self.worker_limit < 1:
             raise ValueError(f"worker limit must be at least 1, got {self.worker_limit}")
 

@@ -6,12 +6,20 @@ subresource as a merge patch of the fields the operator owns.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
-from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
-from lightkube.resources.core_v1 import Secret
+from lightkube.core.exceptions import ApiError, LoadResourceError
+from lightkube.core.resource import NamespacedResource
+from lightkube.core.resource_registry import resource_registry
+from lightkube.generic_resource import (
+    GenericNamespacedResource,
+    async_load_in_cluster_generic_resources,
+    create_namespaced_resource,
+)
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Secret, Service
 from lightkube.types import PatchType
 
 from strongroom.api.constants import FIELD_MANAGER, GROUP, VERSION
@@ -23,6 +31,31 @@ def custom_resource(kind: str, plural: str) -> type[GenericNamespacedResource]:
 
 SecretStoreResource = custom_resource("SecretStore", "secretstores")
 SecretMappingResource = custom_resource("SecretMapping", "secretmappings")
+WorkloadResource = custom_resource("Workload", "workloads")
+ResourceResource = custom_resource("Resource", "resources")
+WorkloadPatchResource = custom_resource("WorkloadPatch", "workloadpatches")
+
+#: The kinds a Workload renders into, by (apiVersion, kind); the only kinds its controller applies,
+#: lists and prunes (the chart's RBAC grants exactly these).
+RENDERED_KINDS: dict[tuple[str, str], type[NamespacedResource]] = {
+    ("v1", "ConfigMap"): ConfigMap,
+    ("v1", "Secret"): Secret,
+    ("apps/v1", "Deployment"): Deployment,
+    ("v1", "Service"): Service,
+}
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    """A lightkube object as plain data (generic resources type `to_dict` loosely)."""
+    data: dict[str, Any] = obj.to_dict()
+    return data
+
+
+def _rendered_kind(api_version: str, kind: str) -> type[NamespacedResource]:
+    try:
+        return RENDERED_KINDS[(api_version, kind)]
+    except KeyError:
+        raise ValueError(f"{api_version} {kind} is not a kind a Workload renders") from None
 
 
 class Kube:
@@ -55,6 +88,153 @@ class Kube:
             namespace=namespace,
             patch_type=PatchType.MERGE,
         )
+
+    async def get_custom(
+        self, resource: type[GenericNamespacedResource], namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        try:
+            obj = await self.client.get(resource, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        return _as_dict(obj)
+
+    async def list_custom(
+        self, resource: type[GenericNamespacedResource], namespace: str
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        async for obj in self.client.list(resource, namespace=namespace):
+            found.append(_as_dict(obj))
+        return found
+
+    # --- objects rendered from Workloads (RENDERED_KINDS) -----------------------------------------------
+
+    async def apply_rendered(self, manifest: dict[str, Any]) -> None:
+        """Server-side apply one rendered manifest as it is (a plain dict: no round trip through lightkube's
+        models, which would drop fields they do not know, e.g. of sidecars emitted by drivers)."""
+        meta = manifest["metadata"]
+        await self.client.patch(
+            _rendered_kind(manifest["apiVersion"], manifest["kind"]),
+            meta["name"],
+            manifest,
+            namespace=meta["namespace"],
+            patch_type=PatchType.APPLY,
+            field_manager=FIELD_MANAGER,
+            force=True,
+        )
+
+    async def get_rendered(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        try:
+            obj = await self.client.get(_rendered_kind(api_version, kind), name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        return _as_dict(obj)
+
+    async def list_rendered(
+        self, api_version: str, kind: str, namespace: str, labels: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        selector: dict[str, Any] = dict(labels)
+        found: list[dict[str, Any]] = []
+        async for obj in self.client.list(
+            _rendered_kind(api_version, kind), namespace=namespace, labels=selector
+        ):
+            found.append(_as_dict(obj))
+        return found
+
+    async def delete_rendered(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Delete one rendered object; one that is already gone counts as deleted."""
+        try:
+            await self.client.delete(_rendered_kind(api_version, kind), name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+
+    # --- Resources: their metadata, and the objects their drivers emit ------------------------------------
+
+    async def patch_metadata(
+        self,
+        resource: type[GenericNamespacedResource],
+        namespace: str,
+        name: str,
+        metadata: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Merge-patch an object's metadata (finalizers, annotations); returns the object after the patch.
+        Put `resourceVersion` into `metadata` to make the patch fail (409) if the object changed meanwhile."""
+        obj = await self.client.patch(
+            resource, name, {"metadata": metadata}, namespace=namespace, patch_type=PatchType.MERGE
+        )
+        return _as_dict(obj)
+
+    async def create_secret(self, manifest: dict[str, Any]) -> bool:
+        """Create a Secret unless one of that name exists; True if this call created it."""
+        secret: Secret = Secret.from_dict(manifest)  # type: ignore[assignment]  # lightkube types it loosely
+        try:
+            await self.client.create(secret)
+        except ApiError as exc:
+            if exc.status.code == 409:
+                return False
+            raise
+        return True
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        try:
+            await self.client.delete(Secret, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+
+    async def object_kind(self, api_version: str, kind: str) -> type[Any]:
+        """The lightkube class of any kind the cluster serves: built-in kinds, then CRDs (loaded on a miss,
+        so a CRD installed after start is found). LookupError if the cluster has no such kind."""
+        try:
+            return resource_registry.load(api_version, kind)
+        except LoadResourceError:
+            pass
+        with contextlib.suppress(ValueError):  # a CRD clashing with a class made here: keep ours
+            await async_load_in_cluster_generic_resources(self.client)
+        try:
+            return resource_registry.load(api_version, kind)
+        except LoadResourceError:
+            raise LookupError(f"the cluster serves no kind {kind} in {api_version}") from None
+
+    async def apply_object(self, manifest: dict[str, Any], *, namespaced: bool) -> None:
+        """Server-side apply any object as the plain dict it is. `namespaced` must match the kind's scope
+        (ValueError otherwise), so a manifest cannot land outside the place it was meant for."""
+        kind = await self.object_kind(manifest["apiVersion"], manifest["kind"])
+        is_namespaced = issubclass(kind, NamespacedResource)
+        if is_namespaced != namespaced:
+            scope = "namespaced" if is_namespaced else "cluster-scoped"
+            raise ValueError(f"{manifest['kind']} ({manifest['apiVersion']}) is {scope}")
+        meta = manifest["metadata"]
+        await self.client.patch(
+            kind,
+            meta["name"],
+            manifest,
+            namespace=meta.get("namespace") if is_namespaced else None,
+            patch_type=PatchType.APPLY,
+            field_manager=FIELD_MANAGER,
+            force=True,
+        )
+
+    async def delete_object(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+        """Delete any object; already gone, or of a kind the cluster no longer serves, counts as deleted."""
+        try:
+            resource = await self.object_kind(api_version, kind)
+        except LookupError:
+            return
+        try:
+            if issubclass(resource, NamespacedResource):
+                await self.client.delete(resource, name, namespace=namespace)
+            else:
+                await self.client.delete(resource, name)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
 
     async def close(self) -> None:
         await self.client.close()

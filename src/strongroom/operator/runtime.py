@@ -14,8 +14,13 @@ from lightkube import AsyncClient
 from lightkube.config.kubeconfig import SingleConfig
 
 from strongroom.api.secretstore import SecretStore
+from strongroom.drivers.registry import DriverRegistry
+from strongroom.operator.controllers.base import Controller
+from strongroom.operator.controllers.driver import DriverCache
+from strongroom.operator.controllers.resource import ResourceController
 from strongroom.operator.controllers.secretmapping import SecretMappingController
 from strongroom.operator.controllers.secretstore import SecretStoreController
+from strongroom.operator.controllers.workload import WorkloadController
 from strongroom.operator.kube import Kube
 from strongroom.operator.storecache import StoreCache
 from strongroom.stores.base import StoreClient
@@ -31,6 +36,8 @@ class RuntimeSettings:
     refresh_interval: float
     store_check_interval: float
     store_guard: GuardSettings
+    # How often a Resource's driver is called again although nothing changed (drift repair).
+    resource_resync_interval: float = 3600.0
 
 
 class Runtime:
@@ -42,10 +49,25 @@ class Runtime:
         self.secretmappings = SecretMappingController(
             self.kube, self.stores, settings.operator_namespace, settings.refresh_interval
         )
-        self.secretstores = SecretStoreController(
-            self.kube, self.stores, settings.store_check_interval, self.secretmappings.store_changed
+        self.drivers = DriverCache(self.kube, settings.operator_namespace, DriverRegistry())
+        self.resources = ResourceController(
+            self.kube,
+            self.stores,
+            self.drivers,
+            settings.operator_namespace,
+            settings.resource_resync_interval,
         )
+        self.secretstores = SecretStoreController(
+            self.kube, self.stores, settings.store_check_interval, self._store_changed
+        )
+        # Resyncs at the refresh interval heal rendered objects deleted behind the operator's back.
+        self.workloads = WorkloadController(self.kube, settings.refresh_interval)
+        self.workloadpatches = self.workloads.patches
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _store_changed(self, store_name: str) -> None:
+        self.secretmappings.store_changed(store_name)
+        self.resources.store_changed(store_name)
 
     async def _build_store_client(self, store: SecretStore) -> StoreClient:
         credentials = KubernetesCredentialSource(self.client, store.namespace)
@@ -53,8 +75,11 @@ class Runtime:
             store, credentials, operator_namespace=self.settings.operator_namespace, kube_client=self.client
         )
 
+    def _controllers(self) -> tuple[Controller, ...]:
+        return (self.secretstores, self.secretmappings, self.workloads, self.workloadpatches, self.resources)
+
     def start(self) -> None:
-        for controller in (self.secretstores, self.secretmappings):
+        for controller in self._controllers():
             self._tasks.append(
                 asyncio.create_task(
                     controller.run(self.settings.workers), name=f"strongroom {controller.kind} workers"
@@ -62,7 +87,7 @@ class Runtime:
             )
 
     async def stop(self) -> None:
-        for controller in (self.secretstores, self.secretmappings):
+        for controller in self._controllers():
             controller.queue.close()
         for task in self._tasks:
             task.cancel()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import kopf
 
-from strongroom.operator.handlers import secretmapping, secretstore
+from strongroom.operator.handlers import driver, resource, secretmapping, secretstore, workload, workloadpatch
 
-_MODULES = (secretstore, secretmapping)
+_MODULES = (secretstore, secretmapping, workload, workloadpatch, driver, resource)
 
 REQUIRED_KINDS: frozenset[tuple[str, str]] = frozenset(module.KIND for module in _MODULES)
 

@@ -1,0 +1,439 @@
+"""Resource benchmark: N Resources through the Echo driver and through a remote driver that answers 202
+twice before 200; time until all Ready, operator peak RSS, per-resource operator overhead.
+
+    .venv/bin/python -m bench.resources [--n 500] [--workers 20] [--sequential 50] [--skip-echo|--skip-remote]
+
+Starts its own control plane, OpenBao (the default store) and operator process, plus the remote driver (an
+SDK app in its own process, JWT-verified), then prints one table. Measures, per issue 4 item 6:
+  (a) N Echo Resources (two values and one secret reference each, so every one writes a secret output to
+      the default store and an owned Secret) created at once: time until all are Ready;
+  (b) the same N with the remote driver: 202, 202, then 200 (the operator polls with its default backoff,
+      1 s then 2 s, so each Resource spends about 3 s in the driver);
+  per-resource operator overhead excluding driver time, p50/p99 (target p99 <= 200 ms), for (a) and (b):
+      the wall time each provisioning reconcile spent outside the driver call, as the operator logs it
+      ("... driver X s, operator Y s"; the same number feeds the strongroom_resource_overhead_seconds
+      histogram), and the operator's CPU time per Resource;
+  (c) the same overhead for Echo Resources created one at a time (no queueing behind other reconciles);
+  (d) operator peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lightkube import AsyncClient, codecs
+from lightkube.generic_resource import create_namespaced_resource
+
+import testenv
+from bench.common import Row, bounded, client_for, ensure_namespace, peak_rss_mib, percentile, print_table
+from bench.secretmappings import install_crds
+from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
+from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
+from testenv.paths import REPO_ROOT
+from testenv.process import LOOPBACK, ManagedProcess, free_port, tcp_open
+
+ResourceRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "Resource", "resources")
+DriverRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "Driver", "drivers")
+CONCURRENCY = 16
+ORG = "bench-org"
+
+
+# --- the remote driver (run in its own process: `python -m bench.resources serve-driver ...`) -------------
+
+
+def serve_driver(port: int, public_key: Path) -> None:
+    import uvicorn
+
+    from strongroom.drivers.sdk import DriverApp, DriverResponse, PutRequest, in_progress
+
+    polls: dict[str, int] = {}
+
+    async def put(request: PutRequest) -> Any:
+        seen = polls.get(request.guresid, 0) + 1
+        polls[request.guresid] = seen
+        if seen <= 2:
+            return in_progress("creating")
+        return DriverResponse(values={"id": request.guresid[:12]}, secrets={"token": f"t-{request.guresid}"})
+
+    app = DriverApp(put=put, public_keys=[public_key.read_bytes()], org_id=ORG)
+    uvicorn.run(app, host=LOOPBACK, port=port, lifespan="off", log_level="warning", access_log=False)
+
+
+# --- the benchmark ----------------------------------------------------------------------------------------
+
+
+def obj(manifest: dict[str, Any]) -> Any:
+    return codecs.from_dict(manifest)
+
+
+def secret(namespace: str, name: str, data: dict[str, str]) -> Any:
+    return obj(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+    )
+
+
+def resource(name: str, namespace: str, driver_type: str, driver_inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "Resource",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "type": "postgres",
+            "id": f"bench.{name}",
+            "driverType": driver_type,
+            "driverInputs": driver_inputs,
+        },
+    }
+
+
+class ReadyWatch:
+    """Records when each Resource of a namespace first reports Ready=True."""
+
+    def __init__(self, client: AsyncClient, namespace: str) -> None:
+        self.client, self.namespace = client, namespace
+        self.ready_at: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async for _, item in self.client.watch(ResourceRes, namespace=self.namespace):
+            found: Any = item
+            name: str = found.metadata.name
+            conditions = (found.status or {}).get("conditions") or []
+            if name not in self.ready_at and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in conditions
+            ):
+                self.ready_at[name] = time.perf_counter()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def wait_for(self, names: set[str], limit: float) -> float:
+        deadline = time.perf_counter() + limit
+        while not names <= self.ready_at.keys():
+            if time.perf_counter() > deadline:
+                missing = len(names - self.ready_at.keys())
+                raise TimeoutError(f"{missing} of {len(names)} Resources not Ready after {limit:.0f}s")
+            await asyncio.sleep(0.05)
+        return max(self.ready_at[n] for n in names)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def overheads(log: Path, names: set[str]) -> tuple[list[float], list[float]]:
+    """(operator seconds, driver seconds) of the provisioning reconciles of `names`, from the JSON log, in
+    the order they finished."""
+    operator, driver = [], []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"provisioned by' not in line:
+            continue
+        entry = json.loads(line)
+        if (entry.get("object") or {}).get("name") not in names:
+            continue
+        message: str = entry["message"]
+        tail = message.rsplit("; driver ", 1)[1]  # "X s, operator Y s"
+        driver_s, operator_s = tail.split(", operator ")
+        driver.append(float(driver_s.rstrip("s")))
+        operator.append(float(operator_s.rstrip("s")))
+    return operator, driver
+
+
+async def scenario(
+    client: AsyncClient,
+    namespace: str,
+    manifests: list[dict[str, Any]],
+    operator: OperatorProcess,
+    limit: float,
+) -> tuple[float, list[float], list[float], float]:
+    """(created -> all Ready, operator overheads, driver times, operator CPU seconds)."""
+    await ensure_namespace(client, namespace)
+    watch = ReadyWatch(client, namespace)
+    watch.start()
+    await asyncio.sleep(0.5)
+    names = {m["metadata"]["name"] for m in manifests}
+
+    async def create(manifest: dict[str, Any]) -> None:
+        await client.create(ResourceRes.from_dict(manifest))
+
+    cpu_before = cpu_seconds(operator.process.pid)
+    started = time.perf_counter()
+    await bounded(manifests, create, CONCURRENCY)
+    last = await watch.wait_for(names, limit)
+    await watch.stop()
+    await asyncio.sleep(1)  # the last log lines
+    cpu = cpu_seconds(operator.process.pid) - cpu_before
+    operator_s, driver_s = overheads(operator.log_path, names)
+    return last - started, operator_s, driver_s, cpu
+
+
+async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path) -> list[Row]:
+    rows: list[Row] = []
+    operator: OperatorProcess | None = None
+    driver_proc: ManagedProcess | None = None
+    info = env.info("kubernetes")
+    client = client_for(Path(info["kubeconfig"]))
+    try:
+        await ensure_namespace(client, OPERATOR_NAMESPACE)
+        bao = env.info("openbao")
+        key = generate_private_key(2048)
+        public = workdir / "operator.pub"
+        public.write_bytes(public_key_pem(key))
+        await client.apply(secret(OPERATOR_NAMESPACE, "bao-token", {"token": bao["root_token"]}))
+        await client.apply(
+            secret(
+                OPERATOR_NAMESPACE,
+                "strongroom-driver-key",
+                {"privateKey": private_key_pem(key).decode(), "organisationID": ORG},
+            )
+        )
+        await client.apply(
+            obj(
+                {
+                    "apiVersion": "strongroom.dev/v1alpha1",
+                    "kind": "SecretStore",
+                    "metadata": {
+                        "name": "bao",
+                        "namespace": OPERATOR_NAMESPACE,
+                        "labels": {"strongroom.dev/default-store": "true"},
+                    },
+                    "spec": {
+                        "vault": {
+                            "url": bao["addr"],
+                            "path": "secret",
+                            "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}},
+                        },
+                        "rateLimit": {"qps": 5000, "burst": 5000},
+                    },
+                }
+            )
+        )
+        import httpx
+
+        async with httpx.AsyncClient(
+            base_url=bao["addr"], headers={"X-Vault-Token": bao["root_token"]}
+        ) as vault:
+            response = await vault.post("/v1/secret/data/bench/db-password", json={"data": {"value": "pw"}})
+            response.raise_for_status()
+
+        port = free_port()
+        driver_proc = ManagedProcess(
+            "bench-driver",
+            [
+                sys.executable,
+                "-m",
+                "bench.resources",
+                "serve-driver",
+                "--port",
+                str(port),
+                "--public-key",
+                str(public),
+            ],
+            workdir / "driver.log",
+            cwd=REPO_ROOT,
+        ).start()
+        driver_proc.wait_ready(lambda: tcp_open(port), timeout=30)
+        await client.apply(
+            obj(
+                {
+                    "apiVersion": "strongroom.dev/v1alpha1",
+                    "kind": "Driver",
+                    "metadata": {"name": "remote", "namespace": OPERATOR_NAMESPACE},
+                    "spec": {"target": f"http://{LOOPBACK}:{port}/"},
+                }
+            )
+        )
+
+        log = workdir / "operator.log"
+        operator = start_operator(
+            Path(info["kubeconfig"]), log, ["--log-level=info", f"--worker-limit={args.workers}"]
+        )
+
+        def summary(label: str, result: tuple[float, list[float], list[float], float], target: str) -> None:
+            total, operator_s, driver_s, cpu = result
+            # The first reconciles of a burst (one per worker) pay one-time costs: connections, the store
+            # client, the signing key. Shown separately from the steady state.
+            steady = operator_s[args.workers :]
+
+            def ms(values: list[float], pct: float) -> str:
+                return f"{percentile(values, pct) * 1000:.0f} ms"
+
+            rows.extend(
+                [
+                    Row(
+                        f"{label}: created -> all Ready",
+                        f"{total:.2f} s",
+                        target,
+                        f"N={args.n}, {args.workers} workers",
+                    ),
+                    Row(
+                        f"{label}: overhead p50 (all)",
+                        ms(operator_s, 50),
+                        "",
+                        f"{len(operator_s)} provisionings",
+                    ),
+                    Row(
+                        f"{label}: overhead p99 (all)",
+                        ms(operator_s, 99),
+                        "<= 200 ms",
+                        "wall time outside the driver",
+                    ),
+                    Row(
+                        f"{label}: overhead p50 (steady)",
+                        ms(steady, 50),
+                        "",
+                        f"without the first {args.workers}",
+                    ),
+                    Row(f"{label}: overhead p99 (steady)", ms(steady, 99), "<= 200 ms", ""),
+                    Row(
+                        f"{label}: operator CPU per Resource",
+                        f"{cpu / args.n * 1000:.1f} ms",
+                        "",
+                        "process utime+stime / N",
+                    ),
+                    Row(
+                        f"{label}: driver time p50",
+                        f"{percentile(driver_s, 50):.2f} s",
+                        "",
+                        "polling included",
+                    ),
+                ]
+            )
+
+        if not args.skip_echo:
+            manifests = [
+                resource(
+                    f"echo-{i}",
+                    "bench-echo",
+                    "humanitec/echo",
+                    {
+                        "values": {"host": f"db-{i}.internal", "port": 5432},
+                        "secretRefs": {"password": {"store": "bao", "ref": "bench/db-password"}},
+                    },
+                )
+                for i in range(args.n)
+            ]
+            summary("(a) Echo", await scenario(client, "bench-echo", manifests, operator, 900), "")
+
+        if args.sequential:
+            # One at a time, each created when the previous is Ready: the operator's own cost per Resource
+            # without queueing behind 20 others on a shared API server (Little's law: under a burst, the
+            # wall time per reconcile is roughly workers / throughput).
+            await ensure_namespace(client, "bench-seq")
+            watch = ReadyWatch(client, "bench-seq")
+            watch.start()
+            await asyncio.sleep(0.5)
+            names = set()
+            for i in range(args.sequential):
+                manifest = resource(
+                    f"seq-{i}",
+                    "bench-seq",
+                    "humanitec/echo",
+                    {
+                        "values": {"host": f"db-{i}.internal", "port": 5432},
+                        "secretRefs": {"password": {"store": "bao", "ref": "bench/db-password"}},
+                    },
+                )
+                await client.create(ResourceRes.from_dict(manifest))
+                await watch.wait_for({f"seq-{i}"}, 60)
+                names.add(f"seq-{i}")
+            await watch.stop()
+            await asyncio.sleep(1)
+            operator_s, _ = overheads(operator.log_path, names)
+            steady = operator_s[1:]  # the first one may build the namespace's first clients
+            rows.append(
+                Row(
+                    "(c) Echo, one at a time: overhead p50",
+                    f"{percentile(steady, 50) * 1000:.0f} ms",
+                    "",
+                    f"{len(steady)} Resources, sequential",
+                )
+            )
+            rows.append(
+                Row(
+                    "(c) Echo, one at a time: overhead p99",
+                    f"{percentile(steady, 99) * 1000:.0f} ms",
+                    "<= 200 ms",
+                    "",
+                )
+            )
+
+        if not args.skip_remote:
+            manifests = [
+                resource(f"remote-{i}", "bench-remote", "remote", {"values": {"n": i}}) for i in range(args.n)
+            ]
+            floor = 3.0 * args.n / args.workers
+            result = await scenario(client, "bench-remote", manifests, operator, 1800)
+            summary("(b) remote 202,202,200", result, f"floor {floor:.0f} s (3 s x N / workers)")
+
+        rows.append(
+            Row(
+                "(d) operator peak RSS",
+                f"{peak_rss_mib(operator.process.pid):.0f} MiB",
+                "",
+                f"{args.n * ((not args.skip_echo) + (not args.skip_remote))} Resources",
+            )
+        )
+    finally:
+        await client.close()
+        if operator is not None:
+            operator.stop()
+        if driver_proc is not None:
+            driver_proc.stop()
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "serve-driver":
+        parser = argparse.ArgumentParser(prog="bench.resources serve-driver")
+        parser.add_argument("serve_driver")
+        parser.add_argument("--port", type=int, required=True)
+        parser.add_argument("--public-key", type=Path, required=True)
+        served = parser.parse_args()
+        serve_driver(served.port, served.public_key)
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=500, help="Resources per scenario")
+    parser.add_argument("--workers", type=int, default=20, help="operator --worker-limit")
+    parser.add_argument("--skip-echo", action="store_true")
+    parser.add_argument("--skip-remote", action="store_true")
+    parser.add_argument(
+        "--sequential", type=int, default=50, help="Echo Resources created one at a time for (c); 0 skips"
+    )
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-bench-resources-"))
+    env = testenv.start(workdir, ["kubernetes", "openbao"])
+    try:
+        install_crds(Path(env.info("kubernetes")["kubeconfig"]))
+        rows = asyncio.run(run(args, env, workdir))
+    finally:
+        env.stop()
+    print_table(f"Resource benchmark (N={args.n})", rows)
+    print(f"\noperator log: {workdir / 'operator.log'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,954 @@
+"""Resource controller: provision Resources through their drivers; the decisions are in reconcile/resource.py.
+
+One reconcile, level-based (docs/resources.md tells the user-facing story):
+
+1. The finalizer `strongroom.dev/finalizer` is added first, so nothing is provisioned that a delete could
+   miss. With `deletionTimestamp` set: DELETE through every driver that may hold the resource until it
+   succeeds, delete the objects of `cluster`/`namespace` manifests and the store keys, drop the finalizer.
+2. Dependencies: placeholders `${resources.<name>.outputs.<key>}` name other Resources of the namespace;
+   a cycle or a dependency that is missing, not Ready or lacks the output is a condition, and the
+   Resource is woken when a dependency changes (`_dependents`).
+3. The driver (built-in, or a Driver object), the secret references (through the store clients) and the
+   driver cookie (from the default store) are resolved; the request's HMAC digest is compared with
+   `status.inputsHash`.
+4. A driver that no longer is `spec.driverType` deletes first (unless `inPlaceDriverChange`).
+5. PUT only when something calls for it (reconcile.resource.apply_reason): the pending marker is
+   persisted first, so a crash mid-call is repeated after restart (drivers are idempotent per GUResID).
+6. From the answer: secret outputs and the cookie into the default store, the outputs Secret and the
+   manifests Secret, objects of namespace/cluster manifests (server-side apply; those no longer emitted
+   are deleted), the WorkloadPatch from `update`; then the status, then the marker is removed.
+
+Failures never blank anything: outputs, Secrets and refs of the last success stay until a new success
+replaces them. Messages are redacted with every secret of the request and the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from lightkube.core.exceptions import ApiError
+from prometheus_client import Histogram
+from pydantic import ValidationError
+
+from strongroom.api import constants as c
+from strongroom.api.common import SecretReference
+from strongroom.api.resource import Resource
+from strongroom.drivers.base import WORKLOAD_TYPE, Driver, DriverError, redact
+from strongroom.operator.controllers.base import Controller, ObjectKey
+from strongroom.operator.controllers.driver import DriverCache
+from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResource
+from strongroom.operator.storecache import StoreCache
+from strongroom.reconcile import resource as plan
+from strongroom.reconcile.conditions import merge_conditions, not_ready
+from strongroom.reconcile.placeholders import PlaceholderError
+from strongroom.reconcile.secretmapping import MANAGED_BY_LABEL, decode_secret_data
+from strongroom.reconcile.stores import Problem, default_store, resolve_store
+from strongroom.stores.base import (
+    AuthenticationFailed,
+    SecretNotFound,
+    SecretRef,
+    SecretValue,
+    StoreError,
+)
+from strongroom.stores.guard import GuardedStore
+
+#: Secret in the operator namespace holding the HMAC key for `status.inputsHash` (made on first use).
+HMAC_SECRET = "strongroom-inputs-hmac"  # noqa: S105 (a Secret's name)
+HMAC_SECRET_KEY = "key"  # noqa: S105 (a key name)
+# Stores named by any Resource waiting for "some default store" are woken by every store change.
+_ANY_STORE = ""
+# How long to wait before retrying a deletion that cannot progress without a person (400 on DELETE).
+_STUCK_DELETE_RETRY = 300.0
+
+DRIVER_SECONDS = Histogram(
+    "strongroom_resource_driver_seconds",
+    "Time Resource reconciles spent waiting for drivers (polling after 202/409 included).",
+    ["operation"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+OVERHEAD_SECONDS = Histogram(
+    "strongroom_resource_overhead_seconds",
+    "Time one Resource reconcile that called a driver spent outside the driver: the operator's own cost.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5),
+)
+
+
+class _Failed(Exception):
+    """A step hit a problem: the reconcile ends with it as the Ready condition."""
+
+    def __init__(self, problem: Problem, retry_after: float | None = None) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Attempt:
+    """Bookkeeping of one reconcile."""
+
+    started: float
+    driver_seconds: float = 0.0
+    called_driver: bool = False
+
+
+def _api_problem(what: str, exc: ApiError, secrets_: Iterable[SecretValue]) -> Problem:
+    code = exc.status.code or 0
+    # 403 may be fixed by RBAC, 409/429/5xx by time; other 4xx (422 invalid) need a changed manifest.
+    retryable = code in (403, 409, 429) or code >= 500
+    message = redact(f"{what}: {code} {exc.status.reason or ''}: {exc.status.message or ''}", secrets_)
+    return Problem("ManifestFailed", message.strip(), retryable)
+
+
+class ResourceController(Controller):
+    kind = "Resource"
+
+    def __init__(
+        self,
+        kube: Kube,
+        stores: StoreCache,
+        drivers: DriverCache,
+        operator_namespace: str,
+        resync_interval: float,
+    ) -> None:
+        super().__init__()
+        self.kube = kube
+        self.stores = stores
+        self.drivers = drivers
+        self.operator_namespace = operator_namespace
+        self.resync_interval = resync_interval
+        # Dependencies by placeholder, kept from the spec, so cycle checks and wake-ups need no parsing.
+        self._deps: dict[ObjectKey, frozenset[str]] = {}
+        self._dependents: dict[ObjectKey, set[ObjectKey]] = {}
+        self._waiting_on_store: dict[str, set[ObjectKey]] = {}
+        self._waiting_on_driver: dict[str, set[ObjectKey]] = {}
+        self._hmac_key: bytes | None = None
+        self._hmac_lock = asyncio.Lock()
+        drivers.on_change = self.driver_changed
+
+    async def run(self, workers: int) -> None:
+        # Read (or make) the HMAC key before the first reconciles: otherwise every worker of a first burst
+        # waits on the one that creates it.
+        try:
+            await self._hmac()
+        except Exception as exc:  # the API server may not be reachable yet: the first reconcile retries
+            self.logger.warning(
+                "HMAC key not loaded at start (%s); loading it on first use", type(exc).__name__
+            )
+        await super().run(workers)
+
+    # --- events and indexes ---------------------------------------------------------------------------
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
+        cached = self.bodies.get(key)
+        if event_type != "DELETED" and cached is not None and _older(meta, cached.get("metadata") or {}):
+            # The event of an older state than our own last write (which updated the cache): skip it.
+            return
+        was_deleting = bool(((cached or {}).get("metadata") or {}).get("deletionTimestamp"))
+        super().observe(event_type, body)
+        if event_type != "DELETED" and meta.get("deletionTimestamp") and not was_deleting:
+            self.wake(key)  # deletion does not always bump the generation; it must run now
+
+    def changed(self, key: ObjectKey) -> None:
+        try:
+            resource = Resource.model_validate(self.bodies[key])
+        except ValidationError:
+            names: frozenset[str] = frozenset()
+        else:
+            names = plan.dependency_names(resource)
+        self._set_deps(key, names)
+        # A changed spec may break a cycle its dependents report, or change outputs they wait for.
+        self._wake_dependents(key)
+
+    def deleted(self, key: ObjectKey) -> None:
+        self._set_deps(key, frozenset())
+        for index in (self._waiting_on_store, self._waiting_on_driver):
+            for keys in index.values():
+                keys.discard(key)
+        self._wake_dependents(key)
+
+    def _set_deps(self, key: ObjectKey, names: frozenset[str]) -> None:
+        before = self._deps.get(key, frozenset())
+        if before == names:
+            return
+        for name in before - names:
+            dependents = self._dependents.get((key[0], name))
+            if dependents is not None:
+                dependents.discard(key)
+                if not dependents:
+                    del self._dependents[(key[0], name)]
+        for name in names - before:
+            self._dependents.setdefault((key[0], name), set()).add(key)
+        if names:
+            self._deps[key] = names
+        else:
+            self._deps.pop(key, None)
+
+    def _wake_dependents(self, key: ObjectKey) -> None:
+        for dependent in list(self._dependents.get(key, ())):
+            self.wake(dependent)
+
+    @staticmethod
+    def _index(index: dict[str, set[ObjectKey]], key: ObjectKey, names: Iterable[str]) -> None:
+        for keys in index.values():
+            keys.discard(key)
+        for name in names:
+            index.setdefault(name, set()).add(key)
+
+    def store_changed(self, store_name: str) -> None:
+        for name in (store_name, _ANY_STORE):
+            for key in list(self._waiting_on_store.get(name, ())):
+                self.wake(key)
+
+    def driver_changed(self, driver_name: str) -> None:
+        for key in list(self._waiting_on_driver.get(driver_name, ())):
+            self.wake(key)
+
+    # --- reconcile ------------------------------------------------------------------------------------
+
+    async def reconcile(self, key: ObjectKey) -> str:
+        body = self.bodies[key]
+        attempt = _Attempt(time.perf_counter())
+        try:
+            resource = Resource.model_validate(body)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
+            )
+            return await self._stop(key, Problem("InvalidSpec", f"the spec is not valid: {problems}", False))
+        try:
+            if resource.metadata.deletion_timestamp is not None:
+                return await self._finalize(key, resource, attempt)
+            return await self._provision(key, resource, attempt)
+        except _Failed as failed:
+            return await self._stop(key, failed.problem, failed.retry_after)
+
+    async def _stop(self, key: ObjectKey, problem: Problem, retry_after: float | None = None) -> str:
+        body = self.bodies.get(key)
+        if body is None:
+            return "gone"
+        try:
+            resource = Resource.model_validate(body)
+        except ValidationError:
+            # Not even the status can be computed from the model: write the condition alone.
+            generation = (body.get("metadata") or {}).get("generation")
+            status = {
+                "observedGeneration": generation,
+                "conditions": merge_conditions(
+                    (body.get("status") or {}).get("conditions"),
+                    [not_ready(problem.reason, problem.message)],
+                    datetime.now(UTC),
+                    generation,
+                ),
+            }
+        else:
+            status = plan.problem_status(resource, problem, datetime.now(UTC))
+        await self._write_status(key, status)
+        if retry_after is not None:
+            self.queue.add_after(key, retry_after)
+            delay: float | None = retry_after
+        else:
+            delay = self.failed(key, problem.retryable, self.resync_interval)
+        self.log(
+            logging.INFO,
+            key,
+            "not provisioned (%s): %s; next attempt in %.0fs",
+            problem.reason,
+            problem.message,
+            delay or 0,
+        )
+        return "failed"
+
+    # --- provisioning ---------------------------------------------------------------------------------
+
+    async def _provision(self, key: ObjectKey, resource: Resource, attempt: _Attempt) -> str:
+        namespace, name = key
+        spec = resource.spec
+        uid = resource.metadata.uid or ""
+        pending = plan.pending_of(resource.metadata.annotations)
+        guresid = plan.guresid_of(resource)
+
+        inputs = await self._resolve_dependencies(key, resource)
+        self._index(
+            self._waiting_on_driver,
+            key,
+            [] if self.drivers.is_builtin(spec.driver_type) else [spec.driver_type],
+        )
+        driver = await self._driver(spec.driver_type, namespace)
+        secret_values = await self._read_secret_refs(key, resource)
+        cookie = await self._read_cookie(resource)
+        request = plan.driver_request(resource, inputs, secret_values, cookie, guresid)
+        digest = plan.inputs_digest(request, spec.driver_type, await self._hmac())
+
+        released = plan.drivers_to_release(resource, pending)
+        if released:
+            resource, pending, cookie = await self._release(key, resource, pending, cookie, released, attempt)
+            request = replace(request, cookie=cookie)
+
+        observed_outputs = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
+        if observed_outputs is not None and not plan.owned_by(observed_outputs, uid):
+            raise _Failed(self._conflict("Secret", plan.outputs_secret_name(name)))
+        now = datetime.now(UTC)
+        why = plan.apply_reason(
+            resource,
+            digest,
+            pending,
+            outputs_secret_present=observed_outputs is not None,
+            now=now,
+            resync_seconds=self.resync_interval,
+        )
+        if why is None:
+            self.succeeded(key, plan.seconds_until_resync(resource, now, self.resync_interval))
+            return "unchanged"
+
+        # Before the first side effect: the finalizer (so a delete cannot miss what follows) and, for remote
+        # drivers, the pending marker (so a crash mid-call is repeated after restart, or deleted through
+        # this driver). One metadata patch for both. Built-in drivers keep nothing outside the cluster, so
+        # there is nothing a repeated or abandoned call could duplicate or orphan: they need no marker.
+        builtin = self.drivers.is_builtin(spec.driver_type)
+        marker = None if builtin else plan.Pending(spec.driver_type, guresid)
+        resource = await self._prepare_put(key, resource, marker)
+        if not builtin:
+            await self._write_status(
+                key,
+                plan.progress_status(
+                    resource, "Provisioning", f"driver {spec.driver_type!r} is working: {why}", now
+                ),
+            )
+        self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, why)
+        attempt.called_driver = True
+        started = time.perf_counter()
+        try:
+            result = await driver.apply(request)
+        except DriverError as exc:
+            raise _Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
+        finally:
+            elapsed = time.perf_counter() - started
+            attempt.driver_seconds += elapsed
+            DRIVER_SECONDS.labels("apply").observe(elapsed)
+        secrets_seen = [*request.secret_values(), *result.secret_values()]
+
+        outputs = plan.check_outputs(resource, result)
+        if isinstance(outputs, Problem):
+            raise _Failed(replace(outputs, message=redact(outputs.message, secrets_seen)))
+
+        previous_refs = plan.flatten_refs(
+            resource.status.outputs.secret_refs if resource.status and resource.status.outputs else None
+        )
+        previous_cookie = resource.status.cookie_ref if resource.status else None
+        needs_store = bool(outputs.secrets) or result.cookie is not None
+        store_name: str | None = None
+        client: GuardedStore | None = None
+        if needs_store:
+            store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
+            if isinstance(store_key, Problem):
+                self._waiting_on_store.setdefault(_ANY_STORE, set()).add(key)
+                raise _Failed(store_key)
+            store_name = store_key.name
+            client = await self._store_client(store_key)
+
+        # Secret outputs and the cookie: only what changed is written (each write is a new version).
+        observed_data = decode_secret_data(observed_outputs)
+        new_refs: dict[str, dict[str, Any]] = {
+            k: plan.reference(ref.store, ref.ref, ref.version)
+            for k, ref in previous_refs.items()
+            if k in outputs.secrets and ref.store == store_name
+        }
+        to_write = plan.keys_to_write(outputs, observed_data, previous_refs, store_name or "")
+        if to_write:
+            assert client is not None
+            assert store_name is not None
+            written = await asyncio.gather(
+                *(
+                    self._store_write(client, plan.output_store_key(namespace, name, k), outputs.secrets[k])
+                    for k in to_write
+                )
+            )
+            for k, (store_ref, version) in zip(to_write, written, strict=True):
+                new_refs[k] = plan.reference(store_name, store_ref, version)
+        cookie_ref: dict[str, Any] | None = None
+        if result.cookie is not None:
+            assert client is not None
+            assert store_name is not None
+            unchanged = (
+                previous_cookie is not None
+                and previous_cookie.store == store_name
+                and request.cookie is not None
+                and request.cookie == result.cookie
+            )
+            if unchanged and previous_cookie is not None:
+                cookie_ref = plan.reference(
+                    previous_cookie.store, previous_cookie.ref, previous_cookie.version
+                )
+            else:
+                store_ref, version = await self._store_write(
+                    client, plan.cookie_store_key(namespace, name), result.cookie
+                )
+                cookie_ref = plan.reference(store_name, store_ref, version)
+
+        # Kubernetes objects. The manifests Secret is only looked at when its content changes: the outputs
+        # Secret records its hash (and is written after it).
+        wanted_manifests = plan.manifests_secret(resource, outputs)
+        manifests_hash = plan.content_hash_of(wanted_manifests)
+        if manifests_hash != plan.recorded_manifests_hash(observed_outputs):
+            await self._apply_manifests_secret(resource, wanted_manifests)
+        outputs_changed = False
+        wanted_secret = plan.outputs_secret(resource, outputs.secrets, manifests_hash)
+        if not plan.secret_current(observed_outputs, wanted_secret, uid):
+            await self.kube.apply_secret(wanted_secret)
+            outputs_changed = True
+        previous_manifests = [
+            m.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for m in (resource.status.manifests or [] if resource.status else [])
+        ]
+        intended = plan.manifest_refs(resource, outputs)
+        grown = plan.stale_manifests(intended, previous_manifests)
+        if grown:
+            # Recorded before they exist: a crash between applying an object and the final status must not
+            # leave a cluster-scoped object nobody knows to delete.
+            await self._write_status(key, {"manifests": [*previous_manifests, *grown]})
+        applied = await self._apply_objects(resource, outputs, secrets_seen)
+        for stale in plan.stale_manifests(previous_manifests, applied):
+            await self._delete_object(stale, secrets_seen)
+        await self._apply_workload_patch(resource, outputs)
+
+        # Store entries no longer used. A failure here orphans one entry at worst: it is logged, and the
+        # rest of the outputs (already written) are recorded.
+        stale_store = plan.stale_refs(previous_refs, outputs, store_name or "")
+        if previous_cookie is not None and (cookie_ref is None or previous_cookie.store != store_name):
+            stale_store.append(previous_cookie)
+        for ref in stale_store:
+            await self._store_delete_quietly(key, ref)
+
+        status = plan.ready_status(
+            resource,
+            now=datetime.now(UTC),
+            driver_type=spec.driver_type,
+            guresid=guresid,
+            digest=digest,
+            outputs=outputs,
+            secret_refs=plan.refs_tree(outputs.secret_shape, new_refs),
+            manifests=applied,
+            cookie_ref=cookie_ref,
+            applied_now=True,
+        )
+        before = dict((self.bodies.get(key) or {}).get("status") or {})
+        await self._write_status(key, status)
+        await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
+        after = (self.bodies.get(key) or {}).get("status") or {}
+        # Dependents re-run when what they read changed: readiness, output values, secret outputs.
+        if (
+            outputs_changed
+            or before.get("outputs") != after.get("outputs")
+            or not _was_ready(before, resource.metadata.generation)
+        ):
+            self._wake_dependents(key)
+
+        overhead = time.perf_counter() - attempt.started - attempt.driver_seconds
+        OVERHEAD_SECONDS.observe(overhead)
+        self.succeeded(key, self.resync_interval)
+        self.log(
+            logging.INFO,
+            key,
+            "provisioned by %s (%s): %d values, %d secret outputs, %d objects; driver %.3fs, operator %.3fs",
+            spec.driver_type,
+            why,
+            len(outputs.values),
+            len(outputs.secrets),
+            len(applied),
+            attempt.driver_seconds,
+            overhead,
+        )
+        return "provisioned"
+
+    async def _resolve_dependencies(self, key: ObjectKey, resource: Resource) -> plan.ResolvedInputs:
+        namespace, name = key
+        try:
+            refs = plan.dependencies(resource)
+        except PlaceholderError as exc:
+            self._set_deps(key, frozenset())
+            raise _Failed(Problem("InvalidPlaceholder", str(exc), False)) from None
+        names = frozenset(ref.resource for ref in refs)
+        self._set_deps(key, names)
+        views: dict[str, plan.DependencyView] = {}
+        if names:
+            cycle = plan.find_cycle(name, lambda n: self._deps.get((namespace, n), frozenset()))
+            if cycle is not None:
+                raise _Failed(
+                    Problem(
+                        "DependencyCycle",
+                        "Resources depend on each other in a cycle: "
+                        + " -> ".join(cycle)
+                        + "; change a placeholder to break it",
+                        False,
+                    )
+                )
+            for dep in names:
+                body = self.bodies.get((namespace, dep))
+                if body is not None:
+                    views[dep] = plan.dependency_view(body)
+            for dep in plan.secret_dependencies(refs, views):
+                secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(dep))
+                dep_uid = ((self.bodies.get((namespace, dep)) or {}).get("metadata") or {}).get("uid") or ""
+                if secret is not None and plan.owned_by(secret, dep_uid):
+                    data = decode_secret_data(secret)
+                    views[dep] = replace(views[dep], secrets={k: SecretValue(v) for k, v in data.items()})
+        resolved = plan.resolve_placeholders(resource, views)
+        if isinstance(resolved, plan.InputProblem):
+            raise _Failed(resolved)
+        return resolved
+
+    async def _driver(self, driver_type: str, namespace: str, *, deleting: bool = False) -> Driver:
+        try:
+            return await self.drivers.resolve(driver_type, namespace, deleting=deleting)
+        except DriverError as exc:
+            raise _Failed(Problem(exc.reason, str(exc), exc.retryable)) from None
+
+    async def _store_client(self, store_key: Any) -> GuardedStore:
+        try:
+            return await self.stores.client(store_key)
+        except KeyError:
+            raise _Failed(Problem("StoreNotFound", f"secret store {store_key} was deleted")) from None
+        except StoreError as exc:
+            raise _Failed(Problem(exc.reason, str(exc), exc.retryable)) from None
+
+    async def _read_secret_refs(
+        self, key: ObjectKey, resource: Resource
+    ) -> list[tuple[tuple[str, ...], SecretValue]]:
+        paths = plan.secret_ref_paths(resource)
+        self._index(self._waiting_on_store, key, {ref.store for _, ref in paths})
+        if not paths:
+            return []
+
+        async def read(path: tuple[str, ...], ref: SecretReference) -> SecretValue | Problem:
+            where = ".".join(path)
+            resolved = resolve_store(
+                ref.store, resource.namespace, self.operator_namespace, self.stores.views
+            )
+            if isinstance(resolved, Problem):
+                return replace(resolved, message=f"{where}: {resolved.message}")
+            try:
+                client = await self.stores.client(resolved)
+                return await client.read(SecretRef(ref.ref, ref.version or None))
+            except StoreError as exc:
+                if isinstance(exc, AuthenticationFailed):
+                    await self.stores.invalidate(resolved)
+                return Problem(exc.reason, f"{where}: {exc}", exc.retryable)
+            except KeyError:
+                return Problem("StoreNotFound", f"{where}: secret store {resolved} was deleted")
+
+        results = await asyncio.gather(*(read(path, ref) for path, ref in paths))
+        problems = [r for r in results if isinstance(r, Problem)]
+        if problems:
+            raise _Failed(
+                Problem(
+                    problems[0].reason,
+                    f"{len(problems)} of {len(paths)} secret references failed: "
+                    + "; ".join(p.message for p in problems),
+                    all(p.retryable for p in problems),
+                )
+            )
+        return [
+            (path, value)
+            for (path, _), value in zip(paths, results, strict=True)
+            if isinstance(value, SecretValue)
+        ]
+
+    async def _read_cookie(self, resource: Resource, *, lenient: bool = False) -> SecretValue | None:
+        """The cookie the driver set last time, from the store `status.cookieRef` names.
+
+        `lenient` (deletion): a cookie that is gone, or whose store is gone, is sent as none."""
+        ref = resource.status.cookie_ref if resource.status else None
+        if ref is None:
+            return None
+        resolved = resolve_store(ref.store, resource.namespace, self.operator_namespace, self.stores.views)
+        if isinstance(resolved, Problem):
+            if lenient:
+                return None
+            raise _Failed(replace(resolved, message=f"driver cookie: {resolved.message}"))
+        try:
+            client = await self.stores.client(resolved)
+            return await client.read(SecretRef(ref.ref, ref.version or None))
+        except SecretNotFound:
+            return None  # a lost cookie: the driver starts over, as the Driver API allows
+        except StoreError as exc:
+            if lenient and not exc.retryable:
+                return None
+            raise _Failed(Problem(exc.reason, f"driver cookie: {exc}", exc.retryable)) from None
+        except KeyError:
+            return None
+
+    @staticmethod
+    async def _store_write(
+        client: GuardedStore, store_key: str, value: SecretValue
+    ) -> tuple[str, str | None]:
+        try:
+            written = await client.write(store_key, value)
+        except StoreError as exc:
+            raise _Failed(
+                Problem(exc.reason, f"writing outputs to the default store: {exc}", exc.retryable)
+            ) from None
+        return written.key, written.version
+
+    async def _store_delete(self, namespace: str, ref: SecretReference) -> None:
+        """Delete one store entry; StoreError and Problem (as _Failed) when it cannot be done now."""
+        resolved = resolve_store(ref.store, namespace, self.operator_namespace, self.stores.views)
+        if isinstance(resolved, Problem):
+            raise _Failed(resolved)
+        try:
+            client = await self.stores.client(resolved)
+        except KeyError:
+            raise _Failed(Problem("StoreNotFound", f"secret store {resolved} was deleted")) from None
+        await client.delete(ref.ref)
+
+    async def _store_delete_quietly(self, key: ObjectKey, ref: SecretReference) -> None:
+        try:
+            await self._store_delete(key[0], ref)
+        except (StoreError, _Failed) as exc:
+            self.log(logging.WARNING, key, "could not remove %s from store %s: %s", ref.ref, ref.store, exc)
+
+    async def _release(
+        self,
+        key: ObjectKey,
+        resource: Resource,
+        pending: plan.Pending | None,
+        cookie: SecretValue | None,
+        released: list[tuple[str, str]],
+        attempt: _Attempt,
+    ) -> tuple[Resource, plan.Pending | None, SecretValue | None]:
+        """Delete through drivers the Resource no longer uses, before the new one provisions."""
+        for driver_type, guresid in released:
+            old = await self._driver(driver_type, key[0], deleting=True)
+            self.log(
+                logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type
+            )
+            started = time.perf_counter()
+            try:
+                await old.delete(plan.bare_request(resource, guresid, cookie))
+            except DriverError as exc:
+                if _no_delete(exc):
+                    self.log(
+                        logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
+                    )
+                    continue
+                raise _Failed(
+                    Problem(
+                        exc.reason,
+                        f"the previous driver {driver_type!r} must delete the resource first "
+                        f"(or set inPlaceDriverChange): {redact(str(exc), [cookie] if cookie else [])}",
+                        exc.retryable,
+                    )
+                ) from None
+            finally:
+                attempt.driver_seconds += time.perf_counter() - started
+        # The old driver's cookie means nothing to the new one.
+        cookie_ref = resource.status.cookie_ref if resource.status else None
+        if cookie_ref is not None:
+            await self._store_delete_quietly(key, cookie_ref)
+        await self._write_status(key, {"driverType": None, "cookieRef": None})
+        if pending is not None and pending.driver_type != resource.spec.driver_type:
+            await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
+            pending = None
+        return Resource.model_validate(self.bodies[key]), pending, None
+
+    async def _apply_manifests_secret(self, resource: Resource, wanted: dict[str, Any] | None) -> None:
+        name = plan.manifests_secret_name(resource.name)
+        observed = await self.kube.get_secret(resource.namespace, name)
+        if observed is not None and not plan.owned_by(observed, resource.metadata.uid or ""):
+            raise _Failed(self._conflict("Secret", name))
+        if wanted is not None:
+            await self.kube.apply_secret(wanted)
+        elif observed is not None:
+            await self.kube.delete_secret(resource.namespace, name)
+
+    async def _apply_objects(
+        self, resource: Resource, outputs: plan.Outputs, secrets_seen: list[SecretValue]
+    ) -> list[dict[str, Any]]:
+        applied: list[dict[str, Any]] = []
+        todo = [(plan.namespace_object(resource, o), "namespace") for o in outputs.namespace_objects] + [
+            (plan.cluster_object(resource, o), "cluster") for o in outputs.cluster_objects
+        ]
+        for obj, location in todo:
+            what = f"{location} manifest {obj['kind']} {obj['metadata']['name']!r}"
+            try:
+                await self.kube.apply_object(obj, namespaced=location == "namespace")
+            except ApiError as exc:
+                raise _Failed(_api_problem(f"applying {what}", exc, secrets_seen)) from None
+            except (LookupError, ValueError) as exc:
+                raise _Failed(Problem("ManifestFailed", f"applying {what}: {exc}", False)) from None
+            applied.append(plan.applied_reference(obj, location))
+        return applied
+
+    async def _delete_object(self, ref: Mapping[str, Any], secrets_seen: list[SecretValue]) -> None:
+        try:
+            await self.kube.delete_object(ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace"))
+        except ApiError as exc:
+            raise _Failed(
+                _api_problem(f"deleting {ref['kind']} {ref['name']!r}", exc, secrets_seen)
+            ) from None
+
+    async def _apply_workload_patch(self, resource: Resource, outputs: plan.Outputs) -> None:
+        if resource.spec.type != WORKLOAD_TYPE:
+            return
+        uid = resource.metadata.uid or ""
+        observed = await self.kube.get_custom(WorkloadPatchResource, resource.namespace, resource.name)
+        if observed is not None and not plan.owned_by(observed, uid):
+            raise _Failed(self._conflict("WorkloadPatch", resource.name))
+        if outputs.update:
+            wanted = plan.workload_patch(resource, outputs.update)
+            if observed is None or observed.get("spec") != wanted["spec"]:
+                try:
+                    await self.kube.apply_object(wanted, namespaced=True)
+                except ApiError as exc:
+                    raise _Failed(
+                        _api_problem("applying the WorkloadPatch", exc, outputs.secrets.values())
+                    ) from None
+        elif observed is not None:
+            await self.kube.delete_object(c.API_VERSION, "WorkloadPatch", resource.name, resource.namespace)
+
+    @staticmethod
+    def _conflict(kind: str, name: str) -> Problem:
+        return Problem(
+            "OutputConflict",
+            f"{kind} {name!r} already exists and is not owned by this Resource; strongroom never overwrites "
+            f"an object it does not manage: delete that {kind} or rename the Resource",
+            False,
+        )
+
+    # --- deletion -------------------------------------------------------------------------------------
+
+    async def _finalize(self, key: ObjectKey, resource: Resource, attempt: _Attempt) -> str:
+        namespace, name = key
+        if plan.FINALIZER not in (resource.metadata.finalizers or []):
+            return "deleting"
+        now = datetime.now(UTC)
+        await self._write_status(
+            key, plan.progress_status(resource, "Deleting", "deprovisioning through the driver", now)
+        )
+        pending = plan.pending_of(resource.metadata.annotations)
+        holders = plan.drivers_holding(resource, pending)
+        if holders:
+            cookie = await self._read_cookie(resource, lenient=True)
+            for driver_type, guresid in holders:
+                self._index(self._waiting_on_driver, key, [driver_type])
+                driver = await self._driver(driver_type, namespace, deleting=True)
+                started = time.perf_counter()
+                try:
+                    await driver.delete(plan.bare_request(resource, guresid, cookie))
+                except DriverError as exc:
+                    if _no_delete(exc):
+                        self.log(
+                            logging.WARNING,
+                            key,
+                            "driver %s has no DELETE (405): nothing to delete",
+                            driver_type,
+                        )
+                        continue
+                    message = f"the driver {driver_type!r} did not delete the resource: {exc}"
+                    problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
+                    raise _Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
+                finally:
+                    elapsed = time.perf_counter() - started
+                    attempt.driver_seconds += elapsed
+                    DRIVER_SECONDS.labels("delete").observe(elapsed)
+                self.log(logging.INFO, key, "deleted through driver %s", driver_type)
+
+        # Objects the drivers' manifests made (namespaced ones would also go with their owner).
+        for applied in resource.status.manifests or [] if resource.status else []:
+            await self._delete_object(applied.model_dump(mode="json", by_alias=True, exclude_none=True), [])
+
+        # Store entries: those the status names, plus any output key still in the outputs Secret (a crash
+        # between writing the store and the status leaves keys only the Secret knows).
+        refs: dict[tuple[str, str], SecretReference] = {}
+        status = resource.status
+        for ref in plan.flatten_refs(
+            status.outputs.secret_refs if status and status.outputs else None
+        ).values():
+            refs[(ref.store, ref.ref)] = ref
+        if status is not None and status.cookie_ref is not None:
+            refs[(status.cookie_ref.store, status.cookie_ref.ref)] = status.cookie_ref
+        secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
+        if secret is not None and plan.owned_by(secret, resource.metadata.uid or ""):
+            store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
+            if not isinstance(store_key, Problem):
+                for output_key in secret.get("data") or {}:
+                    store_ref = plan.output_store_key(namespace, name, output_key)
+                    stored = {r.ref for r in refs.values() if r.store == store_key.name}
+                    if not any(s == store_ref or s.endswith("/" + store_ref) for s in stored):
+                        refs[(store_key.name, store_ref)] = SecretReference(
+                            store=store_key.name, ref=store_ref
+                        )
+        for ref in refs.values():
+            try:
+                await self._store_delete(namespace, ref)
+            except _Failed as failed:
+                if failed.problem.reason in ("StoreNotFound", "StoreNotAllowed"):
+                    # The store itself is gone: nothing left to remove there; do not block the delete.
+                    self.log(logging.WARNING, key, "store %s is gone; not removing %s", ref.store, ref.ref)
+                    continue
+                raise
+            except StoreError as exc:
+                if exc.retryable:
+                    raise _Failed(
+                        Problem(exc.reason, f"removing outputs from store {ref.store!r}: {exc}")
+                    ) from None
+                self.log(
+                    logging.WARNING, key, "could not remove %s from store %s: %s", ref.ref, ref.store, exc
+                )
+
+        await self._remove_finalizer(key)
+        self.log(logging.INFO, key, "deprovisioned; finalizer removed")
+        return "deleted"
+
+    # --- writes ---------------------------------------------------------------------------------------
+
+    async def _write_status(self, key: ObjectKey, wanted: Mapping[str, Any]) -> bool:
+        body = self.bodies.get(key)
+        if body is None:
+            return False
+        patch = plan.merge_patch(body.get("status"), wanted)
+        if patch is None:
+            return False
+        await self.kube.patch_status(ResourceResource, key[0], key[1], patch)
+        # Keep the cache current at once: the watch event of this write may come after the next reconcile.
+        body["status"] = plan.apply_merge_patch(body.get("status"), patch)
+        return True
+
+    async def _set_annotation(self, key: ObjectKey, name: str, value: str | None) -> None:
+        body = self.bodies.get(key)
+        current = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(name)
+        if current == value:
+            return
+        obj = await self.kube.patch_metadata(ResourceResource, key[0], key[1], {"annotations": {name: value}})
+        self._remember(key, obj)
+
+    def _remember(self, key: ObjectKey, obj: dict[str, Any]) -> None:
+        """Take the object a write returned as the cached state (it is at least as new as the cache)."""
+        if key in self.bodies:
+            self.bodies[key] = obj
+
+    async def _prepare_put(self, key: ObjectKey, resource: Resource, marker: plan.Pending | None) -> Resource:
+        """Our finalizer and the pending marker (if given) on the object, in one patch; the object after."""
+        annotation = marker.annotation() if marker is not None else None
+        present = (resource.metadata.annotations or {}).get(plan.PENDING_ANNOTATION)
+        annotations: dict[str, str | None] | None = (
+            {plan.PENDING_ANNOTATION: annotation} if annotation and present != annotation else None
+        )
+        if plan.FINALIZER in (resource.metadata.finalizers or []) and annotations is None:
+            return resource
+        obj = await self._patch_metadata(key, resource, add_finalizer=True, annotations=annotations)
+        return Resource.model_validate(obj)
+
+    async def _remove_finalizer(self, key: ObjectKey) -> None:
+        body = self.bodies.get(key)
+        if body is None:
+            return
+        await self._patch_metadata(key, Resource.model_validate(body), add_finalizer=False)
+
+    async def _patch_metadata(
+        self,
+        key: ObjectKey,
+        resource: Resource,
+        *,
+        add_finalizer: bool,
+        annotations: dict[str, str | None] | None = None,
+    ) -> dict[str, Any]:
+        # The whole finalizer list with the resourceVersion it was read at: a merge patch replaces lists,
+        # and the precondition makes sure no finalizer someone else added meanwhile is dropped.
+        finalizers = list(resource.metadata.finalizers or [])
+        version = resource.metadata.resource_version
+        for retry in (True, False):
+            names = [f for f in finalizers if f != plan.FINALIZER]
+            if add_finalizer:
+                names.append(plan.FINALIZER)
+            meta: dict[str, Any] = {}
+            if names != finalizers:
+                meta.update(finalizers=names or None, resourceVersion=version)
+            if annotations:
+                meta["annotations"] = annotations
+            if not meta:
+                return self.bodies.get(key) or resource.to_dict()
+            try:
+                obj = await self.kube.patch_metadata(ResourceResource, key[0], key[1], meta)
+            except ApiError as exc:
+                if exc.status.code != 409 or not retry:
+                    raise
+                fresh = await self.kube.get_custom(ResourceResource, key[0], key[1])
+                if fresh is None:
+                    raise
+                self._remember(key, fresh)
+                fresh_meta = fresh.get("metadata") or {}
+                finalizers = list(fresh_meta.get("finalizers") or [])
+                version = fresh_meta.get("resourceVersion")
+                continue
+            self._remember(key, obj)
+            return obj
+        raise AssertionError("unreachable")
+
+    async def _hmac(self) -> bytes:
+        """The key of `status.inputsHash`, from a Secret in the operator namespace (created on first use)."""
+        if self._hmac_key is not None:
+            return self._hmac_key
+        async with self._hmac_lock:
+            if self._hmac_key is not None:
+                return self._hmac_key
+            secret = await self.kube.get_secret(self.operator_namespace, HMAC_SECRET)
+            if secret is None:
+                key = secrets.token_bytes(32)
+                manifest = {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {
+                        "name": HMAC_SECRET,
+                        "namespace": self.operator_namespace,
+                        "labels": {c.MANAGED_LABEL: "true", MANAGED_BY_LABEL: "strongroom"},
+                    },
+                    "type": "Opaque",
+                    "data": {HMAC_SECRET_KEY: base64.b64encode(key).decode()},
+                }
+                if await self.kube.create_secret(manifest):
+                    self._hmac_key = key
+                    return key
+                secret = await self.kube.get_secret(self.operator_namespace, HMAC_SECRET)
+            stored = decode_secret_data(secret).get(HMAC_SECRET_KEY, b"")
+            if len(stored) < 16:
+                raise _Failed(
+                    Problem(
+                        "InvalidHmacKey",
+                        f"Secret {self.operator_namespace}/{HMAC_SECRET} has no usable {HMAC_SECRET_KEY!r} "
+                        "(at least 16 bytes); delete it and the operator makes a new one",
+                    )
+                )
+            self._hmac_key = stored
+            return stored
+
+
+def _no_delete(exc: DriverError) -> bool:
+    """A driver that answers DELETE with 405 has no delete operation (the older Driver API spec had none,
+    and the SDK answers 405 when a driver defines no `delete`): there is nothing it could deprovision, and
+    waiting would only keep the finalizer forever."""
+    return exc.status == 405
+
+
+def _older(new_meta: Mapping[str, Any], cached_meta: Mapping[str, Any]) -> bool:
+    """Whether an event carries an older state than the cache (resourceVersions compared as numbers,
+    which they are on etcd; anything else is treated as newer)."""
+    new, cached = str(new_meta.get("resourceVersion") or ""), str(cached_meta.get("resourceVersion") or "")
+    return new.isdigit() and cached.isdigit() and int(new) < int(cached)
+
+
+def _was_ready(status: Mapping[str, Any], generation: int | None) -> bool:
+    cond = next((x for x in status.get("conditions") or [] if x.get("type") == "Ready"), None)
+    return bool(cond and cond.get("status") == "True" and status.get("observedGeneration") == generation)
+
+
+__all__ = ["HMAC_SECRET", "ResourceController"]
