@@ -213,6 +213,7 @@ def main() -> int:
             ],
             env=shell_env,
         )
+        definitions = _definitions(workdir, driver_target)
         _say("\n[demo] deploying the example app (examples/app) in operator mode ...\n")
         deploy = [
             strongroom,
@@ -226,7 +227,7 @@ def main() -> int:
             "-f",
             str(EXAMPLE / "score" / "web.yaml"),
             "-d",
-            str(_definitions(workdir, driver_target)),
+            str(definitions),
             "--values",
             str(EXAMPLE / "values.yaml"),
             "--timeout",
@@ -237,7 +238,12 @@ def main() -> int:
             _say(
                 f"[demo] the deploy failed; the operator keeps running, logs of every server are in {workdir}"
             )
-        exports = env.export_lines() + f'export PATH={tools.bin_dir()}:"$PATH"\n'
+        exports = (
+            env.export_lines()
+            + f'export PATH={tools.bin_dir()}:"$PATH"\n'
+            # The example's definitions with the Driver pointed at the local driver (README: gitops).
+            + f"export DEMO_DEFINITIONS={definitions}\n"
+        )
         _say(
             "\n[demo] ready. In another shell, paste these lines, then try the commands below:\n\n"
             + exports

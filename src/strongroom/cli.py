@@ -183,8 +183,8 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     show_default=True,
     envvar="STRONGROOM_REFRESH_INTERVAL",
     show_envvar=True,
-    help="How often SecretMappings re-read their stores unless they set spec.refreshInterval "
-    "(Go duration; 0 = never). Refreshes are jittered by 10%.",
+    help="How often SecretMappings re-read their stores unless they set spec.refreshInterval, and how "
+    "often Workloads are re-rendered to repair drift (Go duration; 0 = never). Jittered by 10%.",
 )
 @click.option(
     "--resource-resync-interval",

@@ -165,6 +165,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             await servers.start(metrics_app(), config.metrics_address, config.metrics_port, "metrics")
         # The controllers' workers start before kopf: tasks that exist now are ours, and kopf
         # cancels every task created after it started.
+        await runtime.prime(config.watched_namespaces)
         runtime.start()
         existing = asyncio.all_tasks()
         tasks = await kopf.spawn_tasks(

@@ -34,6 +34,7 @@ SecretMappingResource = custom_resource("SecretMapping", "secretmappings")
 WorkloadResource = custom_resource("Workload", "workloads")
 ResourceResource = custom_resource("Resource", "resources")
 WorkloadPatchResource = custom_resource("WorkloadPatch", "workloadpatches")
+DriverResource = custom_resource("Driver", "drivers")
 
 #: The kinds a Workload renders into, by (apiVersion, kind); the only kinds its controller applies,
 #: lists and prunes (the chart's RBAC grants exactly these).

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 
-from lightkube import AsyncClient
+from lightkube import ALL_NS, ApiError, AsyncClient
 from lightkube.config.kubeconfig import SingleConfig
 
 from strongroom.api.secretstore import SecretStore
@@ -21,12 +22,14 @@ from strongroom.operator.controllers.resource import ResourceController
 from strongroom.operator.controllers.secretmapping import SecretMappingController
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
-from strongroom.operator.kube import Kube
+from strongroom.operator.kube import DriverResource, Kube, SecretStoreResource
 from strongroom.operator.storecache import StoreCache
 from strongroom.stores.base import StoreClient
 from strongroom.stores.credentials import KubernetesCredentialSource
 from strongroom.stores.guard import GuardSettings
 from strongroom.stores.registry import build_store_client
+
+logger = logging.getLogger("strongroom.operator")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,26 @@ class Runtime:
 
     def _controllers(self) -> tuple[Controller, ...]:
         return (self.secretstores, self.secretmappings, self.workloads, self.workloadpatches, self.resources)
+
+    async def prime(self, namespaces: tuple[str, ...]) -> None:
+        """Load every SecretStore and Driver before any worker runs.
+
+        Objects that refer to a store or a driver are reconciled in whatever order kopf's watches
+        deliver them; without this, a restart briefly marked them StoreNotFound/DriverNotFound (and
+        their Workloads WaitingForResources) until the store's own event arrived.
+        """
+        for namespace in namespaces or (ALL_NS,):
+            try:
+                stores = await self.kube.list_custom(SecretStoreResource, namespace)
+                drivers = await self.kube.list_custom(DriverResource, namespace)
+            except ApiError as exc:
+                # CRDs not installed yet, or no list permission here: the watches will catch up.
+                logger.warning("could not preload SecretStores and Drivers in %s: %s", namespace, exc)
+                continue
+            for body in stores:
+                self.secretstores.observe("ADDED", body)
+            for body in drivers:
+                self.drivers.observe("ADDED", body)
 
     def start(self) -> None:
         for controller in self._controllers():
