@@ -11,7 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from lightkube import ALL_NS, ApiError, AsyncClient
+from lightkube import ALL_NS, AsyncClient
 from lightkube.config.kubeconfig import SingleConfig
 
 from strongroom.api.secretstore import SecretStore
@@ -30,6 +30,9 @@ from strongroom.stores.guard import GuardSettings
 from strongroom.stores.registry import build_store_client
 
 logger = logging.getLogger("strongroom.operator")
+
+# Seconds the preload of stores and drivers may take before the operator starts without it.
+PRIME_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,18 @@ class Runtime:
         """
         for namespace in namespaces or (ALL_NS,):
             try:
-                stores = await self.kube.list_custom(SecretStoreResource, namespace)
-                drivers = await self.kube.list_custom(DriverResource, namespace)
-            except ApiError as exc:
-                # CRDs not installed yet, or no list permission here: the watches will catch up.
-                logger.warning("could not preload SecretStores and Drivers in %s: %s", namespace, exc)
+                async with asyncio.timeout(PRIME_TIMEOUT):
+                    stores = await self.kube.list_custom(SecretStoreResource, namespace)
+                    drivers = await self.kube.list_custom(DriverResource, namespace)
+            except Exception as exc:
+                # CRDs not installed yet, no list permission, API server unreachable: this is only a
+                # head start, the watches catch up (and /readyz reports an unreachable API server).
+                logger.warning(
+                    "could not preload SecretStores and Drivers in %s (%s: %s)",
+                    namespace,
+                    type(exc).__name__,
+                    exc,
+                )
                 continue
             for body in stores:
                 self.secretstores.observe("ADDED", body)
