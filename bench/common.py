@@ -46,6 +46,42 @@ async def bounded(items: Iterable[Any], action: Callable[[Any], Awaitable[None]]
     return time.perf_counter() - started
 
 
+class ReadyWatch:
+    """Records when each object of one kind in a namespace first reports Ready=True (via a watch)."""
+
+    def __init__(self, client: AsyncClient, resource: type[Any], namespace: str) -> None:
+        self.client, self.resource, self.namespace = client, resource, namespace
+        self.ready_at: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async for _, item in self.client.watch(self.resource, namespace=self.namespace):
+            found: Any = item
+            name: str = found.metadata.name
+            conditions = (found.status or {}).get("conditions") or []
+            if name not in self.ready_at and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in conditions
+            ):
+                self.ready_at[name] = time.perf_counter()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def wait_for(self, names: set[str], limit: float) -> float:
+        """Wait until all `names` are Ready; return when the last one became Ready."""
+        deadline = time.perf_counter() + limit
+        while not names <= self.ready_at.keys():
+            if time.perf_counter() > deadline:
+                missing = len(names - self.ready_at.keys())
+                raise TimeoutError(f"{missing} of {len(names)} objects not Ready after {limit:.0f}s")
+            await asyncio.sleep(0.05)
+        return max(self.ready_at[n] for n in names)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+
 def peak_rss_mib(pid: int) -> float:
     """VmHWM: the most resident memory the process ever had."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -33,7 +33,16 @@ from lightkube import AsyncClient, codecs
 from lightkube.generic_resource import create_namespaced_resource
 
 import testenv
-from bench.common import Row, bounded, client_for, ensure_namespace, peak_rss_mib, percentile, print_table
+from bench.common import (
+    ReadyWatch,
+    Row,
+    bounded,
+    client_for,
+    ensure_namespace,
+    peak_rss_mib,
+    percentile,
+    print_table,
+)
 from bench.secretmappings import install_crds
 from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
@@ -99,41 +108,6 @@ def resource(name: str, namespace: str, driver_type: str, driver_inputs: dict[st
     }
 
 
-class ReadyWatch:
-    """Records when each Resource of a namespace first reports Ready=True."""
-
-    def __init__(self, client: AsyncClient, namespace: str) -> None:
-        self.client, self.namespace = client, namespace
-        self.ready_at: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        async for _, item in self.client.watch(ResourceRes, namespace=self.namespace):
-            found: Any = item
-            name: str = found.metadata.name
-            conditions = (found.status or {}).get("conditions") or []
-            if name not in self.ready_at and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in conditions
-            ):
-                self.ready_at[name] = time.perf_counter()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def wait_for(self, names: set[str], limit: float) -> float:
-        deadline = time.perf_counter() + limit
-        while not names <= self.ready_at.keys():
-            if time.perf_counter() > deadline:
-                missing = len(names - self.ready_at.keys())
-                raise TimeoutError(f"{missing} of {len(names)} Resources not Ready after {limit:.0f}s")
-            await asyncio.sleep(0.05)
-        return max(self.ready_at[n] for n in names)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-
-
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), in seconds."""
     import os
@@ -169,7 +143,7 @@ async def scenario(
 ) -> tuple[float, list[float], list[float], float]:
     """(created -> all Ready, operator overheads, driver times, operator CPU seconds)."""
     await ensure_namespace(client, namespace)
-    watch = ReadyWatch(client, namespace)
+    watch = ReadyWatch(client, ResourceRes, namespace)
     watch.start()
     await asyncio.sleep(0.5)
     names = {m["metadata"]["name"] for m in manifests}
@@ -341,7 +315,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
             # without queueing behind 20 others on a shared API server (Little's law: under a burst, the
             # wall time per reconcile is roughly workers / throughput).
             await ensure_namespace(client, "bench-seq")
-            watch = ReadyWatch(client, "bench-seq")
+            watch = ReadyWatch(client, ResourceRes, "bench-seq")
             watch.start()
             await asyncio.sleep(0.5)
             names = set()

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from lightkube import AsyncClient, codecs
+from lightkube import codecs
 from lightkube.resources.core_v1 import Secret
 
 import testenv
 from bench.common import (
+    ReadyWatch,
     Row,
     SecretMappingRes,
     bounded,
@@ -73,41 +74,6 @@ def mapping(
 def obj(manifest: dict[str, Any]) -> Any:
     """A lightkube object from a manifest (lightkube's types are too narrow for generic resources)."""
     return codecs.from_dict(manifest)
-
-
-class ReadyWatch:
-    """Records when each SecretMapping of a namespace first reports Ready=True."""
-
-    def __init__(self, client: AsyncClient, namespace: str) -> None:
-        self.client, self.namespace = client, namespace
-        self.ready_at: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        async for _, obj in self.client.watch(SecretMappingRes, namespace=self.namespace):
-            item: Any = obj
-            name: str = item.metadata.name
-            conditions = (item.status or {}).get("conditions") or []
-            if name not in self.ready_at and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in conditions
-            ):
-                self.ready_at[name] = time.perf_counter()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def wait_for(self, names: set[str], limit: float) -> float:
-        deadline = time.perf_counter() + limit
-        while not names <= self.ready_at.keys():
-            if time.perf_counter() > deadline:
-                missing = len(names - self.ready_at.keys())
-                raise TimeoutError(f"{missing} of {len(names)} mappings not Ready after {limit:.0f}s")
-            await asyncio.sleep(0.05)
-        return max(self.ready_at[n] for n in names)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
 
 
 def apiserver_writes(info: dict[str, Any], resources: tuple[str, ...]) -> float:
@@ -218,7 +184,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
         )
 
         # (b) N mappings created at once
-        watch = ReadyWatch(client, "bench")
+        watch = ReadyWatch(client, SecretMappingRes, "bench")
         watch.start()
         await asyncio.sleep(0.5)
         names = {f"m{i}" for i in range(args.n)}
@@ -292,7 +258,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
 
         # (f) shared keys
         if args.shared_n:
-            shared_watch = ReadyWatch(client, "bench-shared")
+            shared_watch = ReadyWatch(client, SecretMappingRes, "bench-shared")
             shared_watch.start()
 
             async def create_shared(i: int) -> None:
