@@ -14,7 +14,6 @@ from strongroom.operator.controllers.workload import (
     ResourceIdentity,
     WorkloadController,
     composed_keys,
-    controlled_by,
     decide,
     default_resource_id,
     match_identity,
@@ -28,6 +27,7 @@ from strongroom.operator.controllers.workload import (
 )
 from strongroom.operator.kube import Kube
 from strongroom.operator.workqueue import Priority
+from strongroom.reconcile.ownership import controlled_by
 from strongroom.reconcile.workload import RenderResult
 
 

@@ -24,6 +24,15 @@ from strongroom.api.common import (
 DEFAULT_CLASS = "default"
 
 
+def private_resource_id(workload: str, name: str) -> str:
+    """Humanitec's id for a resource only one workload uses (a Score resource without `id`).
+
+    One definition for both sides: the orchestrator names the Resources it emits with it, and the
+    operator's Workload controller finds them with it.
+    """
+    return f"modules.{workload}.externals.{name}"
+
+
 def _immutable(field: str) -> dict[str, Any]:
     # Changing what a Resource *is* would orphan what the driver provisioned under the old identity, so
     # these fields can only change by deleting the Resource (which deprovisions) and creating a new one.

@@ -14,13 +14,16 @@ from typing import Final
 
 from strongroom.api import constants as c
 
+# Re-exported: the orchestrator spells every naming rule as naming.*; the definitions are the API's.
+from strongroom.api.resource import DEFAULT_CLASS as DEFAULT_CLASS
+from strongroom.api.resource import private_resource_id as private_resource_id
+
 #: Labels on every object the orchestrator emits; pruning selects by them.
 APP_LABEL: Final = "strongroom.dev/app"
 ENV_LABEL: Final = "strongroom.dev/env"
 #: Annotation on Resources naming the resource definition that was matched (non-secret, for debugging).
 DEFINITION_ANNOTATION: Final = "strongroom.dev/definition"
 
-DEFAULT_CLASS: Final = "default"
 
 _LABEL = re.compile(c.DNS1123_LABEL)
 _NOT_LABEL_CHARS = re.compile(r"[^a-z0-9-]+")
@@ -61,11 +64,6 @@ def labels_for(app: str, env: str) -> dict[str, str]:
 
 def label_selector(app: str, env: str) -> str:
     return f"{APP_LABEL}={app},{ENV_LABEL}={env}"
-
-
-def private_resource_id(workload: str, name: str) -> str:
-    """Humanitec's id for a resource only one workload uses: `modules.<workload>.externals.<name>`."""
-    return f"modules.{workload}.externals.{name}"
 
 
 def shared_resource_id(score_id: str) -> str:

@@ -48,6 +48,7 @@ from strongroom.reconcile.conditions import (
     not_ready,
     ready,
 )
+from strongroom.reconcile.ownership import controlled_by
 from strongroom.reconcile.placeholders import (
     Placeholder,
     PlaceholderError,
@@ -727,7 +728,7 @@ def secret_current(observed: Mapping[str, Any] | None, wanted: Mapping[str, Any]
     meta = observed.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
-    owned = any(ref.get("uid") == uid and ref.get("controller") for ref in meta.get("ownerReferences") or [])
+    owned = controlled_by(observed, uid)
     return (
         owned
         and all(
@@ -737,11 +738,6 @@ def secret_current(observed: Mapping[str, Any] | None, wanted: Mapping[str, Any]
         and all(labels.get(k) == v for k, v in wanted["metadata"]["labels"].items())
         and (observed.get("data") or {}) == wanted["data"]
     )
-
-
-def owned_by(obj: Mapping[str, Any] | None, uid: str) -> bool:
-    refs = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in refs)
 
 
 def namespace_object(resource: Resource, data: Mapping[str, Any]) -> dict[str, Any]:

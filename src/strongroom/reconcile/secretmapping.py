@@ -23,6 +23,7 @@ from typing import Any
 from strongroom.api.constants import API_VERSION, MANAGED_LABEL
 from strongroom.api.secretmapping import SecretMapping
 from strongroom.reconcile.conditions import READY, ConditionSpec, merge_conditions, not_ready, ready
+from strongroom.reconcile.ownership import controlled_by
 from strongroom.reconcile.stores import Problem
 from strongroom.stores.base import SecretValue
 
@@ -65,11 +66,6 @@ def decode_secret_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
     if not secret:
         return {}
     return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
-
-
-def owned_by(secret: Mapping[str, Any], uid: str) -> bool:
-    refs = (secret.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in refs)
 
 
 def desired_secret(mapping: SecretMapping, data: Mapping[str, bytes]) -> dict[str, Any]:
@@ -135,7 +131,7 @@ def plan(
     now: datetime,
 ) -> Plan:
     secret_name = mapping.spec.secret_name
-    if observed_secret is not None and not owned_by(observed_secret, mapping.metadata.uid or ""):
+    if observed_secret is not None and not controlled_by(observed_secret, mapping.metadata.uid or ""):
         condition = not_ready(
             "SecretConflict",
             f"Secret {secret_name!r} already exists and is not owned by this SecretMapping; strongroom never "

@@ -48,6 +48,7 @@ from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResour
 from strongroom.operator.storecache import StoreCache
 from strongroom.reconcile import resource as plan
 from strongroom.reconcile.conditions import merge_conditions, not_ready
+from strongroom.reconcile.ownership import controlled_by
 from strongroom.reconcile.placeholders import PlaceholderError
 from strongroom.reconcile.secretmapping import MANAGED_BY_LABEL, decode_secret_data
 from strongroom.reconcile.stores import Problem, default_store, resolve_store
@@ -295,7 +296,7 @@ class ResourceController(Controller):
             request = replace(request, cookie=cookie)
 
         observed_outputs = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
-        if observed_outputs is not None and not plan.owned_by(observed_outputs, uid):
+        if observed_outputs is not None and not controlled_by(observed_outputs, uid):
             raise _Failed(self._conflict("Secret", plan.outputs_secret_name(name)))
         now = datetime.now(UTC)
         why = plan.apply_reason(
@@ -499,7 +500,7 @@ class ResourceController(Controller):
             for dep in plan.secret_dependencies(refs, views):
                 secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(dep))
                 dep_uid = ((self.bodies.get((namespace, dep)) or {}).get("metadata") or {}).get("uid") or ""
-                if secret is not None and plan.owned_by(secret, dep_uid):
+                if secret is not None and controlled_by(secret, dep_uid):
                     data = decode_secret_data(secret)
                     views[dep] = replace(views[dep], secrets={k: SecretValue(v) for k, v in data.items()})
         resolved = plan.resolve_placeholders(resource, views)
@@ -663,7 +664,7 @@ class ResourceController(Controller):
     async def _apply_manifests_secret(self, resource: Resource, wanted: dict[str, Any] | None) -> None:
         name = plan.manifests_secret_name(resource.name)
         observed = await self.kube.get_secret(resource.namespace, name)
-        if observed is not None and not plan.owned_by(observed, resource.metadata.uid or ""):
+        if observed is not None and not controlled_by(observed, resource.metadata.uid or ""):
             raise _Failed(self._conflict("Secret", name))
         if wanted is not None:
             await self.kube.apply_secret(wanted)
@@ -701,7 +702,7 @@ class ResourceController(Controller):
             return
         uid = resource.metadata.uid or ""
         observed = await self.kube.get_custom(WorkloadPatchResource, resource.namespace, resource.name)
-        if observed is not None and not plan.owned_by(observed, uid):
+        if observed is not None and not controlled_by(observed, uid):
             raise _Failed(self._conflict("WorkloadPatch", resource.name))
         if outputs.update:
             wanted = plan.workload_patch(resource, outputs.update)
@@ -777,7 +778,7 @@ class ResourceController(Controller):
         if status is not None and status.cookie_ref is not None:
             refs[(status.cookie_ref.store, status.cookie_ref.ref)] = status.cookie_ref
         secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
-        if secret is not None and plan.owned_by(secret, resource.metadata.uid or ""):
+        if secret is not None and controlled_by(secret, resource.metadata.uid or ""):
             store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
             if not isinstance(store_key, Problem):
                 for output_key in secret.get("data") or {}:

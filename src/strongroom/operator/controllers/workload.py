@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from strongroom.api.constants import MANAGED_LABEL
 from strongroom.api.resource import DEFAULT_CLASS
+from strongroom.api.resource import private_resource_id as default_resource_id
 from strongroom.api.workload import ScoreResource, Workload, WorkloadPatch, WorkloadSpec
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.kube import (
@@ -45,6 +46,7 @@ from strongroom.operator.kube import (
     WorkloadResource,
 )
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready, ready
+from strongroom.reconcile.ownership import controlled_by, owned_by
 from strongroom.reconcile.placeholders import Placeholder, PlaceholderError, parse, resource_ref
 from strongroom.reconcile.resource import CONTAINERS_KEY, VOLUMES_KEY, manifests_secret_name
 from strongroom.reconcile.secretmapping import (
@@ -76,11 +78,6 @@ class ResourceIdentity:
 
     def describe(self) -> str:
         return f"type {self.type!r}, class {self.class_!r}, id {self.id!r}"
-
-
-def default_resource_id(workload: str, resource: str) -> str:
-    """Humanitec's id for a resource private to one workload (a Score resource without `id`)."""
-    return f"modules.{workload}.externals.{resource}"
 
 
 def match_identity(namespace: str, workload: str, name: str, resource: ScoreResource) -> ResourceIdentity:
@@ -194,16 +191,6 @@ def with_rendered_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
         RENDERED_HASH_ANNOTATION: rendered_hash(manifest),
     }
     return {**manifest, "metadata": meta}
-
-
-def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in refs)
-
-
-def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid for ref in refs)
 
 
 def object_ref(obj: Mapping[str, Any]) -> dict[str, Any]:
