@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -157,12 +157,12 @@ def test_azure_errors(exc: BaseException, expected: type[StoreError]) -> None:
 
 
 def test_vault_error_text_is_scrubbed_and_truncated() -> None:
-    response = httpx.Response(400, json={"errors": [f"bad data: {VALUE}", "x" * 1000]})
+    response = httpx2.Response(400, json={"errors": [f"bad data: {VALUE}", "x" * 1000]})
     text = vault._errors(response, VALUE)
     assert VALUE not in text
     assert "<redacted>" in text
     assert len(text) <= vault._ERROR_TEXT_MAX
-    assert vault._errors(httpx.Response(500, text="not json")) == ""
+    assert vault._errors(httpx2.Response(500, text="not json")) == ""
 
 
 def test_vault_tls_context() -> None:

@@ -11,11 +11,13 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from lightkube import ALL_NS, AsyncClient
+from lightkube import ALL_NS
 from lightkube.config.kubeconfig import SingleConfig
 
+from strongroom.api.constants import FIELD_MANAGER
 from strongroom.api.secretstore import SecretStore
 from strongroom.drivers.registry import DriverRegistry
+from strongroom.net import kube_client
 from strongroom.operator.controllers.base import Controller
 from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.controllers.resource import ResourceController
@@ -39,6 +41,7 @@ PRIME_TIMEOUT = 10.0
 class RuntimeSettings:
     operator_namespace: str
     workers: int
+    slots: int
     refresh_interval: float
     store_check_interval: float
     store_guard: GuardSettings
@@ -49,7 +52,7 @@ class RuntimeSettings:
 class Runtime:
     def __init__(self, cluster: SingleConfig, settings: RuntimeSettings) -> None:
         self.settings = settings
-        self.client = AsyncClient(cluster, field_manager="strongroom")
+        self.client = kube_client(cluster, FIELD_MANAGER)
         self.kube = Kube(self.client)
         self.stores = StoreCache(self._build_store_client, settings.store_guard)
         self.secretmappings = SecretMappingController(
@@ -115,7 +118,8 @@ class Runtime:
         for controller in self._controllers():
             self._tasks.append(
                 asyncio.create_task(
-                    controller.run(self.settings.workers), name=f"strongroom {controller.kind} workers"
+                    controller.run(self.settings.workers, self.settings.slots),
+                    name=f"strongroom {controller.kind} workers",
                 )
             )
 
@@ -127,5 +131,6 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.drivers.close()
         await self.stores.close()
         await self.client.close()

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from lightkube import AsyncClient
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.core.exceptions import ApiError, ConfigError, LoadResourceError
 from lightkube.core.resource import NamespacedResource
@@ -22,6 +21,7 @@ from lightkube.generic_resource import async_load_in_cluster_generic_resources, 
 from lightkube.types import PatchType
 
 from strongroom.api import constants as c
+from strongroom.net import kube_client
 
 
 class ClusterError(ValueError):
@@ -70,7 +70,7 @@ for _kind, _plural in (
 
 class Cluster:
     def __init__(self, config: SingleConfig) -> None:
-        self.client = AsyncClient(config, field_manager=c.FIELD_MANAGER)
+        self.client = kube_client(config, c.FIELD_MANAGER)
         self._crds_loaded = False
 
     async def close(self) -> None:

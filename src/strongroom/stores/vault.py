@@ -2,7 +2,7 @@
 
 hvac is synchronous (requests); running it in threads would cost a thread per in-flight call and its
 own connection pool per thread. The handful of endpoints the operator needs are plain JSON over HTTP,
-so this talks to them directly with one shared `httpx.AsyncClient`.
+so this talks to them directly with one shared `httpx2.AsyncClient` over aiohttp (`strongroom.net`).
 
 Authentication (exactly one, from the SecretStore):
 - token from a Secret: read when first needed and re-read when Vault rejects it (the Secret was
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-import httpx
+import httpx2
 
 from strongroom.api.secretstore import VaultProvider
+from strongroom.net import AiohttpTransport, environment_proxy
 from strongroom.stores.base import (
     AuthenticationFailed,
     InvalidReference,
@@ -96,7 +97,7 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     return text[:_ERROR_TEXT_MAX]
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+def _json_object(response: httpx2.Response) -> dict[str, Any]:
     """The body as a JSON object; empty for anything else (a proxy's HTML error page, an empty 204)."""
     try:
         body = response.json()
@@ -105,7 +106,7 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _errors(response: httpx.Response, *secrets: str) -> str:
+def _errors(response: httpx2.Response, *secrets: str) -> str:
     errors = _json_object(response).get("errors")
     if not isinstance(errors, list) or not errors:
         return ""
@@ -122,7 +123,7 @@ class _Token:
 class VaultStore:
     """A `StoreClient` for one Vault/OpenBao KV mount."""
 
-    def __init__(self, spec: VaultProvider, ctx: StoreContext, http: httpx.AsyncClient) -> None:
+    def __init__(self, spec: VaultProvider, ctx: StoreContext, http: httpx2.AsyncClient) -> None:
         self._spec = spec
         self._ctx = ctx
         self._http = http
@@ -143,11 +144,11 @@ class VaultStore:
         headers = {"Accept": "application/json"}
         if spec.namespace:
             headers["X-Vault-Namespace"] = spec.namespace
-        http = httpx.AsyncClient(
+        http = httpx2.AsyncClient(
             base_url=spec.url.rstrip("/"),
             headers=headers,
-            timeout=httpx.Timeout(ctx.timeout),
-            verify=tls_context(spec.ca_bundle, ctx.label),
+            timeout=httpx2.Timeout(ctx.timeout),
+            transport=AiohttpTransport(tls_context(spec.ca_bundle, ctx.label), environment_proxy(spec.url)),
             # Vault redirects writes from standbys to the active node with 307.
             follow_redirects=True,
         )
@@ -281,16 +282,16 @@ class VaultStore:
         *,
         params: Mapping[str, str] | None = None,
         json: object = None,
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         headers = {"X-Vault-Token": token} if token else None
         try:
             return await self._http.request(method, f"/v1/{path}", params=params, json=json, headers=headers)
-        except httpx.TimeoutException:
+        except httpx2.TimeoutException:
             raise StoreUnavailable(
                 f"store {self._ctx.label!r}: Vault at {self._spec.url} did not answer within "
                 f"{self._ctx.timeout}s"
             ) from None
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             # The exception text may carry TLS or socket details but never request bodies; its type is
             # enough and certainly safe.
             raise StoreUnavailable(
@@ -305,7 +306,7 @@ class VaultStore:
         what: str,
         params: Mapping[str, str] | None = None,
         json: object = None,
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         """A data call with the cached token; a 403 from a dead token leads to one login and one retry."""
         token = await self._current_token()
         response = await self._send(method, path, token, params=params, json=json)
@@ -332,7 +333,7 @@ class VaultStore:
         return response
 
     def _raise_for_status(
-        self, response: httpx.Response, what: str, *, secrets: tuple[str, ...] = ()
+        self, response: httpx2.Response, what: str, *, secrets: tuple[str, ...] = ()
     ) -> None:
         code = response.status_code
         if code < 400:
@@ -350,7 +351,7 @@ class VaultStore:
             f"store {label!r}: Vault answered HTTP {code} for {what}" + (f": {detail}" if detail else "")
         )
 
-    async def _raise_not_found(self, key: str, version: int | None, response: httpx.Response) -> None:
+    async def _raise_not_found(self, key: str, version: int | None, response: httpx2.Response) -> None:
         label = self._ctx.label
         if "no handler for route" in _errors(response):
             raise InvalidStoreConfig(f"store {label!r}: Vault has no secrets engine at {self._mount!r}")

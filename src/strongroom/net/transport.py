@@ -1,0 +1,139 @@
+"""An httpx2 transport that sends each request with aiohttp, and the lightkube client built on it.
+
+httpx2's client layer (auth, redirects, timeouts, decoding) still runs; only the connection pool and
+the HTTP/1.1 parsing move to aiohttp, which does them in C. Errors come back as the httpx2 exceptions
+lightkube and our callers already handle (`httpx2.TransportError` and its subclasses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import httpx2
+from lightkube import AsyncClient
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.config.kubeconfig import SingleConfig
+from lightkube.config.models import User
+from yarl import URL
+
+# httpx2's default pool size: the most requests the operator has in flight to one server.
+MAX_CONNECTIONS = 100
+
+
+def _as_httpx_error(exc: BaseException, request: httpx2.Request) -> httpx2.TransportError:
+    """The httpx2 exception for an aiohttp failure. Messages carry no bodies: nothing secret leaks."""
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx2.ConnectTimeout(message, request=request)
+    if isinstance(exc, TimeoutError):  # with no total timeout, the only other one is the socket read's
+        return httpx2.ReadTimeout(message, request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx2.ConnectError(message, request=request)
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        return httpx2.RemoteProtocolError(message, request=request)
+    return httpx2.ReadError(message, request=request)
+
+
+class _ResponseBody(httpx2.AsyncByteStream):
+    """An aiohttp response body as httpx2 reads it: chunk by chunk (watches stream for hours)."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx2.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _as_httpx_error(exc, self._request) from exc
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+class AiohttpTransport(httpx2.AsyncBaseTransport):
+    """Sends httpx2 requests over one aiohttp session (created on first use, in the running loop).
+
+    `ssl_context` carries the server's CA and any client certificate (True: the system's CAs,
+    False: no verification); `proxy` is the proxy URL to send through, if any (`environment_proxy`).
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext | bool = True, proxy: str | None = None) -> None:
+        self._ssl_context = ssl_context
+        self._proxy = proxy
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop:
+            # A new loop (one asyncio.run per CLI command) needs its own connections; the old
+            # session's sockets belong to a closed loop and are dropped with it.
+            connector = aiohttp.TCPConnector(ssl=self._ssl_context, limit=MAX_CONNECTIONS)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                # Not trust_env: it re-reads ~/.netrc in a thread for every request.
+                trust_env=False,
+                auto_decompress=False,  # httpx2 decodes by Content-Encoding itself
+                skip_auto_headers=("Content-Type",),
+            )
+            self._loop = loop
+        return self._session
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=timeouts.get("connect"),
+            sock_read=timeouts.get("read"),
+        )
+        body = await request.aread()
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+        try:
+            response = await self._session_now().request(
+                request.method,
+                URL(str(request.url), encoded=True),  # httpx2 has already encoded it
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,  # httpx2 follows redirects when asked to
+                timeout=timeout,
+                proxy=self._proxy,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _as_httpx_error(exc, request) from exc
+        return httpx2.Response(
+            status_code=response.status,
+            headers=list(response.raw_headers),
+            stream=_ResponseBody(response, request),
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("latin-1"),
+            },
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) names for `url`, as httpx2 would use."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.netloc):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+def kube_client(config: SingleConfig, field_manager: str) -> AsyncClient:
+    """A lightkube client for `config` whose requests go through `AiohttpTransport`."""
+    context = verify_cluster(config.cluster, config.user or User(), config.abs_file)
+    transport = AiohttpTransport(context, environment_proxy(config.cluster.server))
+    return AsyncClient(config, field_manager=field_manager, transport=transport)
