@@ -8,7 +8,7 @@ import contextlib
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,23 @@ def postgres_driver(
         proc.stop()
 
 
+Remote = Callable[..., RemoteDriver]
+
+
+@pytest.fixture
+async def remote() -> AsyncIterator[Remote]:
+    """Makes `RemoteDriver`s and closes them (their HTTP clients) after the test, as the operator does."""
+    made: list[RemoteDriver] = []
+
+    def make(target: str, **options: Any) -> RemoteDriver:
+        made.append(RemoteDriver(target, **options))
+        return made[-1]
+
+    yield make
+    for driver in made:
+        await driver.close()
+
+
 def _request(guresid: str, **overrides: Any) -> DriverRequest:
     fields: dict[str, Any] = {
         "guresid": guresid,
@@ -143,13 +160,13 @@ async def _login(postgres: Service, database: str, user: str, password: str) -> 
 
 
 async def test_put_is_idempotent_get_reports_and_delete_drops(
-    postgres: Service, postgres_driver: str, signer: SigningKey
+    postgres: Service, postgres_driver: str, signer: SigningKey, remote: Remote
 ) -> None:
-    remote = RemoteDriver(postgres_driver, signing_key=signer, timings=FAST, name="postgres")
+    driver = remote(postgres_driver, signing_key=signer, timings=FAST, name="postgres")
     guresid = "it-orders-db-0001"
     name = pg_example.object_name(guresid)
 
-    first = await remote.apply(_request(guresid))
+    first = await driver.apply(_request(guresid))
     assert first.values == {"host": postgres.info["host"], "port": postgres.info["port"], "name": name}
     secrets = reveal_tree(first.secrets)
     assert secrets["username"] == name
@@ -162,7 +179,7 @@ async def test_put_is_idempotent_get_reports_and_delete_drops(
     assert await _login(postgres, name, name, secrets["password"]) == name
 
     # The operator repeats the PUT with the cookie it kept: same database, same password.
-    second = await remote.apply(_request(guresid, cookie=first.cookie))
+    second = await driver.apply(_request(guresid, cookie=first.cookie))
     assert reveal_tree(second.secrets) == secrets
     assert second.values == first.values
     assert (
@@ -170,54 +187,54 @@ async def test_put_is_idempotent_get_reports_and_delete_drops(
     )
     assert await _login(postgres, name, name, secrets["password"]) == name
 
-    observed = await remote.observe(_request(guresid, cookie=second.cookie))
+    observed = await driver.observe(_request(guresid, cookie=second.cookie))
     assert observed is not None
     assert observed.values == first.values
     assert reveal_tree(observed.secrets) == secrets
 
-    await remote.delete(_request(guresid, cookie=second.cookie))
+    await driver.delete(_request(guresid, cookie=second.cookie))
     assert await _count(postgres, "SELECT count(*) FROM pg_database WHERE datname = %s", name) == 0
     assert await _count(postgres, "SELECT count(*) FROM pg_roles WHERE rolname = %s", name) == 0
-    assert await remote.observe(_request(guresid)) is None
-    await remote.delete(_request(guresid))  # again: 204, still success
+    assert await driver.observe(_request(guresid)) is None
+    await driver.delete(_request(guresid))  # again: 204, still success
 
 
 async def test_put_without_the_cookie_rotates_to_a_working_password(
-    postgres: Service, postgres_driver: str, signer: SigningKey
+    postgres: Service, postgres_driver: str, signer: SigningKey, remote: Remote
 ) -> None:
-    remote = RemoteDriver(postgres_driver, signing_key=signer, timings=FAST)
+    driver = remote(postgres_driver, signing_key=signer, timings=FAST)
     guresid = "it-rotate-0002"
-    first = await remote.apply(_request(guresid))
-    lost = await remote.apply(_request(guresid))  # cookie lost: new password, same database
+    first = await driver.apply(_request(guresid))
+    lost = await driver.apply(_request(guresid))  # cookie lost: new password, same database
     name = pg_example.object_name(guresid)
     password = reveal_tree(lost.secrets)["password"]
     assert password != reveal_tree(first.secrets)["password"]
     assert await _login(postgres, name, name, password) == name
     # A concurrent burst of PUTs (retries racing each other) still leaves exactly one database.
-    results = await asyncio.gather(*(remote.apply(_request(guresid, cookie=lost.cookie)) for _ in range(5)))
+    results = await asyncio.gather(*(driver.apply(_request(guresid, cookie=lost.cookie)) for _ in range(5)))
     assert {reveal_tree(r.secrets)["password"] for r in results} == {password}
     assert await _count(postgres, "SELECT count(*) FROM pg_database WHERE datname = %s", name) == 1
-    await remote.delete(_request(guresid))
+    await driver.delete(_request(guresid))
 
 
-async def test_wrong_key_is_refused_and_not_retried(postgres_driver: str) -> None:
+async def test_wrong_key_is_refused_and_not_retried(postgres_driver: str, remote: Remote) -> None:
     stranger = SigningKey(generate_private_key(2048), "org-it")
-    remote = RemoteDriver(postgres_driver, signing_key=stranger, timings=FAST)
+    driver = remote(postgres_driver, signing_key=stranger, timings=FAST)
     with pytest.raises(DriverAuthFailed) as info:
-        await remote.apply(_request("it-stranger-0003"))
+        await driver.apply(_request("it-stranger-0003"))
     assert not info.value.retryable
     assert info.value.status == 401
-    unsigned = RemoteDriver(postgres_driver, timings=FAST)
+    unsigned = remote(postgres_driver, timings=FAST)
     with pytest.raises(DriverAuthFailed):
         await unsigned.observe(_request("it-stranger-0003"))
 
 
 async def test_wrong_resource_type_is_rejected_without_leaking(
-    postgres_driver: str, signer: SigningKey
+    postgres_driver: str, signer: SigningKey, remote: Remote
 ) -> None:
-    remote = RemoteDriver(postgres_driver, signing_key=signer, timings=FAST)
+    driver = remote(postgres_driver, signing_key=signer, timings=FAST)
     with pytest.raises(DriverRejected) as info:
-        await remote.apply(_request("it-mysql-0004", type="mysql"))
+        await driver.apply(_request("it-mysql-0004", type="mysql"))
     assert not info.value.retryable
     assert "mysql" in str(info.value)
     _assert_clean(info.value)
@@ -262,8 +279,9 @@ async def test_202_twice_then_200_is_polled_to_success(
     operator_key: rsa.RSAPrivateKey, signer: SigningKey
 ) -> None:
     script = Script(in_progress("creating"), in_progress("creating"), DriverResponse(values={"ready": True}))
-    async with serve(DriverApp(put=script.put, public_keys=[operator_key.public_key()])) as target:
-        result = await RemoteDriver(target, signing_key=signer, timings=FAST).apply(_request("it-slow-0005"))
+    app = DriverApp(put=script.put, public_keys=[operator_key.public_key()])
+    async with serve(app) as target, RemoteDriver(target, signing_key=signer, timings=FAST) as driver:
+        result = await driver.apply(_request("it-slow-0005"))
     assert result.values == {"ready": True}
     assert len(script.requests) == 3
     assert len({json.dumps([r.values, r.secrets, r.resource]) for r in script.requests}) == 1
@@ -271,16 +289,17 @@ async def test_202_twice_then_200_is_polled_to_success(
 
 async def test_409_is_polled(operator_key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
     script = Script(InProgress(conflict=True, retry_after=0), DriverResponse(values={"n": 1}))
-    async with serve(DriverApp(put=script.put, public_keys=[operator_key.public_key()])) as target:
-        result = await RemoteDriver(target, signing_key=signer, timings=FAST).apply(_request("it-busy-0006"))
+    app = DriverApp(put=script.put, public_keys=[operator_key.public_key()])
+    async with serve(app) as target, RemoteDriver(target, signing_key=signer, timings=FAST) as driver:
+        result = await driver.apply(_request("it-busy-0006"))
     assert result.values == {"n": 1}
     assert len(script.requests) == 2
 
 
-async def test_driver_down_is_retryable(signer: SigningKey) -> None:
+async def test_driver_down_is_retryable(signer: SigningKey, remote: Remote) -> None:
     target = f"http://{LOOPBACK}:{free_port()}/"
-    remote = RemoteDriver(target, signing_key=signer, timings=FAST)
-    for call in (remote.apply, remote.observe, remote.delete):
+    driver = remote(target, signing_key=signer, timings=FAST)
+    for call in (driver.apply, driver.observe, driver.delete):
         with pytest.raises(DriverUnavailable) as info:
             await call(_request("it-down-0007"))
         assert info.value.retryable
@@ -312,8 +331,9 @@ async def test_canary_never_reaches_an_exception(operator_key: rsa.RSAPrivateKey
     raised: list[DriverError] = []
     for put in (echo_400, echo_500, bad_answer):
         async with serve(DriverApp(put=put, public_keys=[operator_key.public_key()])) as target:
-            with pytest.raises(DriverError) as info:
-                await RemoteDriver(target, signing_key=signer, timings=FAST).apply(_request("it-canary-0008"))
+            async with RemoteDriver(target, signing_key=signer, timings=FAST) as driver:
+                with pytest.raises(DriverError) as info:
+                    await driver.apply(_request("it-canary-0008"))
             raised.append(info.value)
     for exc in raised:
         _assert_clean(exc)

@@ -1,14 +1,17 @@
-"""The remote driver client against SDK apps and scripted answers, in process (httpx transports)."""
+"""The remote driver client against SDK apps and scripted answers, in process (httpx2 transports)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
-import httpx
+import httpx2
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from strongroom.drivers.base import (
@@ -22,6 +25,7 @@ from strongroom.drivers.base import (
     DriverUnavailable,
     reveal_tree,
 )
+from strongroom.drivers.registry import DriverRegistry
 from strongroom.drivers.remote import RemoteDriver, RemoteTimings
 from strongroom.drivers.sdk import (
     DriverApp,
@@ -33,6 +37,8 @@ from strongroom.drivers.sdk import (
     in_progress,
 )
 from strongroom.drivers.signing import SigningKey, generate_private_key
+from strongroom.operator.controllers.driver import DriverCache
+from strongroom.operator.kube import Kube
 from strongroom.stores.base import SecretValue
 
 CANARY = "canary-7f3a9-do-not-leak"
@@ -92,7 +98,7 @@ class Memory:
 
 
 def _remote(app: Any, signer: SigningKey | None, timings: RemoteTimings = FAST) -> RemoteDriver:
-    return RemoteDriver(TARGET, signing_key=signer, timings=timings, transport=httpx.ASGITransport(app=app))
+    return RemoteDriver(TARGET, signing_key=signer, timings=timings, transport=httpx2.ASGITransport(app=app))
 
 
 def _app(memory: Memory, key: rsa.RSAPrivateKey, **kwargs: Any) -> DriverApp:
@@ -249,18 +255,18 @@ async def test_wrong_key_is_an_auth_error(key: rsa.RSAPrivateKey) -> None:
         await _remote(_app(Memory(), key), None).apply(_request())
 
 
-def _mock(handler: Callable[[httpx.Request], httpx.Response]) -> RemoteDriver:
-    return RemoteDriver(TARGET, timings=FAST, transport=httpx.MockTransport(handler))
+def _mock(handler: Callable[[httpx2.Request], httpx2.Response]) -> RemoteDriver:
+    return RemoteDriver(TARGET, timings=FAST, transport=httpx2.MockTransport(handler))
 
 
 async def test_5xx_and_network_errors_are_retryable() -> None:
     with pytest.raises(DriverUnavailable) as info:
-        await _mock(lambda r: httpx.Response(503, text=f"overloaded {CANARY}")).apply(_request())
+        await _mock(lambda r: httpx2.Response(503, text=f"overloaded {CANARY}")).apply(_request())
     assert info.value.retryable
     _assert_clean(info.value)
 
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError(f"refused while sending {CANARY}", request=request)
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError(f"refused while sending {CANARY}", request=request)
 
     with pytest.raises(DriverUnavailable) as refused:
         await _mock(refuse).delete(_request())
@@ -276,32 +282,32 @@ async def test_bad_answers_are_protocol_errors_without_secrets() -> None:
         "manifests": [{"location": "moon", "data": {"password": "s3cr3t-output-value"}}],
     }
     with pytest.raises(DriverProtocolError) as info:
-        await _mock(lambda r: httpx.Response(200, json=body)).apply(_request())
+        await _mock(lambda r: httpx2.Response(200, json=body)).apply(_request())
     assert "manifests[0]" in str(info.value)
     assert "s3cr3t-output-value" not in str(info.value)
 
     with pytest.raises(DriverProtocolError, match="another GUResID"):
-        await _mock(lambda r: httpx.Response(200, json={**body, "id": "zzz", "manifests": []})).apply(
+        await _mock(lambda r: httpx2.Response(200, json={**body, "id": "zzz", "manifests": []})).apply(
             _request()
         )
     with pytest.raises(DriverProtocolError, match="not JSON"):
-        await _mock(lambda r: httpx.Response(200, text="ok")).apply(_request())
-    big = httpx.Response(
+        await _mock(lambda r: httpx2.Response(200, text="ok")).apply(_request())
+    big = httpx2.Response(
         200, json={**body, "manifests": []}, headers={"Set-Humanitec-Driver-Cookie": "a" * 10240}
     )
     with pytest.raises(DriverProtocolError, match="cookie"):
         await _mock(lambda r: big).apply(_request())
     with pytest.raises(DriverProtocolError) as echoed:
-        await _mock(lambda r: httpx.Response(418, json={"message": f"teapot {CANARY}"})).apply(_request())
+        await _mock(lambda r: httpx2.Response(418, json={"message": f"teapot {CANARY}"})).apply(_request())
     _assert_clean(echoed.value)
 
 
 async def test_lenient_reading_and_workload_update() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[httpx2.Request] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
-        return httpx.Response(
+        return httpx2.Response(
             200,
             json={
                 "resource": {"values": {"update": [{"op": "add", "path": "/spec/x", "value": 1}], "k": "v"}},
@@ -328,7 +334,7 @@ async def test_lenient_reading_and_workload_update() -> None:
 
 
 async def test_requests_that_cannot_be_sent_are_config_errors() -> None:
-    remote = _mock(lambda r: httpx.Response(200, json={}))
+    remote = _mock(lambda r: httpx2.Response(200, json={}))
     with pytest.raises(DriverConfigError, match="GUResID"):
         await remote.apply(_request(guresid="../etc"))
     with pytest.raises(DriverConfigError, match="cookie"):
@@ -340,9 +346,153 @@ async def test_requests_that_cannot_be_sent_are_config_errors() -> None:
 
 
 async def test_every_error_is_a_driver_error() -> None:
-    def explode(request: httpx.Request) -> httpx.Response:
+    def explode(request: httpx2.Request) -> httpx2.Response:
         raise RuntimeError(f"bug with {CANARY}")
 
     with pytest.raises(DriverError) as info:
         await _mock(explode).observe(_request())
     _assert_clean(info.value)
+
+
+# --- the client's lifetime --------------------------------------------------------------------------------
+
+
+class Counting(httpx2.MockTransport):
+    """A mock transport that counts how often a client over it was closed."""
+
+    def __init__(
+        self,
+        handler: Callable[[httpx2.Request], httpx2.Response]
+        | Callable[[httpx2.Request], Coroutine[None, None, httpx2.Response]],
+    ) -> None:
+        super().__init__(handler)
+        self.closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+def _ok(request: httpx2.Request) -> httpx2.Response:
+    return httpx2.Response(200 if request.method != "DELETE" else 204, json={})
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let background tasks (closes scheduled by the DriverCache) run until `condition` holds."""
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    assert condition()
+
+
+async def test_one_client_serves_every_operation_until_closed() -> None:
+    transport = Counting(_ok)
+    await RemoteDriver(TARGET, timings=FAST, transport=transport).close()  # never used: nothing to close
+    assert transport.closed == 0
+    remote = RemoteDriver(TARGET, timings=FAST, transport=transport)
+    await remote.apply(_request())
+    assert await remote.observe(_request()) is not None
+    await remote.delete(_request())
+    assert transport.closed == 0  # a client per operation would have been closed three times
+    await remote.close()
+    await remote.close()
+    assert transport.closed == 1
+
+
+async def test_close_lets_operations_in_flight_finish() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: httpx2.Request) -> httpx2.Response:
+        started.set()
+        await release.wait()
+        return httpx2.Response(200, json={})
+
+    transport = Counting(slow)
+    remote = RemoteDriver(TARGET, timings=FAST, transport=transport)
+    running = asyncio.create_task(remote.apply(_request()))
+    await started.wait()
+    await remote.close()  # the Driver object changed meanwhile
+    assert transport.closed == 0
+    release.set()
+    assert (await running).id == "abc-123"
+    assert transport.closed == 1
+    # A caller still holding the driver gets an answer, on a client closed right after.
+    assert await remote.observe(_request()) is not None
+    assert transport.closed == 2
+
+
+async def test_http_cookies_last_one_operation() -> None:
+    seen: list[str | None] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.headers.get("Cookie"))
+        if len(seen) % 2:  # first request of each operation: come back later, through this backend
+            return httpx2.Response(202, headers={"Set-Cookie": "backend=b2; Path=/"})
+        return httpx2.Response(200, json={})
+
+    async with RemoteDriver(TARGET, timings=FAST, transport=httpx2.MockTransport(answer)) as remote:
+        await remote.apply(_request())
+        await remote.apply(_request(guresid="def-456"))
+    # The poll carries the cookie; the next operation (another Resource) starts without it.
+    assert seen == [None, "backend=b2", None, "backend=b2"]
+
+
+async def test_network_client_keeps_its_connection_and_request_timeouts() -> None:
+    peers: list[object] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        if request.match_info["guresid"] == "slow-1":
+            await asyncio.sleep(2)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_route("*", "/pg/{guresid}", handle)
+    async with TestServer(app, host="127.0.0.1") as server:
+        target = str(server.make_url("/pg/"))
+        timings = RemoteTimings(request=0.3, operation=5, poll_initial=0.01, poll_max=0.05)
+        async with RemoteDriver(target, timings=timings) as remote:  # the default aiohttp transport
+            for _ in range(3):
+                await remote.apply(_request())
+            assert len(peers) == 3
+            assert len(set(peers)) == 1  # one kept-alive connection for every operation
+            with pytest.raises(DriverUnavailable, match="timed out"):
+                await remote.apply(_request(guresid="slow-1"))
+
+
+def _driver_body(generation: int, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "Driver",
+        "metadata": {"name": "pg", "namespace": "apps", "generation": generation},
+        "spec": {"target": TARGET, "sign": False, **spec},
+    }
+
+
+async def test_driver_cache_closes_the_clients_it_drops() -> None:
+    transport = Counting(_ok)
+    # Unsigned Drivers need no key Secret: the cache never calls the API server here.
+    cache = DriverCache(cast(Kube, None), "strongroom", DriverRegistry(transport=transport))
+
+    cache.observe("ADDED", _driver_body(1))
+    first = await cache.resolve("pg", "apps")
+    await first.apply(_request())
+    # The same spec again (a status update, a watch listing everything anew): same driver, client kept.
+    cache.observe("MODIFIED", _driver_body(1))
+    assert await cache.resolve("pg", "apps") is first
+    await asyncio.sleep(0)
+    assert transport.closed == 0
+
+    cache.observe("MODIFIED", _driver_body(2, timeouts={"request": "5s"}))
+    await _until(lambda: transport.closed == 1)
+    second = await cache.resolve("pg", "apps")
+    assert second is not first
+    await second.apply(_request())
+
+    cache.observe("DELETED", _driver_body(2, timeouts={"request": "5s"}))
+    await _until(lambda: transport.closed == 2)
+    # Resources still being deprovisioned use the Driver as last seen, on a client closed at shutdown.
+    retired = await cache.resolve("pg", "apps", deleting=True)
+    await retired.delete(_request())
+    await cache.close()
+    assert transport.closed == 3

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -57,7 +57,7 @@ def handlers() -> Handlers:
 
 
 @pytest.fixture
-async def client(key: rsa.RSAPrivateKey, handlers: Handlers) -> AsyncIterator[httpx.AsyncClient]:
+async def client(key: rsa.RSAPrivateKey, handlers: Handlers) -> AsyncIterator[httpx2.AsyncClient]:
     # Keys given as PEM under their kid, the way a driver reads them from configuration.
     app = DriverApp(
         put=handlers.put,
@@ -65,7 +65,7 @@ async def client(key: rsa.RSAPrivateKey, handlers: Handlers) -> AsyncIterator[ht
         public_keys={public_key_fingerprint(key): public_key_pem(key)},
         org_id="org-1",
     )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://d") as http:
         yield http
 
 
@@ -84,7 +84,7 @@ def _auth(signer: SigningKey) -> dict[str, str]:
     return {"Authorization": signer.authorization()}
 
 
-async def test_put_and_delete(client: httpx.AsyncClient, signer: SigningKey, handlers: Handlers) -> None:
+async def test_put_and_delete(client: httpx2.AsyncClient, signer: SigningKey, handlers: Handlers) -> None:
     answer = await client.put("/res-1", json=BODY, headers=_auth(signer))
     assert answer.status_code == 200
     assert answer.json() == {
@@ -110,7 +110,7 @@ async def test_put_and_delete(client: httpx.AsyncClient, signer: SigningKey, han
     ],
 )
 async def test_requests_without_a_valid_token_get_401(
-    client: httpx.AsyncClient, handlers: Handlers, headers: dict[str, str], reason: str
+    client: httpx2.AsyncClient, handlers: Handlers, headers: dict[str, str], reason: str
 ) -> None:
     answer = await client.put("/res-1", json=BODY, headers=headers)
     assert answer.status_code == 401
@@ -121,7 +121,7 @@ async def test_requests_without_a_valid_token_get_401(
 
 
 async def test_expired_foreign_and_wrong_org_tokens_get_401(
-    client: httpx.AsyncClient, key: rsa.RSAPrivateKey, signer: SigningKey, handlers: Handlers
+    client: httpx2.AsyncClient, key: rsa.RSAPrivateKey, signer: SigningKey, handlers: Handlers
 ) -> None:
     expired = signer.sign(now=time.time() - 3600)
     wrong_org = SigningKey(key, "org-2").sign()
@@ -141,7 +141,7 @@ async def test_expired_foreign_and_wrong_org_tokens_get_401(
 
 
 async def test_request_validation_names_fields_not_values(
-    client: httpx.AsyncClient, signer: SigningKey, handlers: Handlers
+    client: httpx2.AsyncClient, signer: SigningKey, handlers: Handlers
 ) -> None:
     bad = {"type": "Not A Type", "driver": {"values": [CANARY], "secrets": {}}}
     answer = await client.put("/res-1", json=bad, headers=_auth(signer))
@@ -156,7 +156,7 @@ async def test_request_validation_names_fields_not_values(
     assert handlers.calls == []
 
 
-async def test_routing(client: httpx.AsyncClient, signer: SigningKey) -> None:
+async def test_routing(client: httpx2.AsyncClient, signer: SigningKey) -> None:
     assert (await client.get("/res-1", headers=_auth(signer))).status_code == 405  # no get handler
     patch = await client.patch("/res-1", headers=_auth(signer))
     assert patch.status_code == 405
@@ -166,7 +166,7 @@ async def test_routing(client: httpx.AsyncClient, signer: SigningKey) -> None:
     assert (await client.put("/Bad_Id", json=BODY, headers=_auth(signer))).status_code == 400
 
 
-async def test_cookie_in_and_out(client: httpx.AsyncClient, signer: SigningKey, handlers: Handlers) -> None:
+async def test_cookie_in_and_out(client: httpx2.AsyncClient, signer: SigningKey, handlers: Handlers) -> None:
     handlers.answer = DriverResponse(cookie=b"\x00binary state\xff")
     cookie = base64.b64encode(b'{"n": 1}').decode()
     answer = await client.put(
@@ -186,7 +186,7 @@ async def test_cookie_in_and_out(client: httpx.AsyncClient, signer: SigningKey, 
 
 
 async def test_answers_that_break_the_spec_are_500s(
-    client: httpx.AsyncClient, signer: SigningKey, handlers: Handlers
+    client: httpx2.AsyncClient, signer: SigningKey, handlers: Handlers
 ) -> None:
     handlers.answer = DriverResponse(manifests=[{"location": "moon", "data": {"secret": CANARY}}])
     answer = await client.put("/res-1", json=BODY, headers=_auth(signer))
@@ -200,7 +200,7 @@ async def test_answers_that_break_the_spec_are_500s(
 
 async def test_body_size_limit(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
     app = DriverApp(put=Handlers().put, public_keys=[key.public_key()], max_body_bytes=100)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://d") as http:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://d") as http:
         big = {**BODY, "resource": {"x": "y" * 200}}
         assert (await http.put("/res-1", json=big, headers=_auth(signer))).status_code == 413
 

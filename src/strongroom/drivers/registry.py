@@ -4,14 +4,15 @@ Built-in drivers (`humanitec/echo`, `strongroom/echo`, `humanitec/template`, `st
 the operator's process and are found by name. Any other `driverType` names a Driver object in the
 Resource's namespace; the caller (the operator, which reads objects from the cluster) passes that object
 and the signing key read from its Secret, and gets a `RemoteDriver` for it. This module reads nothing from
-the cluster itself.
+the cluster itself, and keeps nothing: each `RemoteDriver` it returns is a new one, owned by the caller,
+who keeps it as long as the Driver object stays the same and then `close()`s it (it holds an HTTP client).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
+import httpx2
 
 from strongroom.api.driver import BUILTIN_DRIVER_TYPES
 from strongroom.api.driver import Driver as DriverObject
@@ -43,10 +44,10 @@ class DriverRegistry:
         *,
         defaults: RemoteTimings | None = None,
         builtins: Mapping[str, Driver] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         """`defaults`: time limits for Driver objects that set none. `builtins`: replaces the built-in
-        drivers (tests). `transport`: an httpx transport for every remote driver (tests)."""
+        drivers (tests). `transport`: an httpx2 transport for every remote driver (tests)."""
         self.defaults = defaults or RemoteTimings()
         self._builtins = dict(builtin_drivers() if builtins is None else builtins)
         self._transport = transport

@@ -13,6 +13,11 @@
   replaces it (empty: cleared), no header keeps it. Cookies of 10 KiB or more are refused both ways.
 - Each HTTP request gets a fresh signed JWT (`Authorization: Bearer`), its own timeout (never past the
   operation deadline), and the TLS settings of the Driver object.
+- Connections: each `RemoteDriver` keeps one HTTP client (aiohttp underneath, `strongroom.net`) for its
+  lifetime, so requests to a driver reuse kept-alive connections and one TLS context; whoever owns the
+  `RemoteDriver` calls `close()` when done with it. Standard HTTP cookies (`Set-Cookie`, e.g. a load
+  balancer's affinity cookie) live for one operation, as they did with a client per operation: they are
+  never shared between Resources.
 
 Nothing that leaves this module as an exception holds a secret: driver error bodies are redacted with
 every secret of the request (and of the answer), validation errors are reported without inputs, and
@@ -22,6 +27,8 @@ exceptions are raised `from None` so no chained exception carries the original t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.cookiejar
 import json
 import random
 import re
@@ -31,7 +38,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 from pydantic import ValidationError
 
 from strongroom import __version__
@@ -64,6 +71,7 @@ from strongroom.drivers.wire import (
     LenientOutputData,
     field_errors,
 )
+from strongroom.net import AiohttpTransport, environment_proxy
 from strongroom.stores.base import SecretValue
 
 _GURESID = re.compile(c.GURESID)
@@ -97,10 +105,11 @@ class RemoteDriver:
         timings: RemoteTimings | None = None,
         verify: ssl.SSLContext | bool = True,
         name: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         """`target`: base URL; resources live at `{target}{guresid}` (so it normally ends with `/`).
-        `transport`: an httpx transport to use instead of the network (tests, in-process drivers)."""
+        `transport`: an httpx2 transport to use instead of the network (tests, in-process drivers); by
+        default requests go through an `AiohttpTransport` with `verify` and the environment's proxy."""
         parsed = urllib.parse.urlsplit(target)
         if parsed.scheme not in {"http", "https"} or not parsed.netloc:
             raise DriverConfigError(f"driver target must be an http(s) URL, not {_display_url(target)!r}")
@@ -110,6 +119,9 @@ class RemoteDriver:
         self.verify = verify
         self.name = name or _display_url(target)
         self._transport = transport
+        self._client: httpx2.AsyncClient | None = None
+        self._active = 0  # operations running now (they hold the client)
+        self._closed = False
 
     @classmethod
     def from_spec(
@@ -119,7 +131,7 @@ class RemoteDriver:
         name: str,
         signing_key: SigningKey | None,
         defaults: RemoteTimings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> RemoteDriver:
         """From a Driver object's spec. `signing_key` is required when `spec.sign` is true (the default)."""
         base = defaults or RemoteTimings()
@@ -142,6 +154,48 @@ class RemoteDriver:
             name=name,
             transport=transport,
         )
+
+    # --- lifetime --------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the HTTP client and its connections; safe to call more than once.
+
+        Never fails a call in progress: operations still running (a Driver object changed while a Resource
+        was being provisioned, which can take minutes of polling) keep the client, and the last of them
+        closes it. An operation started after `close` gets a client of its own, closed when it ends.
+        """
+        self._closed = True
+        if self._active == 0:
+            await self._drop_client()
+
+    async def __aenter__(self) -> RemoteDriver:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _client_now(self) -> httpx2.AsyncClient:
+        # Built on first use rather than in __init__: the aiohttp session underneath belongs to the event
+        # loop that runs the requests, and drivers that are resolved but never called cost nothing.
+        if self._client is None:
+            transport = self._transport
+            if transport is None:
+                # Proxy variables (HTTPS_PROXY, NO_PROXY) are honoured: clusters often reach outside
+                # drivers through one. `verify` True means aiohttp's one shared default context.
+                transport = AiohttpTransport(self.verify, environment_proxy(self.target))
+            self._client = httpx2.AsyncClient(
+                transport=transport,
+                follow_redirects=False,
+                # The client is shared by every Resource of this driver: a cookie one answer sets must
+                # not ride along with another Resource's requests. Cookies are kept per operation instead.
+                cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
+            )
+        return self._client
+
+    async def _drop_client(self) -> None:
+        client, self._client = self._client, None  # before awaiting: a new operation builds a new one
+        if client is not None:
+            await client.aclose()
 
     # --- the Driver protocol --------------------------------------------------------------------------
 
@@ -190,7 +244,7 @@ class RemoteDriver:
     def url(self, guresid: str) -> str:
         return f"{self.target}{guresid}"
 
-    async def _operation(self, method: str, req: DriverRequest) -> tuple[httpx.Response, SecretValue | None]:
+    async def _operation(self, method: str, req: DriverRequest) -> tuple[httpx2.Response, SecretValue | None]:
         """Send until the answer is neither 202 nor 409; the final answer and the cookie to keep."""
         if not _GURESID.fullmatch(req.guresid) or len(req.guresid) > c.GURESID_MAX:
             raise DriverConfigError(f"driver {self.name!r}: {req.guresid!r} is not a valid GUResID")
@@ -205,14 +259,13 @@ class RemoteDriver:
         deadline = time.monotonic() + timings.operation
         delay = timings.poll_initial
         cookie = req.cookie
-        # A client per operation: Driver objects change and come and go, and an operation (polls included)
-        # is the unit that benefits from a kept-alive connection. Proxy variables (HTTPS_PROXY, NO_PROXY)
-        # are honoured, as clusters often reach outside drivers through one.
-        async with httpx.AsyncClient(
-            verify=self.verify, transport=self._transport, follow_redirects=False
-        ) as client:
+        # HTTP cookies of this operation only (polls of one operation may need a load balancer's affinity).
+        jar = httpx2.Cookies()
+        client = self._client_now()
+        self._active += 1
+        try:
             while True:
-                response = await self._send(client, method, req, body, cookie, deadline)
+                response = await self._send(client, jar, method, req, body, cookie, deadline)
                 cookie = self._cookie(response, req, cookie, method)
                 if response.status_code not in _POLL_STATUSES:
                     return response, cookie
@@ -226,16 +279,24 @@ class RemoteDriver:
                         f"({response.status_code}) after {timings.operation:g}s"
                     )
                 await asyncio.sleep(wait)
+        finally:
+            self._active -= 1
+            if self._closed and self._active == 0:
+                # Closing only releases connections: a failure there must not replace the operation's
+                # own answer or error.
+                with contextlib.suppress(Exception):
+                    await self._drop_client()
 
     async def _send(
         self,
-        client: httpx.AsyncClient,
+        client: httpx2.AsyncClient,
+        jar: httpx2.Cookies,
         method: str,
         req: DriverRequest,
         body: dict[str, Any] | None,
         cookie: SecretValue | None,
         deadline: float,
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         headers = {"Accept": "application/json", "User-Agent": f"strongroom/{__version__}"}
         if self.signing_key is not None:
             headers["Authorization"] = self.signing_key.authorization()
@@ -255,20 +316,22 @@ class RemoteDriver:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DriverTimeout(f"driver {self.name!r}: {method} {req.guresid} ran out of time")
-        timeout = httpx.Timeout(min(self.timings.request, remaining))
+        timeout = httpx2.Timeout(min(self.timings.request, remaining))
         try:
-            if body is None:
-                return await client.request(method, self.url(req.guresid), headers=headers, timeout=timeout)
-            return await client.request(
+            request = client.build_request(
                 method, self.url(req.guresid), headers=headers, json=body, timeout=timeout
             )
-        except httpx.TimeoutException as exc:
+            jar.set_cookie_header(request)
+            response = await client.send(request)
+            jar.extract_cookies(response)
+            return response
+        except httpx2.TimeoutException as exc:
             raise DriverUnavailable(
                 f"driver {self.name!r}: {method} {req.guresid} timed out ({type(exc).__name__})"
             ) from None
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as exc:
             raise DriverConfigError(req.redact(f"driver {self.name!r}: bad URL: {exc}")) from None
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise DriverUnavailable(
                 req.redact(
                     f"driver {self.name!r}: {method} {req.guresid} failed: {type(exc).__name__}: {exc}"
@@ -276,7 +339,7 @@ class RemoteDriver:
             ) from None
 
     def _cookie(
-        self, response: httpx.Response, req: DriverRequest, previous: SecretValue | None, method: str
+        self, response: httpx2.Response, req: DriverRequest, previous: SecretValue | None, method: str
     ) -> SecretValue | None:
         wanted = SET_COOKIE_HEADER.lower().encode()
         found = [value for key, value in response.headers.raw if key.lower() == wanted]
@@ -294,7 +357,7 @@ class RemoteDriver:
     # --- answers --------------------------------------------------------------------------------------
 
     def _result(
-        self, response: httpx.Response, req: DriverRequest, cookie: SecretValue | None
+        self, response: httpx2.Response, req: DriverRequest, cookie: SecretValue | None
     ) -> DriverResult:
         where = f"driver {self.name!r}: {response.request.method} {req.guresid}"
         try:
@@ -336,7 +399,7 @@ class RemoteDriver:
             update=update,
         )
 
-    def _error(self, response: httpx.Response, req: DriverRequest, method: str) -> DriverError:
+    def _error(self, response: httpx2.Response, req: DriverRequest, method: str) -> DriverError:
         status = response.status_code
         detail = req.redact(_error_detail(response))
         if len(detail) > _MESSAGE_MAX:
@@ -359,7 +422,7 @@ class RemoteDriver:
         return error(message, status=status)
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(response: httpx2.Response) -> str:
     """`RES-1xx: message` from an Error body, else the start of the body as text."""
     try:
         text = response.text
@@ -389,7 +452,7 @@ def _raw_secrets(raw: Any) -> list[SecretValue]:
     return list(iter_secret_values(to_secret_tree(resource["secrets"])))
 
 
-def _retry_after(response: httpx.Response, *, floor: float, ceiling: float) -> float | None:
+def _retry_after(response: httpx2.Response, *, floor: float, ceiling: float) -> float | None:
     # Bounded both ways: "Retry-After: 0" from a busy driver must not turn polling into a busy loop.
     value = response.headers.get("Retry-After")
     if value is None:

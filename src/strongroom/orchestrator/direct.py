@@ -41,6 +41,7 @@ from strongroom.api.secretstore import SecretStore
 from strongroom.api.workload import Workload, WorkloadPatch
 from strongroom.drivers.base import Driver, DriverError
 from strongroom.drivers.registry import DriverRegistry
+from strongroom.drivers.remote import RemoteDriver
 from strongroom.drivers.signing import SigningKey
 from strongroom.orchestrator import naming
 from strongroom.orchestrator.emit import CRSet
@@ -186,6 +187,8 @@ class _Run:
         self.views: dict[str, rr.DependencyView] = {}
         self.update_patches: list[WorkloadPatch] = []
         self.registry = DriverRegistry()
+        # Built drivers by (type, spec): one HTTP client per remote driver for the whole run.
+        self._drivers: dict[tuple[str, str], Driver] = {}
 
     def objects(self, kind: str) -> list[dict[str, Any]]:
         return [obj for obj in self.crset.objects if obj["kind"] == kind]
@@ -237,6 +240,17 @@ class _Run:
     # --- drivers --------------------------------------------------------------------------------------
 
     def driver(self, driver_type: str, spec: Mapping[str, Any] | None) -> Driver:
+        key = (driver_type, json.dumps(spec, sort_keys=True))
+        if key not in self._drivers:
+            self._drivers[key] = self._build_driver(driver_type, spec)
+        return self._drivers[key]
+
+    async def close_drivers(self) -> None:
+        for driver in self._drivers.values():
+            if isinstance(driver, RemoteDriver):
+                await driver.close()
+
+    def _build_driver(self, driver_type: str, spec: Mapping[str, Any] | None) -> Driver:
         if driver_type in BUILTIN_DRIVER_TYPES:
             return self.registry.resolve(driver_type)
         if spec is None:
@@ -483,4 +497,5 @@ async def deploy(cluster: Cluster, crset: CRSet, plan: Plan, settings: DirectSet
     except (PlaceholderError, StoreError) as exc:
         raise DirectError(str(exc)) from None
     finally:
+        await run.close_drivers()
         await run.stores.close()

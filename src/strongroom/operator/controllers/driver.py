@@ -8,17 +8,19 @@ The signing key of a Driver is read from its `privateKeySecretRef` Secret (in th
 when it names none, from the operator's own key Secret `strongroom-driver-key` in the operator namespace.
 The Secret is read on each resolution (keys get rotated); the parsed key is kept per Secret
 resourceVersion, as parsing an RSA key is not free.
+
+The cache owns the `RemoteDriver`s it builds: each keeps an HTTP client (and its connections) open, which
+is closed when the Driver object changes or goes, when a rotated key replaces the driver, and at shutdown
+(`close`). A driver whose Driver object changed finishes the operations it has in flight first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from strongroom.api.driver import Driver as DriverObject
@@ -57,36 +59,70 @@ class DriverCache:
         self._keys: dict[ObjectKey, tuple[str, SigningKey]] = {}
         self._key_locks: dict[ObjectKey, asyncio.Lock] = {}
         self._built: dict[tuple[ObjectKey, int | None, str | None], Driver] = {}
-        self._tls: ssl.SSLContext | None = None
+        # Closes of replaced drivers still running (observe() cannot await them); kept so they are not
+        # garbage-collected half-way and so `close` can wait for them.
+        self._closing: set[asyncio.Task[None]] = set()
         # Called with a Driver's name when it appears, changes or goes: Resources naming it re-run.
         self.on_change: Callable[[str], None] = lambda _name: None
-
-    def _default_tls(self) -> ssl.SSLContext:
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context()
-        return self._tls
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
         key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
-        self._built = {k: v for k, v in self._built.items() if k[0] != key}
         if event_type == "DELETED":
             gone = self.drivers.pop(key, None)
             if gone is not None:
                 self.retired[key] = gone
             self.invalid.pop(key, None)
+            self._forget(key)
         else:
             self.retired.pop(key, None)
             try:
-                self.drivers[key] = DriverObject.model_validate(body)
-                self.invalid.pop(key, None)
+                obj = DriverObject.model_validate(body)
             except ValidationError as exc:
                 self.drivers.pop(key, None)
                 self.invalid[key] = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                     for e in exc.errors(include_input=False)
                 )
+                self._forget(key)
+            else:
+                previous = self.drivers.get(key)
+                self.drivers[key] = obj
+                self.invalid.pop(key, None)
+                # Events that leave the spec as it was (status or label updates, a watch restarting and
+                # listing everything again) keep the built driver and its open connections.
+                if previous is None or previous.spec != obj.spec:
+                    self._forget(key)
         self.on_change(key[1])
+
+    def _forget(self, key: ObjectKey) -> None:
+        """Drop the drivers built for `key` and close their HTTP clients."""
+        dropped = [driver for k, driver in self._built.items() if k[0] == key]
+        self._built = {k: v for k, v in self._built.items() if k[0] != key}
+        self._close_later(dropped)
+
+    def _close_later(self, drivers: Iterable[Driver]) -> None:
+        remotes = [driver for driver in drivers if isinstance(driver, RemoteDriver)]
+        if not remotes:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # Only tests call observe() outside a running loop (kopf and prime() run in one): there is no
+            # loop to close on, and any client left would belong to a loop that has ended.
+            return
+        for driver in remotes:
+            task = loop.create_task(_close(driver), name=f"strongroom close driver {driver.name}")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """Close every remote driver's HTTP client (operator shutdown)."""
+        built, self._built = self._built, {}
+        await asyncio.gather(
+            *(_close(driver) for driver in built.values() if isinstance(driver, RemoteDriver)),
+            *self._closing,
+        )
 
     def is_builtin(self, driver_type: str) -> bool:
         return self.registry.is_builtin(driver_type)
@@ -126,12 +162,8 @@ class DriverCache:
         driver = self._built.get(cache_key)
         if driver is None:
             driver = self.registry.resolve(driver_type, obj, signing_key=signing_key)
-            if isinstance(driver, RemoteDriver) and driver.verify is True:
-                # The client opens an httpx client per operation; with `verify=True` each one would load
-                # the CA bundle into a new SSL context (about 20 ms of CPU and some memory per Resource
-                # provisioned). One context with the same default trust serves them all.
-                driver.verify = self._default_tls()
-            self._built = {k: v for k, v in self._built.items() if k[0] != key}
+            # A new generation or a rotated signing key: the driver built before is done with.
+            self._forget(key)
             self._built[cache_key] = driver
         return driver
 
@@ -161,3 +193,13 @@ class DriverCache:
                 raise DriverConfigError(f"Secret {where[0]}/{where[1]}: {exc}") from None
             self._keys[where] = (version, signing_key)
         return signing_key, version
+
+
+async def _close(driver: RemoteDriver) -> None:
+    # Closing only releases connections; a failure is worth a note, not an error for whoever is waiting.
+    try:
+        await driver.close()
+    except Exception as exc:
+        logger.warning(
+            "could not close the HTTP client of driver %s (%s: %s)", driver.name, type(exc).__name__, exc
+        )
