@@ -166,7 +166,16 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     show_default=True,
     envvar="STRONGROOM_WORKER_LIMIT",
     show_envvar=True,
-    help="Most objects handled at the same time.",
+    help="Most objects of one kind in flight at once, counting Resources waiting on a remote driver.",
+)
+@click.option(
+    "--reconcile-limit",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    envvar="STRONGROOM_RECONCILE_LIMIT",
+    show_envvar=True,
+    help="Most reconciles of one kind working at once (a wait on a remote driver does not count).",
 )
 @click.option(
     "--standalone/--peering",
@@ -242,6 +251,7 @@ def operator_run_command(
     metrics_address: str,
     metrics_port: int,
     worker_limit: int,
+    reconcile_limit: int,
     standalone: bool,
     refresh_interval: str,
     store_check_interval: str,
@@ -274,6 +284,7 @@ def operator_run_command(
         metrics_address=metrics_address,
         metrics_port=metrics_port,
         worker_limit=worker_limit,
+        reconcile_limit=reconcile_limit,
         standalone=standalone,
         refresh_interval=seconds("--refresh-interval", refresh_interval),
         store_check_interval=seconds("--store-check-interval", store_check_interval),

@@ -30,6 +30,7 @@ _ENV_VARS = (
     "STRONGROOM_HEALTH_PORT",
     "STRONGROOM_METRICS_ADDRESS",
     "STRONGROOM_METRICS_PORT",
+    "STRONGROOM_RECONCILE_LIMIT",
     "STRONGROOM_WORKER_LIMIT",
     "STRONGROOM_STANDALONE",
 )
@@ -82,6 +83,7 @@ def test_flags(captured: list[OperatorConfig]) -> None:
             "--metrics-address=127.0.0.2",
             "--metrics-port=0",
             "--worker-limit=3",
+            "--reconcile-limit=2",
             "--peering",
         ]
     )
@@ -98,6 +100,7 @@ def test_flags(captured: list[OperatorConfig]) -> None:
             metrics_address="127.0.0.2",
             metrics_port=0,
             worker_limit=3,
+            reconcile_limit=2,
             standalone=False,
         )
     ]
@@ -196,6 +199,7 @@ def test_help_shows_every_flag_and_its_environment_variable(captured: list[Opera
         "--metrics-address",
         "--metrics-port",
         "--worker-limit",
+        "--reconcile-limit",
         "--standalone",
     ):
         assert flag in flat
@@ -229,6 +233,7 @@ def test_operator_namespace_is_served_once() -> None:
         {"health_port": 0},
         {"metrics_port": 70000},
         {"worker_limit": 0},
+        {"reconcile_limit": 0},
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict[str, object]) -> None:

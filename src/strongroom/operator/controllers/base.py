@@ -1,12 +1,23 @@
-"""What every controller shares: an object cache fed by events, a work queue, retry backoff."""
+"""What every controller shares: an object cache fed by events, a work queue, retry backoff, and the
+slots that bound how many reconciles of a kind work at once.
+
+Workers bound how many objects are in flight; slots bound how many of those are working. A reconcile
+holds a slot except while it waits on something slow outside the cluster (`waiting`: a remote driver
+that answers 202 is polled for seconds). All reconciles share one event loop, so under a burst each
+one's wall time grows with the number working at once (workers x CPU per reconcile) while throughput
+does not: a few slots keep a reconcile's own time short, the rest wait their turn in the queue.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -27,6 +38,9 @@ RECONCILES = Counter("strongroom_reconciles", "Reconciles by outcome.", ["kind",
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 300.0
 
+# Whether the current reconcile (one worker task) holds a slot: `waiting` gives it back for a while.
+_holds_slot: contextvars.ContextVar[bool] = contextvars.ContextVar("strongroom_holds_slot", default=False)
+
 
 def jittered(seconds: float, spread: float = 0.1) -> float:
     """`seconds` ± `spread`: objects created together must not refresh together forever after."""
@@ -41,6 +55,7 @@ class Controller(ABC):
         self.bodies: dict[ObjectKey, dict[str, Any]] = {}
         self._generations: dict[ObjectKey, int | None] = {}
         self._failures: dict[ObjectKey, int] = {}
+        self._slots = asyncio.Semaphore(1)  # sized by `run`
         self.logger = logging.getLogger(f"strongroom.controller.{self.kind.lower()}")
 
     # --- events -------------------------------------------------------------------------------------------
@@ -77,12 +92,38 @@ class Controller(ABC):
 
     # --- processing ---------------------------------------------------------------------------------------
 
-    async def run(self, workers: int) -> None:
+    async def run(self, workers: int, slots: int) -> None:
+        """Process the queue: `workers` objects in flight, of which at most `slots` working at once."""
+        self._slots = asyncio.Semaphore(max(1, min(slots, workers)))
         await run_workers(self.queue, self._process, workers, self.kind)
+
+    @contextlib.asynccontextmanager
+    async def waiting(self) -> AsyncIterator[None]:
+        """Give the reconcile's slot to another object while this one waits on a remote party."""
+        if not _holds_slot.get():
+            yield
+            return
+        self._slots.release()
+        _holds_slot.set(False)
+        try:
+            yield
+        finally:
+            await self._slots.acquire()  # if cancelled here, nothing is held and nothing is released
+            _holds_slot.set(True)
 
     async def _process(self, key: ObjectKey) -> None:
         if key not in self.bodies:
             return
+        await self._slots.acquire()
+        _holds_slot.set(True)
+        try:
+            await self._reconcile_and_record(key)
+        finally:
+            if _holds_slot.get():
+                self._slots.release()
+            _holds_slot.set(False)
+
+    async def _reconcile_and_record(self, key: ObjectKey) -> None:
         started = time.perf_counter()
         try:
             outcome = await self.reconcile(key)

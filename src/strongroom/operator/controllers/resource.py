@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,7 @@ from strongroom.api import constants as c
 from strongroom.api.common import SecretReference
 from strongroom.api.resource import Resource
 from strongroom.drivers.base import WORKLOAD_TYPE, Driver, DriverError, redact
+from strongroom.drivers.remote import RemoteDriver
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResource
@@ -134,7 +136,7 @@ class ResourceController(Controller):
         self._hmac_lock = asyncio.Lock()
         drivers.on_change = self.driver_changed
 
-    async def run(self, workers: int) -> None:
+    async def run(self, workers: int, slots: int) -> None:
         # Read (or make) the HMAC key before the first reconciles: otherwise every worker of a first burst
         # waits on the one that creates it.
         try:
@@ -143,7 +145,7 @@ class ResourceController(Controller):
             self.logger.warning(
                 "HMAC key not loaded at start (%s); loading it on first use", type(exc).__name__
             )
-        await super().run(workers)
+        await super().run(workers, slots)
 
     # --- events and indexes ---------------------------------------------------------------------------
 
@@ -327,15 +329,11 @@ class ResourceController(Controller):
             )
         self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, why)
         attempt.called_driver = True
-        started = time.perf_counter()
         try:
-            result = await driver.apply(request)
+            async with self._calling_driver(attempt, "apply", driver):
+                result = await driver.apply(request)
         except DriverError as exc:
             raise _Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
-        finally:
-            elapsed = time.perf_counter() - started
-            attempt.driver_seconds += elapsed
-            DRIVER_SECONDS.labels("apply").observe(elapsed)
         secrets_seen = [*request.secret_values(), *result.secret_values()]
 
         outputs = plan.check_outputs(resource, result)
@@ -470,6 +468,21 @@ class ResourceController(Controller):
             overhead,
         )
         return "provisioned"
+
+    @contextlib.asynccontextmanager
+    async def _calling_driver(self, attempt: _Attempt, operation: str, driver: Driver) -> AsyncIterator[None]:
+        """Time a driver call (the driver's time, not the operator's overhead). A remote driver may take
+        seconds (202 and polling): its call gives the slot to another Resource meanwhile; waiting to get
+        it back afterwards counts as overhead. Built-in drivers answer at once and keep the slot."""
+        remote = isinstance(driver, RemoteDriver)
+        async with self.waiting() if remote else contextlib.nullcontext():
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                elapsed = time.perf_counter() - started
+                attempt.driver_seconds += elapsed
+                DRIVER_SECONDS.labels(operation).observe(elapsed)
 
     async def _resolve_dependencies(self, key: ObjectKey, resource: Resource) -> plan.ResolvedInputs:
         namespace, name = key
@@ -632,9 +645,9 @@ class ResourceController(Controller):
             self.log(
                 logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type
             )
-            started = time.perf_counter()
             try:
-                await old.delete(plan.bare_request(resource, guresid, cookie))
+                async with self._calling_driver(attempt, "delete", old):
+                    await old.delete(plan.bare_request(resource, guresid, cookie))
             except DriverError as exc:
                 if _no_delete(exc):
                     self.log(
@@ -649,8 +662,6 @@ class ResourceController(Controller):
                         exc.retryable,
                     )
                 ) from None
-            finally:
-                attempt.driver_seconds += time.perf_counter() - started
         # The old driver's cookie means nothing to the new one.
         cookie_ref = resource.status.cookie_ref if resource.status else None
         if cookie_ref is not None:
@@ -742,9 +753,9 @@ class ResourceController(Controller):
             for driver_type, guresid in holders:
                 self._index(self._waiting_on_driver, key, [driver_type])
                 driver = await self._driver(driver_type, namespace, deleting=True)
-                started = time.perf_counter()
                 try:
-                    await driver.delete(plan.bare_request(resource, guresid, cookie))
+                    async with self._calling_driver(attempt, "delete", driver):
+                        await driver.delete(plan.bare_request(resource, guresid, cookie))
                 except DriverError as exc:
                     if _no_delete(exc):
                         self.log(
@@ -757,10 +768,6 @@ class ResourceController(Controller):
                     message = f"the driver {driver_type!r} did not delete the resource: {exc}"
                     problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
                     raise _Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
-                finally:
-                    elapsed = time.perf_counter() - started
-                    attempt.driver_seconds += elapsed
-                    DRIVER_SECONDS.labels("delete").observe(elapsed)
                 self.log(logging.INFO, key, "deleted through driver %s", driver_type)
 
         # Objects the drivers' manifests made (namespaced ones would also go with their owner).
