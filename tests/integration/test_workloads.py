@@ -809,6 +809,11 @@ def test_workload_resource_update_becomes_a_patch(env: Env) -> None:
     created = must(env, "workloadpatch", "wlres")
     assert created["spec"]["workloadName"] == "wlres"
     assert created["metadata"]["ownerReferences"][0]["kind"] == "Resource"
+    # The Workload may have rendered before the patch existed: wait until it renders with it.
+    eventually(
+        lambda: (must(env, "workload", "wlres").get("status") or {}).get("patches") == ["wlres"],
+        what="the Workload to apply WorkloadPatch wlres",
+    )
     deployment = rendered(env, "wlres")
     assert_fields(
         pod(deployment)["containers"], [{"name": "main", "env": [{"name": "REGION", "value": "eu-1"}]}]
