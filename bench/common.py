@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import ssl
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,8 @@ from typing import Any
 from lightkube import AsyncClient, KubeConfig, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+
+import testenv
 
 SecretMappingRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "SecretMapping", "secretmappings")
 SecretStoreRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "SecretStore", "secretstores")
@@ -90,6 +96,41 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc; 0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+class CpuMeter:
+    """CPU seconds each named process spends between `start` and `stop`: where the time of a run goes."""
+
+    def __init__(self, processes: Mapping[str, int]) -> None:
+        self.processes = dict(processes)
+        self._before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) - self._before[name] for name, pid in self.processes.items()}
+
+    @staticmethod
+    def describe(used: Mapping[str, float]) -> str:
+        return ", ".join(f"{name} {seconds:.2f}" for name, seconds in used.items())
+
+
+def environment_processes(env: testenv.Environment) -> dict[str, int]:
+    """Every server process of a test environment by name, plus this benchmark's own process."""
+    found = {proc.name: proc.pid for service in env.services.values() for proc in service.processes}
+    found["bench client"] = os.getpid()
+    return found
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     if not values:
         return float("nan")
@@ -107,6 +148,31 @@ def metric_sum(metrics_text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def apiserver_requests(info: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    """The apiserver's request counters so far, by (verb, resource), read from its /metrics."""
+    ctx = ssl.create_default_context(cafile=info["ca"])
+    ctx.load_cert_chain(info["admin_cert"], info["admin_key"])
+    with urllib.request.urlopen(f"{info['server']}/metrics", context=ctx, timeout=10) as resp:  # noqa: S310
+        text: str = resp.read().decode()
+    counts: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        key = (labels.get("verb", ""), labels.get("resource", ""))
+        counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def requests_between(
+    before: Mapping[tuple[str, str], float], after: Mapping[tuple[str, str], float], per: int
+) -> str:
+    """The requests made between two `apiserver_requests` readings, per object, largest first."""
+    made = {key: after[key] - before.get(key, 0.0) for key in after}
+    shown = sorted(((n, key) for key, n in made.items() if n >= per / 10), reverse=True)
+    return ", ".join(f"{verb} {resource} {n / per:.2f}" for n, (verb, resource) in shown)
 
 
 @dataclass

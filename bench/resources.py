@@ -26,6 +26,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,18 @@ from lightkube.generic_resource import create_namespaced_resource
 
 import testenv
 from bench.common import (
+    CpuMeter,
     ReadyWatch,
     Row,
+    apiserver_requests,
     bounded,
     client_for,
     ensure_namespace,
+    environment_processes,
     peak_rss_mib,
     percentile,
     print_table,
+    requests_between,
 )
 from bench.secretmappings import install_crds
 from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
@@ -108,14 +113,6 @@ def resource(name: str, namespace: str, driver_type: str, driver_inputs: dict[st
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def overheads(log: Path, names: set[str]) -> tuple[list[float], list[float]]:
     """(operator seconds, driver seconds) of the provisioning reconciles of `names`, from the JSON log, in
     the order they finished."""
@@ -134,14 +131,23 @@ def overheads(log: Path, names: set[str]) -> tuple[list[float], list[float]]:
     return operator, driver
 
 
+@dataclass
+class Outcome:
+    total: float  # created -> all Ready, seconds
+    operator_s: list[float]  # per provisioning: wall time outside the driver
+    driver_s: list[float]  # per provisioning: time in the driver
+    cpu: dict[str, float]  # CPU seconds by process
+    requests: str  # apiserver requests per Resource
+
+
 async def scenario(
     client: AsyncClient,
+    env: testenv.Environment,
     namespace: str,
     manifests: list[dict[str, Any]],
     operator: OperatorProcess,
     limit: float,
-) -> tuple[float, list[float], list[float], float]:
-    """(created -> all Ready, operator overheads, driver times, operator CPU seconds)."""
+) -> Outcome:
     await ensure_namespace(client, namespace)
     watch = ReadyWatch(client, ResourceRes, namespace)
     watch.start()
@@ -151,15 +157,19 @@ async def scenario(
     async def create(manifest: dict[str, Any]) -> None:
         await client.create(ResourceRes.from_dict(manifest))
 
-    cpu_before = cpu_seconds(operator.process.pid)
+    info = env.info("kubernetes")
+    meter = CpuMeter({**environment_processes(env), "operator": operator.process.pid})
+    requests_before = apiserver_requests(info)
+    meter.start()
     started = time.perf_counter()
     await bounded(manifests, create, CONCURRENCY)
     last = await watch.wait_for(names, limit)
+    cpu = meter.stop()
+    requests = requests_between(requests_before, apiserver_requests(info), len(manifests))
     await watch.stop()
     await asyncio.sleep(1)  # the last log lines
-    cpu = cpu_seconds(operator.process.pid) - cpu_before
     operator_s, driver_s = overheads(operator.log_path, names)
-    return last - started, operator_s, driver_s, cpu
+    return Outcome(last - started, operator_s, driver_s, cpu, requests)
 
 
 async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path) -> list[Row]:
@@ -241,11 +251,13 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
 
         log = workdir / "operator.log"
         operator = start_operator(
-            Path(info["kubeconfig"]), log, ["--log-level=info", f"--worker-limit={args.workers}"]
+            Path(info["kubeconfig"]),
+            log,
+            ["--log-level=info", f"--worker-limit={args.workers}", f"--reconcile-limit={args.slots}"],
         )
 
-        def summary(label: str, result: tuple[float, list[float], list[float], float], target: str) -> None:
-            total, operator_s, driver_s, cpu = result
+        def summary(label: str, result: Outcome, target: str) -> None:
+            total, operator_s, driver_s = result.total, result.operator_s, result.driver_s
             # The first reconciles of a burst (one per worker) pay one-time costs: connections, the store
             # client, the signing key. Shown separately from the steady state.
             steady = operator_s[args.workers :]
@@ -259,7 +271,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                         f"{label}: created -> all Ready",
                         f"{total:.2f} s",
                         target,
-                        f"N={args.n}, {args.workers} workers",
+                        f"N={args.n}, {args.workers} workers, {args.slots} slots",
                     ),
                     Row(
                         f"{label}: overhead p50 (all)",
@@ -282,10 +294,12 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                     Row(f"{label}: overhead p99 (steady)", ms(steady, 99), "<= 200 ms", ""),
                     Row(
                         f"{label}: operator CPU per Resource",
-                        f"{cpu / args.n * 1000:.1f} ms",
+                        f"{result.cpu['operator'] / args.n * 1000:.1f} ms",
                         "",
                         "process utime+stime / N",
                     ),
+                    Row(f"{label}: CPU seconds by process", CpuMeter.describe(result.cpu)),
+                    Row(f"{label}: apiserver requests per Resource", result.requests),
                     Row(
                         f"{label}: driver time p50",
                         f"{percentile(driver_s, 50):.2f} s",
@@ -308,7 +322,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                 )
                 for i in range(args.n)
             ]
-            summary("(a) Echo", await scenario(client, "bench-echo", manifests, operator, 900), "")
+            summary("(a) Echo", await scenario(client, env, "bench-echo", manifests, operator, 900), "")
 
         if args.sequential:
             # One at a time, each created when the previous is Ready: the operator's own cost per Resource
@@ -358,7 +372,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                 resource(f"remote-{i}", "bench-remote", "remote", {"values": {"n": i}}) for i in range(args.n)
             ]
             floor = 3.0 * args.n / args.workers
-            result = await scenario(client, "bench-remote", manifests, operator, 1800)
+            result = await scenario(client, env, "bench-remote", manifests, operator, 1800)
             summary("(b) remote 202,202,200", result, f"floor {floor:.0f} s (3 s x N / workers)")
 
         rows.append(
@@ -392,6 +406,7 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=500, help="Resources per scenario")
     parser.add_argument("--workers", type=int, default=20, help="operator --worker-limit")
+    parser.add_argument("--slots", type=int, default=4, help="operator --reconcile-limit")
     parser.add_argument("--skip-echo", action="store_true")
     parser.add_argument("--skip-remote", action="store_true")
     parser.add_argument(

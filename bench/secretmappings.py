@@ -17,30 +17,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import ssl
 import subprocess
 import tempfile
 import time
-import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from lightkube import codecs
 from lightkube.resources.core_v1 import Secret
+from lightkube.types import PatchType
 
 import testenv
 from bench.common import (
+    CpuMeter,
     ReadyWatch,
     Row,
     SecretMappingRes,
+    apiserver_requests,
     bounded,
     client_for,
     ensure_namespace,
+    environment_processes,
     metric_sum,
     peak_rss_mib,
     percentile,
     print_table,
+    requests_between,
 )
 from strongroom.api.crds import render_crds_yaml
 from testenv import tools
@@ -77,15 +81,8 @@ def obj(manifest: dict[str, Any]) -> Any:
 
 
 def apiserver_writes(info: dict[str, Any], resources: tuple[str, ...]) -> float:
-    ctx = ssl.create_default_context(cafile=info["ca"])
-    ctx.load_cert_chain(info["admin_cert"], info["admin_key"])
-    with urllib.request.urlopen(f"{info['server']}/metrics", context=ctx, timeout=10) as resp:  # noqa: S310
-        text = resp.read().decode()
-    return sum(
-        metric_sum(text, "apiserver_request_total", verb=verb, resource=resource)
-        for verb in WRITE_VERBS
-        for resource in resources
-    )
+    counts = apiserver_requests(info)
+    return sum(n for (verb, resource), n in counts.items() if verb in WRITE_VERBS and resource in resources)
 
 
 async def seed_openbao(addr: str, token: str, n: int) -> None:
@@ -156,18 +153,12 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
 
         # (a) the floor
         async def create_secret(i: int) -> None:
-            await client.create(
-                obj(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Secret",
-                        "metadata": {"name": f"floor-{i}", "namespace": "bench-floor"},
-                        "data": {k: base64.b64encode(f"{k}{i}".encode()).decode() for k in "abc"},
-                    }
-                )
-            )
+            await client.create(obj(_plain_secret(f"floor-{i}", "bench-floor", i)))
 
+        meter = CpuMeter(environment_processes(env))
+        meter.start()
         floor = await bounded(range(args.n), create_secret, CONCURRENCY)
+        floor_cpu = meter.stop()
         rows.append(
             Row(
                 "(a) floor: create N plain Secrets",
@@ -176,11 +167,47 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                 f"N={args.n}, {CONCURRENCY} in flight",
             )
         )
+        rows.append(Row("(a) CPU seconds by process", CpuMeter.describe(floor_cpu)))
+
+        # (b0) what no operator can undercut: the client itself makes, per mapping, the apiserver writes
+        # a sync needs (create the mapping, create its Secret, set Ready), with no store and no watch.
+        async def sync_by_hand(i: int) -> None:
+            name = f"lb{i}"
+            await client.create(
+                obj(mapping(name, "bench-floor", "bao", [(k, f"bench/m{i}", k) for k in "abc"]))
+            )
+            await client.create(obj(_plain_secret(name, "bench-floor", i)))
+            await client.patch(
+                SecretMappingRes.Status,
+                name,
+                {"status": _ready_status()},
+                namespace="bench-floor",
+                patch_type=PatchType.MERGE,
+            )
+
+        meter.start()
+        by_hand = await bounded(range(args.n), sync_by_hand, CONCURRENCY)
+        by_hand_cpu = meter.stop()
+        rows.append(
+            Row(
+                "(b0) lower bound: the same writes made directly",
+                f"{by_hand:.2f} s",
+                "",
+                f"{by_hand / floor:.2f}x floor; create mapping + create Secret + patch status, no operator",
+            )
+        )
+        rows.append(Row("(b0) CPU seconds by process", CpuMeter.describe(by_hand_cpu)))
+        await client.deletecollection(SecretMappingRes, namespace="bench-floor")
 
         operator = start_operator(
             kubeconfig,
             workdir / "operator.log",
-            [f"--refresh-interval={args.refresh}s", "--log-level=warning", f"--worker-limit={args.workers}"],
+            [
+                f"--refresh-interval={args.refresh}s",
+                "--log-level=warning",
+                f"--worker-limit={args.workers}",
+                f"--reconcile-limit={args.slots}",
+            ],
         )
 
         # (b) N mappings created at once
@@ -193,9 +220,13 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
             entries = [(k, f"bench/m{i}", k) for k in "abc"]
             await client.create(SecretMappingRes.from_dict(mapping(f"m{i}", "bench", "bao", entries)))  # type: ignore[arg-type]
 
+        meter = CpuMeter({**environment_processes(env), "operator": operator.process.pid})
+        requests_before = apiserver_requests(info)
+        meter.start()
         started = time.perf_counter()
         await bounded(range(args.n), create_mapping, CONCURRENCY)
         last_ready = await watch.wait_for(names, limit=600)
+        synced_cpu = meter.stop()
         synced = last_ready - started
         rows.append(
             Row(
@@ -203,6 +234,13 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                 f"{synced:.2f} s",
                 f"<= {2 * floor:.2f} s (2x floor)",
                 f"{synced / floor:.2f}x floor",
+            )
+        )
+        rows.append(Row("(b) CPU seconds by process", CpuMeter.describe(synced_cpu)))
+        rows.append(
+            Row(
+                "(b) apiserver requests per mapping",
+                requests_between(requests_before, apiserver_requests(info), args.n),
             )
         )
         wrong = 0
@@ -312,6 +350,34 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
     return rows
 
 
+def _plain_secret(name: str, namespace: str, i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {k: base64.b64encode(f"{k}{i}".encode()).decode() for k in "abc"},
+    }
+
+
+def _ready_status() -> dict[str, Any]:
+    """The status the operator writes after a first sync (same fields, same size)."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "observedGeneration": 1,
+        "lastSyncTime": now,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Synced",
+                "message": "the Secret holds 3 keys from 1 store",
+                "lastTransitionTime": now,
+                "observedGeneration": 1,
+            }
+        ],
+    }
+
+
 def _store(name: str, addr: str) -> Any:
     return obj(
         {
@@ -341,6 +407,7 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=20, help="new mappings created during a refresh for (e)")
     parser.add_argument("--refresh", type=int, default=30, help="refresh interval of the operator, seconds")
     parser.add_argument("--workers", type=int, default=20, help="operator --worker-limit")
+    parser.add_argument("--slots", type=int, default=4, help="operator --reconcile-limit")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="strongroom-bench-"))
     env = testenv.start(workdir, ["kubernetes", "openbao"])
