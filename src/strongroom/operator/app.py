@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -167,6 +168,9 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
         # The controllers' workers start before kopf: tasks that exist now are ours, and kopf
         # cancels every task created after it started.
         await runtime.prime(config.watched_namespaces)
+        # Everything imported and loaded so far lives as long as the process: keep it out of the cyclic
+        # collector's full passes, which otherwise stop the loop for 80+ ms (measured) mid-burst.
+        gc.freeze()
         runtime.start()
         existing = asyncio.all_tasks()
         tasks = await kopf.spawn_tasks(
