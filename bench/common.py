@@ -12,13 +12,15 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lightkube import AsyncClient, KubeConfig, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 
 import testenv
+
+T = TypeVar("T")
 
 SecretMappingRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "SecretMapping", "secretmappings")
 SecretStoreRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "SecretStore", "secretstores")
@@ -118,6 +120,12 @@ class CpuMeter:
 
     def stop(self) -> dict[str, float]:
         return {name: cpu_seconds(pid) - self._before[name] for name, pid in self.processes.items()}
+
+    async def measure(self, work: Awaitable[T]) -> tuple[T, dict[str, float]]:
+        """`work`'s result and the CPU seconds each process spent while it ran."""
+        self.start()
+        result = await work
+        return result, self.stop()
 
     @staticmethod
     def describe(used: Mapping[str, float]) -> str:

@@ -156,9 +156,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
             await client.create(obj(_plain_secret(f"floor-{i}", "bench-floor", i)))
 
         meter = CpuMeter(environment_processes(env))
-        meter.start()
-        floor = await bounded(range(args.n), create_secret, CONCURRENCY)
-        floor_cpu = meter.stop()
+        floor, floor_cpu = await meter.measure(bounded(range(args.n), create_secret, CONCURRENCY))
         rows.append(
             Row(
                 "(a) floor: create N plain Secrets",
@@ -185,9 +183,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                 patch_type=PatchType.MERGE,
             )
 
-        meter.start()
-        by_hand = await bounded(range(args.n), sync_by_hand, CONCURRENCY)
-        by_hand_cpu = meter.stop()
+        by_hand, by_hand_cpu = await meter.measure(bounded(range(args.n), sync_by_hand, CONCURRENCY))
         rows.append(
             Row(
                 "(b0) lower bound: the same writes made directly",

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+import pytest
+
 from strongroom.operator.controllers.base import Controller, ObjectKey
 
 
@@ -61,12 +63,16 @@ async def _stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def test_no_more_than_slots_reconciles_work_at_once() -> None:
+@pytest.mark.parametrize(
+    ("workers", "slots", "most"),
+    [(10, 3, 3), (2, 5, 2)],  # the slots bound the working reconciles; never more than the workers
+)
+async def test_no_more_than_slots_reconciles_work_at_once(workers: int, slots: int, most: int) -> None:
     probe = Probe(wait_outside=False)
-    task = await _run(probe, objects=30, workers=10, slots=3)
+    task = await _run(probe, objects=30, workers=workers, slots=slots)
     await _until(lambda: len(probe.done) == 30)
     await _stop(task)
-    assert probe.most_working == 3
+    assert probe.most_working == most
 
 
 async def test_a_reconcile_waiting_outside_gives_its_slot_away() -> None:
@@ -80,14 +86,6 @@ async def test_a_reconcile_waiting_outside_gives_its_slot_away() -> None:
     await _stop(task)
     assert probe.most_working <= 2
     assert probe.most_outside == 8
-
-
-async def test_slots_never_exceed_workers() -> None:
-    probe = Probe(wait_outside=False)
-    task = await _run(probe, objects=12, workers=2, slots=5)
-    await _until(lambda: len(probe.done) == 12)
-    await _stop(task)
-    assert probe.most_working == 2
 
 
 async def test_a_cancelled_wait_leaves_the_slot_count_intact() -> None:
