@@ -357,6 +357,10 @@ def split_update(resource_type: str, values: Mapping[str, Any]) -> tuple[dict[st
 class Driver(Protocol):
     """A driver. Every call is idempotent for one GUResID and safe to repeat after any failure."""
 
+    #: True when calls are answered in this process at once (built-ins); False when they wait on a
+    #: remote party that may take seconds (the operator frees the caller's slot meanwhile).
+    in_process: bool
+
     async def observe(self, req: DriverRequest) -> DriverResult | None:
         """The resource's current state without changing it; None if it does not exist."""
         ...
@@ -367,4 +371,8 @@ class Driver(Protocol):
 
     async def delete(self, req: DriverRequest) -> None:
         """Deprovision the resource; succeeds if it is already gone."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the driver holds open (connections); the owner calls it once done with it."""
         ...

@@ -14,11 +14,16 @@ from strongroom.drivers.base import DriverRejected, DriverRequest, DriverResult,
 class EchoDriver:
     """Outputs = inputs. Stateless, so observe and apply answer the same."""
 
+    in_process = True
+
     async def observe(self, req: DriverRequest) -> DriverResult | None:
         return self._echo(req)
 
     async def apply(self, req: DriverRequest) -> DriverResult:
         return self._echo(req)
+
+    async def close(self) -> None:
+        return None
 
     async def delete(self, req: DriverRequest) -> None:
         return None

@@ -97,6 +97,8 @@ class RemoteTimings:
 class RemoteDriver:
     """One remote driver (a Driver object): implements the `Driver` protocol over HTTP."""
 
+    in_process = False
+
     def __init__(
         self,
         target: str,

@@ -65,12 +65,17 @@ _YamlLoader.yaml_implicit_resolvers = {
 class TemplateDriver:
     """Renders the templates for every call; stateless apart from the cookie the operator keeps."""
 
+    in_process = True
+
     async def observe(self, req: DriverRequest) -> DriverResult | None:
         # Rendering has no side effects, so "what exists" is exactly what the templates produce.
         return self._render(req)
 
     async def apply(self, req: DriverRequest) -> DriverResult:
         return self._render(req)
+
+    async def close(self) -> None:
+        return None
 
     async def delete(self, req: DriverRequest) -> None:
         # Nothing was created outside the cluster; the operator removes the manifests it applied.

@@ -41,7 +41,6 @@ from strongroom.api.secretstore import SecretStore
 from strongroom.api.workload import Workload, WorkloadPatch
 from strongroom.drivers.base import Driver, DriverError
 from strongroom.drivers.registry import DriverRegistry
-from strongroom.drivers.remote import RemoteDriver
 from strongroom.drivers.signing import SigningKey
 from strongroom.orchestrator import naming
 from strongroom.orchestrator.emit import CRSet
@@ -247,8 +246,7 @@ class _Run:
 
     async def close_drivers(self) -> None:
         for driver in self._drivers.values():
-            if isinstance(driver, RemoteDriver):
-                await driver.close()
+            await driver.close()
 
     def _build_driver(self, driver_type: str, spec: Mapping[str, Any] | None) -> Driver:
         if driver_type in BUILTIN_DRIVER_TYPES:

@@ -26,7 +26,6 @@ from pydantic import ValidationError
 from strongroom.api.driver import Driver as DriverObject
 from strongroom.drivers.base import Driver, DriverConfigError, DriverError
 from strongroom.drivers.registry import DriverRegistry
-from strongroom.drivers.remote import RemoteDriver
 from strongroom.drivers.signing import SigningKey, SigningKeyError
 from strongroom.operator.kube import Kube
 from strongroom.reconcile.secretmapping import decode_secret_data
@@ -99,10 +98,10 @@ class DriverCache:
         """Drop the drivers built for `key` and close their HTTP clients."""
         dropped = [driver for k, driver in self._built.items() if k[0] == key]
         self._built = {k: v for k, v in self._built.items() if k[0] != key}
-        self._close_later(dropped)
+        self._close_later(key[1], dropped)
 
-    def _close_later(self, drivers: Iterable[Driver]) -> None:
-        remotes = [driver for driver in drivers if isinstance(driver, RemoteDriver)]
+    def _close_later(self, name: str, drivers: Iterable[Driver]) -> None:
+        remotes = [driver for driver in drivers if not driver.in_process]
         if not remotes:
             return
         try:
@@ -112,7 +111,7 @@ class DriverCache:
             # loop to close on, and any client left would belong to a loop that has ended.
             return
         for driver in remotes:
-            task = loop.create_task(_close(driver), name=f"strongroom close driver {driver.name}")
+            task = loop.create_task(_close(name, driver), name=f"strongroom close driver {name}")
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
@@ -120,7 +119,7 @@ class DriverCache:
         """Close every remote driver's HTTP client (operator shutdown)."""
         built, self._built = self._built, {}
         await asyncio.gather(
-            *(_close(driver) for driver in built.values() if isinstance(driver, RemoteDriver)),
+            *(_close(key[0][1], driver) for key, driver in built.items()),
             *self._closing,
         )
 
@@ -195,11 +194,9 @@ class DriverCache:
         return signing_key, version
 
 
-async def _close(driver: RemoteDriver) -> None:
+async def _close(name: str, driver: Driver) -> None:
     # Closing only releases connections; a failure is worth a note, not an error for whoever is waiting.
     try:
         await driver.close()
     except Exception as exc:
-        logger.warning(
-            "could not close the HTTP client of driver %s (%s: %s)", driver.name, type(exc).__name__, exc
-        )
+        logger.warning("could not close the HTTP client of driver %s (%s: %s)", name, type(exc).__name__, exc)

@@ -43,7 +43,6 @@ from strongroom.api import constants as c
 from strongroom.api.common import SecretReference
 from strongroom.api.resource import Resource
 from strongroom.drivers.base import WORKLOAD_TYPE, Driver, DriverError, redact
-from strongroom.drivers.remote import RemoteDriver
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResource
@@ -474,8 +473,7 @@ class ResourceController(Controller):
         """Time a driver call (the driver's time, not the operator's overhead). A remote driver may take
         seconds (202 and polling): its call gives the slot to another Resource meanwhile; waiting to get
         it back afterwards counts as overhead. Built-in drivers answer at once and keep the slot."""
-        remote = isinstance(driver, RemoteDriver)
-        async with self.waiting() if remote else contextlib.nullcontext():
+        async with contextlib.nullcontext() if driver.in_process else self.waiting():
             started = time.perf_counter()
             try:
                 yield
