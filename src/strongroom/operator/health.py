@@ -156,11 +156,14 @@ class HealthState:
             api_error=api_error,
         )
 
-    async def heartbeat(self, interval: float = 1.0) -> None:
+    async def heartbeat(self, interval: float = 0.1) -> None:
+        """Beat every `interval` and record how late each beat came: the event loop's lag."""
         loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + interval
             self.last_beat = loop.time()
             await asyncio.sleep(interval)
+            metrics.EVENT_LOOP_LAG.observe(max(0.0, loop.time() - due))
 
     def start_heartbeat(self) -> None:
         self._beat_task = asyncio.create_task(self.heartbeat(), name="strongroom heartbeat")
