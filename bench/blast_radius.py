@@ -1,0 +1,499 @@
+"""Blast-radius benchmark: with one tenant's hostile objects present, how do another namespace's fresh
+objects fare? (issue 11 item 6)
+
+    .venv/bin/python -m bench.blast_radius [--probes 20] [--only alias-bomb,hung-driver] [--hold 8]
+
+Starts its own control plane and OpenBao. For each scenario it starts a fresh operator that watches the
+operator namespace, a fresh hostile namespace and a fresh victim namespace; creates the hostile objects,
+lets them work for `--hold` seconds, then creates `--probes` Echo Resources and `--probes` SecretMappings
+in the victim namespace (one of each every 0.3 s) and records, per probe, the time from its create to
+Ready (seen by a watch). Per scenario it prints:
+
+- p50 / p99 time-to-Ready of the victim's Echo Resources and SecretMappings,
+- the operator's event-loop lag p99 (`strongroom_event_loop_lag_seconds`, during the probes),
+- the peak RSS of the operator and its child processes (VmHWM),
+- restarts: whether the operator process is still the one that was started.
+
+Targets (issue 11): p99 within 2x of the baseline (no hostile object); lag p99 <= 100 ms; RSS below half
+the chart's memory limit (512 MiB); zero restarts.
+
+Hostile objects (each a scenario):
+  alias-bomb      Template Resources whose outputs are a YAML alias bomb
+  regex-bomb      Template Resources running regexMatch over `repeat 200000`
+  trickle-driver  Resources on a driver that sends its answer one byte a second
+  big-answer      Resources on a driver that answers 5 MB
+  hung-driver     50 Resources on a driver that accepts and never answers
+  churn           a namespace changing 100 SecretMapping specs a second
+  min-refresh     200 SecretMappings at the smallest refreshInterval the CRD accepts
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from lightkube import AsyncClient, codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.types import PatchType
+
+import testenv
+from bench.common import (
+    ReadyWatch,
+    Row,
+    SecretMappingRes,
+    client_for,
+    ensure_namespace,
+    percentile,
+    print_table,
+)
+from bench.secretmappings import install_crds
+from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
+from testenv.process import LOOPBACK, free_port
+
+ResourceRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "Resource", "resources")
+DriverRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "Driver", "drivers")
+
+CHART_MEMORY_LIMIT_MIB = 512
+LAG_TARGET_S = 0.1
+PROBE_SPACING_S = 0.3
+MIN_REFRESH = "10s"
+
+# A YAML alias bomb: each level refers to the one above nine times (9^8 leaves, a few hundred characters).
+ALIAS_BOMB = "\n".join(
+    [
+        'a0: &a0 ["x","x","x","x","x","x","x","x","x"]',
+        *(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)),
+        "bomb: *a8",
+    ]
+)
+REGEX_BOMB = '{{ regexMatch "a*a*a*a*b" (repeat 200000 "a") }}'
+
+
+# --- hostile drivers (served by this process) --------------------------------------------------------------
+
+
+async def trickle(request: web.Request) -> web.StreamResponse:
+    """Headers at once, then the body one byte a second: per-read inactivity never expires."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    body = json.dumps({"resource": {"values": {"v": "x" * 600}}}).encode()
+    for byte in body:
+        await response.write(bytes([byte]))
+        await asyncio.sleep(1.0)
+    return response
+
+
+async def big_answer(request: web.Request) -> web.Response:
+    await request.read()
+    body = json.dumps({"resource": {"values": {"blob": "x" * (5 * 1024 * 1024)}, "secrets": {}}})
+    return web.Response(body=body.encode(), content_type="application/json")
+
+
+async def hung(request: web.Request) -> web.Response:
+    await asyncio.sleep(3600)
+    return web.Response(status=500)
+
+
+HANDLERS: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
+    "trickle": trickle,
+    "big": big_answer,
+    "hung": hung,
+}
+
+
+async def serve_hostile_drivers() -> tuple[web.AppRunner, dict[str, str]]:
+    targets: dict[str, str] = {}
+    runner_app = web.Application()
+    for name, handler in HANDLERS.items():
+        runner_app.router.add_route("*", f"/{name}/{{guresid}}", handler)
+    runner = web.AppRunner(runner_app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, LOOPBACK, port).start()
+    for name in HANDLERS:
+        targets[name] = f"http://{LOOPBACK}:{port}/{name}/"
+    return runner, targets
+
+
+# --- objects -----------------------------------------------------------------------------------------------
+
+
+def obj(manifest: dict[str, Any]) -> Any:
+    return codecs.from_dict(manifest)
+
+
+def secret(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def store(namespace: str, addr: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretStore",
+        "metadata": {"name": "bao", "namespace": namespace},
+        "spec": {
+            "vault": {
+                "url": addr,
+                "path": "secret",
+                "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}},
+            }
+        },
+    }
+
+
+def resource(name: str, namespace: str, driver_type: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "Resource",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"type": "config", "id": f"blast.{name}", "driverType": driver_type, "driverInputs": inputs},
+    }
+
+
+def template_resource(name: str, namespace: str, outputs_template: str) -> dict[str, Any]:
+    return resource(
+        name, namespace, "humanitec/template", {"values": {"templates": {"outputs": outputs_template}}}
+    )
+
+
+def driver(name: str, namespace: str, target: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "Driver",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"target": target, "sign": False, "timeouts": {"request": "5s", "operation": "30s"}},
+    }
+
+
+def mapping(name: str, namespace: str, refresh: str | None = None, key: str = "value") -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "secretName": name,
+        "secretData": [{"secretKey": key, "secretStoreName": "bao", "remoteRef": {"key": "blast/shared"}}],
+    }
+    if refresh is not None:
+        spec["refreshInterval"] = refresh
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretMapping",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+# --- measuring ---------------------------------------------------------------------------------------------
+
+
+def lag_buckets(metrics_text: str) -> dict[float, float]:
+    """Cumulative bucket counts of the event-loop lag histogram (empty if the operator has none)."""
+    buckets: dict[float, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("strongroom_event_loop_lag_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float("inf") if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def histogram_p99(before: dict[float, float], after: dict[float, float]) -> float:
+    """The upper bound of the bucket holding the 99th percentile of the observations between two reads."""
+    if not after:
+        return float("nan")
+    delta = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    total = delta.get(float("inf"), 0.0)
+    if total <= 0:
+        return float("nan")
+    for bound in sorted(delta):
+        if delta[bound] >= 0.99 * total:
+            return bound
+    return float("inf")
+
+
+def family_peak_rss_mib(pid: int) -> float:
+    """VmHWM of a process plus that of its children (template workers count against the pod too)."""
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            pids.extend(int(child) for child in children)
+    for one in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    echo: list[float] = field(default_factory=list)
+    mapping: list[float] = field(default_factory=list)
+    unready: int = 0
+    lag_p99: float = float("nan")
+    rss_mib: float = float("nan")
+    restarted: bool = False
+
+
+# --- scenarios ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    client: AsyncClient
+    hostile: str
+    targets: dict[str, str]
+    stop: asyncio.Event
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def create_all(client: AsyncClient, manifests: list[dict[str, Any]]) -> None:
+    for manifest in manifests:
+        resource_type = {"Resource": ResourceRes, "Driver": DriverRes, "SecretMapping": SecretMappingRes}[
+            manifest["kind"]
+        ]
+        await client.create(resource_type.from_dict(manifest))
+
+
+async def alias_bomb(ctx: Context) -> None:
+    await create_all(ctx.client, [template_resource(f"alias-{i}", ctx.hostile, ALIAS_BOMB) for i in range(3)])
+
+
+async def regex_bomb(ctx: Context) -> None:
+    await create_all(ctx.client, [template_resource(f"regex-{i}", ctx.hostile, REGEX_BOMB) for i in range(3)])
+
+
+async def remote(ctx: Context, kind: str, count: int) -> None:
+    await create_all(ctx.client, [driver(kind, ctx.hostile, ctx.targets[kind])])
+    await create_all(
+        ctx.client, [resource(f"{kind}-{i}", ctx.hostile, kind, {"values": {"n": i}}) for i in range(count)]
+    )
+
+
+async def churn(ctx: Context) -> None:
+    names = [f"churn-{i}" for i in range(100)]
+    await create_all(ctx.client, [mapping(name, ctx.hostile) for name in names])
+
+    async def patcher() -> None:
+        turn = 0
+        while not ctx.stop.is_set():
+            started = time.perf_counter()
+            name = names[turn % len(names)]
+            body = {"spec": {"secretData": [{"secretKey": f"k{turn}", "secretStoreName": "bao",
+                                             "remoteRef": {"key": "blast/shared"}}]}}  # fmt: skip
+            with contextlib.suppress(ApiError):
+                await ctx.client.patch(
+                    SecretMappingRes, name, body, namespace=ctx.hostile, patch_type=PatchType.MERGE
+                )
+            turn += 1
+            await asyncio.sleep(max(0.0, 0.01 - (time.perf_counter() - started)))  # 100 specs/s
+
+    ctx.background.append(asyncio.create_task(patcher()))
+
+
+async def min_refresh(ctx: Context) -> None:
+    await create_all(ctx.client, [mapping(f"fast-{i}", ctx.hostile, refresh=MIN_REFRESH) for i in range(200)])
+
+
+SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
+    "baseline": lambda ctx: asyncio.sleep(0),
+    "alias-bomb": alias_bomb,
+    "regex-bomb": regex_bomb,
+    "trickle-driver": lambda ctx: remote(ctx, "trickle", 5),
+    "big-answer": lambda ctx: remote(ctx, "big", 5),
+    "hung-driver": lambda ctx: remote(ctx, "hung", 50),
+    "churn": churn,
+    "min-refresh": min_refresh,
+}
+
+
+async def probe(
+    client: AsyncClient, namespace: str, count: int, limit: float
+) -> tuple[list[float], list[float], int]:
+    """Create `count` Echo Resources and SecretMappings, one of each every PROBE_SPACING_S; their times to
+    Ready (seconds) and how many never became Ready within `limit`."""
+    resources = ReadyWatch(client, ResourceRes, namespace)
+    mappings = ReadyWatch(client, SecretMappingRes, namespace)
+    resources.start()
+    mappings.start()
+    await asyncio.sleep(0.5)
+    created: dict[tuple[str, str], float] = {}
+    for i in range(count):
+        echo = resource(
+            f"probe-{i}", namespace, "humanitec/echo", {"values": {"host": f"db-{i}", "port": 5432}}
+        )
+        created[("Resource", echo["metadata"]["name"])] = time.perf_counter()
+        await client.create(ResourceRes.from_dict(echo))
+        sync = mapping(f"probe-{i}", namespace)
+        created[("SecretMapping", sync["metadata"]["name"])] = time.perf_counter()
+        await client.create(SecretMappingRes.from_dict(sync))
+        await asyncio.sleep(PROBE_SPACING_S)
+    deadline = time.perf_counter() + limit
+    watches = {"Resource": resources, "SecretMapping": mappings}
+    while time.perf_counter() < deadline and not all(  # noqa: ASYNC110 (the watches fill ready_at)
+        name in watches[kind].ready_at for kind, name in created
+    ):
+        await asyncio.sleep(0.1)
+    await resources.stop()
+    await mappings.stop()
+    times: dict[str, list[float]] = {"Resource": [], "SecretMapping": []}
+    unready = 0
+    for (kind, name), at in created.items():
+        ready_at = watches[kind].ready_at.get(name)
+        if ready_at is None:
+            unready += 1
+        else:
+            times[kind].append(ready_at - at)
+    return times["Resource"], times["SecretMapping"], unready
+
+
+async def run_scenario(
+    name: str, args: argparse.Namespace, env: testenv.Environment, workdir: Path, targets: dict[str, str]
+) -> Outcome:
+    info = env.info("kubernetes")
+    bao = env.info("openbao")
+    client = client_for(Path(info["kubeconfig"]))
+    suffix = uuid.uuid4().hex[:5]
+    hostile, victim = f"hostile-{suffix}", f"victim-{suffix}"
+    outcome = Outcome(name)
+    operator: OperatorProcess | None = None
+    ctx = Context(client, hostile, targets, asyncio.Event())
+    try:
+        for namespace in (hostile, victim):
+            await ensure_namespace(client, namespace)
+            await client.apply(obj(secret(namespace, "bao-token", {"token": bao["root_token"]})))
+            await client.apply(obj(store(namespace, bao["addr"])))
+        operator = start_operator(
+            Path(info["kubeconfig"]),
+            workdir / f"operator-{name}.log",
+            [
+                "--log-level=info",
+                f"--namespace={OPERATOR_NAMESPACE}",
+                f"--namespace={hostile}",
+                f"--namespace={victim}",
+            ],
+        )
+        pid = operator.process.pid
+        await SCENARIOS[name](ctx)
+        await asyncio.sleep(args.hold)
+        before = lag_buckets(operator.metrics())
+        outcome.echo, outcome.mapping, outcome.unready = await probe(client, victim, args.probes, args.limit)
+        with contextlib.suppress(OSError):
+            outcome.lag_p99 = histogram_p99(before, lag_buckets(operator.metrics()))
+        outcome.rss_mib = family_peak_rss_mib(pid)
+        outcome.restarted = not operator.process.alive()
+    finally:
+        ctx.stop.set()
+        for task in ctx.background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if operator is not None:
+            operator.stop()
+        await client.close()
+    return outcome
+
+
+def rows_of(outcomes: list[Outcome]) -> list[Row]:
+    baseline = next((o for o in outcomes if o.scenario == "baseline"), None)
+    rows: list[Row] = []
+    for o in outcomes:
+
+        def ms(values: list[float], pct: float) -> str:
+            return f"{percentile(values, pct) * 1000:.0f}"
+
+        ratio = ""
+        if baseline is not None and o is not baseline:
+            worst = max(percentile(o.echo, 99) / percentile(baseline.echo, 99),
+                        percentile(o.mapping, 99) / percentile(baseline.mapping, 99))  # fmt: skip
+            ratio = f"{worst:.1f}x"
+        lag = "n/a" if o.lag_p99 != o.lag_p99 else f"{o.lag_p99 * 1000:.0f} ms"
+        rows.append(
+            Row(
+                o.scenario,
+                f"echo {ms(o.echo, 50)}/{ms(o.echo, 99)} ms, "
+                f"mapping {ms(o.mapping, 50)}/{ms(o.mapping, 99)} ms",
+                "p99 <= 2x baseline" if o is not baseline else "",
+                f"vs baseline {ratio or '-'}; lag p99 {lag}; RSS {o.rss_mib:.0f} MiB; "
+                f"restarts {int(o.restarted)}; never Ready {o.unready}",
+            )
+        )
+    return rows
+
+
+async def main_async(args: argparse.Namespace, env: testenv.Environment, workdir: Path) -> list[Outcome]:
+    info = env.info("kubernetes")
+    bao = env.info("openbao")
+    client = client_for(Path(info["kubeconfig"]))
+    try:
+        await ensure_namespace(client, OPERATOR_NAMESPACE)
+    finally:
+        await client.close()
+    import httpx
+
+    async with httpx.AsyncClient(base_url=bao["addr"], headers={"X-Vault-Token": bao["root_token"]}) as vault:
+        response = await vault.post("/v1/secret/data/blast/shared", json={"data": {"value": "v"}})
+        response.raise_for_status()
+    runner, targets = await serve_hostile_drivers()
+    outcomes: list[Outcome] = []
+    try:
+        names = ["baseline", *(n for n in SCENARIOS if n != "baseline")]
+        if args.only:
+            names = ["baseline", *(n for n in args.only.split(",") if n != "baseline")]
+        for name in names:
+            print(f"[bench] {name} ...", flush=True)
+            outcomes.append(await run_scenario(name, args, env, workdir, targets))
+    finally:
+        await runner.cleanup()
+    return outcomes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--probes", type=int, default=20, help="Echo Resources and SecretMappings per scenario"
+    )
+    parser.add_argument(
+        "--hold", type=float, default=8.0, help="seconds the hostile objects work before probing"
+    )
+    parser.add_argument("--limit", type=float, default=120.0, help="seconds a probe may take to become Ready")
+    parser.add_argument(
+        "--only", help=f"comma-separated scenarios (baseline always runs): {', '.join(SCENARIOS)}"
+    )
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-bench-blast-"))
+    env = testenv.start(workdir, ["kubernetes", "openbao"])
+    try:
+        install_crds(Path(env.info("kubernetes")["kubeconfig"]))
+        outcomes = asyncio.run(main_async(args, env, workdir))
+    finally:
+        env.stop()
+    print_table(
+        f"Blast radius: a fresh Echo Resource and SecretMapping in another namespace, p50/p99 time to Ready "
+        f"({args.probes} each); targets: lag p99 <= {LAG_TARGET_S * 1000:.0f} ms, "
+        f"RSS <= {CHART_MEMORY_LIMIT_MIB // 2} MiB, 0 restarts",
+        rows_of(outcomes),
+    )
+    print(f"\noperator logs: {workdir}")
+
+
+if __name__ == "__main__":
+    main()
