@@ -221,6 +221,8 @@ class RenderPool:
         """Run one request in a worker; its JSON answer. Raises SandboxLimitExceeded, SandboxUnavailable."""
         import asyncio
 
+        if self._closed:
+            raise SandboxUnavailable("the template render pool is closed")
         payload = _frame(request)
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(self._executor, self._call, payload)
