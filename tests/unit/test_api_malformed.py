@@ -224,6 +224,17 @@ MALFORMED: list[Malformed] = [
         _obj("SecretMapping", _with(_MAPPING, refreshInterval="1 hour")),
         "spec.refreshInterval",
     ),
+    # Below the floor: `1us` requeued at once (thousands of API requests per object), `1ns` parsed to zero
+    # and silently meant "never"; above the ceiling is as good as never and should say 0.
+    *(
+        Malformed(
+            f"mapping-refresh-interval-{interval}",
+            _obj("SecretMapping", _with(_MAPPING, refreshInterval=interval)),
+            "spec.refreshInterval",
+            "must be 0 (never) or between 10s and 168h",
+        )
+        for interval in ("1us", "1ns", "9.5s", "169h", "168h1ns")
+    ),
     # --- Driver ---
     Malformed("driver-target-not-url", _obj("Driver", {"target": "drivers.example.com/s3/"}), "spec.target"),
     Malformed(
