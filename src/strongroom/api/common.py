@@ -108,6 +108,8 @@ def bounded_duration(
     apply time and by the model (objects stored before the bounds existed get InvalidSpec).
 
     `zero`: what a zero duration means (e.g. "never"), when zero is allowed below `minimum`.
+    The result is an `Annotated` type; mypy sees it as `str` when declared under `if TYPE_CHECKING`
+    (api/secretmapping.py shows how).
     """
     rule_parts = [f"duration(self) <= duration('{maximum}')"]
     if minimum is not None:

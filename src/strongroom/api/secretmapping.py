@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
 from pydantic import Field, model_validator
 
@@ -25,13 +25,16 @@ REFRESH_INTERVAL_MIN = "10s"
 #: The longest: a week. Longer intervals are as good as never; say `0` for that.
 REFRESH_INTERVAL_MAX = "168h"
 
-RefreshInterval = bounded_duration(
-    minimum=REFRESH_INTERVAL_MIN,
-    maximum=REFRESH_INTERVAL_MAX,
-    zero="never",
-    description=f"A duration in Go syntax between {REFRESH_INTERVAL_MIN} and {REFRESH_INTERVAL_MAX} "
-    "(e.g. 30s, 5m, 1h30m), or 0 for never.",
-)
+if TYPE_CHECKING:
+    RefreshInterval: TypeAlias = str
+else:
+    RefreshInterval = bounded_duration(
+        minimum=REFRESH_INTERVAL_MIN,
+        maximum=REFRESH_INTERVAL_MAX,
+        zero="never",
+        description=f"A duration in Go syntax between {REFRESH_INTERVAL_MIN} and {REFRESH_INTERVAL_MAX} "
+        "(e.g. 30s, 5m, 1h30m), or 0 for never.",
+    )
 
 
 class RemoteRef(ApiModel):
