@@ -264,6 +264,16 @@ MALFORMED: list[Malformed] = [
         "resource-missing-driver-type", _obj("Resource", _with(_RESOURCE, driverType=None)), "spec.driverType"
     ),
     Malformed("resource-bad-type", _obj("Resource", _with(_RESOURCE, type="Postgres DB")), "spec.type"),
+    Malformed(
+        "resource-too-many-input-keys",
+        _obj("Resource", _with(_RESOURCE, driverInputs={"values": {f"k{i}": i for i in range(257)}})),
+        "spec.driverInputs.values",
+    ),
+    Malformed(
+        "resource-too-many-resource-inputs",
+        _obj("Resource", _with(_RESOURCE, resourceInputs={f"k{i}": i for i in range(257)})),
+        "spec.resourceInputs",
+    ),
     Malformed("resource-missing-id", _obj("Resource", _with(_RESOURCE, id=None)), "spec.id"),
     Malformed(
         "resource-bad-guresid", _obj("Resource", _with(_RESOURCE, guresid="Has_Upper")), "spec.guresid"
