@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,7 @@ def test_hostile_templates_end_in_template_limit_exceeded_while_others_become_re
 
     messages: dict[str, str] = {}
     for name in hostile:
-        reason = eventually(
-            lambda name=name: _reason(env, "resource", attacker, name), timeout=120, what=f"{name} condition"
-        )
+        reason = eventually(partial(_reason, env, "resource", attacker, name), timeout=120, what=name)
         assert reason == "TemplateLimitExceeded", name
         cond = _ready_condition(env, "resource", attacker, name)
         assert cond is not None
@@ -177,13 +176,11 @@ def test_hostile_templates_end_in_template_limit_exceeded_while_others_become_re
 
 def test_refresh_interval_below_the_floor_is_rejected_at_apply_time(env: Env) -> None:
     for interval in ("1us", "1ns", "9s"):
+        name = f"too-eager-{interval}"
         mapping = {
             "apiVersion": API,
             "kind": "SecretMapping",
-            "metadata": {
-                "name": f"too-eager-{interval.replace('.', '-')}",
-                "namespace": env.attacker.namespace,
-            },
+            "metadata": {"name": name, "namespace": env.attacker.namespace},
             "spec": {
                 "secretName": "too-eager",
                 "refreshInterval": interval,
@@ -196,7 +193,7 @@ def test_refresh_interval_below_the_floor_is_rejected_at_apply_time(env: Env) ->
         assert result.returncode != 0, interval
         assert "spec.refreshInterval" in result.stderr, result.stderr
         assert "must be 0 (never) or between 10s and 168h" in result.stderr, result.stderr
-        assert get(env.cluster, "secretmapping", env.attacker.namespace, mapping["metadata"]["name"]) is None
+        assert get(env.cluster, "secretmapping", env.attacker.namespace, name) is None
 
 
 def test_oversized_inputs_get_inputs_too_large(env: Env) -> None:
