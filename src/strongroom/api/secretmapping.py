@@ -73,7 +73,8 @@ class SecretMappingSpec(ApiModel):
     )
     """Keys of the Secret, each from one secret in a store."""
     refresh_interval: RefreshInterval | None = None
-    """How often to re-read the stores (10s to 168h); the operator's default if absent, "0" for never."""
+    """How often to re-read the stores, 10s to 168h (each refresh costs store reads and API requests);
+    the operator's default if absent, "0" for never."""
 
     @model_validator(mode="after")
     def _unique_keys(self) -> SecretMappingSpec:
