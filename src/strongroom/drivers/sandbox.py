@@ -338,7 +338,11 @@ def main(argv: list[str] | None = None) -> None:
     from strongroom.drivers.template import answer
 
     limits = SandboxLimits(timeout_seconds=args.timeout, memory_bytes=args.memory)
-    serve(lambda request: answer(request, limits), sys.stdin.buffer, sys.stdout.buffer)
+    # Frames go out on a copy of stdout; stdout itself then points where stderr does (nowhere), so a stray
+    # print anywhere below cannot corrupt the framing.
+    frames = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(lambda request: answer(request, limits), sys.stdin.buffer, frames)
 
 
 if __name__ == "__main__":
