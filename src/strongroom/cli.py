@@ -238,6 +238,33 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     show_envvar=True,
     help="How long identical reads (same store, key, version, property) share one result (Go duration).",
 )
+@click.option(
+    "--template-timeout",
+    default="5s",
+    show_default=True,
+    envvar="STRONGROOM_TEMPLATE_TIMEOUT",
+    show_envvar=True,
+    help="Wall-clock limit of one Template-driver call (every template rendered and parsed); past it the "
+    "render process is killed and the Resource gets TemplateLimitExceeded (Go duration).",
+)
+@click.option(
+    "--template-memory",
+    default="128Mi",
+    show_default=True,
+    envvar="STRONGROOM_TEMPLATE_MEMORY",
+    show_envvar=True,
+    help="Address-space cap of each Template-driver render process (bytes, Ki, Mi, Gi). The processes "
+    "count against the pod's memory limit: keep workers x memory + the operator's own below it.",
+)
+@click.option(
+    "--template-workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    envvar="STRONGROOM_TEMPLATE_WORKERS",
+    show_envvar=True,
+    help="Template-driver render processes (started on first use); renders beyond this wait for one.",
+)
 @_one_line_errors
 def operator_run_command(
     kubeconfig: str | None,
@@ -259,9 +286,13 @@ def operator_run_command(
     store_burst: int,
     store_read_ttl: str,
     resource_resync_interval: str,
+    template_timeout: str,
+    template_memory: str,
+    template_workers: int,
 ) -> None:
     """Run the operator: watch strongroom resources and reconcile them until SIGTERM/SIGINT."""
     from strongroom.api.common import parse_duration
+    from strongroom.drivers.sandbox import parse_bytes
     from strongroom.operator.config import LogFormat, LogLevel, OperatorConfig, split_namespaces
 
     def seconds(flag: str, text: str) -> float:
@@ -270,6 +301,10 @@ def operator_run_command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=flag) from None
 
+    try:
+        memory_bytes = parse_bytes(template_memory)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--template-memory") from None
     watched = split_namespaces(namespaces)
     if watched and all_namespaces:
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
@@ -292,6 +327,9 @@ def operator_run_command(
         store_burst=store_burst,
         store_read_ttl=seconds("--store-read-ttl", store_read_ttl),
         resource_resync_interval=seconds("--resource-resync-interval", resource_resync_interval),
+        template_timeout=seconds("--template-timeout", template_timeout),
+        template_memory=memory_bytes,
+        template_workers=template_workers,
     )
 
     from strongroom.operator.app import run

@@ -127,6 +127,8 @@ def test_rendered_manifests_pass_kubernetes_validate_strict(cluster: Cluster, va
         (["--set", "logFormat=yaml"], "logFormat"),
         (["--set", "watchNamespaces={Not_Valid}"], "watchNamespaces"),
         (["--set", "unknownKey=1"], "unknownKey"),
+        (["--set", "template.memory=lots"], "/template/memory"),
+        (["--set", "template.workers=0"], "/template/workers"),
     ],
 )
 def test_values_schema_rejects_bad_values(cluster: Cluster, args: list[str], complaint: str) -> None:
@@ -169,6 +171,9 @@ def test_deployment(cluster: Cluster) -> None:
     assert security["runAsUser"] == 65532
     assert "--log-level=debug" in container["args"]
     assert "--log-format=json" in container["args"]
+    assert {"--template-timeout=5s", "--template-memory=128Mi", "--template-workers=2"} <= set(
+        container["args"]
+    )
     assert not [a for a in container["args"] if a.startswith("--namespace")]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8081, "metrics": 8080}

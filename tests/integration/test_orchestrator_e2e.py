@@ -359,12 +359,63 @@ def test_gitops_mode(e2e: Env) -> None:
     deployment(e2e, namespace)
 
 
+#: Credentials of the existing database the Humanitec-format definition (postgres-external) refers to.
+EXTERNAL_DB_CANARIES = {"username": "canary-e2e-ext-user-51c0", "password": "canary-e2e-ext-pw-9be2"}
+
+
+def test_gitops_mode_with_a_humanitec_format_definition(e2e: Env) -> None:
+    """The Git history check below must cover both definition formats: here a Humanitec `Definition`
+    (examples/app/definitions/postgres-external.humanitec.yaml, echo driver, secret_refs to OpenBao)
+    provisions the database of an environment of type production, committed to Git in GitOps mode."""
+    for key, value in EXTERNAL_DB_CANARIES.items():
+        _seed_openbao(e2e.openbao, f"databases/{e2e.app}/{key}", value)
+    score = e2e.workdir / "web-external.yaml"
+    score.write_text(
+        SCORE_WITHOUT_DB.replace(
+            "      LOG_LEVEL: ${resources.env.LOG_LEVEL}\n",
+            "      LOG_LEVEL: ${resources.env.LOG_LEVEL}\n      DB_PASSWORD: ${resources.db.password}\n",
+        )
+        + "  db:\n    type: postgres\n    class: external\n"
+    )
+    e2e.deploy(
+        "gitprod",
+        "--mode",
+        "gitops",
+        "--git-url",
+        e2e.git.info["url"],
+        "--env-type",
+        "production",
+        score=score,
+        extra_env=git_env(e2e),
+    )
+    sync_from_git(e2e, "gitprod")
+    namespace = e2e.namespace("gitprod")
+    resource = eventually(
+        lambda: next(
+            (
+                obj
+                for obj in json.loads(
+                    e2e.cluster.kubectl_run("-n", namespace, "get", "resources", "-o", "json").stdout
+                )["items"]
+                if obj["spec"]["type"] == "postgres"
+            ),
+            None,
+        ),
+        what="the postgres Resource",
+    )
+    assert resource["metadata"]["annotations"]["strongroom.dev/definition"] == "postgres-external"
+    name = resource["metadata"]["name"]
+    eventually(partial(ready, e2e, "resource", namespace, name), timeout=120, what=f"resource {name} Ready")
+    assert secret(e2e, namespace, f"{name}-outputs")["password"] == EXTERNAL_DB_CANARIES["password"]
+
+
 def test_git_holds_no_secret_value(e2e: Env) -> None:
-    """Every object in the server's repository (all history), byte for byte: no canary, no DB password."""
+    """Every object in the server's repository (all history), byte for byte: no canary, no DB password,
+    whichever definition format (strongroom's or Humanitec's) the secret's resource came from."""
     passwords = [
         secret(e2e, e2e.namespace(env), "postgres-web-db-outputs")["password"] for env in ("op", "git")
     ]
-    canaries = [API_KEY_CANARY, *passwords]
+    canaries = [API_KEY_CANARY, *passwords, *EXTERNAL_DB_CANARIES.values()]
     dump = subprocess.run(
         ["git", "-C", e2e.git.info["repo"], "cat-file", "--batch-all-objects", "--batch"],
         check=True,
@@ -379,7 +430,8 @@ def test_git_holds_no_secret_value(e2e: Env) -> None:
     for path in Path(e2e.git.info["repo"]).rglob("*"):
         if path.is_file():
             data = path.read_bytes()
-            assert API_KEY_CANARY.encode() not in data
+            for canary in (API_KEY_CANARY, *EXTERNAL_DB_CANARIES.values()):
+                assert canary.encode() not in data
 
 
 def test_direct_mode(e2e: Env) -> None:

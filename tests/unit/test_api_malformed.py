@@ -224,6 +224,17 @@ MALFORMED: list[Malformed] = [
         _obj("SecretMapping", _with(_MAPPING, refreshInterval="1 hour")),
         "spec.refreshInterval",
     ),
+    # Below the floor: `1us` requeued at once (thousands of API requests per object), `1ns` parsed to zero
+    # and silently meant "never"; above the ceiling is as good as never and should say 0.
+    *(
+        Malformed(
+            f"mapping-refresh-interval-{interval}",
+            _obj("SecretMapping", _with(_MAPPING, refreshInterval=interval)),
+            "spec.refreshInterval",
+            "must be 0 (never) or between 10s and 168h",
+        )
+        for interval in ("1us", "1ns", "9.5s", "169h", "168h1ns")
+    ),
     # --- Driver ---
     Malformed("driver-target-not-url", _obj("Driver", {"target": "drivers.example.com/s3/"}), "spec.target"),
     Malformed(
@@ -253,6 +264,16 @@ MALFORMED: list[Malformed] = [
         "resource-missing-driver-type", _obj("Resource", _with(_RESOURCE, driverType=None)), "spec.driverType"
     ),
     Malformed("resource-bad-type", _obj("Resource", _with(_RESOURCE, type="Postgres DB")), "spec.type"),
+    Malformed(
+        "resource-too-many-input-keys",
+        _obj("Resource", _with(_RESOURCE, driverInputs={"values": {f"k{i}": i for i in range(257)}})),
+        "spec.driverInputs.values",
+    ),
+    Malformed(
+        "resource-too-many-resource-inputs",
+        _obj("Resource", _with(_RESOURCE, resourceInputs={f"k{i}": i for i in range(257)})),
+        "spec.resourceInputs",
+    ),
     Malformed("resource-missing-id", _obj("Resource", _with(_RESOURCE, id=None)), "spec.id"),
     Malformed(
         "resource-bad-guresid", _obj("Resource", _with(_RESOURCE, guresid="Has_Upper")), "spec.guresid"

@@ -220,3 +220,36 @@ async def test_templates_must_be_an_object() -> None:
 async def test_a_foreign_cookie_is_handed_over_as_text() -> None:
     req = _only_values({"outputs": "seen: {{ .cookie | quote }}\n"}, cookie=SecretValue("b2xkLWNvb2tpZQ=="))
     assert (await TemplateDriver().apply(req)).values == {"seen": "b2xkLWNvb2tpZQ=="}
+
+
+async def test_rendered_yaml_is_read_as_go_yaml_reads_it() -> None:
+    # sigs.k8s.io/yaml: go-yaml v2 resolves y/on/off as booleans, 1e3 and 0o17 as numbers, keys become
+    # strings (y, 1, 1.5), and every number goes through float64 (whole ones print without a fraction).
+    outputs = (
+        "flag: y\nswitch: off\nexp: 1e3\noctal: 0o17\nhalf: 0.5\nday: 2024-01-02\n"
+        "keys: {y: b, 1: c, 1.5: d}\nbig: 12345678901234567890\nquoted: 'y'\n"
+    )
+    result = await TemplateDriver().apply(_only_values({"outputs": outputs}))
+    assert result.values == {
+        "flag": True,
+        "switch": False,
+        "exp": 1000,
+        "octal": 15,
+        "half": 0.5,
+        "day": "2024-01-02",
+        "keys": {"true": "b", "1": "c", "1.5": "d"},
+        "big": 12345678901234567000,  # float64's digits, as Go's JSON prints them
+        "quoted": "y",
+    }
+    assert isinstance(result.values["exp"], int)
+
+
+async def test_a_null_key_is_refused_as_go_refuses_it() -> None:
+    with pytest.raises(TemplateFailed, match=r"not valid YAML.*unsupported map key") as info:
+        await TemplateDriver().apply(_only_values({"outputs": "~: a\n"}))
+    assert info.value.reason == "TemplateError"
+
+
+async def test_only_the_first_rendered_document_counts() -> None:
+    result = await TemplateDriver().apply(_only_values({"outputs": "a: 1\n---\nb: 2\n"}))
+    assert result.values == {"a": 1}

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from strongroom import cli
+from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.operator import app
 from strongroom.operator.config import (
     DEFAULT_BIND_ADDRESS,
@@ -33,6 +34,9 @@ _ENV_VARS = (
     "STRONGROOM_RECONCILE_LIMIT",
     "STRONGROOM_WORKER_LIMIT",
     "STRONGROOM_STANDALONE",
+    "STRONGROOM_TEMPLATE_TIMEOUT",
+    "STRONGROOM_TEMPLATE_MEMORY",
+    "STRONGROOM_TEMPLATE_WORKERS",
 )
 
 
@@ -215,6 +219,21 @@ def test_cli_defaults_match_the_config_defaults(captured: list[OperatorConfig]) 
         assert getattr(captured[0], item.name) == getattr(defaults, item.name), item.name
 
 
+def test_template_flags(captured: list[OperatorConfig]) -> None:
+    code, output = _invoke(["--template-timeout=1500ms", "--template-memory=1Gi", "--template-workers=3"])
+    assert code == 0, output
+    (config,) = captured
+    assert config.template_limits == SandboxLimits(timeout_seconds=1.5, memory_bytes=1 << 30, workers=3)
+
+    code, output = _invoke(["--template-memory=lots"])
+    assert code != 0
+    assert "--template-memory" in output
+    assert "not a byte count" in output
+    code, output = _invoke(["--template-memory=10Mi"])
+    assert code != 0
+    assert "at least 96Mi" in output
+
+
 def test_split_namespaces() -> None:
     assert split_namespaces(["a,b", "c d", " a ", ""]) == ("a", "b", "c", "d")
 
@@ -234,6 +253,9 @@ def test_operator_namespace_is_served_once() -> None:
         {"metrics_port": 70000},
         {"worker_limit": 0},
         {"reconcile_limit": 0},
+        {"template_timeout": 0},
+        {"template_memory": 1 << 20},
+        {"template_workers": 0},
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict[str, object]) -> None:

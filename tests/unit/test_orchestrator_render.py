@@ -331,7 +331,7 @@ def test_values_in_definitions(tmp_path: Path) -> None:
             "svc",
             "svc",
             inputs="values: {region: '${values.REGION}'}\n"
-            "secrets: {auth: {token: '${values.TOKEN}'}, plain: x}\n",
+            "secrets: {auth: {token: '${values.TOKEN}'}, zone: 'in-${values.REGION}'}\n",
         ),
     )
     wl = score(tmp_path, "web", "s: {type: svc}\n")
@@ -339,7 +339,7 @@ def test_values_in_definitions(tmp_path: Path) -> None:
     inputs = objects_by(rendered, "Resource")["svc-web-s"]["spec"]["driverInputs"]
     assert inputs == {
         "values": {"region": "eu"},
-        "secrets": {"plain": "x"},
+        "secrets": {"zone": "in-eu"},
         "secretRefs": {"auth": {"token": {"store": "vault", "ref": "ci/token", "version": "3"}}},
     }
     # A secret value inlined into text would be a leak; it is refused.
@@ -416,6 +416,88 @@ def test_humanitec_unsupported_fields_are_problems(tmp_path: Path) -> None:
     assert any("entity.driver_account: cloud accounts are not supported" in p for p in problems)
     assert any("secret_refs.password" in p and "plaintext `value`" in p for p in problems)
     assert all("hunter2" not in p for p in problems)
+
+
+LITERAL_CANARY = "canary-literal-in-git-5d1e"
+
+
+def test_literal_secrets_in_definitions_are_refused_in_both_formats(tmp_path: Path) -> None:
+    """A secret written into a definition's driver inputs would be in Git (the definition) and in the
+    Resource spec (GitOps mode commits it): every leaf of `secrets` must name where its value is kept."""
+    values = write(tmp_path / "values.yaml", "TOKEN: {store: vault, ref: ci/token}\n")
+    ours = write(
+        tmp_path / "defs" / "ours.yaml",
+        definition(
+            "ours",
+            "svc",
+            inputs=f"secrets: {{password: {LITERAL_CANARY}, nested: {{port: 5432}}, "
+            "ok: '${values.TOKEN}'}\n",
+        ),
+    )
+    write(
+        tmp_path / "defs" / "theirs.yaml",
+        f"""\
+        apiVersion: entity.humanitec.io/v1b1
+        kind: Definition
+        metadata: {{id: theirs}}
+        entity:
+          type: cache
+          driver_type: humanitec/echo
+          driver_inputs:
+            secrets:
+              auth: "Bearer {LITERAL_CANARY}"
+              context_only: "${{context.app.id}}"
+          criteria: [{{}}]
+        """,
+    )
+    # The Template driver's templates are template text, not values; anything else under secrets is checked.
+    write(
+        tmp_path / "defs" / "template.yaml",
+        definition(
+            "tpl",
+            "config",
+            driver="humanitec/template",
+            inputs=f"secrets: {{templates: {{outputs: 'x: 1'}}, key: {LITERAL_CANARY}}}\n",
+        ),
+    )
+    wl = score(tmp_path, "web", "s: {type: svc}\n")
+    problems = problems_of([wl], [tmp_path / "defs"], values, app="shop", env="dev")
+    literal = [p for p in problems if "would be kept in Git" in p]
+    assert sorted(line.split(": a secret value")[0] for line in literal) == sorted(
+        [
+            f"{ours} (definition 'ours'): spec.driverInputs.secrets.nested.port",
+            f"{ours} (definition 'ours'): spec.driverInputs.secrets.password",
+            f"{tmp_path / 'defs' / 'template.yaml'} (definition 'tpl'): spec.driverInputs.secrets.key",
+            f"{tmp_path / 'defs' / 'theirs.yaml'} (definition 'theirs'): entity.driver_inputs.secrets.auth",
+            f"{tmp_path / 'defs' / 'theirs.yaml'} (definition 'theirs'): "
+            "entity.driver_inputs.secrets.context_only",
+        ]
+    )
+    assert all(LITERAL_CANARY not in line for line in problems)
+
+    # The CLI: one line each, non-zero exit, no traceback, no value.
+    result = CliRunner().invoke(
+        main,
+        [
+            "render",
+            "-f",
+            str(wl),
+            "-d",
+            str(tmp_path / "defs"),
+            "--values",
+            str(values),
+            "--app",
+            "shop",
+            "--env",
+            "dev",
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert sum("would be kept in Git" in line for line in lines) == 5
+    assert "Traceback" not in result.output
+    assert LITERAL_CANARY not in result.output
 
 
 def test_workload_type_resource_becomes_a_workload_patch(tmp_path: Path) -> None:

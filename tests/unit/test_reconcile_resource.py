@@ -12,7 +12,7 @@ import pytest
 
 from strongroom.api import constants as c
 from strongroom.api.common import SecretReference
-from strongroom.api.resource import Resource
+from strongroom.api.resource import DRIVER_INPUTS_MAX_BYTES, Resource
 from strongroom.drivers.base import DriverResult, Manifest, reveal_tree
 from strongroom.reconcile import resource as plan
 from strongroom.reconcile.stores import Problem
@@ -205,6 +205,29 @@ def test_malformed_placeholders_are_not_retried() -> None:
         assert isinstance(problem, plan.InputProblem), text
         assert problem.reason == "InvalidPlaceholder"
         assert not problem.retryable
+
+
+def test_inputs_over_the_size_cap_are_refused_once_resolved() -> None:
+    # A dependency's output can make small-looking inputs large: the cap applies after resolution.
+    big = "x" * (DRIVER_INPUTS_MAX_BYTES // 2)
+    resource = make(
+        spec={
+            "driverInputs": {"values": {"a": big}, "secrets": {"b": "${resources.a.outputs.blob}"}},
+        }
+    )
+    view = plan.dependency_view(ready_body("a", {"blob": big}))
+    problem = plan.resolve_placeholders(resource, {"a": view})
+    assert isinstance(problem, plan.InputProblem)
+    assert problem.reason == "InputsTooLarge"
+    assert not problem.retryable
+    assert f"limit of {DRIVER_INPUTS_MAX_BYTES} bytes" in problem.message
+    assert "values" in problem.message
+    assert "secrets" in problem.message
+    assert big not in problem.message
+
+    # Just under the cap is fine.
+    fits = make(spec={"driverInputs": {"values": {"a": "x" * (DRIVER_INPUTS_MAX_BYTES - 100)}}})
+    assert isinstance(plan.resolve_placeholders(fits, {}), plan.ResolvedInputs)
 
 
 def test_secret_dependencies_are_only_those_read_for_secret_outputs() -> None:

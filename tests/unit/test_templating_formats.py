@@ -119,3 +119,35 @@ def test_from_yaml_numbers_are_float64_and_keys_yaml11_strings() -> None:
 def test_to_yaml_document_end_marker_is_dropped() -> None:
     assert render("{{ toYaml .v }}", {"v": "plain"}) == "plain"
     assert render("{{ toYaml .v }}", {"v": {"k": "\n"}}) == "k: |2+\n"
+
+
+def test_parse_yaml_has_the_engine_budget() -> None:
+    from dataclasses import replace
+
+    from strongroom.templating import DEFAULT_LIMITS, TemplateError, parse_yaml
+
+    small = replace(DEFAULT_LIMITS, max_list_items=10)  # 100 nodes
+    document = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    with pytest.raises(TemplateError, match="excessive aliasing") as info:
+        parse_yaml(document, limits=small)
+    assert info.value.limit_exceeded
+    assert parse_yaml("a: &a [1, 2]\nb: *a\n", limits=small) == {"a": [1, 2], "b": [1, 2]}
+
+    with pytest.raises(TemplateError, match="nests too deeply") as info:
+        parse_yaml("a: &a [*a]\n")  # refers to itself: endless, however it is counted
+    assert info.value.limit_exceeded
+    with pytest.raises(TemplateError, match="nests too deeply"):
+        parse_yaml("[" * 5000 + "]" * 5000)
+    with pytest.raises(TemplateError, match="over the limit") as info:
+        parse_yaml("x" * 101, limits=replace(DEFAULT_LIMITS, max_output_chars=100))
+    assert info.value.limit_exceeded
+
+
+def test_parse_yaml_errors_name_the_line_not_the_text() -> None:
+    from strongroom.templating import TemplateError, parse_yaml
+
+    with pytest.raises(TemplateError) as info:
+        parse_yaml("a: 1\nb: [secret-text\n")
+    assert "line" in str(info.value)
+    assert "secret-text" not in str(info.value)
+    assert not info.value.limit_exceeded

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from typing_extensions import TypeAliasType
@@ -75,6 +75,9 @@ _SECONDS_PER_UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
 
 
+_NANOSECONDS_PER_UNIT = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse a Go-style duration ("1h30m", "90s", "0") as the schema accepts it."""
     if not re.fullmatch(c.DURATION, text):
@@ -83,6 +86,58 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(0)
     seconds = sum(float(number) * _SECONDS_PER_UNIT[unit] for number, unit in _DURATION_PART.findall(text))
     return timedelta(seconds=seconds)
+
+
+def duration_nanoseconds(text: str) -> int:
+    """A duration in whole nanoseconds, exactly (Go truncates fractions the same way): `1ns` is 1, not
+    the 0 a timedelta makes of it."""
+    if not re.fullmatch(c.DURATION, text):
+        raise ValueError(f"not a duration: {text!r} (expected e.g. 30s, 5m, 1h30m)")
+    total = 0
+    for number, unit in _DURATION_PART.findall(text):
+        whole, _, fraction = number.partition(".")
+        scale = _NANOSECONDS_PER_UNIT[unit]
+        total += int(whole) * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
+    return total
+
+
+def bounded_duration(
+    *, minimum: str | None = None, maximum: str, zero: str | None = None, description: str
+) -> Any:
+    """A Duration field type with a floor and a ceiling, checked by the API server (CEL `duration()`) at
+    apply time and by the model (objects stored before the bounds existed get InvalidSpec).
+
+    `zero`: what a zero duration means (e.g. "never"), when zero is allowed below `minimum`.
+    The result is an `Annotated` type; mypy sees it as `str` when declared under `if TYPE_CHECKING`
+    (api/secretmapping.py shows how).
+    """
+    rule_parts = [f"duration(self) <= duration('{maximum}')"]
+    if minimum is not None:
+        rule_parts.insert(0, f"duration(self) >= duration('{minimum}')")
+    rule = " && ".join(rule_parts)
+    if zero is not None:
+        rule = f"duration(self) == duration('0s') || ({rule})"
+    bounds = f"between {minimum} and {maximum}" if minimum is not None else f"at most {maximum}"
+    message = f"must be 0 ({zero}) or {bounds}" if zero is not None else f"must be {bounds}"
+    low = duration_nanoseconds(minimum) if minimum is not None else 0
+    high = duration_nanoseconds(maximum)
+
+    def check(text: str) -> str:
+        value = duration_nanoseconds(text)
+        if (zero is not None and value == 0) or low <= value <= high:
+            return text
+        raise ValueError(f"{text!r} {message}")
+
+    return Annotated[
+        str,
+        Field(
+            pattern=c.DURATION,
+            max_length=c.DURATION_MAX,
+            description=description,
+            json_schema_extra={"x-kubernetes-validations": [cel(rule, message)]},
+        ),
+        AfterValidator(check),
+    ]
 
 
 # --- Names ------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -39,12 +41,35 @@ def _immutable(field: str) -> dict[str, Any]:
     return {"x-kubernetes-validations": [cel("self == oldSelf", f"{field} is immutable")]}
 
 
+#: Most top-level keys of a free-form input object (`driverInputs.values`/`secrets`, `resourceInputs`).
+INPUTS_MAX_PROPERTIES = 256
+#: Most bytes (compact JSON) of `driverInputs.values` + `secrets` + `resourceInputs` once placeholders are
+#: resolved: every byte is sent to, or rendered by, a driver on each call, by one process serving everyone.
+DRIVER_INPUTS_MAX_BYTES = 256 * 1024
+
+
+def inputs_too_large(trees: Mapping[str, Any]) -> str | None:
+    """Why the inputs (name -> tree) are over DRIVER_INPUTS_MAX_BYTES, or None when they are not."""
+    sizes = {
+        name: len(json.dumps(tree, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        for name, tree in trees.items()
+    }
+    total = sum(sizes.values())
+    if total <= DRIVER_INPUTS_MAX_BYTES:
+        return None
+    parts = ", ".join(f"{name} {size} bytes" for name, size in sizes.items() if size)
+    return (
+        f"the driver inputs are {total} bytes once placeholders are resolved ({parts}), over the limit of "
+        f"{DRIVER_INPUTS_MAX_BYTES} bytes; keep large data where the driver can read it instead"
+    )
+
+
 class DriverInputs(ApiModel):
     """Inputs for the driver; placeholders and secret references are resolved by the operator."""
 
-    values: FreeForm | None = None
+    values: FreeForm | None = Field(default=None, max_length=INPUTS_MAX_PROPERTIES)
     """Non-secret inputs (`driver.values` in the Driver API)."""
-    secrets: FreeForm | None = None
+    secrets: FreeForm | None = Field(default=None, max_length=INPUTS_MAX_PROPERTIES)
     """Inputs passed as `driver.secrets`, e.g. Template driver `templates`. Holds no secret values:
     those come from `secretRefs`, which are resolved and merged in here."""
     secret_refs: SecretRefTree | None = None
@@ -76,7 +101,7 @@ class ResourceSpec(ApiModel):
     or the name of a Driver object in this namespace."""
     driver_inputs: DriverInputs | None = None
     """Inputs for the driver."""
-    resource_inputs: FreeForm | None = None
+    resource_inputs: FreeForm | None = Field(default=None, max_length=INPUTS_MAX_PROPERTIES)
     """Resource inputs (`resource` in the Driver API), e.g. a workload spec for `workload` resources."""
     in_place_driver_change: bool = False
     """When `driverType` changes, let the new driver take over instead of deprovisioning with the old one."""

@@ -10,7 +10,7 @@ who keeps it as long as the Driver object stays the same and then `close()`s it 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import httpx2
 
@@ -19,13 +19,15 @@ from strongroom.api.driver import Driver as DriverObject
 from strongroom.drivers.base import Driver, DriverConfigError, DriverNotFound
 from strongroom.drivers.echo import EchoDriver
 from strongroom.drivers.remote import RemoteDriver, RemoteTimings
+from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.drivers.signing import SigningKey
 from strongroom.drivers.template import TemplateDriver
 
 
-def builtin_drivers() -> dict[str, Driver]:
-    """The in-process drivers by type: the Humanitec names and strongroom's own."""
-    echo, template = EchoDriver(), TemplateDriver()
+def builtin_drivers(template_limits: SandboxLimits | None = None) -> dict[str, Driver]:
+    """The built-in drivers by type: the Humanitec names and strongroom's own. The Template driver owns a
+    pool of render processes: whoever calls this closes the drivers (`close_drivers`) when done."""
+    echo, template = EchoDriver(), TemplateDriver(template_limits)
     drivers: dict[str, Driver] = {
         "humanitec/echo": echo,
         "strongroom/echo": echo,
@@ -34,6 +36,12 @@ def builtin_drivers() -> dict[str, Driver]:
     }
     assert set(drivers) == BUILTIN_DRIVER_TYPES, "api.driver.BUILTIN_DRIVER_TYPES and the registry disagree"
     return drivers
+
+
+async def close_drivers(drivers: Iterable[Driver]) -> None:
+    """Close each distinct driver once (the registry maps two names to each built-in)."""
+    for driver in {id(d): d for d in drivers}.values():
+        await driver.close()
 
 
 class DriverRegistry:
@@ -45,12 +53,18 @@ class DriverRegistry:
         defaults: RemoteTimings | None = None,
         builtins: Mapping[str, Driver] | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
+        template_limits: SandboxLimits | None = None,
     ) -> None:
         """`defaults`: time limits for Driver objects that set none. `builtins`: replaces the built-in
-        drivers (tests). `transport`: an httpx2 transport for every remote driver (tests)."""
+        drivers (tests). `transport`: an httpx2 transport for every remote driver (tests).
+        `template_limits`: time, memory and process count of the Template driver's renders."""
         self.defaults = defaults or RemoteTimings()
-        self._builtins = dict(builtin_drivers() if builtins is None else builtins)
+        self._builtins = dict(builtin_drivers(template_limits) if builtins is None else builtins)
         self._transport = transport
+
+    async def close(self) -> None:
+        """Close the built-in drivers (the Template driver's render processes)."""
+        await close_drivers(self._builtins.values())
 
     def is_builtin(self, driver_type: str) -> bool:
         return driver_type in self._builtins

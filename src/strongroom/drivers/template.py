@@ -10,7 +10,7 @@ Inputs, as in Humanitec's Template driver:
 
 Context (`.` in a template):
 - `.id`: the GUResID; `.resource`: the resource inputs; `.driver.values` / `.driver.secrets`: the driver
-  inputs (secrets in plain text: templates run in-process);
+  inputs (secrets in plain text);
 - `.cookie`: the cookie this driver returned last time (its YAML value), or null;
 - `.init`: the `init` result (values `init`, then secrets `init` merged over it); null before.
 
@@ -21,6 +21,14 @@ Results:
 - `cookie` (any YAML) -> the cookie, kept by the operator and given back as `.cookie`;
 - for `workload`-type resources, `outputs.update` is the list of JSON-patch operations for the workload.
 
+Rendered text is read as sigs.k8s.io/yaml reads it (go-yaml v2 rules, the engine's `fromYaml` loader, with
+its alias/size budget): `y`, `on` are booleans, `1e3` is a number, numbers are JSON numbers.
+
+Isolation: every call renders in a worker process of a `sandbox.RenderPool`, with a hard wall-clock limit
+for the whole call and a memory cap (docs/templates.md, "Limits"); a call that hits a limit fails with
+`TemplateLimitExceeded`, never with the operator blocked or out of memory. `answer()` is what a worker
+runs for one request.
+
 Errors name the template (`values.templates.outputs`) and the line, never a value: messages from the
 template engine are redacted with every secret the request carries and every secret `init` produced.
 """
@@ -29,9 +37,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Final
-
-import yaml
 
 from strongroom.drivers.base import (
     MANIFEST_LOCATIONS,
@@ -44,52 +51,160 @@ from strongroom.drivers.base import (
     split_update,
     to_secret_tree,
 )
+from strongroom.drivers.sandbox import (
+    RenderPool,
+    SandboxLimitExceeded,
+    SandboxLimits,
+    SandboxUnavailable,
+    format_bytes,
+)
 from strongroom.stores.base import SecretValue
-from strongroom.templating import TemplateError, render
+from strongroom.templating import DEFAULT_LIMITS, Limits, TemplateError, parse_yaml, render
 
 TEMPLATE_KEYS: Final = ("init", "manifests", "outputs", "cookie")
 _MANIFEST_KEYS = frozenset({"location", "data"})
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """YAML as Kubernetes tooling reads it into JSON: timestamps stay strings (Go's sigs.k8s.io/yaml does
-    the same), so outputs remain plain JSON."""
+class TemplateLimitExceeded(TemplateFailed):
+    """A render went past a limit (time, memory, size, alias expansion): the templates must change."""
 
-
-_YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    reason = "TemplateLimitExceeded"
+    retryable = False
 
 
 class TemplateDriver:
-    """Renders the templates for every call; stateless apart from the cookie the operator keeps."""
+    """Renders the templates for every call in a worker process; stateless apart from the cookie the
+    operator keeps. Owns its pool of workers: `close()` ends them."""
 
-    in_process = True
+    # The call waits on another process for up to the time limit, so the caller's slot is freed meanwhile.
+    in_process = False
+
+    def __init__(self, limits: SandboxLimits | None = None) -> None:
+        self.pool = RenderPool(limits)
 
     async def observe(self, req: DriverRequest) -> DriverResult | None:
         # Rendering has no side effects, so "what exists" is exactly what the templates produce.
-        return self._render(req)
+        return await self._render(req)
 
     async def apply(self, req: DriverRequest) -> DriverResult:
-        return self._render(req)
+        return await self._render(req)
 
     async def close(self) -> None:
-        return None
+        self.pool.close()
 
     async def delete(self, req: DriverRequest) -> None:
         # Nothing was created outside the cluster; the operator removes the manifests it applied.
         return None
 
-    def _render(self, req: DriverRequest) -> DriverResult:
-        return _Run(req).result()
+    async def _render(self, req: DriverRequest) -> DriverResult:
+        try:
+            reply = await self.pool.call(_request_document(req))
+        except SandboxLimitExceeded as exc:
+            raise TemplateLimitExceeded(str(exc)) from None
+        except SandboxUnavailable as exc:
+            raise TemplateFailed(str(exc), retryable=True) from None
+        if "error" in reply:
+            error = reply["error"]
+            failure = TemplateLimitExceeded if error.get("limit") else TemplateFailed
+            # Redacted in the worker already; once more here, with the request's own secrets, costs little.
+            raise failure(req.redact(str(error.get("message", "rendering failed"))))
+        return _result_of(reply["result"])
+
+
+# --- Crossing the process boundary ------------------------------------------------------------------------
+
+
+def _request_document(req: DriverRequest) -> dict[str, Any]:
+    return {
+        "guresid": req.guresid,
+        "type": req.type,
+        "resource_id": req.resource_id,
+        "resource_class": req.resource_class,
+        "resource_inputs": dict(req.resource_inputs),
+        "values": dict(req.values),
+        "secrets": reveal_tree(req.secrets),
+        "cookie": None if req.cookie is None else req.cookie.reveal().decode(errors="replace"),
+        "namespace": req.namespace,
+    }
+
+
+def _request_of(document: Mapping[str, Any]) -> DriverRequest:
+    cookie = document.get("cookie")
+    return DriverRequest(
+        guresid=document["guresid"],
+        type=document["type"],
+        resource_id=document["resource_id"],
+        resource_class=document["resource_class"],
+        resource_inputs=document["resource_inputs"],
+        values=document["values"],
+        secrets=to_secret_tree(document["secrets"]),
+        cookie=None if cookie is None else SecretValue(cookie),
+        namespace=document["namespace"],
+    )
+
+
+def _result_document(result: DriverResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "type": result.type,
+        "values": result.values,
+        "secrets": reveal_tree(result.secrets),
+        "manifests": [{"location": m.location, "data": m.data, "name": m.name} for m in result.manifests],
+        "cookie": None if result.cookie is None else result.cookie.reveal().decode(),
+        "update": result.update,
+    }
+
+
+def _result_of(document: Mapping[str, Any]) -> DriverResult:
+    cookie = document.get("cookie")
+    return DriverResult(
+        id=document["id"],
+        type=document["type"],
+        values=document["values"],
+        secrets=to_secret_tree(document["secrets"]),
+        manifests=[
+            Manifest(location=m["location"], data=m["data"], name=m["name"]) for m in document["manifests"]
+        ],
+        cookie=None if cookie is None else SecretValue(cookie),
+        update=document.get("update"),
+    )
+
+
+def answer(document: Mapping[str, Any], limits: SandboxLimits) -> dict[str, Any]:
+    """What a worker answers for one request document: `{"result": ...}` or `{"error": {message, limit}}`.
+
+    Never raises: whatever fails is reported without its text unless it is one of ours (redacted)."""
+    try:
+        return {"result": _result_document(render_request(_request_of(document), limits))}
+    except TemplateFailed as exc:
+        return {"error": {"message": str(exc), "limit": isinstance(exc, TemplateLimitExceeded)}}
+    except MemoryError:
+        return {
+            "error": {
+                "message": f"rendering ran out of its memory limit of {format_bytes(limits.memory_bytes)} "
+                "(--template-memory)",
+                "limit": True,
+            }
+        }
+    except RecursionError:
+        return {"error": {"message": "templates or their results nest too deeply", "limit": True}}
+    except Exception as exc:  # a bug here must not end the worker with a value in a message
+        return {"error": {"message": f"rendering failed: {type(exc).__name__}", "limit": False}}
+
+
+def render_request(req: DriverRequest, limits: SandboxLimits | None = None) -> DriverResult:
+    """Render every template of `req` in this process (what a worker does for one call)."""
+    return _Run(req, limits or SandboxLimits()).result()
 
 
 class _Run:
     """One rendering of a request's templates."""
 
-    def __init__(self, req: DriverRequest) -> None:
+    def __init__(self, req: DriverRequest, limits: SandboxLimits) -> None:
         self.req = req
+        self.sandbox = limits
+        # The engine's cooperative deadline is per render; the call's own limit is enforced by the pool.
+        self.limits: Limits = replace(DEFAULT_LIMITS, timeout_seconds=limits.timeout_seconds)
         self.plain_secrets = reveal_tree(req.secrets)
         self.templates = {
             "values": _templates(req.values.get("templates"), "values.templates", req),
@@ -162,22 +277,20 @@ class _Run:
 
     def _render(self, source: str, name: str) -> str:
         try:
-            return render(source, self.context, name=name)
+            return render(source, self.context, name=name, limits=self.limits)
         except TemplateError as exc:
-            raise self._fail(str(exc) if name in str(exc) else f"{name}: {exc}") from None
+            message = str(exc) if name in str(exc) else f"{name}: {exc}"
+            raise self._fail(message, limit=exc.limit_exceeded) from None
         except Exception as exc:  # the engine's own bugs must not crash the reconcile loop with a value
             raise self._fail(f"{name}: rendering failed: {type(exc).__name__}: {exc}") from None
 
     def _parse_yaml(self, text: str, name: str) -> Any:
         try:
-            document = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader subclass)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            where = f"line {mark.line + 1}, column {mark.column + 1} of the rendered text" if mark else "?"
-            raise self._fail(f"{name}: rendered text is not valid YAML ({where}: {exc.problem})") from None
-        except yaml.YAMLError as exc:
-            raise self._fail(f"{name}: rendered text is not valid YAML ({type(exc).__name__})") from None
-        return _jsonable(document, name)
+            return parse_yaml(text, limits=self.limits)
+        except TemplateError as exc:
+            if exc.limit_exceeded:
+                raise self._fail(f"{name}: rendered YAML {exc}", limit=True) from None
+            raise self._fail(f"{name}: rendered text is not valid YAML ({exc})") from None
 
     def _mapping(self, document: Any, name: str) -> dict[str, Any]:
         if document is None:
@@ -208,8 +321,11 @@ class _Run:
                 found[key] = Manifest(location=location, data=data, name=key)
         return [found[key] for key in sorted(found)]
 
-    def _fail(self, message: str) -> TemplateFailed:
-        return TemplateFailed(redact(message, [*self.req.secret_values(), *self.extra_secrets]))
+    def _fail(self, message: str, *, limit: bool = False) -> TemplateFailed:
+        if limit and "out of memory" in message:
+            message += f" (memory limit {format_bytes(self.sandbox.memory_bytes)}, --template-memory)"
+        failure = TemplateLimitExceeded if limit else TemplateFailed
+        return failure(redact(message, [*self.req.secret_values(), *self.extra_secrets]))
 
 
 def _templates(node: Any, name: str, req: DriverRequest) -> dict[str, Any]:
@@ -249,25 +365,6 @@ def _merge(base: Any, over: Any) -> Any:
             merged[key] = _merge(merged.get(key), value)
         return merged
     return over
-
-
-def _jsonable(node: Any, name: str) -> Any:
-    """YAML data as JSON data: keys become strings (as Go's YAML-to-JSON does); binary is refused."""
-    if isinstance(node, dict):
-        return {_key_text(key): _jsonable(value, name) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_jsonable(value, name) for value in node]
-    if node is None or isinstance(node, str | int | float | bool):
-        return node
-    raise TemplateFailed(f"{name}: rendered YAML holds a {type(node).__name__}, which has no JSON form")
-
-
-def _key_text(key: Any) -> str:
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if key is None:
-        return "null"
-    return str(key)
 
 
 def _string_leaves(node: Any) -> Iterable[str]:

@@ -13,6 +13,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from strongroom.drivers.sandbox import (
+    DEFAULT_MEMORY_BYTES,
+    DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_WORKERS,
+    SandboxLimits,
+)
+
 # Where operator-level SecretStores and the default store live when nothing says otherwise; the
 # Helm chart installs into this namespace by convention.
 DEFAULT_OPERATOR_NAMESPACE = "strongroom-system"
@@ -93,6 +100,11 @@ class OperatorConfig:
     store_burst: int = DEFAULT_STORE_BURST
     store_read_ttl: float = DEFAULT_STORE_READ_TTL
     resource_resync_interval: float = DEFAULT_RESOURCE_RESYNC_INTERVAL
+    # Template-driver renders: wall-clock limit per driver call, address-space cap and number of worker
+    # processes (drivers/sandbox.py; workers count against the pod's memory limit).
+    template_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    template_memory: int = DEFAULT_MEMORY_BYTES
+    template_workers: int = DEFAULT_WORKERS
 
     def __post_init__(self) -> None:
         for ns in (*self.namespaces, self.operator_namespace):
@@ -115,6 +127,12 @@ class OperatorConfig:
             raise ValueError(f"worker limit must be at least 1, got {self.worker_limit}")
         if self.reconcile_limit < 1:
             raise ValueError(f"reconcile limit must be at least 1, got {self.reconcile_limit}")
+        # The same checks as the pool's, with the flags' names.
+        SandboxLimits(self.template_timeout, self.template_memory, self.template_workers)
+
+    @property
+    def template_limits(self) -> SandboxLimits:
+        return SandboxLimits(self.template_timeout, self.template_memory, self.template_workers)
 
     @property
     def clusterwide(self) -> bool:

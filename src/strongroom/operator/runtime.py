@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lightkube import ALL_NS
 from lightkube.config.kubeconfig import SingleConfig
@@ -17,6 +17,7 @@ from lightkube.config.kubeconfig import SingleConfig
 from strongroom.api.constants import FIELD_MANAGER
 from strongroom.api.secretstore import SecretStore
 from strongroom.drivers.registry import DriverRegistry
+from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.net import kube_client
 from strongroom.operator.controllers.base import Controller
 from strongroom.operator.controllers.driver import DriverCache
@@ -47,6 +48,7 @@ class RuntimeSettings:
     store_guard: GuardSettings
     # How often a Resource's driver is called again although nothing changed (drift repair).
     resource_resync_interval: float = 3600.0
+    template_limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
 class Runtime:
@@ -58,7 +60,8 @@ class Runtime:
         self.secretmappings = SecretMappingController(
             self.kube, self.stores, settings.operator_namespace, settings.refresh_interval
         )
-        self.drivers = DriverCache(self.kube, settings.operator_namespace, DriverRegistry())
+        self.registry = DriverRegistry(template_limits=settings.template_limits)
+        self.drivers = DriverCache(self.kube, settings.operator_namespace, self.registry)
         self.resources = ResourceController(
             self.kube,
             self.stores,
@@ -132,5 +135,6 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.drivers.close()
+        await self.registry.close()
         await self.stores.close()
         await self.client.close()

@@ -40,7 +40,7 @@ from strongroom.api.secretmapping import SecretMapping
 from strongroom.api.secretstore import SecretStore
 from strongroom.api.workload import Workload, WorkloadPatch
 from strongroom.drivers.base import Driver, DriverError
-from strongroom.drivers.registry import DriverRegistry
+from strongroom.drivers.registry import DriverRegistry, close_drivers
 from strongroom.drivers.signing import SigningKey
 from strongroom.orchestrator import naming
 from strongroom.orchestrator.emit import CRSet
@@ -245,8 +245,8 @@ class _Run:
         return self._drivers[key]
 
     async def close_drivers(self) -> None:
-        for driver in self._drivers.values():
-            await driver.close()
+        await close_drivers([*self._drivers.values()])
+        await self.registry.close()
 
     def _build_driver(self, driver_type: str, spec: Mapping[str, Any] | None) -> Driver:
         if driver_type in BUILTIN_DRIVER_TYPES:

@@ -38,6 +38,7 @@ from strongroom.api.driver import Driver
 from strongroom.api.resource import DriverInputs
 from strongroom.api.workload import WorkloadSpec
 from strongroom.orchestrator.problems import Problems
+from strongroom.reconcile.placeholders import Placeholder, PlaceholderError, parse
 
 SCORE_API_VERSION = "score.dev/v1b1"
 HUMANITEC_DEFINITION_API_VERSION = "entity.humanitec.io/v1b1"
@@ -290,6 +291,58 @@ class _HumanitecDefinition(_Snake):
     entity: _HumanitecEntity
 
 
+#: Drivers whose `secrets.templates` are templates (text that is in Git anyway), not secret values.
+TEMPLATE_DRIVER_TYPES = frozenset({"humanitec/template", "strongroom/template"})
+#: Placeholder roots that stand for a value kept elsewhere (a store, another resource's outputs).
+_REFERENCE_ROOTS = frozenset({"resources", "values"})
+
+
+def _literal_secrets(secrets: Any, driver_type: str, field_name: str) -> list[str]:
+    """Paths of `driver_inputs.secrets` leaves that hold a value written out in the definition.
+
+    A definition is in Git, and its secrets become the Resource's spec: a secret written there is a
+    secret in Git. Every leaf must name where its value comes from (`${values.KEY}` of a secret shared
+    value, `${resources...}` of a secret output); `${context...}` alone resolves to known text. The
+    Template driver's `templates` are template text, not values."""
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key in sorted(node):
+                if path == field_name and key == "templates" and driver_type in TEMPLATE_DRIVER_TYPES:
+                    continue
+                walk(node[key], f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{path}[{index}]")
+        elif isinstance(node, str):
+            try:
+                segments = parse(node)
+            except PlaceholderError:
+                return  # reported where the strings are rewritten
+            if not any(isinstance(s, Placeholder) and s.root in _REFERENCE_ROOTS for s in segments):
+                found.append(path)
+        elif node is not None:
+            found.append(path)
+
+    walk(secrets or {}, field_name)
+    return found
+
+
+def _refuse_literal_secrets(
+    secrets: Any, driver_type: str, where: str, field_name: str, problems: Problems
+) -> bool:
+    """Report each literal secret (one line each, naming the path, never the value); True if none."""
+    paths = _literal_secrets(secrets, driver_type, field_name)
+    for path in paths:
+        problems.add(
+            f"{where}: {path}",
+            "a secret value written in the definition would be kept in Git and in the Resource; put it "
+            "in a store and reference it (secret_refs, or ${values.KEY} of a secret shared value)",
+        )
+    return not paths
+
+
 def _check_secret_refs(tree: Any, where: str, problems: Problems) -> dict[str, Any] | None:
     """Validate a secret reference tree (Humanitec's `value` leaves are refused: no plaintext in inputs)."""
     if tree is None:
@@ -325,6 +378,11 @@ def _strongroom_definition(where: str, doc: dict[str, Any], problems: Problems) 
         return None
     spec = parsed.spec
     inputs = spec.driver_inputs
+    if inputs is not None and not _refuse_literal_secrets(
+        inputs.secrets, spec.driver_type, f"{where} (definition {parsed.metadata.name!r})",
+        "spec.driverInputs.secrets", problems,
+    ):  # fmt: skip
+        return None
     refs = None
     if inputs is not None and inputs.secret_refs is not None:
         dumped = inputs.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -367,6 +425,11 @@ def _humanitec_definition(where: str, doc: dict[str, Any], problems: Problems) -
         )
         ok = False
     inputs = entity.driver_inputs
+    if inputs is not None and not _refuse_literal_secrets(
+        inputs.secrets, entity.driver_type, f"{where} (definition {parsed.metadata.id!r})",
+        "entity.driver_inputs.secrets", problems,
+    ):  # fmt: skip
+        ok = False
     refs = _check_secret_refs(inputs.secret_refs, where, problems) if inputs else None
     if inputs is not None and inputs.secret_refs is not None and refs is None:
         ok = False

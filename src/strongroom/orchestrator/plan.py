@@ -36,8 +36,8 @@ import pydantic
 from strongroom.api import constants as c
 from strongroom.api.driver import BUILTIN_DRIVER_TYPES
 from strongroom.api.workload import JsonPatchOperation
-from strongroom.drivers.base import DriverError, DriverRequest
-from strongroom.drivers.registry import builtin_drivers
+from strongroom.drivers.base import DriverError, DriverRequest, DriverResult
+from strongroom.drivers.registry import builtin_drivers, close_drivers
 from strongroom.orchestrator import naming
 from strongroom.orchestrator.inputs import Criterion, Inputs, ResourceDefinition, ScoreWorkload
 from strongroom.orchestrator.matching import Ambiguous, MatchContext, NoMatch, select_definition
@@ -640,7 +640,7 @@ class _Planner:
                 namespace=self.plan.namespace,
             )
             try:
-                result = asyncio.run(builtin_drivers()[definition.driver_type].apply(request))
+                result = asyncio.run(_apply_builtin(definition.driver_type, request))
             except DriverError as exc:
                 self.problems.add(where, str(exc))
                 return
@@ -758,3 +758,12 @@ def build_plan(inputs: Inputs, app: str, env: str, env_type: str | None = None) 
     plan = planner.run()
     problems.extend(planner.problems)
     return plan, problems
+
+
+async def _apply_builtin(driver_type: str, request: DriverRequest) -> DriverResult:
+    """One call of a built-in driver, offline; the Template driver's render process ends with it."""
+    drivers = builtin_drivers()
+    try:
+        return await drivers[driver_type].apply(request)
+    finally:
+        await close_drivers(drivers.values())

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from strongroom.api import constants as c
 from strongroom.api.common import SecretReference, iter_secret_refs
-from strongroom.api.resource import Resource
+from strongroom.api.resource import Resource, inputs_too_large
 from strongroom.api.workload import WorkloadPatchSpec
 from strongroom.drivers.base import DriverRequest, DriverResult, SecretTree, reveal_tree, to_secret_tree
 from strongroom.reconcile.conditions import (
@@ -362,6 +362,9 @@ def resolve_placeholders(
             retryable=True,
             waiting_for=tuple(sorted(names)),
         )
+    oversized = inputs_too_large(resolved)
+    if oversized is not None:
+        return InputProblem("InputsTooLarge", oversized, retryable=False)
     return ResolvedInputs(resolved["values"], resolved["secrets"], resolved["resourceInputs"])
 
 

@@ -9,7 +9,7 @@ docs/templates.md.
 """
 
 from strongroom.templating._limits import DEFAULT_LIMITS, Limits
-from strongroom.templating.engine import MissingKey, render
+from strongroom.templating.engine import MissingKey, parse_yaml, render
 from strongroom.templating.errors import TemplateError
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "MissingKey", "TemplateError", "render"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "MissingKey", "TemplateError", "parse_yaml", "render"]

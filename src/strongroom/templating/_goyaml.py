@@ -20,6 +20,7 @@ at 80 columns) matches.
 from __future__ import annotations
 
 import calendar
+import decimal
 import io
 import math
 import re
@@ -469,41 +470,64 @@ def _key_text(key: object) -> str:
     raise GoFunctionError(f"unsupported map key of type {type(key).__name__}")
 
 
-def _jsonable(value: object, budget: list[int]) -> object:
+class YamlBudgetExceeded(GoFunctionError):
+    """The document describes more nodes than the budget allows (aliases expand without bound)."""
+
+
+def _json_number(value: float) -> int | float:
+    """A float64 as encoding/json writes it, as the Python number json.loads would read back: whole
+    numbers below 1e21 print without a fraction or exponent, so they are ints (with float64's digits)."""
+    if value.is_integer() and abs(value) < 1e21:
+        return int(decimal.Decimal(repr(value)))
+    return value
+
+
+def _jsonable(value: object, budget: list[int], *, go: bool = True) -> object:
     """The JSON round trip: keys become strings, every number a float64; NaN/Inf fail.
 
+    `go`: the engine's Go-typed containers and float64s (for templates); otherwise plain dicts, lists and
+    JSON numbers (what the JSON text would read back as in Python, for the Template driver's results).
     Counts nodes against `budget`: YAML aliases can describe far more nodes than the text holds
     (go-yaml refuses such documents as "excessive aliasing").
     """
     budget[0] -= 1
     if budget[0] < 0:
-        raise GoFunctionError("yaml: document contains excessive aliasing")
+        raise YamlBudgetExceeded("yaml: document contains excessive aliasing")
     if isinstance(value, dict):
-        return GoMap({_key_text(key): _jsonable(item, budget) for key, item in value.items()})
+        items = {_key_text(key): _jsonable(item, budget, go=go) for key, item in value.items()}
+        return GoMap(items) if go else items
     if isinstance(value, list):
-        return GoList(_jsonable(item, budget) for item in value)
+        converted = [_jsonable(item, budget, go=go) for item in value]
+        return GoList(converted) if go else converted
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, float)):
         number = float(value)
         if number != number or number in (float("inf"), float("-inf")):
             raise GoFunctionError("json: unsupported value: non-finite float")
-        return number
+        return number if go else _json_number(number)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     raise GoFunctionError(f"unsupported YAML value of type {type(value).__name__}")
 
 
-def parse_yaml(text: str, max_nodes: int) -> object:
-    """Load the first document of `text` the way sigs.k8s.io/yaml.Unmarshal sees it."""
+def parse_yaml(text: str, max_nodes: int, *, go: bool = True) -> object:
+    """Load the first document of `text` the way sigs.k8s.io/yaml.Unmarshal sees it.
+
+    At most `max_nodes` nodes, counted after alias expansion (YamlBudgetExceeded past it); `go` as in
+    _jsonable."""
     try:
         documents = yaml.load_all(text, Loader=_Loader)
         first = next(iter(documents), None)
     except yaml.YAMLError as exc:
         raise GoFunctionError(f"yaml: {_yaml_problem(exc)}") from None
     except RecursionError:
-        raise GoFunctionError("yaml: document nests too deeply") from None
-    return _jsonable(first, [max_nodes])
+        raise YamlBudgetExceeded("yaml: document nests too deeply") from None
+    try:
+        return _jsonable(first, [max_nodes], go=go)
+    except RecursionError:
+        # A self-referencing alias (`&a [*a]`) or nesting past Python's stack.
+        raise YamlBudgetExceeded("yaml: document nests too deeply") from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

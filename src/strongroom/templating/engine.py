@@ -17,7 +17,15 @@ from gotpl.errors import (
 from gotpl.errors import TemplateError as GotplError
 
 from strongroom.templating._functions import ALLOWED_ATTRIBUTES, ALLOWED_METHODS, function_map
-from strongroom.templating._limits import DEFAULT_LIMITS, Limits, SandboxLimitError, rendering
+from strongroom.templating._goyaml import YamlBudgetExceeded
+from strongroom.templating._goyaml import parse_yaml as _parse_yaml
+from strongroom.templating._limits import (
+    DEFAULT_LIMITS,
+    GoFunctionError,
+    Limits,
+    SandboxLimitError,
+    rendering,
+)
 from strongroom.templating._values import import_data
 from strongroom.templating.errors import TemplateError
 
@@ -80,6 +88,30 @@ def render(
     # Raised outside the except blocks so the original exception, whose text or arguments may
     # hold data values, is not chained as __context__.
     raise failure
+
+
+def parse_yaml(text: str, *, limits: Limits | None = None) -> Any:
+    """The first YAML document of `text` as JSON data, read the way sigs.k8s.io/yaml reads it (go-yaml
+    v2's rules: `y`/`on` are booleans, `1e3` a number; every number through float64; keys strings).
+
+    The one YAML dialect of the project: `fromYaml` uses the same loader and the same budget of
+    `limits.max_list_items * 10` nodes after alias expansion. Raises TemplateError naming the line of a
+    syntax error (never the text), with `limit_exceeded` when the budget or the nesting is exceeded.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if len(text) > limits.max_output_chars:
+        raise TemplateError(
+            f"is {len(text)} characters, over the limit of {limits.max_output_chars}", limit_exceeded=True
+        )
+    try:
+        return _parse_yaml(text, limits.max_list_items * 10, go=False)
+    except YamlBudgetExceeded as exc:
+        detail = str(exc).removeprefix("yaml: ")
+        if "aliasing" in detail:
+            detail += f" (more than {limits.max_list_items * 10} nodes once aliases are expanded)"
+        raise TemplateError(detail, limit_exceeded=True) from None
+    except GoFunctionError as exc:
+        raise TemplateError(str(exc).removeprefix("yaml: ")) from None
 
 
 def _compile(source: str, name: str, missing_key: MissingKey, limits: Limits) -> Template:
