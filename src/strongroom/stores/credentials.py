@@ -87,7 +87,7 @@ class StoreContext:
         Otherwise anyone who may create a SecretStore in some namespace could borrow the operator's
         identity and read whatever it can read: the cross-namespace exfiltration External Secrets
         Operator's advisories are about. Stores in the operator namespace are the platform team's, and
-        they restrict who uses them with `allowedNamespaces`.
+        they open them to other namespaces, key prefix by key prefix, with `spec.access`.
         """
         if not self.in_operator_namespace:
             raise InvalidStoreConfig(
