@@ -99,7 +99,7 @@ class VaultProvider(ApiModel):
     ca_bundle: PemCertificates | None = None
     auth: VaultAuth
     """How to authenticate."""
-    insecure_http: bool = False
+    insecure_http: bool = Field(default=False, alias="insecureHTTP")
     """Allow sending a service account token or an AppRole secret_id over plain `http://` (test servers
     only). Without it such a store is refused (`InsecureTransport`); token auth over `http://` is always
     allowed, with an `InsecureTransport` warning condition."""

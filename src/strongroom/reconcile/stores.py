@@ -234,6 +234,26 @@ def default_store(
     )
 
 
+#: Condition type of a store whose traffic is not encrypted (status True, next to Ready).
+INSECURE_TRANSPORT_CONDITION = "InsecureTransport"
+
+
+def insecure_transport(store: SecretStore) -> str | None:
+    """Why the store's connection is a warning (plain `http://`), or None.
+
+    Login credentials over HTTP are refused by the Vault backend unless `insecureHTTP` opts in; a token
+    from a Secret is allowed (OpenBao's dev server), but either way values and tokens cross the network
+    unencrypted, which the store's status says."""
+    vault = store.spec.vault
+    if vault is None or not vault.url.lower().startswith("http://"):
+        return None
+    what = "a login credential, a Vault token" if vault.insecure_http else "a Vault token"
+    return (
+        f"{vault.url} is plain http://: {what} and every secret value cross the network unencrypted; "
+        "use https:// outside tests"
+    )
+
+
 def default_store_conflicts(stores: Iterable[StoreView]) -> dict[StoreKey, list[StoreKey]]:
     """For every default store that shares its namespace with another default: the others."""
     by_namespace: dict[str, list[StoreKey]] = {}
