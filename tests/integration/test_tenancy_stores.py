@@ -330,7 +330,8 @@ def test_forged_status_does_not_delete_keys_outside_the_namespaces_area(env: Env
         # Again until it sticks: the operator's own last status write may land after the first patch.
         env.tenant.patch_status("resource", "forger", {"status": forged})
         obj = get(env.cluster, "resource", TEAM_B, "forger") or {}
-        return (obj.get("status") or {}).get("cookieRef", {}).get("ref") == "platform/root"
+        cookie_ref: dict[str, Any] = (obj.get("status") or {}).get("cookieRef") or {}
+        return cookie_ref.get("ref") == "platform/root"
 
     eventually(forge, what="forged status in place")
     env.tenant.kubectl("-n", TEAM_B, "delete", "resource", "forger", "--wait=false")
