@@ -218,7 +218,7 @@ class AzureKeyVaultStore:
                 props = await self._client.set_secret(name, text, tags=TAGS)
         except Exception as exc:
             raise _map_error(exc, self._ctx.label, what) from None
-        return WriteResult(key=name, version=props.properties.version)
+        return WriteResult(key=key, version=props.properties.version)
 
     async def delete(self, key: str) -> None:
         with self._ctx.naming():
