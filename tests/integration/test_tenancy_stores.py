@@ -433,6 +433,24 @@ def test_tokens_carry_the_vault_audience(env: Env) -> None:
     )
 
 
+def test_tenant_store_cannot_choose_the_api_servers_audience(env: Env) -> None:
+    """(f) An audience the API server accepts would make the operator mint a cluster token of any
+    service account of team-b and post it to team-b's URL."""
+    auth = {
+        "kubernetes": {
+            "role": "team-b",
+            "mountPath": K8S_MOUNT,
+            "serviceAccountRef": {"name": TENANT_ACCOUNT},
+            "audience": "https://kubernetes.default.svc.cluster.local",
+        }
+    }
+    env.tenant.apply(
+        vault_store("api-audience", TEAM_B, env.bao_info["addr"], auth, vault={"insecureHTTP": True})
+    )
+    message = refused(env, "secretstore", TEAM_B, "api-audience", "InvalidStoreConfig")
+    assert "audience other than 'vault'" in message
+
+
 def test_token_auth_over_http_is_allowed_with_a_warning(env: Env) -> None:
     obj = eventually(lambda: ready(env.cluster, "secretstore", OPERATOR_NS, "shared"), what="shared Ready")
     warning = condition(obj, "InsecureTransport")

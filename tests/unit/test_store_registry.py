@@ -116,6 +116,21 @@ async def test_kubernetes_backend_needs_the_operator_client() -> None:
         ({"gcpsm": {"projectID": "my-project"}}, "Google identity"),
         ({"azurekv": {"url": "https://x.vault.azure.net/", "tenantID": "t"}}, "Azure identity"),
         ({"kubernetes": {"namespace": "kube-system"}}, "another namespace"),
+        (
+            {
+                "vault": {
+                    **VAULT,
+                    "auth": {
+                        "kubernetes": {
+                            "role": "r",
+                            "serviceAccountRef": {"name": "app"},
+                            "audience": "https://kubernetes.default.svc",
+                        }
+                    },
+                }
+            },
+            "audience other than 'vault'",
+        ),
     ],
 )
 async def test_operator_identity_only_for_operator_namespace_stores(spec: dict[str, Any], match: str) -> None:

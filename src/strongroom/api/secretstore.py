@@ -27,6 +27,9 @@ BACKENDS: tuple[BackendName, ...] = ("vault", "awssm", "gcpsm", "azurekv", "kube
 VAULT_AUTH_METHODS = ("tokenSecretRef", "kubernetes", "appRole")
 
 
+#: Audience of service account tokens sent to Vault, unless a store in the operator namespace says otherwise.
+DEFAULT_VAULT_AUDIENCE = "vault"
+
 # --- Vault / OpenBao --------------------------------------------------------------------------------------
 
 
@@ -39,11 +42,12 @@ class VaultKubernetesAuth(ApiModel):
     """Mount path of the auth method; `kubernetes` if absent."""
     service_account_ref: LocalObjectReference | None = None
     """Service account (in the store's namespace) whose token is used; the operator's own if absent."""
-    audience: str = Field(default="vault", min_length=1, max_length=256, pattern=r"^\S+$")
+    audience: str = Field(default=DEFAULT_VAULT_AUDIENCE, min_length=1, max_length=256, pattern=r"^\S+$")
     """Audience of the requested token (the Vault role's `audience` must match); `vault` if absent.
 
     The token is never valid against the Kubernetes API server, so Vault (or whoever reads it) cannot
-    act as the service account in the cluster."""
+    act as the service account in the cluster. Only stores in the operator namespace may set another
+    audience (which must not be one the API server accepts)."""
 
 
 class VaultAppRoleAuth(ApiModel):

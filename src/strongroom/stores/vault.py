@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import httpx2
 
-from strongroom.api.secretstore import VaultProvider
+from strongroom.api.secretstore import DEFAULT_VAULT_AUDIENCE, VaultProvider
 from strongroom.net import AiohttpTransport, environment_proxy
 from strongroom.stores.base import (
     AuthenticationFailed,
@@ -162,6 +162,14 @@ class VaultStore:
             ctx.require_operator_namespace(
                 "Vault Kubernetes auth with the operator's own service account",
                 "set auth.kubernetes.serviceAccountRef to a service account of this namespace",
+            )
+        if k8s is not None and k8s.audience != DEFAULT_VAULT_AUDIENCE:
+            # A tenant choosing the audience could have the operator mint tokens of its namespace's
+            # service accounts that the API server (or another in-cluster service) accepts, and post
+            # them to a URL of its choice. Only the platform team's stores pick another audience.
+            ctx.require_operator_namespace(
+                f"a Kubernetes auth audience other than {DEFAULT_VAULT_AUDIENCE!r}",
+                f"remove auth.kubernetes.audience and let the Vault role accept {DEFAULT_VAULT_AUDIENCE!r}",
             )
         refuse_insecure_login(spec, ctx.label)
         headers = {"Accept": "application/json"}
