@@ -366,6 +366,26 @@ def test_tenant_store_cannot_use_the_operators_vault_identity(env: Env) -> None:
     assert get(env.cluster, "secret", TEAM_B, "as-operator") is None
 
 
+def test_tenant_store_cannot_name_the_operators_service_account(env: Env) -> None:
+    """(e) serviceAccountRef is a local reference: the operator's account in its namespace cannot be named."""
+    auth: dict[str, Any] = {
+        "kubernetes": {
+            "role": "operator",
+            "mountPath": K8S_MOUNT,
+            "serviceAccountRef": {"name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NS},
+        }
+    }
+    attempt = env.tenant.apply(
+        vault_store("op-sa", TEAM_B, env.bao_info["addr"], auth, vault={"insecureHTTP": True}), check=False
+    )
+    assert attempt.returncode != 0
+    assert "namespace" in attempt.stderr
+    # Without the namespace it names team-b's own account of that name, which Vault's role does not bind.
+    del auth["kubernetes"]["serviceAccountRef"]["namespace"]
+    env.tenant.apply(vault_store("op-sa", TEAM_B, env.bao_info["addr"], auth, vault={"insecureHTTP": True}))
+    refused(env, "secretstore", TEAM_B, "op-sa", "InvalidStoreConfig")
+
+
 def test_tenant_store_cannot_use_ambient_cloud_credentials(env: Env) -> None:
     """(e) An AWS store without credentials would use the operator's (Pod Identity, IRSA, env)."""
     env.tenant.apply(store("ambient", TEAM_B, {"awssm": {"region": "eu-central-1"}}))
