@@ -124,7 +124,8 @@ def check_key(
     store: StoreKey, view: StoreView | None, referrer_namespace: str, key: str, purpose: Purpose
 ) -> Problem | None:
     """Whether `referrer_namespace` may use `key` of `store` (a store it may use at all), or the refusal."""
-    reserved = reserved_owner(key)
+    # Leading slashes too: Vault drops them, so `/strongroom/team-a/x` is team-a's key there.
+    reserved = reserved_owner(key.lstrip("/"))
     shown = key[:200]
     if reserved is not None or purpose == "write":
         # The reserved area: checked canonically in every store, since a server would resolve
