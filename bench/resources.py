@@ -209,6 +209,8 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                             "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}},
                         },
                         "rateLimit": {"qps": 5000, "burst": 5000},
+                        # Driver outputs go to strongroom/<namespace>/: naming the namespaces is enough.
+                        "access": [{"namespaces": ["*"], "keyPrefixes": ["bench/"]}],
                     },
                 }
             )

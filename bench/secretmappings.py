@@ -387,6 +387,10 @@ def _store(name: str, addr: str) -> Any:
                     "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}},
                 },
                 "rateLimit": {"qps": 2000, "burst": 2000},
+                "access": [
+                    {"namespaces": ["bench", "bench-floor"], "keyPrefixes": ["bench/"]},
+                    {"namespaces": ["bench-shared"], "keyPrefixes": ["shared/"]},
+                ],
             },
         }
     )

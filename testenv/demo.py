@@ -159,7 +159,14 @@ def _set_up(shell_env: dict[str, str], bao: dict[str, Any], driver_key: bytes) -
                     "url": bao["addr"],
                     "path": "secret",
                     "auth": {"tokenSecretRef": {"name": "openbao-token", "key": "token"}},
-                }
+                },
+                # Closed to other namespaces unless named: the demo app reads demo/*, and every app/env
+                # namespace the example app deploys to reads the shared API key (and receives its driver
+                # outputs under strongroom/<namespace>/).
+                "access": [
+                    {"namespaces": [APP_NAMESPACE], "keyPrefixes": ["demo/"]},
+                    {"namespaces": ["*"], "keyPrefixes": ["strongroom-example/"]},
+                ],
             },
         },
         {

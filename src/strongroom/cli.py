@@ -110,6 +110,14 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     help="Namespace of operator-level SecretStores and the default store.",
 )
 @click.option(
+    "--service-account",
+    envvar="STRONGROOM_SERVICE_ACCOUNT",
+    show_envvar=True,
+    default=None,
+    help="The operator's own ServiceAccount (in the operator namespace): Vault Kubernetes auth without "
+    "serviceAccountRef logs in with a token requested for it. The chart sets it.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(_LOG_FORMATS),
     default="json",
@@ -271,6 +279,7 @@ def operator_run_command(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     operator_namespace: str,
+    service_account: str | None,
     log_format: str,
     log_level: str,
     health_address: str,
@@ -311,6 +320,7 @@ def operator_run_command(
     config = OperatorConfig(
         namespaces=watched,
         operator_namespace=operator_namespace,
+        service_account=service_account or None,
         kubeconfig=kubeconfig or None,
         log_format=LogFormat(log_format),
         log_level=LogLevel(log_level.lower()),

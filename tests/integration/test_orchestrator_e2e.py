@@ -145,7 +145,9 @@ def e2e(
                     "url": openbao.info["addr"],
                     "path": "secret",
                     "auth": {"tokenSecretRef": {"name": "openbao-token", "key": "token"}},
-                }
+                },
+                # Every app/env namespace of these tests reads the shared API key, and nothing else.
+                "access": [{"namespaces": ["*"], "keyPrefixes": ["strongroom-example/"]}],
             },
         },
         k8s_secret(
@@ -447,7 +449,8 @@ def test_direct_mode(e2e: Env) -> None:
                         "url": e2e.openbao.info["addr"],
                         "path": "secret",
                         "auth": {"tokenSecretRef": {"name": "openbao-token", "key": "token"}},
-                    }
+                    },
+                    "access": [{"namespaces": ["*"], "keyPrefixes": ["strongroom-example/"]}],
                 },
             }
         )

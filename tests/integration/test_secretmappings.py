@@ -105,7 +105,13 @@ def env(
     apply(
         cluster,
         k8s_secret(OPERATOR_NAMESPACE, "bao-token", {"token": bao["root_token"]}),
-        vault_store("bao", OPERATOR_NAMESPACE, bao["addr"], "bao-token"),
+        vault_store(
+            "bao",
+            OPERATOR_NAMESPACE,
+            bao["addr"],
+            "bao-token",
+            access=[{"namespaces": [namespace], "keyPrefixes": ["apps/", "multi/"]}],
+        ),
     )
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     operator = start_operator(
@@ -266,11 +272,17 @@ def test_wrong_credentials_are_reported_on_the_store(env: Env) -> None:
     )
 
 
-def test_operator_namespace_store_enforces_allowed_namespaces(env: Env) -> None:
+def test_operator_namespace_store_enforces_access(env: Env) -> None:
     bao = env.stores.info("openbao")
     apply(
         env.cluster,
-        vault_store("team-only", OPERATOR_NAMESPACE, bao["addr"], "bao-token", allowedNamespaces=["team-a"]),
+        vault_store(
+            "team-only",
+            OPERATOR_NAMESPACE,
+            bao["addr"],
+            "bao-token",
+            access=[{"namespaces": ["team-a"], "keyPrefixes": ["apps/"]}],
+        ),
     )
     apply(
         env.cluster,
@@ -396,7 +408,7 @@ def _store_object(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "apiVersion": "strongroom.dev/v1alpha1",
         "kind": "SecretStore",
         "metadata": {"name": name, "namespace": OPERATOR_NAMESPACE},
-        "spec": spec,
+        "spec": {**spec, "access": [{"namespaces": ["sm-tests"], "keyPrefixes": ["multi-", "plain-"]}]},
     }
 
 

@@ -22,8 +22,11 @@ import pytest
 from lightkube import AsyncClient, KubeConfig
 
 from strongroom.api.secretstore import SecretStore
+from strongroom.stores import azurekv, kubernetes
+from strongroom.stores import gcpsm as gcpsm_store
 from strongroom.stores.base import (
     AuthenticationFailed,
+    InsecureTransport,
     InvalidReference,
     InvalidStoreConfig,
     PermissionDenied,
@@ -310,7 +313,9 @@ async def test_vault_approle_login_and_renewal(bao: dict[str, Any]) -> None:
     secret_id = admin.call("POST", "auth/approle/role/app/secret-id")["data"]["secret_id"]
     admin.call("POST", "secret/data/approle-test", {"data": {"value": "ok"}})
     spec = vault_spec(
-        bao, auth={"appRole": {"roleId": role_id, "secretRef": {"name": "approle", "key": "id"}}}
+        bao,
+        auth={"appRole": {"roleId": role_id, "secretRef": {"name": "approle", "key": "id"}}},
+        insecureHTTP=True,  # the test server speaks plain HTTP
     )
     async with client_for(spec, DictCredentials({("approle", "id"): secret_id})) as client:
         assert (await client.read(SecretRef("approle-test"))).reveal() == b"ok"
@@ -396,6 +401,9 @@ async def test_vault_kubernetes_auth_against_the_apiserver(bao: dict[str, Any], 
             "bound_service_account_namespaces": [ns],
             "token_policies": ["k8s-reader"],
             "token_ttl": "1h",
+            # OpenBao asks the TokenReview for this audience: a token minted for the API server (or
+            # for any other audience) is refused, so this login proves the operator sent `vault`.
+            "audience": "vault",
         },
     )
     admin.call("POST", "secret/data/k8s-auth", {"data": {"value": "via-kubernetes"}})
@@ -404,22 +412,34 @@ async def test_vault_kubernetes_auth_against_the_apiserver(bao: dict[str, Any], 
     try:
         creds = KubernetesCredentialSource(kube, ns)
         auth = {"kubernetes": {"role": ns, "serviceAccountRef": {"name": "app-reader"}}}
-        async with client_for(vault_spec(bao, auth=auth), creds, namespace=ns) as client:
+        # Over plain HTTP the JWT is refused unless the store opts in.
+        with pytest.raises(InsecureTransport, match="insecureHTTP"):
+            async with client_for(vault_spec(bao, auth=auth), creds, namespace=ns):
+                pass
+        async with client_for(vault_spec(bao, auth=auth, insecureHTTP=True), creds, namespace=ns) as client:
             assert (await client.read(SecretRef("k8s-auth"))).reveal() == b"via-kubernetes"
             assert (await client.check()).read
         # A service account the role is not bound to.
         wrong = {"kubernetes": {"role": ns, "serviceAccountRef": {"name": "reviewer"}}}
-        async with client_for(vault_spec(bao, auth=wrong), creds, namespace=ns) as client:
+        async with client_for(vault_spec(bao, auth=wrong, insecureHTTP=True), creds, namespace=ns) as client:
+            with pytest.raises(AuthenticationFailed):
+                await client.read(SecretRef("k8s-auth"))
+        # The right account with another audience: OpenBao's TokenReview refuses it.
+        other = {"kubernetes": {"role": ns, "serviceAccountRef": {"name": "app-reader"}, "audience": "other"}}
+        async with client_for(vault_spec(bao, auth=other, insecureHTTP=True), creds, namespace=ns) as client:
             with pytest.raises(AuthenticationFailed):
                 await client.read(SecretRef("k8s-auth"))
         # A service account that does not exist: the store's config is wrong, not the store.
         missing = {"kubernetes": {"role": ns, "serviceAccountRef": {"name": "nobody"}}}
-        async with client_for(vault_spec(bao, auth=missing), creds, namespace=ns) as client:
+        async with client_for(
+            vault_spec(bao, auth=missing, insecureHTTP=True), creds, namespace=ns
+        ) as client:
             with pytest.raises(InvalidStoreConfig, match="nobody"):
                 await client.read(SecretRef("k8s-auth"))
         # The operator's own account is for stores in the operator namespace only.
+        own = vault_spec(bao, auth={"kubernetes": {"role": ns}}, insecureHTTP=True)
         with pytest.raises(InvalidStoreConfig, match="operator namespace"):
-            async with client_for(vault_spec(bao, auth={"kubernetes": {"role": ns}}), creds, namespace=ns):
+            async with client_for(own, creds, namespace=ns):
                 pass
     finally:
         await kube.close()
@@ -472,9 +492,12 @@ async def test_aws_write_read_versions_labels_and_delete(aws: dict[str, Any]) ->
 async def test_aws_binary_values_and_key_mapping(aws: dict[str, Any]) -> None:
     async with client_for(aws_spec(aws), AWS_KEYS) as client:
         raw = bytes(range(256))
-        written = await client.write("bin ary/key", SecretValue(raw))
+        written = await client.write("bin-ary/key", SecretValue(raw))
         assert written.key == "bin-ary/key"
         assert (await client.read(SecretRef(written.key))).reveal() == raw
+        # A key AWS cannot hold is refused, never mapped onto another name.
+        with pytest.raises(InvalidReference):
+            await client.write("bin ary/key", SecretValue(raw))
         with pytest.raises(InvalidReference):
             await client.read(SecretRef("bin ary/key"))
 
@@ -524,8 +547,14 @@ async def test_gcp_write_read_versions_and_delete(gcpsm: dict[str, Any]) -> None
         assert await client.check() == StoreCapabilities(read=True, write=True)
         key = unique("apps/web/db")
         await assert_stores_and_versions(client, key)
-        secret_id = key.replace("/", "-")
-        full = f"projects/{gcpsm['project']}/secrets/{secret_id}"
+        # The logical key is how the secret is named in references; its id is the injective escaping.
+        secret_id = key
+        escaped = f"projects/{gcpsm['project']}/secrets/{gcpsm_store.secret_id_of(key)}"
+        with pytest.raises(InvalidReference, match="escaped"):
+            await client.read(SecretRef(escaped))
+        raw = unique("raw-db")
+        await client.write(raw, SecretValue(json.dumps({"password": "one"})))
+        full = f"projects/{gcpsm['project']}/secrets/{raw}"
         assert (await client.read(SecretRef(full, version="1", property="password"))).reveal() == b"one"
         assert (
             await client.read(SecretRef(secret_id, version="latest", property="password"))
@@ -533,7 +562,7 @@ async def test_gcp_write_read_versions_and_delete(gcpsm: dict[str, Any]) -> None
         with pytest.raises(VersionNotFound):
             await client.read(SecretRef(secret_id, version="99"))
         with pytest.raises(InvalidReference, match="project"):
-            await client.read(SecretRef(f"projects/another-project/secrets/{secret_id}"))
+            await client.read(SecretRef(f"projects/another-project/secrets/{raw}"))
         with pytest.raises(PropertyNotFound):
             await client.read(SecretRef(secret_id, property="nope"))
         await client.delete(key)
@@ -586,12 +615,12 @@ async def test_azure_write_read_versions_and_delete(akv: dict[str, Any]) -> None
         assert await client.check() == StoreCapabilities(read=True, write=True)
         key = unique("apps/web_db")
         await assert_stores_and_versions(client, key)
-        name = key.replace("/", "-").replace("_", "-")
+        # References name the logical key; the vault holds it under its injective escaping.
+        name = key
+        assert azurekv.secret_name(key).startswith("key--")
         assert (await client.read(SecretRef(name, property="password"))).reveal() == b"two"
         with pytest.raises(VersionNotFound):
             await client.read(SecretRef(name, version=uuid.uuid4().hex))
-        with pytest.raises(InvalidReference, match="invalid"):
-            await client.read(SecretRef("apps/web_db"))
         with pytest.raises(InvalidReference):
             await client.read(SecretRef(name, version="1"))
         # Soft-deleted; writing again recovers the name.
@@ -670,14 +699,14 @@ async def test_kubernetes_store(cluster: Cluster, kube: AsyncClient) -> None:
             await client.read(SecretRef("missing"))
 
         written = await client.write("Apps/Web_DB", SecretValue("v1"))
-        assert written == type(written)(key="apps-web-db", version=None)
+        # The logical key comes back (status records it); the Secret's name is its injective encoding.
+        assert written == type(written)(key="Apps/Web_DB", version=None)
+        name = kubernetes.secret_name("Apps/Web_DB")
         assert (await client.read(SecretRef(written.key))).reveal() == b"v1"
         await client.write("Apps/Web_DB", SecretValue("v2"))
         assert (await client.read(SecretRef(written.key))).reveal() == b"v2"
         labels = json.loads(
-            cluster.kubectl_run(
-                "-n", ns, "get", "secret", written.key, "-o", "json", "--show-managed-fields"
-            ).stdout
+            cluster.kubectl_run("-n", ns, "get", "secret", name, "-o", "json", "--show-managed-fields").stdout
         )
         assert labels["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "strongroom"
         managers = {m["manager"] for m in labels["metadata"]["managedFields"]}
@@ -727,21 +756,24 @@ async def test_kubernetes_credential_source(cluster: Cluster, kube: AsyncClient)
     cluster.kubectl_run("create", "namespace", ns)
     cluster.kubectl_run("-n", ns, "create", "secret", "generic", "c", "--from-literal=token=abc\n")
     cluster.kubectl_run("-n", ns, "create", "serviceaccount", "sa")
-    source = KubernetesCredentialSource(kube, ns, mounted_token=Path("/nonexistent/token"))
+    source = KubernetesCredentialSource(kube, ns, operator_service_account="sa")
     assert (await source.secret_key("c", "token")).reveal() == b"abc"
     with pytest.raises(InvalidStoreConfig, match=f"Secret {ns}/c"):
         await source.secret_key("c", "missing")
     with pytest.raises(InvalidStoreConfig, match="does not exist"):
         await source.secret_key("nope", "token")
-    token = await source.service_account_token("sa", None)
+    token = await source.service_account_token("sa", "vault")
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["sub"] == f"system:serviceaccount:{ns}:sa"
-    audience = await source.service_account_token("sa", "vault")
-    assert json.loads(base64.urlsafe_b64decode(audience.split(".")[1] + "=="))["aud"] == ["vault"]
+    assert claims["aud"] == ["vault"]
+    assert claims["exp"] - claims["iat"] == 600  # the shortest lifetime the API server grants
+    # The operator's own account: a TokenRequest too (audience `vault`), never the mounted token.
+    own = await source.service_account_token(None, "vault")
+    assert json.loads(base64.urlsafe_b64decode(own.split(".")[1] + "=="))["aud"] == ["vault"]
     with pytest.raises(InvalidStoreConfig, match="does not exist"):
-        await source.service_account_token("nobody", None)
-    with pytest.raises(InvalidStoreConfig, match="mounted service account token"):
-        await source.service_account_token(None, None)
+        await source.service_account_token("nobody", "vault")
+    with pytest.raises(InvalidStoreConfig, match="--service-account"):
+        await KubernetesCredentialSource(kube, ns).service_account_token(None, "vault")
 
 
 # --- Concurrency ------------------------------------------------------------------------------------------
@@ -761,7 +793,7 @@ async def test_clients_are_shared_by_concurrent_tasks(
     secret_id = admin.call("POST", "auth/approle/role/concurrent/secret-id")["data"]["secret_id"]
     admin.call("POST", "secret/data/concurrent", {"data": {"value": "same"}})
     vault_approle = vault_spec(
-        bao, auth={"appRole": {"roleId": role_id, "secretRef": {"name": "a", "key": "id"}}}
+        bao, auth={"appRole": {"roleId": role_id, "secretRef": {"name": "a", "key": "id"}}}, insecureHTTP=True
     )
     setups = [
         (vault_approle, DictCredentials({("a", "id"): secret_id}), None),

@@ -76,7 +76,7 @@ MALFORMED: list[Malformed] = [
     ),
     Malformed(
         "store-no-backend",
-        _obj("SecretStore", {"allowedNamespaces": ["team-a"]}),
+        _obj("SecretStore", {"access": [{"namespaces": ["team-a"], "keyPrefixes": ["a/"]}]}),
         "spec",
         "exactly one of vault, awssm, gcpsm, azurekv or kubernetes",
     ),
@@ -170,9 +170,65 @@ MALFORMED: list[Malformed] = [
         "spec.kubernetes.namespace",
     ),
     Malformed(
-        "store-allowed-namespaces-not-a-list",
-        _obj("SecretStore", {"kubernetes": {"namespace": "s"}, "allowedNamespaces": "team-a"}),
-        "spec.allowedNamespaces",
+        "store-access-not-a-list",
+        _obj("SecretStore", {"kubernetes": {"namespace": "s"}, "access": "team-a"}),
+        "spec.access",
+    ),
+    Malformed(
+        "store-access-without-prefixes",
+        _obj("SecretStore", {"kubernetes": {"namespace": "s"}, "access": [{"namespaces": ["team-a"]}]}),
+        "spec.access[0].keyPrefixes",
+    ),
+    Malformed(
+        "store-access-empty-prefix-list",
+        _obj(
+            "SecretStore",
+            {"kubernetes": {"namespace": "s"}, "access": [{"namespaces": ["a"], "keyPrefixes": []}]},
+        ),
+        "spec.access[0].keyPrefixes",
+    ),
+    Malformed(
+        "store-access-bad-namespace",
+        _obj(
+            "SecretStore",
+            {"kubernetes": {"namespace": "s"}, "access": [{"namespaces": ["Team_A"], "keyPrefixes": ["a/"]}]},
+        ),
+        "spec.access[0].namespaces[0]",
+    ),
+    Malformed(
+        "store-access-two-placeholders",
+        _obj(
+            "SecretStore",
+            {
+                "kubernetes": {"namespace": "s"},
+                "access": [{"namespaces": ["a"], "keyPrefixes": ["{namespace}/{namespace}/"]}],
+            },
+        ),
+        "spec.access[0].keyPrefixes[0]",
+        "{namespace} at most once",
+    ),
+    Malformed(
+        "store-access-traversal-prefix",
+        _obj(
+            "SecretStore",
+            {
+                "kubernetes": {"namespace": "s"},
+                "access": [{"namespaces": ["a"], "keyPrefixes": ["teams/../"]}],
+            },
+        ),
+        "spec.access[0].keyPrefixes[0]",
+        "`.` or `..` segments",
+    ),
+    Malformed(
+        "store-access-percent-prefix",
+        _obj(
+            "SecretStore",
+            {
+                "kubernetes": {"namespace": "s"},
+                "access": [{"namespaces": ["a"], "keyPrefixes": ["teams%2f"]}],
+            },
+        ),
+        "spec.access[0].keyPrefixes[0]",
     ),
     Malformed(
         "store-rate-limit-zero-qps",

@@ -116,6 +116,21 @@ async def test_kubernetes_backend_needs_the_operator_client() -> None:
         ({"gcpsm": {"projectID": "my-project"}}, "Google identity"),
         ({"azurekv": {"url": "https://x.vault.azure.net/", "tenantID": "t"}}, "Azure identity"),
         ({"kubernetes": {"namespace": "kube-system"}}, "another namespace"),
+        (
+            {
+                "vault": {
+                    **VAULT,
+                    "auth": {
+                        "kubernetes": {
+                            "role": "r",
+                            "serviceAccountRef": {"name": "app"},
+                            "audience": "https://kubernetes.default.svc",
+                        }
+                    },
+                }
+            },
+            "audience other than 'vault'",
+        ),
     ],
 )
 async def test_operator_identity_only_for_operator_namespace_stores(spec: dict[str, Any], match: str) -> None:
@@ -125,7 +140,13 @@ async def test_operator_identity_only_for_operator_namespace_stores(spec: dict[s
 
 
 async def test_vault_kubernetes_auth_with_own_service_account_is_fine_anywhere() -> None:
-    spec = {"vault": {**VAULT, "auth": {"kubernetes": {"role": "r", "serviceAccountRef": {"name": "app"}}}}}
+    spec = {
+        "vault": {
+            **VAULT,
+            "insecureHTTP": True,
+            "auth": {"kubernetes": {"role": "r", "serviceAccountRef": {"name": "app"}}},
+        }
+    }
     client = await build(spec, namespace="team-a")
     await client.close()
 
@@ -163,14 +184,10 @@ async def test_azure_ca_file_is_removed_on_close(tmp_path: Path) -> None:
     assert not ca_path.exists()
 
 
-async def test_kubernetes_credential_source_mounted_token(tmp_path: Path) -> None:
-    token = tmp_path / "token"
-    token.write_text("operator-token\n")
-    source = KubernetesCredentialSource(client=None, namespace="ns", mounted_token=token)  # type: ignore[arg-type]
-    assert await source.service_account_token(None, None) == "operator-token"
-    token.write_text("")
-    with pytest.raises(InvalidStoreConfig, match="empty"):
-        await source.service_account_token(None, None)
+async def test_the_operators_identity_is_unknown_without_its_service_account() -> None:
+    source = KubernetesCredentialSource(client=None, namespace="ns")  # type: ignore[arg-type]
+    with pytest.raises(InvalidStoreConfig, match="--service-account"):
+        await source.service_account_token(None, "vault")
 
 
 def test_every_lazily_named_backend_imports() -> None:

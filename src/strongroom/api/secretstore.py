@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import re
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -26,6 +27,9 @@ BACKENDS: tuple[BackendName, ...] = ("vault", "awssm", "gcpsm", "azurekv", "kube
 VAULT_AUTH_METHODS = ("tokenSecretRef", "kubernetes", "appRole")
 
 
+#: Audience of service account tokens sent to Vault, unless a store in the operator namespace says otherwise.
+DEFAULT_VAULT_AUDIENCE = "vault"
+
 # --- Vault / OpenBao --------------------------------------------------------------------------------------
 
 
@@ -38,6 +42,12 @@ class VaultKubernetesAuth(ApiModel):
     """Mount path of the auth method; `kubernetes` if absent."""
     service_account_ref: LocalObjectReference | None = None
     """Service account (in the store's namespace) whose token is used; the operator's own if absent."""
+    audience: str = Field(default=DEFAULT_VAULT_AUDIENCE, min_length=1, max_length=256, pattern=r"^\S+$")
+    """Audience of the requested token (the Vault role's `audience` must match); `vault` if absent.
+
+    The token is never valid against the Kubernetes API server, so Vault (or whoever reads it) cannot
+    act as the service account in the cluster. Only stores in the operator namespace may set another
+    audience (which must not be one the API server accepts)."""
 
 
 class VaultAppRoleAuth(ApiModel):
@@ -93,6 +103,10 @@ class VaultProvider(ApiModel):
     ca_bundle: PemCertificates | None = None
     auth: VaultAuth
     """How to authenticate."""
+    insecure_http: bool = Field(default=False, alias="insecureHTTP")
+    """Allow sending a service account token or an AppRole secret_id over plain `http://` (test servers
+    only). Without it such a store is refused (`InsecureTransport`); token auth over `http://` is always
+    allowed, with an `InsecureTransport` warning condition."""
 
 
 # --- AWS Secrets Manager ----------------------------------------------------------------------------------
@@ -233,6 +247,71 @@ class RateLimit(ApiModel):
     """Requests allowed in a burst."""
 
 
+#: `{namespace}` in a key prefix stands for the namespace of the object that refers to the store.
+NAMESPACE_PLACEHOLDER = "{namespace}"
+#: Characters a key prefix may not hold: what would let a server resolve a key outside the prefix.
+_PREFIX_PATTERN = r"^([^{}\\%?#\s\x00-\x1f\x7f]|\{namespace\})+$"
+_NAMESPACE_OR_ALL = r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"
+_UNSAFE_SEGMENT = re.compile(r"(^|/)\.{1,2}(/|$)")
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why a key prefix is refused, or None. The same rules as the CRD's CEL rules."""
+    if prefix.count(NAMESPACE_PLACEHOLDER) > 1:
+        return f"key prefix {prefix!r} has more than one {NAMESPACE_PLACEHOLDER}"
+    if prefix.startswith("/") or "//" in prefix or _UNSAFE_SEGMENT.search(prefix):
+        return f"key prefix {prefix!r} starts with `/`, or has `//`, `.` or `..` segments"
+    if not re.match(_PREFIX_PATTERN, prefix):
+        return (
+            f"key prefix {prefix!r} has `{{`, `}}` other than {NAMESPACE_PLACEHOLDER}, `\\`, `%`, `?`, `#` "
+            "or a space"
+        )
+    return None
+
+
+class StoreAccess(ApiModel):
+    """Namespaces that may read keys of this store, and which keys."""
+
+    namespaces: list[Annotated[str, Field(pattern=_NAMESPACE_OR_ALL, max_length=c.DNS1123_LABEL_MAX)]] = (
+        Field(min_length=1, max_length=256, json_schema_extra={"x-kubernetes-list-type": "set"})
+    )
+    """Namespace names, or `*` for every namespace."""
+    key_prefixes: list[
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=512,
+                pattern=_PREFIX_PATTERN,
+                json_schema_extra={
+                    "x-kubernetes-validations": [
+                        cel(
+                            "!self.matches('\\\\{namespace\\\\}.*\\\\{namespace\\\\}')",
+                            "a key prefix holds {namespace} at most once",
+                        ),
+                        cel(
+                            "!self.startsWith('/') && !self.contains('//') "
+                            "&& !self.matches('(^|/)[.][.]?(/|$)')",
+                            "a key prefix may not start with `/` nor hold `//`, `.` or `..` segments",
+                        ),
+                    ]
+                },
+            ),
+        ]
+    ] = Field(min_length=1, max_length=64, json_schema_extra={"x-kubernetes-list-type": "set"})
+    """Keys these namespaces may read start with one of these, e.g. `teams/{namespace}/`, where
+    `{namespace}` is the referring namespace. Keys under `strongroom/<namespace>/` (driver outputs) are
+    readable by that namespace alone, whatever the prefixes say."""
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> StoreAccess:
+        for prefix in self.key_prefixes:
+            problem = prefix_problem(prefix)
+            if problem is not None:
+                raise ValueError(problem)
+        return self
+
+
 class SecretStoreSpec(ApiModel):
     """Exactly one backend, plus who may use the store."""
 
@@ -252,10 +331,10 @@ class SecretStoreSpec(ApiModel):
     gcpsm: GCPSMProvider | None = None
     azurekv: AzureKVProvider | None = None
     kubernetes: KubernetesProvider | None = None
-    allowed_namespaces: list[NamespaceName] | None = Field(
-        default=None, max_length=256, json_schema_extra={"x-kubernetes-list-type": "set"}
-    )
-    """For a store in the operator namespace: the namespaces whose objects may use it (all if absent)."""
+    access: list[StoreAccess] | None = Field(default=None, max_length=64)
+    """For a store in the operator namespace: which other namespaces may use it and for which keys. Closed
+    to every other namespace if absent. Ignored for stores elsewhere, which serve their own namespace
+    only."""
     rate_limit: RateLimit | None = None
     """Client-side rate limit; the operator's default if absent."""
 

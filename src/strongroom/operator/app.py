@@ -116,6 +116,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
         access.config,
         RuntimeSettings(
             operator_namespace=config.operator_namespace,
+            service_account=config.service_account,
             workers=config.worker_limit,
             slots=config.reconcile_limit,
             refresh_interval=config.refresh_interval,

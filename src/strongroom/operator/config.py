@@ -80,6 +80,8 @@ class OperatorConfig:
     # Empty means cluster-wide.
     namespaces: tuple[str, ...] = ()
     operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
+    # The operator's own ServiceAccount, for Vault Kubernetes auth without serviceAccountRef.
+    service_account: str | None = None
     # None means: KUBECONFIG, then in-cluster service account, then ~/.kube/config.
     kubeconfig: str | None = None
     log_format: LogFormat = LogFormat.JSON

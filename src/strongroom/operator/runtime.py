@@ -49,6 +49,8 @@ class RuntimeSettings:
     # How often a Resource's driver is called again although nothing changed (drift repair).
     resource_resync_interval: float = 3600.0
     template_limits: SandboxLimits = field(default_factory=SandboxLimits)
+    # The operator's own ServiceAccount (operator namespace); None: Vault auth as the operator is refused.
+    service_account: str | None = None
 
 
 class Runtime:
@@ -82,7 +84,13 @@ class Runtime:
         self.resources.store_changed(store_name)
 
     async def _build_store_client(self, store: SecretStore) -> StoreClient:
-        credentials = KubernetesCredentialSource(self.client, store.namespace)
+        # Only stores of the operator namespace may act as the operator (the backends refuse it elsewhere
+        # too): a credential source of any other namespace does not even know the operator's account.
+        own = store.namespace == self.settings.operator_namespace
+        account = self.settings.service_account if own else None
+        credentials = KubernetesCredentialSource(
+            self.client, store.namespace, operator_service_account=account
+        )
         return await build_store_client(
             store, credentials, operator_namespace=self.settings.operator_namespace, kube_client=self.client
         )

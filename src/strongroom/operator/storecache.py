@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from strongroom.api.secretstore import SecretStore
-from strongroom.reconcile.stores import StoreKey, StoreView
+from strongroom.reconcile.stores import StoreKey, StoreView, view_of
 from strongroom.stores.base import StoreClient
 from strongroom.stores.guard import GuardedStore, GuardSettings
 
@@ -23,15 +23,6 @@ ClientFactory = Callable[[SecretStore], Awaitable[StoreClient]]
 class _Entry:
     generation: int | None
     client: GuardedStore
-
-
-def view_of(store: SecretStore) -> StoreView:
-    allowed = store.spec.allowed_namespaces
-    return StoreView(
-        key=StoreKey(store.namespace, store.name),
-        is_default=store.is_default,
-        allowed_namespaces=tuple(allowed) if allowed is not None else None,
-    )
 
 
 class StoreCache:

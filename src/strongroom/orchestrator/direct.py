@@ -50,7 +50,7 @@ from strongroom.orchestrator.plan import Plan
 from strongroom.reconcile import resource as rr
 from strongroom.reconcile.placeholders import PlaceholderError
 from strongroom.reconcile.secretmapping import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
-from strongroom.reconcile.stores import Problem
+from strongroom.reconcile.stores import Problem, resolve_store, view_of
 from strongroom.reconcile.workload import ResourceOutputs, render, required_resources
 from strongroom.reconcile.workloadpatch import apply_patches, describe_validation_error
 from strongroom.stores.base import SecretNotFound, SecretRef, SecretValue, StoreClient, StoreError
@@ -107,11 +107,13 @@ def load_secret_stores(paths: Sequence[Path], operator_namespace: str) -> list[S
 class Stores:
     """Store clients by name: the embedded store and the configured SecretStores, built on first use."""
 
-    def __init__(self, cluster: Cluster, settings: DirectSettings) -> None:
+    def __init__(self, cluster: Cluster, settings: DirectSettings, namespace: str) -> None:
         self.cluster = cluster
         self.settings = settings
+        self.namespace = namespace
         self._clients: dict[str, StoreClient] = {}
         self._configured = {store.name: store for store in settings.secret_stores}
+        self._views = {view.key: view for view in map(view_of, settings.secret_stores)}
 
     async def client(self, name: str) -> StoreClient:
         if name in self._clients:
@@ -137,6 +139,14 @@ class Stores:
         return client
 
     async def read(self, store: str, key: str, version: str | None, prop: str | None = None) -> SecretValue:
+        if store in self._configured:
+            # The same access rules as the operator's: a store of the operator namespace serves this
+            # namespace only where its spec.access says so.
+            resolved = resolve_store(
+                store, self.namespace, self.settings.operator_namespace, self._views, key=key
+            )
+            if isinstance(resolved, Problem):
+                raise DirectError(f"reading {key!r} from store {store!r}: {resolved.message}")
         client = await self.client(store)
         try:
             return await client.read(SecretRef(key, version or None, prop))
@@ -175,7 +185,7 @@ class _Run:
         self.crset = crset
         self.plan = plan
         self.settings = settings
-        self.stores = Stores(cluster, settings)
+        self.stores = Stores(cluster, settings, crset.namespace)
         self.namespace = crset.namespace
         self.labels = naming.labels_for(crset.app, crset.env)
         self.outcome = DirectOutcome()

@@ -122,15 +122,18 @@ def classify_version(version: str | None) -> tuple[Literal["VersionId", "Version
 
 
 def write_name(key: str) -> str:
-    """The secret name a logical key is written under: characters AWS refuses become `-`."""
-    name = _NAME_CHARS.sub("-", key.strip("/"))
-    if not name:
-        raise InvalidReference(f"AWS secret name from key {key!r} is empty")
-    if len(name) > NAME_MAX:
+    """The secret name a logical key is written under: the key itself (so names are injective), which
+    must hold only the characters AWS accepts."""
+    if not key or _NAME_CHARS.search(key):
+        raise InvalidReference(
+            f"AWS secret name {key[:80]!r} is empty or holds characters other than letters, digits and "
+            "/_+=.@-"
+        )
+    if len(key) > NAME_MAX:
         raise InvalidReference(
             f"AWS secret names are at most {NAME_MAX} characters; key {key[:40]!r}... is longer"
         )
-    return name
+    return key
 
 
 def check_reference_key(key: str) -> str:

@@ -37,6 +37,7 @@ from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from strongroom.api.secretstore import AzureKVProvider
+from strongroom.stores import names
 from strongroom.stores.base import (
     AuthenticationFailed,
     InvalidReference,
@@ -55,9 +56,6 @@ from strongroom.stores.base import (
 )
 from strongroom.stores.credentials import StoreContext
 
-NAME_MAX = 127
-_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
-_INVALID_NAME_CHARS = re.compile(r"[^0-9A-Za-z-]")
 _VERSION = re.compile(r"^[0-9A-Fa-f]{32}$")
 #: Hosts of the public and sovereign Azure clouds' Key Vault and Managed HSM endpoints.
 AZURE_VAULT_DOMAINS = (
@@ -75,24 +73,9 @@ RETRY_TOTAL = 2
 TAGS = {"managed-by": "strongroom"}
 
 
-def check_name(key: str) -> str:
-    if not _NAME.match(key):
-        raise InvalidReference(
-            f"Azure Key Vault secret name {key[:130]!r} is invalid: 1-127 letters, digits and `-` only"
-        )
-    return key
-
-
-def write_name(key: str) -> str:
-    """The secret name a logical key is written under: `/`, `_`, `.` and every other character become `-`."""
-    name = _INVALID_NAME_CHARS.sub("-", key.strip("/"))
-    if not name:
-        raise InvalidReference(f"Azure Key Vault secret name from key {key!r} is empty")
-    if len(name) > NAME_MAX:
-        raise InvalidReference(
-            f"Azure Key Vault names are at most {NAME_MAX} characters; key {key[:40]!r}... is longer"
-        )
-    return name
+def secret_name(key: str) -> str:
+    """The secret a logical key names (`stores.names`: injective, a valid name stays itself)."""
+    return names.AZURE.encode(key)
 
 
 def check_version(version: str | None) -> str | None:
@@ -195,7 +178,7 @@ class AzureKeyVaultStore:
 
     async def fetch(self, key: str, version_text: str | None) -> SecretDocument:
         with self._ctx.naming():
-            name = check_name(key)
+            name = secret_name(key)
             version = check_version(version_text)
         what = f"secret {name!r}" + (f" version {version!r}" if version else "")
         try:
@@ -215,7 +198,7 @@ class AzureKeyVaultStore:
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         with self._ctx.naming():
-            name = write_name(key)
+            name = secret_name(key)
         try:
             text = value.reveal_text()
         except UnicodeDecodeError:
@@ -235,11 +218,11 @@ class AzureKeyVaultStore:
                 props = await self._client.set_secret(name, text, tags=TAGS)
         except Exception as exc:
             raise _map_error(exc, self._ctx.label, what) from None
-        return WriteResult(key=name, version=props.properties.version)
+        return WriteResult(key=key, version=props.properties.version)
 
     async def delete(self, key: str) -> None:
         with self._ctx.naming():
-            name = write_name(key)
+            name = secret_name(key)
         try:
             # Soft delete (what the vault's retention policy makes of it); no purge, so an output deleted by
             # mistake can be recovered, and `write` recovers it when the resource comes back.

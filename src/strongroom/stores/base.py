@@ -166,6 +166,12 @@ class InvalidStoreConfig(StoreError):
     retryable = False
 
 
+class InsecureTransport(InvalidStoreConfig):
+    """The store would send a login credential over an unencrypted connection."""
+
+    reason = "InsecureTransport"
+
+
 @runtime_checkable
 class StoreClient(Protocol):
     """One configured backend. All methods are idempotent and safe to call concurrently."""

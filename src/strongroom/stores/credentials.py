@@ -14,7 +14,6 @@ import binascii
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import httpx2
@@ -24,9 +23,6 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret, ServiceAccount
 
 from strongroom.stores.base import InvalidReference, InvalidStoreConfig, SecretValue, StoreUnavailable
-
-#: Where the kubelet mounts the pod's own service account token (rotated in place, so read it each time).
-MOUNTED_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 #: Lifetime asked for service account tokens. They are used only to log in to a store once, right away;
 #: 10 minutes is the shortest the API server accepts.
@@ -41,8 +37,9 @@ class CredentialSource(Protocol):
         """The value of `key` in Secret `name`; `InvalidStoreConfig` if either is missing."""
         ...
 
-    async def service_account_token(self, service_account: str | None, audience: str | None) -> str:
-        """A token of the named service account, or the operator's own when `service_account` is None."""
+    async def service_account_token(self, service_account: str | None, audience: str) -> str:
+        """A short-lived token for `audience` of the named service account, or of the operator's own when
+        `service_account` is None (only a credential source of the operator namespace knows it)."""
         ...
 
 
@@ -87,7 +84,7 @@ class StoreContext:
         Otherwise anyone who may create a SecretStore in some namespace could borrow the operator's
         identity and read whatever it can read: the cross-namespace exfiltration External Secrets
         Operator's advisories are about. Stores in the operator namespace are the platform team's, and
-        they restrict who uses them with `allowedNamespaces`.
+        they open them to other namespaces, key prefix by key prefix, with `spec.access`.
         """
         if not self.in_operator_namespace:
             raise InvalidStoreConfig(
@@ -103,10 +100,12 @@ class KubernetesCredentialSource:
     client is built or re-authenticates, and a rotated Secret is then picked up without a restart.
     """
 
-    def __init__(self, client: AsyncClient, namespace: str, *, mounted_token: Path = MOUNTED_TOKEN) -> None:
+    def __init__(
+        self, client: AsyncClient, namespace: str, *, operator_service_account: str | None = None
+    ) -> None:
         self._client = client
         self._namespace = namespace
-        self._mounted_token = mounted_token
+        self._operator_service_account = operator_service_account
 
     @property
     def namespace(self) -> str:
@@ -148,14 +147,21 @@ class KubernetesCredentialSource:
             raise InvalidStoreConfig(f"{where} is empty")
         return SecretValue(raw)
 
-    async def service_account_token(self, service_account: str | None, audience: str | None) -> str:
+    async def service_account_token(self, service_account: str | None, audience: str) -> str:
         if service_account is None:
-            return self._read_mounted_token()
+            if self._operator_service_account is None:
+                raise InvalidStoreConfig(
+                    "the operator's own service account is not known here (set --service-account or "
+                    "STRONGROOM_SERVICE_ACCOUNT; the chart does), or the store is outside the operator "
+                    "namespace; set serviceAccountRef in the store's Vault Kubernetes auth"
+                )
+            service_account = self._operator_service_account
         request = ServiceAccount.Token(
             # lightkube reads metadata.namespace of whatever it POSTs, subresources included.
             metadata=ObjectMeta(),
             spec=TokenRequestSpec(
-                audiences=[audience] if audience else None,
+                # Never the API server's own audience: the token must not work against the cluster.
+                audiences=[audience],
                 expirationSeconds=TOKEN_EXPIRATION_SECONDS,
             ),
         )
@@ -177,16 +183,4 @@ class KubernetesCredentialSource:
         token = result.status.token if result.status else None
         if not token:
             raise StoreUnavailable(f"the API server returned no token for {where}")
-        return token
-
-    def _read_mounted_token(self) -> str:
-        try:
-            token = self._mounted_token.read_text().strip()
-        except OSError:
-            raise InvalidStoreConfig(
-                f"the operator has no mounted service account token at {self._mounted_token} (running "
-                "outside a pod?); set serviceAccountRef in the store's Vault Kubernetes auth"
-            ) from None
-        if not token:
-            raise InvalidStoreConfig(f"the mounted service account token {self._mounted_token} is empty")
         return token

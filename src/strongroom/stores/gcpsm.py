@@ -35,6 +35,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports.gr
 from google.oauth2 import service_account
 
 from strongroom.api.secretstore import GCPSMProvider
+from strongroom.stores import names
 from strongroom.stores.base import (
     AuthenticationFailed,
     InvalidReference,
@@ -54,9 +55,6 @@ from strongroom.stores.base import (
 from strongroom.stores.credentials import StoreContext
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-SECRET_ID_MAX = 255
-_SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_INVALID_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _FULL_NAME = re.compile(r"^projects/([^/]+)/secrets/([^/]+)$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 #: Labels on secrets the operator creates, so they can be told apart in the console.
@@ -70,30 +68,30 @@ class ChecksumMismatch(StoreError):
 
 
 def parse_key(key: str, project: str) -> str:
-    """The secret's resource name for a short id or `projects/<p>/secrets/<id>` (p = the store's project).
+    """The secret's resource name for a logical key or `projects/<p>/secrets/<id>` (p = the store's project).
 
-    A full name in another project is refused: the store's credentials may reach other projects, and
-    who may use the store was decided for this project only.
+    A logical key becomes an id through `stores.names` (injective; a valid id stays itself). A full name
+    in another project is refused: the store's credentials may reach other projects, and who may use
+    the store was decided for this project only. A full name may not name an escaped id (`key--...`):
+    those are reached through their logical key alone, which is what access rules check.
     """
-    if _SECRET_ID.match(key):
-        return f"projects/{project}/secrets/{key}"
     match = _FULL_NAME.match(key)
     if match is None:
-        if "/versions/" in key:
+        if "/versions/" in key and key.startswith("projects/"):
             raise InvalidReference(
                 f"GCP secret key {key!r} names a version; put it in the reference's version"
             )
-        raise InvalidReference(
-            f"GCP secret key {key!r} is neither a secret id (letters, digits, _ and -) nor "
-            "projects/<project>/secrets/<id>"
-        )
+        return f"projects/{project}/secrets/{secret_id_of(key)}"
     ref_project, secret_id = match.groups()
     if ref_project != project:
         raise InvalidReference(
             f"GCP secret key {key!r} is in project {ref_project!r}, but the store is for project {project!r}"
         )
-    if not _SECRET_ID.match(secret_id):
-        raise InvalidReference(f"GCP secret id {secret_id!r} may only hold letters, digits, _ and -")
+    if not names.GCP.is_raw_name(secret_id):
+        raise InvalidReference(
+            f"GCP secret id {secret_id!r} in a full name must be letters, digits, _ and - and not start "
+            f"with {names.MARKER!r}; name an escaped secret by its key"
+        )
     return key
 
 
@@ -110,16 +108,9 @@ def parse_version(version: str | None) -> str:
     raise InvalidReference(f"GCP secret version {version!r} is not `latest`, a number or an alias")
 
 
-def write_id(key: str) -> str:
-    """The secret id a logical key is written under: characters other than `[A-Za-z0-9_-]` become `-`."""
-    secret_id = _INVALID_ID_CHARS.sub("-", key.strip("/"))
-    if not secret_id:
-        raise InvalidReference(f"GCP secret id from key {key!r} is empty")
-    if len(secret_id) > SECRET_ID_MAX:
-        raise InvalidReference(
-            f"GCP secret ids are at most {SECRET_ID_MAX} characters; key {key[:40]!r}... is longer"
-        )
-    return secret_id
+def secret_id_of(key: str) -> str:
+    """The secret id a logical key names (`stores.names`: injective, a valid id stays itself)."""
+    return names.GCP.encode(key)
 
 
 def verify_crc32c(data: bytes, expected: int | None, store: str, what: str) -> None:
@@ -204,7 +195,7 @@ class GCPSecretManagerStore:
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         with self._ctx.naming():
-            secret_id = write_id(key)
+            secret_id = secret_id_of(key)
         name = f"projects/{self._project}/secrets/{secret_id}"
         data = value.reveal()
         payload = {"data": data, "data_crc32c": google_crc32c.value(data)}
@@ -231,11 +222,11 @@ class GCPSecretManagerStore:
                 )
         except Exception as exc:
             raise _map_error(exc, self._ctx.label, what) from None
-        return WriteResult(key=secret_id, version=version.name.rsplit("/", 1)[-1])
+        return WriteResult(key=key, version=version.name.rsplit("/", 1)[-1])
 
     async def delete(self, key: str) -> None:
         with self._ctx.naming():
-            secret_id = write_id(key)
+            secret_id = secret_id_of(key)
         try:
             await self._client.delete_secret(
                 name=f"projects/{self._project}/secrets/{secret_id}",

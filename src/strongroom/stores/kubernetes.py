@@ -13,7 +13,6 @@ operator namespace) may reach other namespaces.
 from __future__ import annotations
 
 import base64
-import re
 
 import httpx2
 from lightkube import ApiError, AsyncClient
@@ -24,6 +23,7 @@ from lightkube.resources.core_v1 import Secret
 
 from strongroom.api.constants import FIELD_MANAGER
 from strongroom.api.secretstore import KubernetesProvider
+from strongroom.stores import names
 from strongroom.stores.base import (
     AuthenticationFailed,
     InvalidReference,
@@ -47,37 +47,11 @@ VALUE_KEY = "value"
 #: Marks Secrets this backend wrote; `write`/`delete` touch no others.
 WRITTEN_BY_LABEL = "app.kubernetes.io/managed-by"
 WRITTEN_BY_VALUE = "strongroom"
-NAME_MAX = 253
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_INVALID_NAME_CHARS = re.compile(r"[^a-z0-9.-]+")
 
 
-def check_name(key: str) -> str:
-    if len(key) > NAME_MAX or not _NAME.match(key):
-        raise InvalidReference(
-            f"{key[:80]!r} is not a Kubernetes Secret name (lower-case RFC 1123 subdomain)"
-        )
-    return key
-
-
-def write_name(key: str) -> str:
-    """The Secret name a logical key is written under.
-
-    Lower-cased; `/`, `_` and every other character outside `[a-z0-9.-]` become `-`; runs of `-` and
-    `.` that would make an invalid name are tidied (`a//b` -> `a-b`, leading/trailing `-` or `.` dropped).
-    """
-    name = _INVALID_NAME_CHARS.sub("-", key.lower())
-    name = re.sub(r"-{2,}", "-", name)
-    name = re.sub(r"\.{2,}", ".", name)
-    name = re.sub(r"-?\.-?", ".", name)
-    name = name.strip("-.")
-    if not name:
-        raise InvalidReference(f"Kubernetes Secret name from key {key!r} is empty")
-    if len(name) > NAME_MAX:
-        raise InvalidReference(
-            f"Kubernetes Secret names are at most {NAME_MAX} characters; key {key[:40]!r}... is longer"
-        )
-    return check_name(name)
+def secret_name(key: str) -> str:
+    """The Secret a logical key names (`stores.names`: injective, a valid name stays itself)."""
+    return names.KUBERNETES.encode(key)
 
 
 def decode_data(data: dict[str, str] | None, store: str, name: str) -> dict[str, bytes]:
@@ -135,7 +109,7 @@ class KubernetesStore:
 
     async def fetch(self, key: str, version: str | None) -> SecretDocument:
         with self._ctx.naming():
-            name = check_name(key)
+            name = secret_name(key)
         if version:
             raise InvalidReference(
                 f"store {self._ctx.label!r}: Kubernetes Secrets have no versions; remove version "
@@ -146,11 +120,11 @@ class KubernetesStore:
             raise SecretNotFound(f"store {self._ctx.label!r}: Secret {self._namespace}/{name} not found")
         fields = decode_data(secret.data, self._ctx.label, name)
         label = self._ctx.label
-        return SecretDocument(lambda prop: select_data(fields, SecretRef(name, None, prop), label))
+        return SecretDocument(lambda prop: select_data(fields, SecretRef(key, None, prop), label))
 
     async def write(self, key: str, value: SecretValue) -> WriteResult:
         with self._ctx.naming():
-            name = write_name(key)
+            name = secret_name(key)
         existing = await self._get(name)
         if existing is not None and not _written_by_us(existing):
             raise PermissionDenied(
@@ -168,11 +142,11 @@ class KubernetesStore:
             await self._client.apply(body, field_manager=FIELD_MANAGER, force=True)
         except (ApiError, httpx2.TransportError) as exc:
             raise self._map_error(exc, f"writing Secret {self._namespace}/{name}") from None
-        return WriteResult(key=name, version=None)
+        return WriteResult(key=key, version=None)
 
     async def delete(self, key: str) -> None:
         with self._ctx.naming():
-            name = write_name(key)
+            name = secret_name(key)
         existing = await self._get(name)
         if existing is None:
             return

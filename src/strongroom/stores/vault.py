@@ -28,10 +28,11 @@ from urllib.parse import quote
 
 import httpx2
 
-from strongroom.api.secretstore import VaultProvider
+from strongroom.api.secretstore import DEFAULT_VAULT_AUDIENCE, VaultProvider
 from strongroom.net import AiohttpTransport, environment_proxy
 from strongroom.stores.base import (
     AuthenticationFailed,
+    InsecureTransport,
     InvalidReference,
     InvalidStoreConfig,
     PermissionDenied,
@@ -74,6 +75,27 @@ def normalize_key(key: str) -> str:
         if segment in ("", ".", ".."):
             raise InvalidReference(f"Vault key {key!r} has an empty, `.` or `..` path segment")
     return stripped
+
+
+def sends_login_credential(spec: VaultProvider) -> bool:
+    """Whether logging in sends a credential of ours (a service account JWT, an AppRole secret_id)."""
+    return spec.auth.kubernetes is not None or spec.auth.app_role is not None
+
+
+def is_plain_http(spec: VaultProvider) -> bool:
+    return spec.url.lower().startswith("http://")
+
+
+def refuse_insecure_login(spec: VaultProvider, label: str) -> None:
+    """A JWT or secret_id over plain HTTP can be read (and replayed) by anyone on the path: refused
+    unless the store opts in with `insecureHTTP`. A token from a Secret is the store's own, so token
+    auth over HTTP stays allowed (OpenBao's dev server), with a warning condition on the store."""
+    if sends_login_credential(spec) and is_plain_http(spec) and not spec.insecure_http:
+        method = "Kubernetes" if spec.auth.kubernetes is not None else "AppRole"
+        raise InsecureTransport(
+            f"store {label!r}: Vault {method} auth would send its credential over plain http:// to "
+            f"{spec.url}; use https://, or set vault.insecureHTTP: true for a test server"
+        )
 
 
 def parse_version(version: str | None) -> int | None:
@@ -141,6 +163,15 @@ class VaultStore:
                 "Vault Kubernetes auth with the operator's own service account",
                 "set auth.kubernetes.serviceAccountRef to a service account of this namespace",
             )
+        if k8s is not None and k8s.audience != DEFAULT_VAULT_AUDIENCE:
+            # A tenant choosing the audience could have the operator mint tokens of its namespace's
+            # service accounts that the API server (or another in-cluster service) accepts, and post
+            # them to a URL of its choice. Only the platform team's stores pick another audience.
+            ctx.require_operator_namespace(
+                f"a Kubernetes auth audience other than {DEFAULT_VAULT_AUDIENCE!r}",
+                f"remove auth.kubernetes.audience and let the Vault role accept {DEFAULT_VAULT_AUDIENCE!r}",
+            )
+        refuse_insecure_login(spec, ctx.label)
         headers = {"Accept": "application/json"}
         if spec.namespace:
             headers["X-Vault-Namespace"] = spec.namespace
@@ -402,7 +433,7 @@ class VaultStore:
         if auth.kubernetes is not None:
             k8s = auth.kubernetes
             account = k8s.service_account_ref.name if k8s.service_account_ref else None
-            jwt = await creds.service_account_token(account, None)
+            jwt = await creds.service_account_token(account, k8s.audience)
             mount = (k8s.mount_path or "kubernetes").strip("/")
             return await self._login_at(mount, {"role": k8s.role, "jwt": jwt}, (jwt,))
         if auth.app_role is not None:

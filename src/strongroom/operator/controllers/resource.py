@@ -544,7 +544,7 @@ class ResourceController(Controller):
         async def read(path: tuple[str, ...], ref: SecretReference) -> SecretValue | Problem:
             where = ".".join(path)
             resolved = resolve_store(
-                ref.store, resource.namespace, self.operator_namespace, self.stores.views
+                ref.store, resource.namespace, self.operator_namespace, self.stores.views, key=ref.ref
             )
             if isinstance(resolved, Problem):
                 return replace(resolved, message=f"{where}: {resolved.message}")
@@ -582,7 +582,9 @@ class ResourceController(Controller):
         ref = resource.status.cookie_ref if resource.status else None
         if ref is None:
             return None
-        resolved = resolve_store(ref.store, resource.namespace, self.operator_namespace, self.stores.views)
+        resolved = resolve_store(
+            ref.store, resource.namespace, self.operator_namespace, self.stores.views, key=ref.ref
+        )
         if isinstance(resolved, Problem):
             if lenient:
                 return None
@@ -613,7 +615,9 @@ class ResourceController(Controller):
 
     async def _store_delete(self, namespace: str, ref: SecretReference) -> None:
         """Delete one store entry; StoreError and Problem (as _Failed) when it cannot be done now."""
-        resolved = resolve_store(ref.store, namespace, self.operator_namespace, self.stores.views)
+        resolved = resolve_store(
+            ref.store, namespace, self.operator_namespace, self.stores.views, key=ref.ref, purpose="write"
+        )
         if isinstance(resolved, Problem):
             raise _Failed(resolved)
         try:
@@ -797,9 +801,10 @@ class ResourceController(Controller):
             try:
                 await self._store_delete(namespace, ref)
             except _Failed as failed:
-                if failed.problem.reason in ("StoreNotFound", "StoreNotAllowed"):
-                    # The store itself is gone: nothing left to remove there; do not block the delete.
-                    self.log(logging.WARNING, key, "store %s is gone; not removing %s", ref.store, ref.ref)
+                if failed.problem.reason in ("StoreNotFound", "StoreNotAllowed", "KeyNotAllowed"):
+                    # The store is gone, or the status names a key this namespace may not touch (status
+                    # is tenant-writable): nothing of ours to remove there; do not block the delete.
+                    self.log(logging.WARNING, key, "not removing %s: %s", ref.ref, failed.problem.message)
                     continue
                 raise
             except StoreError as exc:

@@ -49,7 +49,11 @@ class SecretMappingController(Controller):
 
     async def _read(self, mapping: SecretMapping, entry: SecretDataEntry) -> EntryOutcome:
         resolved = resolve_store(
-            entry.secret_store_name, mapping.namespace, self.operator_namespace, self.stores.views
+            entry.secret_store_name,
+            mapping.namespace,
+            self.operator_namespace,
+            self.stores.views,
+            key=entry.remote_ref.key,
         )
         if isinstance(resolved, Problem):
             return EntryOutcome(entry.secret_key, problem=resolved)

@@ -14,7 +14,12 @@ from strongroom.operator.kube import Kube, SecretStoreResource
 from strongroom.operator.storecache import StoreCache
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready, ready
 from strongroom.reconcile.secretmapping import status_differs
-from strongroom.reconcile.stores import StoreKey, default_store_conflicts
+from strongroom.reconcile.stores import (
+    INSECURE_TRANSPORT_CONDITION,
+    StoreKey,
+    default_store_conflicts,
+    insecure_transport,
+)
 from strongroom.stores.base import StoreError
 
 DEFAULT_STORE_CONDITION = "DefaultStore"
@@ -90,6 +95,9 @@ class SecretStoreController(Controller):
                     [ready("Connected", f"connected and authenticated ({', '.join(caps)})")],
                     True,
                 )
+            warning = insecure_transport(store)
+            if warning is not None:
+                conditions.append(ConditionSpec(INSECURE_TRANSPORT_CONDITION, True, "PlainHTTP", warning))
             conflicts = default_store_conflicts(self.stores.views.values()).get(store_key)
             if conflicts:
                 others = ", ".join(str(k) for k in conflicts)
