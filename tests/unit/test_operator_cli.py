@@ -14,7 +14,7 @@ from strongroom.operator.config import (
     LogFormat,
     LogLevel,
     OperatorConfig,
-    split_namespaces,
+    split_list,
 )
 
 _ENV_VARS = (
@@ -215,8 +215,8 @@ def test_cli_defaults_match_the_config_defaults(captured: list[OperatorConfig]) 
         assert getattr(captured[0], item.name) == getattr(defaults, item.name), item.name
 
 
-def test_split_namespaces() -> None:
-    assert split_namespaces(["a,b", "c d", " a ", ""]) == ("a", "b", "c", "d")
+def test_split_list() -> None:
+    assert split_list(["a,b", "c d", " a ", ""]) == ("a", "b", "c", "d")
 
 
 def test_operator_namespace_is_served_once() -> None:

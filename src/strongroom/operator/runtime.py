@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lightkube import ALL_NS
 from lightkube.config.kubeconfig import SingleConfig
@@ -20,7 +20,7 @@ from strongroom.drivers.registry import DriverRegistry
 from strongroom.net import kube_client
 from strongroom.operator.controllers.base import Controller
 from strongroom.operator.controllers.driver import DriverCache
-from strongroom.operator.controllers.resource import ResourceController
+from strongroom.operator.controllers.resource import ResourceController, ResourcePolicy
 from strongroom.operator.controllers.secretmapping import SecretMappingController
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
@@ -47,6 +47,8 @@ class RuntimeSettings:
     store_guard: GuardSettings
     # How often a Resource's driver is called again although nothing changed (drift repair).
     resource_resync_interval: float = 3600.0
+    # What the platform admin allows Resources (hand-set GUResIDs, manifest kinds, cluster manifests).
+    resource_policy: ResourcePolicy = field(default_factory=ResourcePolicy)
 
 
 class Runtime:
@@ -65,6 +67,7 @@ class Runtime:
             self.drivers,
             settings.operator_namespace,
             settings.resource_resync_interval,
+            settings.resource_policy,
         )
         self.secretstores = SecretStoreController(
             self.kube, self.stores, settings.store_check_interval, self._store_changed
