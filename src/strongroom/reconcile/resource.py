@@ -911,7 +911,8 @@ def secret_current(observed: Mapping[str, Any] | None, wanted: Mapping[str, Any]
 
 def namespace_object(resource: Resource, data: Mapping[str, Any]) -> dict[str, Any]:
     """An object of a `namespace` manifest: in the Resource's namespace, owned by it (not as controller:
-    what the object is for is the driver's business, and two Resources may emit the same object)."""
+    what the object is for is the driver's business). The owner reference is also the proof, checked
+    before the object is applied over or deleted, that this Resource made it (`manifest_owned`)."""
     obj = _deep_copy(data)
     meta = obj.setdefault("metadata", {})
     meta["namespace"] = resource.namespace
