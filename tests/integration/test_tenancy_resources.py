@@ -264,6 +264,7 @@ def test_forged_pending_marker_is_ignored(env: Env, victim_db: str) -> None:
         )
     )
     obj = eventually(lambda: ready(env, env.attacker, "marked"), timeout=60, what="Ready without the marker")
+    assert victim_db not in env.recorder.deletes  # no "release" through the driver the marker names
     tampered = condition(obj, "Tampered")
     assert tampered is not None
     assert tampered["reason"] == "PendingMarkerIgnored"
@@ -330,7 +331,6 @@ def test_altered_status_deletes_nothing_of_the_victims(env: Env, victim_db: str)
     obj = eventually(lambda: ready(env, env.attacker, "echo"), timeout=60, what="attacker's echo Ready")
     own_key = f"strongroom/{b}/echo/outputs/password"
     assert bao_value(env, own_key) == "own-token"
-    assert obj["status"]["seal"].startswith("hmac-sha256:")
 
     victim_ref = {"store": STORE, "ref": victim_key}
     hostile = {
@@ -374,14 +374,11 @@ def test_altered_status_deletes_nothing_of_the_victims(env: Env, victim_db: str)
             },
         )
     )
-    obj = eventually(
-        lambda: (o := ready(env, env.attacker, "echo")) and condition(o, "Tampered") and o,
-        timeout=60,
-        what="Ready again, Tampered",
-    )
+    obj = eventually(lambda: ready(env, env.attacker, "echo"), timeout=60, what="Ready again")
+    assert victim_db not in env.recorder.deletes  # the "driver change" to logger was not believed
     assert condition(obj, "Tampered")["reason"] == "StatusAltered"  # type: ignore[index]
     assert obj["status"]["outputs"]["secretRefs"]["password"]["ref"] == own_key
-    assert victim_db not in env.recorder.deletes  # the "driver change" to logger was not believed
+    assert obj["status"]["seal"].startswith("hmac-sha256:")
 
     # Altered again, then deleted: the operator cleans up what it wrote, nothing else.
     env.attacker.patch_status("resource", "echo", {"status": hostile})
