@@ -493,3 +493,49 @@ def test_outputs_too_large_are_refused_and_not_put_again(env: Env) -> None:
     obj = eventually(lambda: ready(env, env.attacker, "huge-res"), timeout=60, what="Ready after the change")
     assert obj["status"]["outputs"]["values"] == {"blob": "small"}
     assert len(big.puts) == seen + 1
+
+
+# --- workloads reading a Resource's status ----------------------------------------------------------------
+
+
+def test_altered_secret_name_does_not_hand_another_secret_to_a_workload(env: Env) -> None:
+    b = env.attacker.namespace
+    apply(env.cluster, k8s_secret(b, "platform-creds", {"password": "platform-only"}))
+    seed(env, f"{b}/db-password", "own-password")
+    env.attacker.apply(
+        resource(
+            env.attacker,
+            "api-db",
+            "humanitec/echo",
+            id="modules.api.externals.db",
+            driverInputs={"secretRefs": {"password": {"store": STORE, "ref": f"{b}/db-password"}}},
+        )
+    )
+    eventually(lambda: ready(env, env.attacker, "api-db"), timeout=60, what="Resource Ready")
+    env.attacker.patch_status("resource", "api-db", {"status": {"secretName": "platform-creds"}})
+    env.attacker.apply(
+        {
+            "apiVersion": API,
+            "kind": "Workload",
+            "metadata": {"name": "api", "namespace": b},
+            "spec": {
+                "containers": {
+                    "main": {
+                        "image": "ghcr.io/example/api:1.0",
+                        "variables": {
+                            "PASSWORD": "${resources.db.password}",
+                            "DSN": "postgres://app:${resources.db.password}@db",
+                        },
+                    }
+                },
+                "resources": {"db": {"type": "postgres"}},
+            },
+        }
+    )
+    deployment = eventually(lambda: get(env.cluster, "deployment", b, "api"), timeout=60, what="Deployment")
+    text = json.dumps(deployment)
+    assert "platform-creds" not in text
+    assert "api-db-outputs" in text
+    composed = get(env.cluster, "secret", b, "api-env")
+    assert composed is not None
+    assert "platform-only" not in json.dumps(composed)
