@@ -37,21 +37,25 @@ from tests.integration.test_resources import Served
 pytestmark = pytest.mark.integration
 
 API = "strongroom.dev/v1alpha1"
+#: The default kinds, and one cluster-scoped kind the platform admin allows for its own Driver.
+MANIFEST_KINDS = "ConfigMap,Secret,Service,apps/Deployment,rbac.authorization.k8s.io/ClusterRole"
 ORG = "org-tenancy"
 STORE = "bao"  # each namespace's own default store, on the one OpenBao both share
 
 
 @dataclass
 class Recorder:
-    """A driver that records every call (the victim's and the attacker's alike) and answers from `values`."""
+    """A driver that records every call (the victim's and the attacker's alike) and answers from `values`
+    and `manifests`."""
 
     values: dict[str, Any] = field(default_factory=lambda: {"ok": True})
+    manifests: list[dict[str, Any]] = field(default_factory=list)
     puts: list[str] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
 
     async def put(self, request: PutRequest) -> DriverResponse:
         self.puts.append(request.guresid)
-        return DriverResponse(values=dict(self.values))
+        return DriverResponse(values=dict(self.values), manifests=list(self.manifests))
 
     async def delete(self, request: ResourceRequest) -> None:
         self.deletes.append(request.guresid)
@@ -105,7 +109,15 @@ def env(
     victim = make_tenant(cluster, f"team-a-{suffix}")
     attacker = make_tenant(cluster, f"team-b-{suffix}")
     bao = stores.info("openbao")
-    keys = {}
+    # The platform admin's own Driver key, in the operator namespace.
+    keys = {OPERATOR_NAMESPACE: generate_private_key(2048)}
+    admin_key = k8s_secret(
+        OPERATOR_NAMESPACE,
+        f"driver-key-{suffix}",
+        {"privateKey": private_key_pem(keys[OPERATOR_NAMESPACE]).decode(), "organisationID": ORG},
+    )
+    admin_key["metadata"]["labels"] = {"tenancy-test": suffix}
+    apply(cluster, admin_key)
     for tenant in (victim, attacker):
         keys[tenant.namespace] = generate_private_key(2048)
         # The platform admin gives each namespace its default store (on the shared OpenBao)...
@@ -138,7 +150,9 @@ def env(
             )
         )
     operator = start_operator(
-        cluster.kubeconfig, workdir / "operator.log", ["--store-read-ttl=0s", "--log-level=debug"]
+        cluster.kubeconfig,
+        workdir / "operator.log",
+        ["--store-read-ttl=0s", "--log-level=debug", f"--manifest-kinds={MANIFEST_KINDS}"],
     )
     environment = Env(cluster, stores, operator, victim, attacker, Recorder(), [], keys)
     logger = environment.serve(environment.recorder)
@@ -151,6 +165,10 @@ def env(
             cluster.kubectl_run(
                 "delete", "namespace", tenant.namespace, "--wait=true", "--timeout=100s", check=False
             )
+        selector = f"tenancy-test={suffix}"
+        cluster.kubectl_run(
+            "-n", OPERATOR_NAMESPACE, "delete", "drivers.strongroom.dev,secrets", "-l", selector, check=False
+        )  # fmt: skip
         operator.stop()
         for served in environment.served:
             served.stop()
@@ -539,3 +557,68 @@ def test_altered_secret_name_does_not_hand_another_secret_to_a_workload(env: Env
     composed = get(env.cluster, "secret", b, "api-env")
     assert composed is not None
     assert "platform-only" not in json.dumps(composed)
+
+
+# --- cluster manifests from remote drivers ----------------------------------------------------------------
+
+
+def cluster_role(name: str) -> dict[str, Any]:
+    return {
+        "location": "cluster",
+        "data": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}],
+        },
+    }
+
+
+def test_a_tenants_driver_cannot_allow_itself_cluster_manifests(env: Env) -> None:
+    name = f"read-all-secrets-{env.attacker.namespace}"
+    served = env.serve(Recorder(manifests=[cluster_role(name)]))
+    own = env.driver(env.attacker, "self-allowed", served.target)
+    own["spec"]["allowClusterManifests"] = True  # only honoured on a Driver in the operator namespace
+    env.attacker.apply(own, resource(env.attacker, "reader", "self-allowed", type="rbac", id="shared.reader"))
+    cond = eventually(lambda: refused(env, env.attacker, "reader"), timeout=60, what="refused")
+    assert cond["reason"] == "ClusterManifestNotAllowed"
+    assert "operator namespace" in cond["message"]
+    assert env.cluster.kubectl_run("get", "clusterrole", name, check=False).returncode != 0
+
+
+def test_the_admins_driver_may_make_cluster_objects_and_deletes_only_its_own(env: Env) -> None:
+    b = env.attacker.namespace
+    suffix = b.rsplit("-", 1)[1]
+    name = f"tenant-reader-{b}"
+    served = env.serve(Recorder(manifests=[cluster_role(name)]))
+    admin_driver = {
+        "apiVersion": API,
+        "kind": "Driver",
+        "metadata": {
+            "name": f"platform-rbac-{suffix}",
+            "namespace": OPERATOR_NAMESPACE,
+            "labels": {"tenancy-test": suffix},
+        },
+        "spec": {
+            "target": served.target,
+            "privateKeySecretRef": {"name": f"driver-key-{suffix}"},
+            "allowClusterManifests": True,
+        },
+    }
+    apply(env.cluster, admin_driver)
+    driver_type = f"platform-rbac-{suffix}"
+    env.attacker.apply(resource(env.attacker, "rbac", driver_type, type="rbac", id="shared.rbac"))
+    obj = eventually(lambda: ready(env, env.attacker, "rbac"), timeout=60, what="Ready")
+    role = json.loads(env.cluster.kubectl_run("get", "clusterrole", name, "-o", "json").stdout)
+    annotations = role["metadata"]["annotations"]
+    assert annotations["strongroom.dev/resource"] == f"{b}/rbac"
+    assert annotations["strongroom.dev/resource-uid"] == obj["metadata"]["uid"]
+    # Another Resource whose answer names the same object cannot take it over, nor delete it.
+    env.attacker.apply(resource(env.attacker, "rbac-too", driver_type, type="rbac", id="shared.rbac-too"))
+    cond = eventually(lambda: refused(env, env.attacker, "rbac-too"), timeout=60, what="conflict")
+    assert cond["reason"] == "ManifestConflict"
+    assert name in cond["message"]
+    delete(env, env.attacker, "rbac-too")
+    assert env.cluster.kubectl_run("get", "clusterrole", name, check=False).returncode == 0
+    delete(env, env.attacker, "rbac")
+    assert env.cluster.kubectl_run("get", "clusterrole", name, check=False).returncode != 0
