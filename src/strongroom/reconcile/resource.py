@@ -317,8 +317,9 @@ def tamper_condition(*, status_altered: bool, marker_ignored: bool) -> Condition
         TAMPERED,
         True,
         "StatusAltered" if status_altered else "PendingMarkerIgnored",
-        "; ".join(what) + " (its HMAC does not verify): ignored, nothing was PUT, DELETEd or removed on "
-        "its word; only the operator may write them",
+        "; ".join(what) + " (no valid HMAC of the operator: written by someone else, or by an operator "
+        "version before statuses were sealed): ignored, nothing was PUT, DELETEd or removed on its word; "
+        "only the operator may write them",
     )
 
 
