@@ -273,6 +273,37 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     show_envvar=True,
     help="Template-driver render processes (started on first use); renders beyond this wait for one.",
 )
+@click.option(
+    "--explicit-guresid-namespaces",
+    "explicit_guresid_namespaces",
+    multiple=True,
+    envvar="STRONGROOM_EXPLICIT_GURESID_NAMESPACES",
+    show_envvar=True,
+    metavar="NAMES",
+    help="Namespaces whose Resources may set spec.guresid (comma-separated or repeated; '*' for all). "
+    "Elsewhere a hand-set GUResID is refused (GuresidNotAllowed): it could address another namespace's "
+    "driver resource. Default: none.",
+)
+@click.option(
+    "--manifest-kinds",
+    "manifest_kinds",
+    multiple=True,
+    envvar="STRONGROOM_MANIFEST_KINDS",
+    show_envvar=True,
+    metavar="KINDS",
+    help="Kinds drivers' namespace/cluster manifests may create (comma-separated or repeated; Kind for the "
+    "core group, group/Kind otherwise). Default: ConfigMap,Secret,Service,apps/Deployment.",
+)
+@click.option(
+    "--builtin-cluster-manifests/--no-builtin-cluster-manifests",
+    default=False,
+    show_default=True,
+    envvar="STRONGROOM_BUILTIN_CLUSTER_MANIFESTS",
+    show_envvar=True,
+    help="Let the built-in drivers (echo, template: whatever the Resource's author writes) create "
+    "cluster-scoped objects. Remote drivers need spec.allowClusterManifests on a Driver in the operator "
+    "namespace instead.",
+)
 @_one_line_errors
 def operator_run_command(
     kubeconfig: str | None,
@@ -298,11 +329,20 @@ def operator_run_command(
     template_timeout: str,
     template_memory: str,
     template_workers: int,
+    explicit_guresid_namespaces: tuple[str, ...],
+    manifest_kinds: tuple[str, ...],
+    builtin_cluster_manifests: bool,
 ) -> None:
     """Run the operator: watch strongroom resources and reconcile them until SIGTERM/SIGINT."""
     from strongroom.api.common import parse_duration
     from strongroom.drivers.sandbox import parse_bytes
-    from strongroom.operator.config import LogFormat, LogLevel, OperatorConfig, split_namespaces
+    from strongroom.operator.config import (
+        DEFAULT_MANIFEST_KINDS,
+        LogFormat,
+        LogLevel,
+        OperatorConfig,
+        split_list,
+    )
 
     def seconds(flag: str, text: str) -> float:
         try:
@@ -314,7 +354,7 @@ def operator_run_command(
         memory_bytes = parse_bytes(template_memory)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--template-memory") from None
-    watched = split_namespaces(namespaces)
+    watched = split_list(namespaces)
     if watched and all_namespaces:
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
     config = OperatorConfig(
@@ -340,6 +380,9 @@ def operator_run_command(
         template_timeout=seconds("--template-timeout", template_timeout),
         template_memory=memory_bytes,
         template_workers=template_workers,
+        explicit_guresid_namespaces=split_list(explicit_guresid_namespaces),
+        manifest_kinds=split_list(manifest_kinds) or DEFAULT_MANIFEST_KINDS,
+        builtin_cluster_manifests=builtin_cluster_manifests,
     )
 
     from strongroom.operator.app import run

@@ -129,6 +129,8 @@ def test_rendered_manifests_pass_kubernetes_validate_strict(cluster: Cluster, va
         (["--set", "unknownKey=1"], "unknownKey"),
         (["--set", "template.memory=lots"], "/template/memory"),
         (["--set", "template.workers=0"], "/template/workers"),
+        (["--set", "resourcePolicy.manifestKinds={apps/v1/Deployment}"], "manifestKinds"),
+        (["--set", "resourcePolicy.explicitGuresidNamespaces={Team_A}"], "explicitGuresidNamespaces"),
     ],
 )
 def test_values_schema_rejects_bad_values(cluster: Cluster, args: list[str], complaint: str) -> None:
@@ -185,6 +187,28 @@ def test_deployment(cluster: Cluster) -> None:
     assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}
     service = _one(docs, "Service")
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def test_resource_policy_values_become_flags(cluster: Cluster) -> None:
+    def args(*values: str) -> list[str]:
+        deployment = _one(_template(cluster, *values), "Deployment", "strongroom-controller-manager")
+        found: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return found
+
+    defaults = args()
+    assert "--manifest-kinds=ConfigMap,Secret,Service,apps/Deployment" in defaults
+    assert not [a for a in defaults if a.startswith(("--explicit-guresid", "--builtin-cluster"))]
+    chosen = args(
+        "--set",
+        "resourcePolicy.explicitGuresidNamespaces={team-a,platform}",
+        "--set",
+        "resourcePolicy.manifestKinds={ConfigMap,networking.k8s.io/Ingress}",
+        "--set",
+        "resourcePolicy.builtinClusterManifests=true",
+    )
+    assert "--explicit-guresid-namespaces=team-a,platform" in chosen
+    assert "--manifest-kinds=ConfigMap,networking.k8s.io/Ingress" in chosen
+    assert "--builtin-cluster-manifests" in chosen
 
 
 def test_cluster_wide_rbac(cluster: Cluster) -> None:

@@ -15,7 +15,7 @@ from strongroom.operator.config import (
     LogFormat,
     LogLevel,
     OperatorConfig,
-    split_namespaces,
+    split_list,
 )
 
 _ENV_VARS = (
@@ -37,6 +37,9 @@ _ENV_VARS = (
     "STRONGROOM_TEMPLATE_TIMEOUT",
     "STRONGROOM_TEMPLATE_MEMORY",
     "STRONGROOM_TEMPLATE_WORKERS",
+    "STRONGROOM_EXPLICIT_GURESID_NAMESPACES",
+    "STRONGROOM_MANIFEST_KINDS",
+    "STRONGROOM_BUILTIN_CLUSTER_MANIFESTS",
 )
 
 
@@ -234,8 +237,8 @@ def test_template_flags(captured: list[OperatorConfig]) -> None:
     assert "at least 96Mi" in output
 
 
-def test_split_namespaces() -> None:
-    assert split_namespaces(["a,b", "c d", " a ", ""]) == ("a", "b", "c", "d")
+def test_split_list() -> None:
+    assert split_list(["a,b", "c d", " a ", ""]) == ("a", "b", "c", "d")
 
 
 def test_operator_namespace_is_served_once() -> None:
@@ -256,8 +259,37 @@ def test_operator_namespace_is_served_once() -> None:
         {"template_timeout": 0},
         {"template_memory": 1 << 20},
         {"template_workers": 0},
+        {"explicit_guresid_namespaces": ("Team_A",)},
+        {"manifest_kinds": ("configmap",)},
+        {"manifest_kinds": ("apps/v1/Deployment",)},
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message is checked through the CLI above
         OperatorConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_resource_policy_flags(captured: list[OperatorConfig]) -> None:
+    code, output = _invoke(
+        [
+            "--explicit-guresid-namespaces=team-a,platform",
+            "--manifest-kinds",
+            "ConfigMap",
+            "--manifest-kinds",
+            "networking.k8s.io/Ingress,apps/Deployment",
+            "--builtin-cluster-manifests",
+        ]
+    )
+    assert code == 0, output
+    (config,) = captured
+    assert config.explicit_guresid_namespaces == ("team-a", "platform")
+    assert config.manifest_kinds == ("ConfigMap", "networking.k8s.io/Ingress", "apps/Deployment")
+    assert config.builtin_cluster_manifests
+    code, output = _invoke([], env={"STRONGROOM_EXPLICIT_GURESID_NAMESPACES": "*"})
+    assert code == 0, output
+    assert captured[-1].explicit_guresid_namespaces == ("*",)
+    assert captured[-1].manifest_kinds == ("ConfigMap", "Secret", "Service", "apps/Deployment")
+    assert not captured[-1].builtin_cluster_manifests
+    code, output = _invoke(["--manifest-kinds=configmap"])
+    assert code != 0
+    assert "--manifest-kinds" in output

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from strongroom.api.resource import Resource, derive_guresid
 from strongroom.cli import main
 from strongroom.orchestrator import naming
 from strongroom.orchestrator.emit import files, to_yaml_stream
@@ -18,6 +19,7 @@ from strongroom.orchestrator.inputs import Criterion, ResourceDefinition
 from strongroom.orchestrator.matching import Ambiguous, MatchContext, NoMatch, select_definition
 from strongroom.orchestrator.problems import InputProblems
 from strongroom.orchestrator.render import Rendered, describe_graph, render
+from strongroom.reconcile.resource import guresid_of
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "app"
@@ -178,7 +180,6 @@ def test_example_app_renders_the_documented_set() -> None:
     assert db == {
         "type": "postgres",
         "id": "modules.web.externals.db",
-        "guresid": naming.guresid("shop", "dev", "postgres", "default", "modules.web.externals.db"),
         "driverType": "postgres",
     }
     env = objects_by(rendered, "Resource")["environment-shared-values"]["spec"]
@@ -648,12 +649,23 @@ def test_names() -> None:
     assert odd.startswith("s3-web-app-data-")
     assert naming.is_dns_label(odd)
     assert odd != naming.resource_object_name("s3", "default", "modules.web-app.externals.data")
-    gid = naming.guresid("shop", "dev", "postgres", "default", "x")
-    assert len(gid) == 40
-    assert gid != naming.guresid("shop", "prod", "postgres", "default", "x")
+    assert not hasattr(naming, "guresid")  # one derivation: the operator's (api.resource.derive_guresid)
 
 
-# --- CLI --------------------------------------------------------------------------------------------------
+def test_context_guresid_is_the_one_the_operator_derives_in_the_namespace(tmp_path: Path) -> None:
+    # `${context.res.guresid}` (and direct mode) name the driver resource the operator addresses: its
+    # GUResID, bound to the namespace (app-env). The emitted Resource carries no spec.guresid.
+    defs = write(
+        tmp_path / "defs.yaml",
+        definition("db", "postgres", inputs="values:\n  gid: ${context.res.guresid}\n"),
+    )
+    rendered = render([score(tmp_path, "web", "db: {type: postgres}\n")], [defs], None, app="shop", env="dev")
+    db = objects_by(rendered, "Resource")["postgres-web-db"]
+    assert "guresid" not in db["spec"]
+    resource = Resource.model_validate(db)
+    expected = derive_guresid("shop-dev", "postgres", "default", "modules.web.externals.db")
+    assert db["spec"]["driverInputs"]["values"]["gid"] == expected
+    assert guresid_of(resource) == expected
 
 
 def example_args(*extra: str) -> list[str]:

@@ -85,10 +85,176 @@ def test_owned_names_stay_valid_when_the_resource_name_is_long() -> None:
 
 def test_pending_marker_round_trips_and_ignores_garbage() -> None:
     marker = plan.Pending("s3", "abc-123")
-    assert plan.pending_of({plan.PENDING_ANNOTATION: marker.annotation()}) == marker
-    for bad in ("", "{", "[]", '{"driverType": 1}', '{"driverType": "x"}'):
-        assert plan.pending_of({plan.PENDING_ANNOTATION: bad}) is None
-    assert plan.pending_of(None) is None
+    found = plan.pending_of({plan.PENDING_ANNOTATION: marker.annotation("uid-1", KEY)}, "uid-1", KEY)
+    assert found == plan.PendingMarker(marker)
+    for bad in ("{", "[]", '{"driverType": 1}', '{"driverType": "x"}'):
+        assert plan.pending_of({plan.PENDING_ANNOTATION: bad}, "uid-1", KEY) == plan.PendingMarker(None, True)
+    assert plan.pending_of({plan.PENDING_ANNOTATION: ""}, "uid-1", KEY) == plan.PendingMarker(None)
+    assert plan.pending_of(None, "uid-1", KEY) == plan.PendingMarker(None)
+
+
+def test_a_forged_or_copied_pending_marker_is_ignored() -> None:
+    # What a tenant can write: the old, unsigned shape naming another namespace's GUResID; a MAC made with
+    # another key; a valid marker copied from another Resource; a valid marker with its GUResID changed.
+    victim = plan.derive_guresid("team-a", "postgres", "default", "shared.db")
+    unsigned = json.dumps({"driverType": "postgres", "guresid": victim})
+    other_key = plan.Pending("postgres", victim).annotation("uid-1", b"x" * 32)
+    copied = plan.Pending("postgres", victim).annotation("uid-of-another", KEY)
+    edited = json.loads(plan.Pending("postgres", "mine").annotation("uid-1", KEY)) | {"guresid": victim}
+    for forged in (unsigned, other_key, copied, json.dumps(edited)):
+        assert plan.pending_of({plan.PENDING_ANNOTATION: forged}, "uid-1", KEY) == plan.PendingMarker(
+            None, ignored=True
+        )
+    assert plan.tamper_condition(status_altered=False, marker_ignored=True) is not None
+    assert plan.tamper_condition(status_altered=False, marker_ignored=False) is None
+
+
+def test_hand_set_guresid_only_where_the_admin_allows_it() -> None:
+    derived = plan.derive_guresid("apps", "postgres", "default", "shared.db")
+    none = plan.GuresidPolicy()
+    assert plan.guresid_problem(make(), none) is None
+    assert plan.guresid_problem(make(spec={"guresid": derived}), none) is None  # the derived one is harmless
+    problem = plan.guresid_problem(make(spec={"guresid": "team-a-db"}), none)
+    assert problem is not None
+    assert problem.reason == "GuresidNotAllowed"
+    assert not problem.retryable
+    assert "team-a-db" in problem.message
+    assert "--explicit-guresid-namespaces" in problem.message
+    assert (
+        plan.guresid_problem(make(spec={"guresid": "x-1"}), plan.GuresidPolicy(frozenset({"apps"}))) is None
+    )
+    assert plan.guresid_problem(make(spec={"guresid": "x-1"}), plan.GuresidPolicy(frozenset({"*"}))) is None
+    assert (
+        plan.guresid_problem(make(spec={"guresid": "x-1"}), plan.GuresidPolicy(frozenset({"b"}))) is not None
+    )
+    # The identity two Resources are compared by: the GUResID they would be allowed to use.
+    assert plan.identity_key(make(spec={"guresid": "x-1"}), none) == derived
+    assert plan.identity_key(make(spec={"guresid": "x-1"}), plan.GuresidPolicy(frozenset({"*"}))) == "x-1"
+
+
+def test_the_oldest_resource_of_an_identity_wins_then_the_name() -> None:
+    def body(name: str, created: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "creationTimestamp": created}}
+
+    first, second, same_time = (
+        body("b-db", "2025-01-01T10:00:00Z"),
+        body("a-db", "2025-01-01T11:00:00Z"),
+        body("c-db", "2025-01-01T10:00:00Z"),
+    )
+    everyone = [first, second, same_time]
+    assert plan.duplicate_winner(first, everyone) is None
+    assert plan.duplicate_winner(second, everyone) == "b-db"
+    assert plan.duplicate_winner(same_time, everyone) == "b-db"  # same second: the name decides
+    assert plan.duplicate_winner(second, [second]) is None
+    problem = plan.duplicate_problem(make("a-db"), "b-db")
+    assert problem.reason == "DuplicateResource"
+    assert "'b-db'" in problem.message
+    assert not problem.retryable
+
+
+# --- status seal ------------------------------------------------------------------------------------------
+
+
+def _provisioned_status() -> dict[str, Any]:
+    return {
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Provisioned",
+                "lastTransitionTime": "2025-01-01T12:00:00Z",
+            }
+        ],
+        "guresid": "g-1",
+        "driverType": "postgres",
+        "inputsHash": "hmac-sha256:00",
+        "outputs": {
+            "values": {"host": "h"},
+            "secretRefs": {"password": {"store": "bao", "ref": "strongroom/apps/db/outputs/password"}},
+        },
+        "secretName": "db-outputs",
+        "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "cm", "location": "namespace"}],
+        "cookieRef": {"store": "bao", "ref": "strongroom/apps/db/cookie"},
+    }
+
+
+def test_status_seal_covers_what_the_operator_acts_on() -> None:
+    status = _provisioned_status()
+    status["seal"] = plan.status_seal("uid-db", status, KEY)
+    assert status["seal"].startswith("hmac-sha256:")
+    assert not plan.status_altered("uid-db", status, KEY)
+    # Conditions, values and times are not sealed: the operator does not act on them.
+    assert not plan.status_altered("uid-db", {**status, "outputs": {**status["outputs"], "values": {}}}, KEY)
+    assert not plan.status_altered("uid-db", {**status, "conditions": []}, KEY)
+    victim = {"store": "bao", "ref": "platform/victim-key"}
+    for altered in (
+        {**status, "outputs": {**status["outputs"], "secretRefs": {"password": victim}}},
+        {**status, "manifests": [{"apiVersion": "v1", "kind": "Secret", "name": "victim"}]},
+        {**status, "guresid": plan.derive_guresid("team-a", "postgres", "default", "shared.db")},
+        {**status, "driverType": "other"},
+        {**status, "cookieRef": victim},
+        {**status, "secretName": "victim"},
+        {**status, "inputsHash": "hmac-sha256:11"},
+        {**status, "seal": None},
+    ):
+        assert plan.status_altered("uid-db", altered, KEY)
+    assert plan.status_altered("uid-other", status, KEY)  # copied from another Resource
+    assert plan.status_altered("uid-db", status, b"x" * 32)
+    # A status with nothing sealed needs no seal (a Resource never provisioned).
+    assert not plan.status_altered("uid-db", {"conditions": []}, KEY)
+    assert plan.status_seal("uid-db", {"conditions": []}, KEY) is None
+
+
+def test_an_altered_status_is_forgotten() -> None:
+    status = _provisioned_status()
+    forgotten = plan.apply_merge_patch(status, plan.unsealed_fields(status))
+    assert forgotten == {"observedGeneration": 1, "conditions": status["conditions"]}
+    resource = make(status=forgotten)
+    assert plan.drivers_holding(resource, None) == []
+    assert (
+        plan.apply_reason(
+            resource, "hmac-sha256:00", None, outputs_secret_present=True, now=NOW, resync_seconds=3600
+        )
+        == "first provisioning"
+    )
+    cond = plan.tamper_condition(status_altered=True, marker_ignored=False)
+    assert cond is not None
+    assert (cond.type, cond.status, cond.reason) == ("Tampered", True, "StatusAltered")
+    written = {
+        "conditions": [
+            {"type": "Tampered", "status": "True", "reason": "StatusAltered", "observedGeneration": 3}
+        ]
+    }
+    assert plan.standing_tamper(written, 3) is not None
+    assert plan.standing_tamper(written, 4) is None  # until the spec changes
+
+
+# --- store keys -------------------------------------------------------------------------------------------
+
+
+def test_only_the_resources_own_store_keys_are_ever_deleted() -> None:
+    assert plan.is_own_store_key("strongroom/apps/db/outputs/password", "apps", "db")
+    assert plan.is_own_store_key("strongroom/apps/db/cookie", "apps", "db")
+    for other in (
+        "platform/victim-key",
+        "strongroom/apps/other/outputs/password",
+        "strongroom/team-a/db/outputs/password",
+        "strongroom/apps/db/outputs/../../team-a/db/outputs/password",
+        "strongroom/apps/db/outputs/",
+        "strongroom/apps/db",
+    ):
+        assert not plan.is_own_store_key(other, "apps", "db"), other
+    # Whatever the status records as the key, the one deleted is derived from namespace, name, output key.
+    resource = make()
+    victim = SecretReference(store="shared", ref="platform/victim-key")
+    entries = plan.store_entries_to_delete(resource, {"password": victim}, victim, ["token"], "bao")
+    assert [(e.store, e.ref) for e in entries] == [
+        ("bao", "strongroom/apps/db/outputs/token"),
+        ("shared", "strongroom/apps/db/cookie"),
+        ("shared", "strongroom/apps/db/outputs/password"),
+    ]
+    assert all(plan.is_own_store_key(e.ref, "apps", "db") for e in entries)
 
 
 # --- dependencies -----------------------------------------------------------------------------------------
@@ -468,6 +634,7 @@ def test_manifest_objects_and_stale_ones() -> None:
     )
     assert "ownerReferences" not in cl_obj["metadata"]
     assert cl_obj["metadata"]["annotations"][plan.RESOURCE_ANNOTATION] == "apps/db"
+    assert cl_obj["metadata"]["annotations"][plan.RESOURCE_UID_ANNOTATION] == "uid-db"
     current = [plan.applied_reference(ns_obj, "namespace")]
     previous = [*current, {"apiVersion": "v1", "kind": "Namespace", "name": "gone", "location": "cluster"}]
     assert plan.stale_manifests(previous, current) == [previous[1]]
@@ -498,8 +665,10 @@ def test_store_writes_only_for_changed_values() -> None:
     assert plan.keys_to_write(outputs, observed, previous, "bao") == ["b"]
     assert plan.keys_to_write(outputs, observed, previous, "other") == ["a", "b"]
     assert plan.keys_to_write(outputs, {}, {}, "bao") == ["a", "b"]
-    assert [r.ref for r in plan.stale_refs(previous, outputs, "bao")] == ["k/c"]
-    assert [r.ref for r in plan.stale_refs(previous, outputs, "other")] == ["k/a", "k/b", "k/c"]
+    # Stale entries are deleted at the keys derived for this Resource, not at the recorded ones.
+    own = "strongroom/apps/db/outputs/"
+    assert [r.ref for r in plan.stale_refs(make(), previous, outputs, "bao")] == [own + "c"]
+    assert [r.ref for r in plan.stale_refs(make(), previous, outputs, "other")] == [own + k for k in "abc"]
 
 
 # --- status -----------------------------------------------------------------------------------------------
@@ -565,3 +734,105 @@ def test_merge_patch_removes_keys_the_driver_no_longer_returns() -> None:
     assert plan.apply_merge_patch(current, patch) == {"outputs": {"values": {"a": 1}}, "other": 1}
     assert plan.merge_patch(plan.apply_merge_patch(current, patch), wanted) is None
     assert plan.merge_patch({}, {"x": None}) is None
+
+
+# --- manifests: ownership, kinds, cluster scope -----------------------------------------------------------
+
+
+def test_manifests_touch_only_objects_this_resource_made() -> None:
+    resource = make()
+    made = plan.namespace_object(
+        resource, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}
+    )
+    assert plan.manifest_owned(made, resource, "namespace")
+    unowned = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "apps"}}
+    assert not plan.manifest_owned(unowned, resource, "namespace")
+    assert not plan.manifest_owned(made, make("other"), "namespace")  # another Resource's (other uid)
+    cluster = plan.cluster_object(
+        resource, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}
+    )
+    assert plan.manifest_owned(cluster, resource, "cluster")
+    # The annotation naming the Resource is not enough without its uid (a re-created Resource, a copy).
+    named_only = json.loads(json.dumps(cluster))
+    del named_only["metadata"]["annotations"][plan.RESOURCE_UID_ANNOTATION]
+    assert not plan.manifest_owned(named_only, resource, "cluster")
+    assert not plan.manifest_owned(cluster, make("other"), "cluster")
+    assert not plan.manifest_owned(unowned, resource, "cluster")
+    problem = plan.manifest_conflict(plan.applied_reference(made, "namespace"))
+    assert problem.reason == "ManifestConflict"
+    assert "ConfigMap 'cm'" in problem.message
+    assert not problem.retryable
+
+
+def _outputs_with(*manifests: Manifest) -> plan.Outputs:
+    outputs = plan.check_outputs(make(), _result(manifests=list(manifests)))
+    assert isinstance(outputs, plan.Outputs)
+    return outputs
+
+
+def test_manifest_kinds_and_cluster_scope_are_the_admins_to_allow() -> None:
+    assert plan.kind_name({"apiVersion": "v1", "kind": "Secret"}) == "Secret"
+    assert plan.kind_name({"apiVersion": "apps/v1", "kind": "Deployment"}) == "apps/Deployment"
+    crb = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "tenant-admin"},
+    }
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}
+    default = plan.ManifestPolicy()
+    assert plan.manifest_policy_problem(_outputs_with(Manifest("namespace", cm)), default) is None
+    refused = plan.manifest_policy_problem(_outputs_with(Manifest("namespace", role)), default)
+    assert refused is not None
+    assert refused.reason == "ManifestKindNotAllowed"
+    assert "rbac.authorization.k8s.io/Role" in refused.message
+    cluster = plan.manifest_policy_problem(_outputs_with(Manifest("cluster", crb)), default)
+    assert cluster is not None
+    assert cluster.reason == "ClusterManifestNotAllowed"
+    assert "ClusterRoleBinding 'tenant-admin'" in cluster.message
+    allowed = plan.ManifestPolicy(
+        frozenset({*plan.DEFAULT_MANIFEST_KINDS, "rbac.authorization.k8s.io/ClusterRoleBinding"}), None
+    )
+    assert plan.manifest_policy_problem(_outputs_with(Manifest("cluster", crb)), allowed) is None
+    # Allowed to emit cluster manifests, but not that kind: still refused.
+    kinds_only = plan.ManifestPolicy(cluster_refusal=None)
+    assert plan.manifest_policy_problem(_outputs_with(Manifest("cluster", crb)), kinds_only) is not None
+
+
+def test_who_may_emit_cluster_manifests() -> None:
+    def refusal(**kwargs: Any) -> str | None:
+        args: dict[str, Any] = {
+            "builtin": False,
+            "driver_namespace": "strongroom-system",
+            "allow_cluster_manifests": True,
+            "operator_namespace": "strongroom-system",
+            "builtin_allowed": False,
+        } | kwargs
+        return plan.cluster_manifest_refusal("drv", **args)
+
+    assert refusal() is None  # an admin's Driver that says so
+    assert refusal(allow_cluster_manifests=False) is not None
+    assert refusal(driver_namespace="team-a") is not None  # a tenant's Driver cannot say so
+    assert refusal(builtin=True, driver_namespace=None) is not None  # template: whatever a tenant writes
+    assert refusal(builtin=True, driver_namespace=None, builtin_allowed=True) is None
+
+
+def test_outputs_that_cannot_be_stored_are_refused_with_sizes() -> None:
+    resource = make()
+    small = plan.check_outputs(resource, _result(values={"a": "x" * 1000}))
+    assert isinstance(small, plan.Outputs)
+    assert plan.outputs_size_problem(resource, small) is None
+    big_values = plan.check_outputs(resource, _result(values={"a": "x" * (2 * 1024 * 1024)}))
+    assert isinstance(big_values, plan.Outputs)
+    problem = plan.outputs_size_problem(resource, big_values)
+    assert problem is not None
+    assert problem.reason == "OutputsTooLarge"
+    assert not problem.retryable
+    assert str(plan.STATUS_VALUES_MAX) in problem.message
+    assert "2097" in problem.message  # the size found
+    big_secret = plan.check_outputs(resource, _result(secrets={"blob": SecretValue("y" * (1024 * 1024))}))
+    assert isinstance(big_secret, plan.Outputs)
+    problem = plan.outputs_size_problem(resource, big_secret)
+    assert problem is not None
+    assert "secret outputs" in problem.message
+    assert "'db-outputs'" in problem.message

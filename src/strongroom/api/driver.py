@@ -77,6 +77,9 @@ class DriverSpec(ApiModel):
     """Send a signed JWT (RS256) as `Authorization: Bearer`; true if absent."""
     private_key_secret_ref: LocalObjectReference | None = None
     """Secret with `privateKey` (PEM) and `organisationID` used to sign; the operator's own if absent."""
+    allow_cluster_manifests: bool = False
+    """Let this driver's answers create cluster-scoped objects (`cluster` manifests). Honoured only on a
+    Driver in the operator namespace (the platform admin's); anywhere else such manifests are refused."""
 
 
 class DriverStatus(ObjectStatus):

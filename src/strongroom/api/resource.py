@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -22,6 +23,8 @@ from strongroom.api.common import (
     cel,
 )
 
+#: Most objects one Resource's `namespace` and `cluster` manifests may make (recorded in the status).
+MANIFESTS_MAX = 1024
 #: Class used when `spec.class` is absent.
 DEFAULT_CLASS = "default"
 
@@ -33,6 +36,20 @@ def private_resource_id(workload: str, name: str) -> str:
     operator's Workload controller finds them with it.
     """
     return f"modules.{workload}.externals.{name}"
+
+
+def derive_guresid(namespace: str, resource_type: str, resource_class: str, resource_id: str) -> str:
+    """The GUResID of a resource: 40 hex digits of a digest over its namespace, type, class and id.
+
+    The one derivation both sides use: the operator calls drivers with it, and the orchestrator (direct
+    mode, `${context.res.guresid}`) computes the same id for the same Resource, so switching modes finds
+    what the other provisioned. Bound to the namespace, so a Resource can only ever address driver
+    resources of its own namespace. Deterministic, so a restarted operator (or a re-created Resource)
+    calls the driver with the same id; the object's uid is left out on purpose: deleting and re-creating
+    a Resource addresses the same resource, as Humanitec's GUResIDs do for the same type and id.
+    """
+    text = "\x00".join(("strongroom.dev/guresid/v1", namespace, resource_type, resource_class, resource_id))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def _immutable(field: str) -> dict[str, Any]:
@@ -95,7 +112,8 @@ class ResourceSpec(ApiModel):
         default=None, pattern=c.GURESID, max_length=c.GURESID_MAX, json_schema_extra=_immutable("guresid")
     )
     """Stable id the driver knows the resource by; derived from namespace, type, class and id if absent.
-    Immutable once set."""
+    Honoured only in namespaces the platform admin lists in the operator's `--explicit-guresid-namespaces`
+    (elsewhere the Resource gets `GuresidNotAllowed`). Immutable once set."""
     driver_type: str = Field(pattern=c.DRIVER_TYPE, max_length=253)
     """Built-in driver (`humanitec/echo`, `humanitec/template`, `strongroom/echo`, `strongroom/template`)
     or the name of a Driver object in this namespace."""
@@ -141,13 +159,17 @@ class ResourceStatus(ObjectStatus):
     """Outputs of the last successful provisioning."""
     secret_name: ObjectName | None = None
     """Kubernetes Secret (same namespace) holding the secret outputs for workloads."""
-    manifests: list[AppliedManifest] | None = Field(default=None, max_length=1024)
+    manifests: list[AppliedManifest] | None = Field(default=None, max_length=MANIFESTS_MAX)
     """Objects applied from the driver's `namespace` and `cluster` manifests."""
     cookie_ref: SecretReference | None = None
     """Where the driver cookie is kept (the default store)."""
     last_applied_time: datetime | None = None
     """When the driver last answered a PUT successfully; the periodic resync counts from here, so it
     survives operator restarts."""
+    seal: str | None = Field(default=None, max_length=128)
+    """HMAC (the operator's key) over the Resource's uid and the fields the operator acts on later
+    (`guresid`, `driverType`, `inputsHash`, `outputs.secretRefs`, `cookieRef`, `manifests`, `secretName`):
+    a status altered by anyone else is not trusted."""
 
 
 class Resource(KubeObject[ResourceSpec, ResourceStatus]):

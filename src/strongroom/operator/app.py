@@ -29,10 +29,12 @@ from strongroom import __version__
 from strongroom.api.constants import GROUP
 from strongroom.operator import handlers, metrics
 from strongroom.operator.config import OperatorConfig
+from strongroom.operator.controllers.resource import ResourcePolicy
 from strongroom.operator.health import ApiServerProbe, HealthState, HttpServers, health_app, metrics_app
 from strongroom.operator.kubeconfig import connection_info, load_cluster_access
 from strongroom.operator.logging import configure_logging
 from strongroom.operator.runtime import Runtime, RuntimeSettings
+from strongroom.reconcile.resource import GuresidPolicy
 from strongroom.stores.guard import GuardSettings
 
 logger = logging.getLogger("strongroom.operator")
@@ -123,6 +125,11 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             store_check_interval=config.store_check_interval,
             resource_resync_interval=config.resource_resync_interval,
             template_limits=config.template_limits,
+            resource_policy=ResourcePolicy(
+                guresid=GuresidPolicy(frozenset(config.explicit_guresid_namespaces)),
+                manifest_kinds=frozenset(config.manifest_kinds),
+                builtin_cluster_manifests=config.builtin_cluster_manifests,
+            ),
             store_guard=GuardSettings(
                 qps=config.store_qps, burst=config.store_burst, read_ttl=config.store_read_ttl
             ),

@@ -20,6 +20,9 @@ from strongroom.drivers.sandbox import (
     SandboxLimits,
 )
 
+# Kinds drivers' manifests may create by default: what the chart's RBAC grants the operator.
+from strongroom.reconcile.resource import DEFAULT_MANIFEST_KINDS as DEFAULT_MANIFEST_KINDS
+
 # Where operator-level SecretStores and the default store live when nothing says otherwise; the
 # Helm chart installs into this namespace by convention.
 DEFAULT_OPERATOR_NAMESPACE = "strongroom-system"
@@ -54,6 +57,8 @@ DEFAULT_STORE_READ_TTL = 10.0
 
 # RFC 1123 label, which is what Kubernetes accepts as a namespace name.
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# `Kind` or `group/Kind` (a group is a DNS subdomain).
+_MANIFEST_KIND_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Z][A-Za-z0-9]*$")
 
 
 class LogFormat(enum.StrEnum):
@@ -107,11 +112,22 @@ class OperatorConfig:
     template_timeout: float = DEFAULT_TIMEOUT_SECONDS
     template_memory: int = DEFAULT_MEMORY_BYTES
     template_workers: int = DEFAULT_WORKERS
+    # Namespaces whose Resources may set spec.guresid ("*": all); none by default.
+    explicit_guresid_namespaces: tuple[str, ...] = ()
+    manifest_kinds: tuple[str, ...] = DEFAULT_MANIFEST_KINDS
+    # Whether the built-in drivers (whose templates tenants write) may emit cluster manifests.
+    builtin_cluster_manifests: bool = False
 
     def __post_init__(self) -> None:
         for ns in (*self.namespaces, self.operator_namespace):
             if not _NAMESPACE_RE.match(ns) or len(ns) > 63:
                 raise ValueError(f"not a valid namespace name: {ns!r}")
+        for ns in self.explicit_guresid_namespaces:
+            if ns != "*" and (not _NAMESPACE_RE.match(ns) or len(ns) > 63):
+                raise ValueError(f"--explicit-guresid-namespaces: not a namespace name or '*': {ns!r}")
+        for kind in self.manifest_kinds:
+            if not _MANIFEST_KIND_RE.match(kind):
+                raise ValueError(f"--manifest-kinds: {kind!r} is not Kind or group/Kind")
         for port in (self.health_port, self.metrics_port):
             if not 0 <= port <= 65535:
                 raise ValueError(f"port out of range: {port}")
@@ -152,8 +168,8 @@ class OperatorConfig:
         return tuple(dict.fromkeys((*self.namespaces, self.operator_namespace)))
 
 
-def split_namespaces(values: Iterable[str]) -> tuple[str, ...]:
-    """Flatten repeated `-n a -n b` and list forms `a,b` / `"a b"` (env vars) into unique names."""
+def split_list(values: Iterable[str]) -> tuple[str, ...]:
+    """Flatten repeated flags (`-n a -n b`) and list forms `a,b` / `"a b"` (env vars) into unique names."""
     names: list[str] = []
     for value in values:
         names.extend(part for part in re.split(r"[\s,]+", value) if part)

@@ -222,6 +222,25 @@ class Kube:
             force=True,
         )
 
+    async def get_object(
+        self, api_version: str, kind: str, name: str, namespace: str | None
+    ) -> dict[str, Any] | None:
+        """Any object as a plain dict; None when it does not exist or the cluster serves no such kind."""
+        try:
+            resource = await self.object_kind(api_version, kind)
+        except LookupError:
+            return None
+        try:
+            if issubclass(resource, NamespacedResource):
+                obj = await self.client.get(resource, name, namespace=namespace)
+            else:
+                obj = await self.client.get(resource, name)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        return _as_dict(obj)
+
     async def delete_object(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
         """Delete any object; already gone, or of a kind the cluster no longer serves, counts as deleted."""
         try:

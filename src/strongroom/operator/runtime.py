@@ -21,7 +21,7 @@ from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.net import kube_client
 from strongroom.operator.controllers.base import Controller
 from strongroom.operator.controllers.driver import DriverCache
-from strongroom.operator.controllers.resource import ResourceController
+from strongroom.operator.controllers.resource import ResourceController, ResourcePolicy
 from strongroom.operator.controllers.secretmapping import SecretMappingController
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
@@ -51,6 +51,8 @@ class RuntimeSettings:
     template_limits: SandboxLimits = field(default_factory=SandboxLimits)
     # The operator's own ServiceAccount (operator namespace); None: Vault auth as the operator is refused.
     service_account: str | None = None
+    # What the platform admin allows Resources (hand-set GUResIDs, manifest kinds, cluster manifests).
+    resource_policy: ResourcePolicy = field(default_factory=ResourcePolicy)
 
 
 class Runtime:
@@ -70,6 +72,7 @@ class Runtime:
             self.drivers,
             settings.operator_namespace,
             settings.resource_resync_interval,
+            settings.resource_policy,
         )
         self.secretstores = SecretStoreController(
             self.kube, self.stores, settings.store_check_interval, self._store_changed

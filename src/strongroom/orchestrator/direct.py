@@ -474,12 +474,15 @@ class _Run:
             ):
                 # As the operator does: the old driver lets go of the resource before the new one takes it.
                 await self.deprovision(node.name, previous)
-            await self.provision(resource, node.guresid, driver_spec)
+            # The operator's own GUResID for this Resource: after a switch to operator mode (or back), both
+            # address the same driver resource.
+            guresid = rr.guresid_of(resource)
+            await self.provision(resource, guresid, driver_spec)
             records[node.name] = {
                 "type": resource.spec.type,
                 "id": resource.spec.id,
                 "class": resource.spec.resource_class,
-                "guresid": node.guresid,
+                "guresid": guresid,
                 "driverType": resource.spec.driver_type,
                 "driver": driver_spec,
                 "secretKeys": sorted(self.outputs[node.name].secrets),

@@ -95,7 +95,9 @@ def emit(plan: Plan) -> tuple[CRSet, Problems]:
         spec: dict[str, Any] = {"type": node.uid.type, "id": node.uid.res_id}
         if node.uid.res_class != naming.DEFAULT_CLASS:
             spec["class"] = node.uid.res_class
-        spec |= {"guresid": node.guresid, "driverType": node.definition.driver_type}
+        # No spec.guresid: the operator derives the same one from the namespace (a hand-set one is refused
+        # unless the platform admin allows it).
+        spec["driverType"] = node.definition.driver_type
         if inputs:
             spec["driverInputs"] = inputs
         if node.resource_inputs:

@@ -1,4 +1,7 @@
-"""Names the orchestrator derives: namespace, object names, resource ids, GUResIDs, labels.
+"""Names the orchestrator derives: namespace, object names, resource ids, labels.
+
+GUResIDs are not derived here: the orchestrator uses the operator's own derivation
+(`strongroom.api.resource.derive_guresid`, from the namespace), so both address the same driver resource.
 
 Every name is a pure function of what the user wrote (app, env, workload and resource names, types,
 classes, ids), never of the order inputs were read in or of what else is in the set, so an unrelated
@@ -100,16 +103,6 @@ def resource_object_name(res_type: str, res_class: str, res_id: str) -> str:
     suffix = digest(f"{res_type}\n{res_class}\n{res_id}")
     clean = clean[: c.DNS1123_LABEL_MAX - len(suffix) - 1].rstrip("-")
     return f"{clean}-{suffix}" if clean else suffix
-
-
-def guresid(app: str, env: str, res_type: str, res_class: str, res_id: str) -> str:
-    """The stable id drivers know a resource by: 40 hex characters of SHA-256 over its identity.
-
-    Same app, env, type, class and id -> same GUResID in every mode, so a resource provisioned in direct
-    mode is found again by the operator (and the other way round) after a mode switch.
-    """
-    identity = "\n".join((app, env, res_type, res_class, res_id))
-    return hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 
 def workload_patch_name(workload: str) -> str:

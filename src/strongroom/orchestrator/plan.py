@@ -35,6 +35,7 @@ import pydantic
 
 from strongroom.api import constants as c
 from strongroom.api.driver import BUILTIN_DRIVER_TYPES
+from strongroom.api.resource import derive_guresid
 from strongroom.api.workload import JsonPatchOperation
 from strongroom.drivers.base import DriverError, DriverRequest, DriverResult
 from strongroom.drivers.registry import builtin_drivers, close_drivers
@@ -304,7 +305,8 @@ class _Planner:
         return known[path]
 
     def guresid(self, uid: ResUid) -> str:
-        return naming.guresid(self.app, self.env, uid.type, uid.res_class, uid.res_id)
+        """The GUResID the operator derives for this Resource in its namespace (one derivation for both)."""
+        return derive_guresid(self.plan.namespace, uid.type, uid.res_class, uid.res_id)
 
     def shared_value_text(self, placeholder: Placeholder) -> str:
         if len(placeholder.path) != 2:

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from strongroom.api import constants as c
 from strongroom.api.common import SecretReference, iter_secret_refs
-from strongroom.api.resource import Resource, inputs_too_large
+from strongroom.api.resource import MANIFESTS_MAX, Resource, derive_guresid, inputs_too_large
 from strongroom.api.workload import WorkloadPatchSpec
 from strongroom.drivers.base import DriverRequest, DriverResult, SecretTree, reveal_tree, to_secret_tree
 from strongroom.reconcile.conditions import (
@@ -48,7 +48,7 @@ from strongroom.reconcile.conditions import (
     not_ready,
     ready,
 )
-from strongroom.reconcile.ownership import controlled_by
+from strongroom.reconcile.ownership import controlled_by, owned_by
 from strongroom.reconcile.placeholders import (
     Placeholder,
     PlaceholderError,
@@ -69,8 +69,10 @@ FINALIZER = f"{c.GROUP}/finalizer"
 PENDING_ANNOTATION = f"{c.GROUP}/pending-apply"
 #: On the outputs Secret: content hash of the manifests Secret written with it (absent: there is none).
 MANIFESTS_HASH_ANNOTATION = f"{c.GROUP}/manifests-hash"
-#: On objects of `cluster` manifests (which cannot have a namespaced owner): which Resource applied them.
+#: On objects of `cluster` manifests (which cannot have a namespaced owner): which Resource applied them
+#: (`<namespace>/<name>`, and its uid), the proof of ownership checked before they are changed or deleted.
 RESOURCE_ANNOTATION = f"{c.GROUP}/resource"
+RESOURCE_UID_ANNOTATION = f"{c.GROUP}/resource-uid"
 
 #: Keys in the default store: `strongroom/<namespace>/<resource>/outputs/<output key>` and `.../cookie`.
 STORE_PREFIX = "strongroom"
@@ -84,6 +86,8 @@ WORKLOAD_NAME_INPUT = "workloadName"
 _WORKLOAD_ID = re.compile(r"^modules\.([^.]+)$")
 
 HMAC_PREFIX = "hmac-sha256:"
+#: Condition type, True while the Resource carries something the operator did not write and ignored.
+TAMPERED = "Tampered"
 _DATA_KEY = re.compile(c.DATA_KEY)
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Keys that make a node of a secret reference tree a leaf; an output branch may not use them.
@@ -93,21 +97,74 @@ _REFERENCE_KEYS = frozenset({"store", "ref", "version"})
 # --- Identity ---------------------------------------------------------------------------------------------
 
 
-def derive_guresid(namespace: str, resource_type: str, resource_class: str, resource_id: str) -> str:
-    """A stable GUResID for a Resource that names none: 40 hex digits of a digest over its identity.
-
-    Deterministic, so a restarted operator (or a re-created Resource) calls the driver with the same id
-    and an idempotent driver finds what it made before. The object's uid is left out on purpose: deleting
-    and re-creating a Resource must address the same resource, as Humanitec's GUResIDs do for the same
-    type and id. Drivers shared by several clusters need ids set explicitly (`spec.guresid`).
-    """
-    text = "\x00".join(("strongroom.dev/guresid/v1", namespace, resource_type, resource_class, resource_id))
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
+def derived_guresid_of(resource: Resource) -> str:
+    spec = resource.spec
+    return derive_guresid(resource.namespace, spec.type, spec.resource_class, spec.id)
 
 
 def guresid_of(resource: Resource) -> str:
-    spec = resource.spec
-    return spec.guresid or derive_guresid(resource.namespace, spec.type, spec.resource_class, spec.id)
+    """`spec.guresid` if set, else the derived one (whether a set one is allowed: `guresid_problem`)."""
+    return resource.spec.guresid or derived_guresid_of(resource)
+
+
+@dataclass(frozen=True)
+class GuresidPolicy:
+    """Where a hand-set `spec.guresid` is honoured: the operator's `--explicit-guresid-namespaces`."""
+
+    namespaces: frozenset[str] = frozenset()
+    """Namespaces allowed to set `spec.guresid`; `*` allows every namespace."""
+
+    def allows(self, namespace: str) -> bool:
+        return "*" in self.namespaces or namespace in self.namespaces
+
+
+def guresid_problem(resource: Resource, policy: GuresidPolicy) -> Problem | None:
+    """Why the Resource may not use its `spec.guresid` (None: it sets none, or may).
+
+    A GUResID is the driver's name for a resource: one a tenant could choose freely would let it PUT to,
+    or DELETE, the driver resource of another namespace. Setting the derived one is harmless."""
+    given = resource.spec.guresid
+    if not given or given == derived_guresid_of(resource) or policy.allows(resource.namespace):
+        return None
+    return Problem(
+        "GuresidNotAllowed",
+        f"spec.guresid {given!r} is refused: namespace {resource.namespace!r} is not allowed to choose "
+        "GUResIDs (the platform admin lists such namespaces in the operator's "
+        "--explicit-guresid-namespaces); remove spec.guresid to use the one derived from namespace, type, "
+        "class and id",
+        retryable=False,
+    )
+
+
+def identity_key(resource: Resource, policy: GuresidPolicy) -> str:
+    """What makes two Resources of a namespace the same driver resource: the GUResID they would use."""
+    return guresid_of(resource) if guresid_problem(resource, policy) is None else derived_guresid_of(resource)
+
+
+def _created(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return (str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""))
+
+
+def duplicate_winner(body: Mapping[str, Any], same_identity: Iterable[Mapping[str, Any]]) -> str | None:
+    """The name of the Resource that holds this identity when it is not `body` itself, else None.
+
+    `same_identity`: every Resource of the namespace with the same identity (`body` may be among them).
+    The oldest (creationTimestamp, then name) holds it; the others are refused with `DuplicateResource`
+    and never call the driver, so deleting one of them never deprovisions what the first one uses."""
+    mine = _created(body)
+    first = min((_created(other) for other in same_identity), default=mine)
+    return None if min(first, mine) == mine else first[1]
+
+
+def duplicate_problem(resource: Resource, winner: str) -> Problem:
+    return Problem(
+        "DuplicateResource",
+        f"Resource {winner!r} of this namespace already has the same type {resource.spec.type!r}, class "
+        f"{resource.spec.resource_class!r} and id {resource.spec.id!r} (the same driver resource); this one "
+        "is not provisioned and deleting it deprovisions nothing: delete it, or change its id",
+        retryable=False,
+    )
 
 
 def derived_name(base: str, suffix: str) -> str:
@@ -139,6 +196,11 @@ def cookie_store_key(namespace: str, name: str) -> str:
 # --- The pending marker -----------------------------------------------------------------------------------
 
 
+def _mac(key: bytes, *parts: str) -> str:
+    text = "\x00".join(parts)
+    return HMAC_PREFIX + hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True)
 class Pending:
     """A driver PUT that was started and not yet recorded: which driver, which GUResID."""
@@ -146,25 +208,133 @@ class Pending:
     driver_type: str
     guresid: str
 
-    def annotation(self) -> str:
-        return json.dumps({"driverType": self.driver_type, "guresid": self.guresid}, sort_keys=True)
+    def annotation(self, uid: str, key: bytes) -> str:
+        """The marker's annotation: the driver and GUResID with an HMAC (the operator's key) over them and
+        the Resource's uid, so a marker written by anyone else, or copied from another Resource, is not
+        trusted."""
+        return json.dumps(
+            {"driverType": self.driver_type, "guresid": self.guresid, "mac": _pending_mac(self, uid, key)},
+            sort_keys=True,
+        )
 
 
-def pending_of(annotations: Mapping[str, str] | None) -> Pending | None:
-    """The pending marker in an object's annotations, if any (a malformed one is ignored)."""
+def _pending_mac(pending: Pending, uid: str, key: bytes) -> str:
+    return _mac(key, "strongroom.dev/pending/v1", uid, pending.driver_type, pending.guresid)
+
+
+@dataclass(frozen=True)
+class PendingMarker:
+    """The pending marker as found: the verified Pending (or None), and whether an annotation was ignored."""
+
+    pending: Pending | None
+    ignored: bool = False
+
+
+def pending_of(annotations: Mapping[str, str] | None, uid: str, key: bytes) -> PendingMarker:
+    """The pending marker in a Resource's annotations. One that is malformed, or whose MAC does not verify
+    for this Resource, is ignored (`ignored`): it never picks a driver or a GUResID to PUT or DELETE."""
     raw = (annotations or {}).get(PENDING_ANNOTATION)
     if not raw:
-        return None
+        return PendingMarker(None)
     try:
         data = json.loads(raw)
     except ValueError:
-        return None
+        return PendingMarker(None, ignored=True)
     if not isinstance(data, dict):
+        return PendingMarker(None, ignored=True)
+    driver, guresid, mac = data.get("driverType"), data.get("guresid"), data.get("mac")
+    if not all(isinstance(x, str) and x for x in (driver, guresid, mac)):
+        return PendingMarker(None, ignored=True)
+    pending = Pending(str(driver), str(guresid))
+    if not hmac.compare_digest(_pending_mac(pending, uid, key), str(mac)):
+        return PendingMarker(None, ignored=True)
+    return PendingMarker(pending)
+
+
+# --- The status seal --------------------------------------------------------------------------------------
+
+#: Status fields the operator acts on later (which driver and GUResID to DELETE, which store keys and
+#: objects to remove, where the cookie is): trusted only under a valid `status.seal`.
+SEALED_FIELDS = (
+    "guresid",
+    "driverType",
+    "inputsHash",
+    "outputs.secretRefs",
+    "cookieRef",
+    "manifests",
+    "secretName",
+)
+
+
+def _sealed_values(status: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for path in SEALED_FIELDS:
+        node: Any = status
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None:
+            values[path] = node
+    return values
+
+
+def status_seal(uid: str, status: Mapping[str, Any], key: bytes) -> str | None:
+    """The seal of a status (as JSON): an HMAC over the uid and the sealed fields; None when it has none."""
+    values = _sealed_values(status)
+    if not values:
         return None
-    driver, guresid = data.get("driverType"), data.get("guresid")
-    if not isinstance(driver, str) or not isinstance(guresid, str) or not driver or not guresid:
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _mac(key, "strongroom.dev/status/v1", uid, text)
+
+
+def status_altered(uid: str, status: Mapping[str, Any] | None, key: bytes) -> bool:
+    """Whether a status carries sealed fields that its seal does not cover (someone else wrote them)."""
+    wanted = status_seal(uid, status or {}, key)
+    if wanted is None:
+        return False
+    found = (status or {}).get("seal")
+    return not isinstance(found, str) or not hmac.compare_digest(found, wanted)
+
+
+def unsealed_fields(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A status patch removing every sealed field (the outputs with their refs) and the seal: an altered
+    status is forgotten, as if the operator had never provisioned anything."""
+    patch: dict[str, Any] = {"seal": None}
+    for path in _sealed_values(status):
+        patch[path.split(".", 1)[0]] = None
+    return patch
+
+
+def tamper_condition(*, status_altered: bool, marker_ignored: bool) -> ConditionSpec | None:
+    """The `Tampered` condition: something only the operator writes was altered, and was ignored."""
+    what = []
+    if status_altered:
+        what.append(f"the status fields {', '.join(SEALED_FIELDS)} were altered")
+    if marker_ignored:
+        what.append(f"the annotation {PENDING_ANNOTATION} was not written by the operator")
+    if not what:
         return None
-    return Pending(driver, guresid)
+    return ConditionSpec(
+        TAMPERED,
+        True,
+        "StatusAltered" if status_altered else "PendingMarkerIgnored",
+        "; ".join(what) + " (no valid HMAC of the operator: written by someone else, or by an operator "
+        "version before statuses were sealed): ignored, nothing was PUT, DELETEd or removed on its word; "
+        "only the operator may write them",
+    )
+
+
+def standing_tamper(status: Mapping[str, Any] | None, generation: int | None) -> ConditionSpec | None:
+    """A `Tampered` condition written for this generation stays until the spec changes, so the owner sees
+    it after the reconcile that repaired the status (which would otherwise drop it at once)."""
+    for cond in (status or {}).get("conditions") or []:
+        if (
+            cond.get("type") == TAMPERED
+            and cond.get("status") == "True"
+            and cond.get("observedGeneration") == generation
+        ):
+            reason, message = str(cond.get("reason") or ""), str(cond.get("message") or "")
+            return ConditionSpec(TAMPERED, True, reason, message)
+    return None
 
 
 # --- Dependencies -----------------------------------------------------------------------------------------
@@ -745,7 +915,8 @@ def secret_current(observed: Mapping[str, Any] | None, wanted: Mapping[str, Any]
 
 def namespace_object(resource: Resource, data: Mapping[str, Any]) -> dict[str, Any]:
     """An object of a `namespace` manifest: in the Resource's namespace, owned by it (not as controller:
-    what the object is for is the driver's business, and two Resources may emit the same object)."""
+    what the object is for is the driver's business). The owner reference is also the proof, checked
+    before the object is applied over or deleted, that this Resource made it (`manifest_owned`)."""
     obj = _deep_copy(data)
     meta = obj.setdefault("metadata", {})
     meta["namespace"] = resource.namespace
@@ -761,8 +932,161 @@ def cluster_object(resource: Resource, data: Mapping[str, Any]) -> dict[str, Any
     meta = obj.setdefault("metadata", {})
     meta.pop("namespace", None)
     meta.setdefault("labels", {})[c.MANAGED_LABEL] = "true"
-    meta.setdefault("annotations", {})[RESOURCE_ANNOTATION] = f"{resource.namespace}/{resource.name}"
+    annotations = meta.setdefault("annotations", {})
+    annotations[RESOURCE_ANNOTATION] = f"{resource.namespace}/{resource.name}"
+    annotations[RESOURCE_UID_ANNOTATION] = resource.metadata.uid or ""
     return obj
+
+
+def manifest_owned(live: Mapping[str, Any], resource: Resource, location: str | None) -> bool:
+    """Whether an existing object proves it was made by this Resource (then it may be applied over and
+    deleted): an ownerReference with its uid for a namespaced object, the `strongroom.dev/resource`
+    annotation naming it and its uid for a cluster-scoped one. Anything else is someone else's."""
+    uid = resource.metadata.uid or ""
+    if not uid:
+        return False
+    if location == "cluster":
+        annotations = (live.get("metadata") or {}).get("annotations") or {}
+        return (
+            annotations.get(RESOURCE_ANNOTATION) == f"{resource.namespace}/{resource.name}"
+            and annotations.get(RESOURCE_UID_ANNOTATION) == uid
+        )
+    return owned_by(live, uid)
+
+
+def manifest_conflict(ref: Mapping[str, Any]) -> Problem:
+    where = f" in namespace {ref['namespace']!r}" if ref.get("namespace") else ""
+    return Problem(
+        "ManifestConflict",
+        f"{ref['kind']} {ref['name']!r}{where} already exists and was not created by this Resource: the "
+        "driver's manifests may not take over an object they did not make, so nothing was applied; delete "
+        "or rename that object, or change the driver's manifests",
+        retryable=False,
+    )
+
+
+# --- Manifest policy --------------------------------------------------------------------------------------
+
+#: Kinds a driver's manifests may create unless the operator says otherwise (`--manifest-kinds`): those the
+#: chart's RBAC grants the operator. `Kind` for the core group, `group/Kind` for the others.
+DEFAULT_MANIFEST_KINDS = ("ConfigMap", "Secret", "Service", "apps/Deployment")
+
+
+def kind_name(obj: Mapping[str, Any]) -> str:
+    """`Kind` (core group) or `group/Kind`: how `--manifest-kinds` names an object's kind."""
+    api_version = str(obj.get("apiVersion") or "")
+    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+    return f"{group}/{obj.get('kind')}" if group else str(obj.get("kind"))
+
+
+@dataclass(frozen=True)
+class ManifestPolicy:
+    """What a Resource's driver may create through `namespace` and `cluster` manifests."""
+
+    kinds: frozenset[str] = frozenset(DEFAULT_MANIFEST_KINDS)
+    cluster_refusal: str | None = "cluster manifests are not allowed"
+    """Why `cluster` manifests are refused for this driver; None: they are allowed."""
+
+
+def cluster_manifest_refusal(
+    driver_type: str,
+    *,
+    builtin: bool,
+    driver_namespace: str | None,
+    allow_cluster_manifests: bool,
+    operator_namespace: str,
+    builtin_allowed: bool,
+) -> str | None:
+    """Why a driver may not create cluster-scoped objects (None: it may).
+
+    Cluster-scoped objects belong to no namespace, so only the platform admin can allow them: for a remote
+    driver through `spec.allowClusterManifests` on a Driver in the operator namespace, for the built-in
+    drivers (whose templates any tenant writes) through the operator's `--builtin-cluster-manifests`."""
+    if builtin:
+        if builtin_allowed:
+            return None
+        return (
+            f"the built-in driver {driver_type!r} renders what the Resource's author writes, and the "
+            "operator runs without --builtin-cluster-manifests"
+        )
+    if driver_namespace != operator_namespace:
+        return (
+            f"Driver {driver_namespace}/{driver_type} is not in the operator namespace "
+            f"{operator_namespace!r}; only a Driver there can be allowed cluster manifests"
+        )
+    if not allow_cluster_manifests:
+        return f"Driver {driver_namespace}/{driver_type} does not set spec.allowClusterManifests: true"
+    return None
+
+
+def manifest_policy_problem(outputs: Outputs, policy: ManifestPolicy) -> Problem | None:
+    """A driver answer whose manifests the policy refuses; nothing of it is applied then."""
+    if outputs.cluster_objects and policy.cluster_refusal is not None:
+        names = ", ".join(f"{o['kind']} {o['metadata']['name']!r}" for o in outputs.cluster_objects)
+        return Problem(
+            "ClusterManifestNotAllowed",
+            f"the driver's answer has cluster manifests ({names}), which are refused: "
+            f"{policy.cluster_refusal}",
+            retryable=False,
+        )
+    refused = sorted(
+        {kind_name(o) for o in [*outputs.namespace_objects, *outputs.cluster_objects]} - policy.kinds
+    )
+    if refused:
+        return Problem(
+            "ManifestKindNotAllowed",
+            f"the driver's manifests create kinds the operator does not allow: {', '.join(refused)} "
+            f"(allowed: {', '.join(sorted(policy.kinds))}; the platform admin sets them with "
+            "--manifest-kinds)",
+            retryable=False,
+        )
+    return None
+
+
+# --- Sizes ------------------------------------------------------------------------------------------------
+
+#: Most bytes the output values may take as JSON: they go into the status, which shares the object's size
+#: limit (about 1.5 MiB in etcd) with the spec; an answer beyond this never fits.
+STATUS_VALUES_MAX = 256 * 1024
+#: Most bytes of keys and values one Secret may hold (the API server's limit is 1 MiB for `data`; the rest
+#: is left for the annotations and the manifests-hash the operator adds).
+SECRET_DATA_MAX = 1024 * 1024 - 16 * 1024
+
+
+def outputs_size_problem(resource: Resource, outputs: Outputs) -> Problem | None:
+    """An answer that cannot be stored: output values too large for the status, secret outputs or the
+    container/volume manifests too large for a Secret. Not retryable: calling the driver again with the
+    same inputs would give the same answer."""
+    problems = []
+    values = len(json.dumps(outputs.values, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+    if values > STATUS_VALUES_MAX:
+        problems.append(
+            f"output values take {values} bytes as JSON (limit {STATUS_VALUES_MAX}, for the status)"
+        )
+    secrets = sum(len(k.encode()) + len(v.reveal()) for k, v in outputs.secrets.items())
+    if secrets > SECRET_DATA_MAX:
+        problems.append(
+            f"secret outputs take {secrets} bytes (limit {SECRET_DATA_MAX}, for the Secret "
+            f"{outputs_secret_name(resource.name)!r})"
+        )
+    manifests = len(_json_bytes(outputs.containers)) + len(_json_bytes(outputs.volumes))
+    if manifests > SECRET_DATA_MAX:
+        problems.append(
+            f"container and volume manifests take {manifests} bytes (limit {SECRET_DATA_MAX}, for one Secret)"
+        )
+    objects = len(outputs.namespace_objects) + len(outputs.cluster_objects)
+    if objects > MANIFESTS_MAX:
+        problems.append(f"{objects} namespace and cluster manifests (limit {MANIFESTS_MAX})")
+    if not problems:
+        return None
+    return Problem(
+        "OutputsTooLarge",
+        "the driver's answer cannot be stored: "
+        + "; ".join(problems)
+        + "; nothing was written and the driver is not called again until the spec, the inputs or the "
+        "driver change",
+        retryable=False,
+    )
 
 
 def applied_reference(obj: Mapping[str, Any], location: str) -> dict[str, Any]:
@@ -851,11 +1175,55 @@ def keys_to_write(
 
 
 def stale_refs(
-    previous: Mapping[str, SecretReference], outputs: Outputs, store: str
+    resource: Resource, previous: Mapping[str, SecretReference], outputs: Outputs, store: str
 ) -> list[SecretReference]:
     """Store entries written before that the new outputs no longer use (dropped keys, or a former default
-    store's copies)."""
-    return [ref for key, ref in sorted(previous.items()) if key not in outputs.secrets or ref.store != store]
+    store's copies), at the keys the operator writes for this Resource (never the recorded key itself)."""
+    return [
+        SecretReference(store=ref.store, ref=output_store_key(resource.namespace, resource.name, key))
+        for key, ref in sorted(previous.items())
+        if key not in outputs.secrets or ref.store != store
+    ]
+
+
+def is_output_key(key: str) -> bool:
+    """Whether a flat output key is one the operator could have written (a valid Secret data key)."""
+    return bool(_DATA_KEY.fullmatch(key)) and len(key) <= c.DATA_KEY_MAX
+
+
+def is_own_store_key(key: str, namespace: str, name: str) -> bool:
+    """Whether `key` is one the operator writes for the Resource `namespace/name` in the default store:
+    `strongroom/<namespace>/<name>/outputs/<output key>` or `.../cookie`. Nothing else is ever deleted,
+    whatever a status says."""
+    if key == cookie_store_key(namespace, name):
+        return True
+    prefix = output_store_key(namespace, name, "")
+    return key.startswith(prefix) and is_output_key(key[len(prefix) :])
+
+
+def store_entries_to_delete(
+    resource: Resource,
+    recorded: Mapping[str, SecretReference],
+    cookie: SecretReference | None,
+    secret_keys: Iterable[str],
+    default_store: str | None,
+) -> list[SecretReference]:
+    """Everything of this Resource in the stores, to delete with it: the outputs the (sealed) status
+    records, in the stores it names; output keys the outputs Secret still has (a crash between writing the
+    store and the status leaves keys only the Secret knows), in the default store; the cookie. Always at
+    the keys the operator writes for this Resource, derived from its namespace and name."""
+    namespace, name = resource.namespace, resource.name
+    found: set[tuple[str, str]] = set()
+    for output_key, ref in recorded.items():
+        if is_output_key(output_key):
+            found.add((ref.store, output_store_key(namespace, name, output_key)))
+    if default_store is not None:
+        found.update(
+            (default_store, output_store_key(namespace, name, k)) for k in secret_keys if is_output_key(k)
+        )
+    if cookie is not None:
+        found.add((cookie.store, cookie_store_key(namespace, name)))
+    return [SecretReference(store=store, ref=key) for store, key in sorted(found)]
 
 
 def refs_tree(shape: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -999,21 +1367,29 @@ def deletion_problem(message: str, retryable: bool = True) -> Problem:
 
 __all__ = [
     "CONTAINERS_KEY",
+    "DEFAULT_MANIFEST_KINDS",
     "FINALIZER",
     "MANIFESTS_HASH_ANNOTATION",
     "PENDING_ANNOTATION",
     "RESOURCE_ANNOTATION",
+    "RESOURCE_UID_ANNOTATION",
+    "SEALED_FIELDS",
+    "TAMPERED",
     "VOLUMES_KEY",
     "DependencyView",
+    "GuresidPolicy",
     "InputProblem",
+    "ManifestPolicy",
     "Outputs",
     "Pending",
+    "PendingMarker",
     "ResolvedInputs",
     "applied_reference",
     "apply_merge_patch",
     "apply_reason",
     "bare_request",
     "check_outputs",
+    "cluster_manifest_refusal",
     "cluster_object",
     "content_hash_of",
     "cookie_store_key",
@@ -1021,14 +1397,24 @@ __all__ = [
     "dependency_names",
     "dependency_view",
     "derive_guresid",
+    "derived_guresid_of",
     "driver_request",
     "drivers_holding",
     "drivers_to_release",
+    "duplicate_problem",
+    "duplicate_winner",
     "find_cycle",
     "flatten_refs",
     "guresid_of",
+    "guresid_problem",
+    "identity_key",
     "inputs_digest",
+    "is_own_store_key",
     "keys_to_write",
+    "kind_name",
+    "manifest_conflict",
+    "manifest_owned",
+    "manifest_policy_problem",
     "manifest_refs",
     "manifests_secret",
     "manifests_secret_name",
@@ -1037,6 +1423,7 @@ __all__ = [
     "output_store_key",
     "outputs_secret",
     "outputs_secret_name",
+    "outputs_size_problem",
     "pending_of",
     "problem_status",
     "progress_status",
@@ -1048,6 +1435,11 @@ __all__ = [
     "secret_dependencies",
     "stale_manifests",
     "stale_refs",
+    "standing_tamper",
+    "status_altered",
+    "status_seal",
+    "store_entries_to_delete",
+    "unsealed_fields",
     "workload_name",
     "workload_patch",
 ]

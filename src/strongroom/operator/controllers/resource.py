@@ -31,7 +31,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +48,7 @@ from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResource
 from strongroom.operator.storecache import StoreCache
 from strongroom.reconcile import resource as plan
-from strongroom.reconcile.conditions import merge_conditions, not_ready
+from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready
 from strongroom.reconcile.ownership import controlled_by
 from strongroom.reconcile.placeholders import PlaceholderError
 from strongroom.reconcile.secretmapping import MANAGED_BY_LABEL, decode_secret_data
@@ -109,6 +109,18 @@ def _api_problem(what: str, exc: ApiError, secrets_: Iterable[SecretValue]) -> P
     return Problem("ManifestFailed", message.strip(), retryable)
 
 
+@dataclass(frozen=True)
+class ResourcePolicy:
+    """What the platform admin allows Resources (operator flags, see docs/resources.md)."""
+
+    guresid: plan.GuresidPolicy = field(default_factory=plan.GuresidPolicy)
+    """Namespaces whose Resources may set `spec.guresid` (`--explicit-guresid-namespaces`)."""
+    manifest_kinds: frozenset[str] = frozenset(plan.DEFAULT_MANIFEST_KINDS)
+    """Kinds drivers' manifests may create (`--manifest-kinds`)."""
+    builtin_cluster_manifests: bool = False
+    """Whether the built-in drivers may create cluster-scoped objects (`--builtin-cluster-manifests`)."""
+
+
 class ResourceController(Controller):
     kind = "Resource"
 
@@ -119,6 +131,7 @@ class ResourceController(Controller):
         drivers: DriverCache,
         operator_namespace: str,
         resync_interval: float,
+        policy: ResourcePolicy | None = None,
     ) -> None:
         super().__init__()
         self.kube = kube
@@ -126,6 +139,13 @@ class ResourceController(Controller):
         self.drivers = drivers
         self.operator_namespace = operator_namespace
         self.resync_interval = resync_interval
+        self.policy = policy or ResourcePolicy()
+        # Resources by (namespace, identity): a second one with the same identity is refused, and woken
+        # when the first one goes.
+        self._identities: dict[ObjectKey, tuple[str, str]] = {}
+        self._by_identity: dict[tuple[str, str], set[ObjectKey]] = {}
+        # The Tampered condition of the reconcile under way, added to every status it writes.
+        self._alerts: dict[ObjectKey, ConditionSpec] = {}
         # Dependencies by placeholder, kept from the spec, so cycle checks and wake-ups need no parsing.
         self._deps: dict[ObjectKey, frozenset[str]] = {}
         self._dependents: dict[ObjectKey, set[ObjectKey]] = {}
@@ -165,14 +185,17 @@ class ResourceController(Controller):
             resource = Resource.model_validate(self.bodies[key])
         except ValidationError:
             names: frozenset[str] = frozenset()
+            self._set_identity(key, None)
         else:
             names = plan.dependency_names(resource)
+            self._set_identity(key, (key[0], plan.identity_key(resource, self.policy.guresid)))
         self._set_deps(key, names)
         # A changed spec may break a cycle its dependents report, or change outputs they wait for.
         self._wake_dependents(key)
 
     def deleted(self, key: ObjectKey) -> None:
         self._set_deps(key, frozenset())
+        self._set_identity(key, None)
         for index in (self._waiting_on_store, self._waiting_on_driver):
             for keys in index.values():
                 keys.discard(key)
@@ -194,6 +217,30 @@ class ResourceController(Controller):
             self._deps[key] = names
         else:
             self._deps.pop(key, None)
+
+    def _set_identity(self, key: ObjectKey, identity: tuple[str, str] | None) -> None:
+        if self._identities.get(key) == identity:
+            return
+        before = self._identities.pop(key, None)
+        if before is not None:
+            holders = self._by_identity.get(before, set())
+            holders.discard(key)
+            if not holders:
+                self._by_identity.pop(before, None)
+            for other in holders:
+                self.wake(other)  # a Resource refused as a duplicate of this one may now go ahead
+        if identity is not None:
+            self._identities[key] = identity
+            self._by_identity.setdefault(identity, set()).add(key)
+
+    def _duplicate_of(self, key: ObjectKey) -> str | None:
+        """The Resource that holds this one's identity, when it is another one."""
+        identity = self._identities.get(key)
+        holders = self._by_identity.get(identity, set()) if identity else set()
+        if len(holders) < 2:
+            return None
+        bodies = [self.bodies[k] for k in holders if k in self.bodies]
+        return plan.duplicate_winner(self.bodies[key], bodies)
 
     def _wake_dependents(self, key: ObjectKey) -> None:
         for dependent in list(self._dependents.get(key, ())):
@@ -228,11 +275,50 @@ class ResourceController(Controller):
             )
             return await self._stop(key, Problem("InvalidSpec", f"the spec is not valid: {problems}", False))
         try:
+            resource, marker = await self._trusted(key, resource)
             if resource.metadata.deletion_timestamp is not None:
-                return await self._finalize(key, resource, attempt)
-            return await self._provision(key, resource, attempt)
+                return await self._finalize(key, resource, marker, attempt)
+            return await self._provision(key, resource, marker, attempt)
         except _Failed as failed:
             return await self._stop(key, failed.problem, failed.retry_after)
+        finally:
+            self._alerts.pop(key, None)
+
+    async def _trusted(self, key: ObjectKey, resource: Resource) -> tuple[Resource, plan.Pending | None]:
+        """The Resource as the operator may act on it, and its verified pending marker.
+
+        Tenants can write annotations and (with the common wildcard Role) the status; neither may steer
+        what the operator PUTs, DELETEs or removes. A pending marker whose HMAC does not verify is ignored
+        and removed; status fields the seal does not cover are forgotten (the next status write removes
+        them) and the Resource is planned as never provisioned, so its own spec-derived identity is all
+        that is used. Either way the Resource gets the `Tampered` condition for this generation."""
+        hmac_key = await self._hmac()
+        uid = resource.metadata.uid or ""
+        marker = plan.pending_of(resource.metadata.annotations, uid, hmac_key)
+        status = (self.bodies.get(key) or {}).get("status") or {}
+        altered = plan.status_altered(uid, status, hmac_key)
+        alert = plan.tamper_condition(status_altered=altered, marker_ignored=marker.ignored)
+        if alert is not None:
+            self.log(logging.WARNING, key, "ignored: %s", alert.message)
+        alert = alert or plan.standing_tamper(status, resource.metadata.generation)
+        if alert is not None:
+            self._alerts[key] = alert
+        if marker.ignored:
+            await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
+        if altered:
+            # Forget the altered fields now (with the condition saying so), before anything reads them.
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != plan.TAMPERED]
+            await self._write_status(key, {"conditions": conditions})
+        return self._trusted_resource(self.bodies[key], hmac_key), marker.pending
+
+    @staticmethod
+    def _trusted_resource(body: Mapping[str, Any], hmac_key: bytes) -> Resource:
+        """The Resource with the sealed fields of its status dropped unless the seal covers them."""
+        uid = (body.get("metadata") or {}).get("uid") or ""
+        status = body.get("status") or {}
+        if plan.status_altered(uid, status, hmac_key):
+            body = {**body, "status": plan.apply_merge_patch(status, plan.unsealed_fields(status))}
+        return Resource.model_validate(body)
 
     async def _stop(self, key: ObjectKey, problem: Problem, retry_after: float | None = None) -> str:
         body = self.bodies.get(key)
@@ -272,11 +358,18 @@ class ResourceController(Controller):
 
     # --- provisioning ---------------------------------------------------------------------------------
 
-    async def _provision(self, key: ObjectKey, resource: Resource, attempt: _Attempt) -> str:
+    async def _provision(
+        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
+    ) -> str:
         namespace, name = key
         spec = resource.spec
         uid = resource.metadata.uid or ""
-        pending = plan.pending_of(resource.metadata.annotations)
+        winner = self._duplicate_of(key)
+        if winner is not None:
+            raise _Failed(plan.duplicate_problem(resource, winner))
+        refused = plan.guresid_problem(resource, self.policy.guresid)
+        if refused is not None:
+            raise _Failed(refused)
         guresid = plan.guresid_of(resource)
 
         inputs = await self._resolve_dependencies(key, resource)
@@ -318,7 +411,7 @@ class ResourceController(Controller):
         # there is nothing a repeated or abandoned call could duplicate or orphan: they need no marker.
         builtin = self.drivers.is_builtin(spec.driver_type)
         marker = None if builtin else plan.Pending(spec.driver_type, guresid)
-        resource = await self._prepare_put(key, resource, marker)
+        resource = await self._prepare_put(key, resource, marker, await self._hmac())
         if not builtin:
             await self._write_status(
                 key,
@@ -338,6 +431,11 @@ class ResourceController(Controller):
         outputs = plan.check_outputs(resource, result)
         if isinstance(outputs, Problem):
             raise _Failed(replace(outputs, message=redact(outputs.message, secrets_seen)))
+        refused = plan.manifest_policy_problem(outputs, self._manifest_policy(spec.driver_type, namespace))
+        refused = refused or plan.outputs_size_problem(resource, outputs)
+        if refused is not None:
+            raise _Failed(replace(refused, message=redact(refused.message, secrets_seen)))
+        await self._check_manifest_owners(resource, outputs)
 
         previous_refs = plan.flatten_refs(
             resource.status.outputs.secret_refs if resource.status and resource.status.outputs else None
@@ -416,14 +514,16 @@ class ResourceController(Controller):
             await self._write_status(key, {"manifests": [*previous_manifests, *grown]})
         applied = await self._apply_objects(resource, outputs, secrets_seen)
         for stale in plan.stale_manifests(previous_manifests, applied):
-            await self._delete_object(stale, secrets_seen)
+            await self._delete_owned_object(key, resource, stale, secrets_seen)
         await self._apply_workload_patch(resource, outputs)
 
         # Store entries no longer used. A failure here orphans one entry at worst: it is logged, and the
         # rest of the outputs (already written) are recorded.
-        stale_store = plan.stale_refs(previous_refs, outputs, store_name or "")
+        stale_store = plan.stale_refs(resource, previous_refs, outputs, store_name or "")
         if previous_cookie is not None and (cookie_ref is None or previous_cookie.store != store_name):
-            stale_store.append(previous_cookie)
+            stale_store.append(
+                SecretReference(store=previous_cookie.store, ref=plan.cookie_store_key(namespace, name))
+            )
         for ref in stale_store:
             await self._store_delete_quietly(key, ref)
 
@@ -613,8 +713,19 @@ class ResourceController(Controller):
             ) from None
         return written.key, written.version
 
-    async def _store_delete(self, namespace: str, ref: SecretReference) -> None:
-        """Delete one store entry; StoreError and Problem (as _Failed) when it cannot be done now."""
+    async def _store_delete(self, key: ObjectKey, ref: SecretReference) -> None:
+        """Delete one store entry; StoreError and Problem (as _Failed) when it cannot be done now. Only keys
+        the operator writes for this Resource are ever deleted (defence in depth: callers derive them)."""
+        namespace, name = key
+        if not plan.is_own_store_key(ref.ref, namespace, name):
+            self.log(
+                logging.WARNING,
+                key,
+                "not removing %s from store %s: not a key of this Resource",
+                ref.ref,
+                ref.store,
+            )
+            return
         resolved = resolve_store(
             ref.store, namespace, self.operator_namespace, self.stores.views, key=ref.ref, purpose="write"
         )
@@ -628,7 +739,7 @@ class ResourceController(Controller):
 
     async def _store_delete_quietly(self, key: ObjectKey, ref: SecretReference) -> None:
         try:
-            await self._store_delete(key[0], ref)
+            await self._store_delete(key, ref)
         except (StoreError, _Failed) as exc:
             self.log(logging.WARNING, key, "could not remove %s from store %s: %s", ref.ref, ref.store, exc)
 
@@ -667,12 +778,13 @@ class ResourceController(Controller):
         # The old driver's cookie means nothing to the new one.
         cookie_ref = resource.status.cookie_ref if resource.status else None
         if cookie_ref is not None:
-            await self._store_delete_quietly(key, cookie_ref)
+            own = SecretReference(store=cookie_ref.store, ref=plan.cookie_store_key(key[0], key[1]))
+            await self._store_delete_quietly(key, own)
         await self._write_status(key, {"driverType": None, "cookieRef": None})
         if pending is not None and pending.driver_type != resource.spec.driver_type:
             await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
             pending = None
-        return Resource.model_validate(self.bodies[key]), pending, None
+        return self._trusted_resource(self.bodies[key], await self._hmac()), pending, None
 
     async def _apply_manifests_secret(self, resource: Resource, wanted: dict[str, Any] | None) -> None:
         name = plan.manifests_secret_name(resource.name)
@@ -702,13 +814,55 @@ class ResourceController(Controller):
             applied.append(plan.applied_reference(obj, location))
         return applied
 
-    async def _delete_object(self, ref: Mapping[str, Any], secrets_seen: list[SecretValue]) -> None:
+    def _manifest_policy(self, driver_type: str, namespace: str) -> plan.ManifestPolicy:
+        builtin = self.drivers.is_builtin(driver_type)
+        driver_namespace: str | None = None
+        allow = False
+        if not builtin:
+            (driver_namespace, _), obj = self.drivers.find(driver_type, namespace)
+            allow = obj is not None and obj.spec.allow_cluster_manifests
+        refusal = plan.cluster_manifest_refusal(
+            driver_type,
+            builtin=builtin,
+            driver_namespace=driver_namespace,
+            allow_cluster_manifests=allow,
+            operator_namespace=self.operator_namespace,
+            builtin_allowed=self.policy.builtin_cluster_manifests,
+        )
+        return plan.ManifestPolicy(self.policy.manifest_kinds, refusal)
+
+    async def _check_manifest_owners(self, resource: Resource, outputs: plan.Outputs) -> None:
+        """Refuse (ManifestConflict, before anything is written) an answer whose manifests name an existing
+        object this Resource did not make: server-side apply with force would take it over, and a later
+        answer without it would delete it."""
+        for ref in plan.manifest_refs(resource, outputs):
+            try:
+                live = await self.kube.get_object(
+                    ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace")
+                )
+            except ApiError as exc:
+                raise _Failed(_api_problem(f"reading {ref['kind']} {ref['name']!r}", exc, [])) from None
+            if live is not None and not plan.manifest_owned(live, resource, ref.get("location")):
+                raise _Failed(plan.manifest_conflict(ref))
+
+    async def _delete_owned_object(
+        self, key: ObjectKey, resource: Resource, ref: Mapping[str, Any], secrets_seen: list[SecretValue]
+    ) -> None:
+        """Delete an object a driver's manifests made, if the live object proves this Resource made it
+        (whatever a status or an earlier answer says); anything else is left alone, with a warning."""
+        what = f"{ref['kind']} {ref['name']!r}"
         try:
+            live = await self.kube.get_object(
+                ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace")
+            )
+            if live is None:
+                return
+            if not plan.manifest_owned(live, resource, ref.get("location")):
+                self.log(logging.WARNING, key, "not deleting %s: it was not made by this Resource", what)
+                return
             await self.kube.delete_object(ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace"))
         except ApiError as exc:
-            raise _Failed(
-                _api_problem(f"deleting {ref['kind']} {ref['name']!r}", exc, secrets_seen)
-            ) from None
+            raise _Failed(_api_problem(f"deleting {what}", exc, secrets_seen)) from None
 
     async def _apply_workload_patch(self, resource: Resource, outputs: plan.Outputs) -> None:
         if resource.spec.type != WORKLOAD_TYPE:
@@ -740,7 +894,9 @@ class ResourceController(Controller):
 
     # --- deletion -------------------------------------------------------------------------------------
 
-    async def _finalize(self, key: ObjectKey, resource: Resource, attempt: _Attempt) -> str:
+    async def _finalize(
+        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
+    ) -> str:
         namespace, name = key
         if plan.FINALIZER not in (resource.metadata.finalizers or []):
             return "deleting"
@@ -748,8 +904,7 @@ class ResourceController(Controller):
         await self._write_status(
             key, plan.progress_status(resource, "Deleting", "deprovisioning through the driver", now)
         )
-        pending = plan.pending_of(resource.metadata.annotations)
-        holders = plan.drivers_holding(resource, pending)
+        holders = self._holders(key, resource, pending)
         if holders:
             cookie = await self._read_cookie(resource, lenient=True)
             for driver_type, guresid in holders:
@@ -772,34 +927,33 @@ class ResourceController(Controller):
                     raise _Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
                 self.log(logging.INFO, key, "deleted through driver %s", driver_type)
 
-        # Objects the drivers' manifests made (namespaced ones would also go with their owner).
+        # Objects the drivers' manifests made (namespaced ones would also go with their owner), each only if
+        # the live object proves this Resource made it.
         for applied in resource.status.manifests or [] if resource.status else []:
-            await self._delete_object(applied.model_dump(mode="json", by_alias=True, exclude_none=True), [])
+            record = applied.model_dump(mode="json", by_alias=True, exclude_none=True)
+            await self._delete_owned_object(key, resource, record, [])
 
-        # Store entries: those the status names, plus any output key still in the outputs Secret (a crash
-        # between writing the store and the status leaves keys only the Secret knows).
-        refs: dict[tuple[str, str], SecretReference] = {}
+        # Store entries, at the keys the operator writes for this Resource: the outputs the status records,
+        # any output key still in the outputs Secret, the cookie.
         status = resource.status
-        for ref in plan.flatten_refs(
-            status.outputs.secret_refs if status and status.outputs else None
-        ).values():
-            refs[(ref.store, ref.ref)] = ref
-        if status is not None and status.cookie_ref is not None:
-            refs[(status.cookie_ref.store, status.cookie_ref.ref)] = status.cookie_ref
         secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
+        secret_keys: list[str] = []
+        default_name: str | None = None
         if secret is not None and controlled_by(secret, resource.metadata.uid or ""):
             store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
             if not isinstance(store_key, Problem):
-                for output_key in secret.get("data") or {}:
-                    store_ref = plan.output_store_key(namespace, name, output_key)
-                    stored = {r.ref for r in refs.values() if r.store == store_key.name}
-                    if not any(s == store_ref or s.endswith("/" + store_ref) for s in stored):
-                        refs[(store_key.name, store_ref)] = SecretReference(
-                            store=store_key.name, ref=store_ref
-                        )
-        for ref in refs.values():
+                default_name = store_key.name
+                secret_keys = list(secret.get("data") or {})
+        refs = plan.store_entries_to_delete(
+            resource,
+            plan.flatten_refs(status.outputs.secret_refs if status and status.outputs else None),
+            status.cookie_ref if status else None,
+            secret_keys,
+            default_name,
+        )
+        for ref in refs:
             try:
-                await self._store_delete(namespace, ref)
+                await self._store_delete(key, ref)
             except _Failed as failed:
                 if failed.problem.reason in ("StoreNotFound", "StoreNotAllowed", "KeyNotAllowed"):
                     # The store is gone, or the status names a key this namespace may not touch (status
@@ -820,13 +974,44 @@ class ResourceController(Controller):
         self.log(logging.INFO, key, "deprovisioned; finalizer removed")
         return "deleted"
 
+    def _holders(
+        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None
+    ) -> list[tuple[str, str]]:
+        """(driver type, GUResID) to DELETE through when the Resource goes."""
+        if self._duplicate_of(key) is not None:
+            return []  # a refused duplicate never provisioned: what its identity names is the first one's
+        holders = plan.drivers_holding(resource, pending)
+        if holders or plan.guresid_problem(resource, self.policy.guresid) is not None:
+            return holders
+        # Our finalizer is there, so a driver call may have been made, but there is no trusted record of it
+        # (an altered status was forgotten): the spec's own identity is the only one it can have used.
+        return [(resource.spec.driver_type, plan.guresid_of(resource))]
+
     # --- writes ---------------------------------------------------------------------------------------
 
     async def _write_status(self, key: ObjectKey, wanted: Mapping[str, Any]) -> bool:
+        """Merge-patch the status to `wanted`, sealed: the seal covers the fields the operator acts on later.
+        Fields of an altered status (seal not matching) are removed rather than sealed."""
         body = self.bodies.get(key)
         if body is None:
             return False
-        patch = plan.merge_patch(body.get("status"), wanted)
+        hmac_key = await self._hmac()
+        uid = (body.get("metadata") or {}).get("uid") or ""
+        current = body.get("status") or {}
+        wanted = dict(wanted)
+        if plan.status_altered(uid, current, hmac_key):
+            wanted = {**plan.unsealed_fields(current), **wanted}
+        alert = self._alerts.get(key)
+        if alert is not None and "conditions" in wanted:
+            generation = (body.get("metadata") or {}).get("generation")
+            wanted["conditions"] = [
+                *(c for c in wanted["conditions"] if c.get("type") != plan.TAMPERED),
+                *merge_conditions(current.get("conditions"), [alert], datetime.now(UTC), generation),
+            ]
+        wanted.pop("seal", None)
+        after = plan.apply_merge_patch(current, plan.merge_patch(current, wanted) or {})
+        wanted["seal"] = plan.status_seal(uid, after, hmac_key)
+        patch = plan.merge_patch(current, wanted)
         if patch is None:
             return False
         await self.kube.patch_status(ResourceResource, key[0], key[1], patch)
@@ -847,9 +1032,12 @@ class ResourceController(Controller):
         if key in self.bodies:
             self.bodies[key] = obj
 
-    async def _prepare_put(self, key: ObjectKey, resource: Resource, marker: plan.Pending | None) -> Resource:
+    async def _prepare_put(
+        self, key: ObjectKey, resource: Resource, marker: plan.Pending | None, hmac_key: bytes
+    ) -> Resource:
         """Our finalizer and the pending marker (if given) on the object, in one patch; the object after."""
-        annotation = marker.annotation() if marker is not None else None
+        uid = resource.metadata.uid or ""
+        annotation = marker.annotation(uid, hmac_key) if marker is not None else None
         present = (resource.metadata.annotations or {}).get(plan.PENDING_ANNOTATION)
         annotations: dict[str, str | None] | None = (
             {plan.PENDING_ANNOTATION: annotation} if annotation and present != annotation else None
@@ -857,7 +1045,7 @@ class ResourceController(Controller):
         if plan.FINALIZER in (resource.metadata.finalizers or []) and annotations is None:
             return resource
         obj = await self._patch_metadata(key, resource, add_finalizer=True, annotations=annotations)
-        return Resource.model_validate(obj)
+        return self._trusted_resource(obj, hmac_key)
 
     async def _remove_finalizer(self, key: ObjectKey) -> None:
         body = self.bodies.get(key)

@@ -6,8 +6,9 @@ One reconcile of a Workload:
    not from the event cache, which may be incomplete just after a start) apply to its spec;
 2. each entry of the patched `spec.resources` is matched to a Resource in the namespace (`match_identity`:
    same type, class and id; the id defaults to `modules.<workload>.externals.<resource>`);
-3. of each Ready Resource it reads `status.outputs.values`, the outputs Secret named by `status.secretName`
-   (content hash and key names; values only of keys that are composed with text) and the manifests Secret
+3. of each Ready Resource it reads `status.outputs.values`, its outputs Secret `<resource>-outputs`
+   (content hash and key names; values only of keys that are composed with text; only a Secret the Resource
+   controls, whatever name a tenant writes into `status.secretName`) and the manifests Secret
    `<resource>-manifests` (sidecar containers and volumes);
 4. the pure renderer (`reconcile/workload.py`) decides the objects;
 5. a complete rendering is server-side applied (objects whose rendered hash is unchanged are skipped, so a
@@ -48,7 +49,12 @@ from strongroom.operator.kube import (
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready, ready
 from strongroom.reconcile.ownership import controlled_by, owned_by
 from strongroom.reconcile.placeholders import Placeholder, PlaceholderError, parse, resource_ref
-from strongroom.reconcile.resource import CONTAINERS_KEY, VOLUMES_KEY, manifests_secret_name
+from strongroom.reconcile.resource import (
+    CONTAINERS_KEY,
+    VOLUMES_KEY,
+    manifests_secret_name,
+    outputs_secret_name,
+)
 from strongroom.reconcile.secretmapping import (
     CONTENT_HASH_ANNOTATION,
     content_hash,
@@ -430,13 +436,15 @@ class WorkloadController(Controller):
             return
         status = body.get("status") or {}
         values = (status.get("outputs") or {}).get("values") or {}
-        secret_name = status.get("secretName")
+        # Not the name the status gives (tenants may write the status): the Secret the Resource controller
+        # writes, and only if that Resource controls it.
+        secret_name = outputs_secret_name(resource_name) if status.get("secretName") else None
         secrets: dict[str, SecretValue] = {}
         secret_keys: set[str] = set()
         digest: str | None = None
         if secret_name:
             secret = await self.kube.get_secret(namespace, secret_name)
-            if secret is None:
+            if secret is None or not controlled_by(secret, uid):
                 gathered.waiting_notes[name] = (
                     f"Resource {resource_name!r}: its outputs Secret {secret_name!r} does not exist yet"
                 )
