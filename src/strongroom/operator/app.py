@@ -118,6 +118,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             operator_namespace=config.operator_namespace,
             workers=config.worker_limit,
             slots=config.reconcile_limit,
+            namespace_worker_share=config.namespace_worker_share,
             refresh_interval=config.refresh_interval,
             store_check_interval=config.store_check_interval,
             resource_resync_interval=config.resource_resync_interval,

@@ -18,6 +18,7 @@ from strongroom.api.constants import FIELD_MANAGER
 from strongroom.api.secretstore import SecretStore
 from strongroom.drivers.registry import DriverRegistry
 from strongroom.net import kube_client
+from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.controllers.base import Controller
 from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.controllers.resource import ResourceController
@@ -47,6 +48,7 @@ class RuntimeSettings:
     store_guard: GuardSettings
     # How often a Resource's driver is called again although nothing changed (drift repair).
     resource_resync_interval: float = 3600.0
+    namespace_worker_share: float = DEFAULT_NAMESPACE_WORKER_SHARE
 
 
 class Runtime:
@@ -116,6 +118,7 @@ class Runtime:
 
     def start(self) -> None:
         for controller in self._controllers():
+            controller.namespace_worker_share = self.settings.namespace_worker_share
             self._tasks.append(
                 asyncio.create_task(
                     controller.run(self.settings.workers, self.settings.slots),
