@@ -26,6 +26,7 @@ from strongroom.operator.controllers.secretmapping import SecretMappingControlle
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
 from strongroom.operator.kube import DriverResource, Kube, SecretStoreResource
+from strongroom.operator.kubeconfig import USER_AGENT
 from strongroom.operator.storecache import StoreCache
 from strongroom.stores.base import StoreClient
 from strongroom.stores.credentials import KubernetesCredentialSource
@@ -54,7 +55,7 @@ class RuntimeSettings:
 class Runtime:
     def __init__(self, cluster: SingleConfig, settings: RuntimeSettings) -> None:
         self.settings = settings
-        self.client = kube_client(cluster, FIELD_MANAGER)
+        self.client = kube_client(cluster, FIELD_MANAGER, USER_AGENT)
         self.kube = Kube(self.client)
         self.stores = StoreCache(self._build_store_client, settings.store_guard)
         self.secretmappings = SecretMappingController(
