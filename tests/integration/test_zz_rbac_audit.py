@@ -497,6 +497,7 @@ def _drive(cluster: Cluster, stores: testenv.Environment, ns: str, operator_ns: 
 
 
 def _all_requests(cluster: Cluster) -> list[Request]:
+    assert "audit_log" in cluster.info, "this control plane writes no audit log: restart `testenv up`"
     return operator_requests(Path(cluster.info["audit_log"]))
 
 
