@@ -66,10 +66,10 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration", v1=False
     )
-    # Kubernetes Events are for people looking at an object, and are readable by anyone who may
-    # list events in the namespace: only explicit warnings and errors from our own code go there,
-    # never kopf's log lines (which can carry API error texts).
-    settings.posting.enabled = True
+    # No Kubernetes Events: conditions on the object say what happened and why, the chart grants no
+    # `events` verbs (least privilege, proven by tests/integration/test_zz_rbac_audit.py), and kopf's
+    # log lines (which can carry API error texts) must never reach readers of a namespace's events.
+    settings.posting.enabled = False
     settings.posting.loggers = False
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "strongroom"
