@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from strongroom.operator.workqueue import LOW_TURN_EVERY, Priority, QueueClosed, WorkQueue
+from strongroom.operator.workqueue import LOW_TURN_EVERY, Priority, QueueClosed, WorkQueue, group_limit
 
 
 class FakeClock:
@@ -155,3 +155,23 @@ async def test_a_raised_key_is_taken_once() -> None:
     await asyncio.sleep(0.01)
     assert not getter.done()  # the stale LOW entry of ("a", "k") is not handed out again
     getter.cancel()
+
+
+async def test_a_namespace_at_its_limit_does_not_hold_back_low_work_of_others() -> None:
+    queue = _namespaced()
+    queue.set_group_limit(1)
+    queue.add(("busy", "a"))
+    queue.add(("busy", "b"))
+    assert await queue.get() == ("busy", "a")
+    queue.add(("calm", "refresh"), Priority.LOW)
+    # busy's HIGH key waits for busy's room; calm's LOW key need not wait for it.
+    assert await asyncio.wait_for(queue.get(), 1) == ("calm", "refresh")
+
+
+def test_group_limit_is_a_share_of_the_workers_and_at_least_one() -> None:
+    assert group_limit(20, 0.5) == 10
+    assert group_limit(3, 0.5) == 1
+    assert group_limit(1, 0.1) == 1
+    assert group_limit(4, 1.0) == 4
+    with pytest.raises(ValueError, match="at least 1"):
+        WorkQueue[str]().set_group_limit(0)
