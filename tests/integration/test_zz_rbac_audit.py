@@ -5,8 +5,8 @@ The API server of testenv writes an audit log (testenv/controlplane.py); the ope
 last in `pytest tests` (its name), so the log then holds every request operators made during the whole
 run. It does not rely on that: it first drives its own scenario with an operator that runs *as the chart's
 ServiceAccount* in namespaced mode and touches every kind (SecretStores of two backends and two auth
-methods, SecretMappings, Echo/Template/remote-driver Resources with manifests and a workload update,
-Workloads, WorkloadPatches, deletes), so the comparison never passes vacuously when run alone.
+methods, SecretMappings, Echo/Template Resources with manifests and a workload update, a Resource on a
+remote Driver, Workloads, WorkloadPatches, deletes), so the comparison never passes vacuously alone.
 
 Then it fails
   (a) on any (apiGroup, resource[/subresource], verb) the chart grants, in either mode, that no operator
@@ -17,7 +17,8 @@ Then it fails
       the run served, except get/patch/delete of kinds the chart leaves to `rbac.extraRules` /
       `rbac.extraClusterRules` (driver manifests other test modules allow their operators).
 
-Two permissions are used without a request of their own, and are counted from evidence instead:
+`RACE_ONLY` names the grants only a race exercises (with the code that needs them); they are exempt
+from (a). Two permissions are used without a request of their own, and are counted from evidence:
   - `create` through server-side apply: a `patch` that answered 201 created the object;
   - `<kind>/finalizers update`: setting `blockOwnerDeletion` on an owner reference to a `<kind>` object
     needs it (OwnerReferencesPermissionEnforcement, on in testenv); counted when an object the operator
@@ -61,6 +62,15 @@ BOOTSTRAP_ALLOWED = {
 }
 
 Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
+
+# Granted for a path no scenario can take on purpose (a race), each with the place that needs it. Keep
+# this list short: a grant belongs here only if the code would fail without it and a test cannot time it.
+RACE_ONLY: dict[Permission, str] = {
+    ("strongroom.dev", "resources", "get"): (
+        "controllers/resource.py _patch_metadata re-reads a Resource after its finalizer patch got 409 "
+        "(someone wrote the object between the operator's read and its patch)"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -540,7 +550,7 @@ def test_every_permission_the_chart_grants_is_used(cluster: Cluster, scenario: S
         {"watchNamespaces": ["team-a"], "rbac": {"serviceAccountTokenNamespaces": ["team-a"]}},
     ):
         granted |= chart_rbac(cluster, values).granted()
-    unused = sorted(granted - used)
+    unused = sorted(granted - used - set(RACE_ONLY))
     assert not unused, "granted by the chart but never used by the operator:\n" + "\n".join(map(str, unused))
 
 
