@@ -9,6 +9,10 @@ Authentication: the admin client uses an x509 client certificate in `system:mast
 per-run CA that also signs the apiserver's serving certificate, so clients verify TLS for real.
 Service-account tokens are signed with a per-run RSA key (TokenReview works, e.g. for OpenBao's
 Kubernetes auth).
+
+The API server writes an audit log (JSON lines, Metadata level, one event per request when it
+completes; path in the service info as `audit_log`): which client did what, for the RBAC audit test
+(tests/integration/test_zz_rbac_audit.py). Cheap enough to be always on: one small write per request.
 """
 
 from __future__ import annotations
@@ -24,6 +28,19 @@ from testenv.process import LOOPBACK, ManagedProcess, free_port, http_ok
 from testenv.service import Service
 
 SERVICE_CIDR = "10.96.0.0/16"
+
+# Who asked for what, without bodies. The controller manager's own requests and non-resource URLs
+# (discovery, health) are left out: nothing reads them, and they are most of the volume.
+AUDIT_POLICY: dict[str, object] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "None", "users": ["system:kube-controller-manager", "system:apiserver"]},
+        {"level": "None", "nonResourceURLs": ["*"]},
+        {"level": "Metadata"},
+    ],
+}
 
 
 def _write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, user: str) -> None:
@@ -88,6 +105,9 @@ def start(workdir: Path, sink: Sink | None = None) -> Service:
         etcd.wait_ready(lambda: http_ok(f"{etcd_url}/health"), timeout=30)
 
         server = f"https://{LOOPBACK}:{api_port}"
+        audit_policy = workdir / "audit-policy.yaml"
+        audit_policy.write_text(yaml.safe_dump(AUDIT_POLICY, sort_keys=False))
+        audit_log = workdir / "audit.log"
         apiserver = ManagedProcess(
             "kube-apiserver",
             [
@@ -109,7 +129,14 @@ def start(workdir: Path, sink: Sink | None = None) -> Service:
                 # refuses to publish a loopback address there.
                 "--endpoint-reconciler-type=none",
                 "--enable-priority-and-fairness=false",
+                # As on hardened clusters: an owner reference with blockOwnerDeletion needs `update` on
+                # the owner's `finalizers` (the chart grants it; tests/integration/test_zz_rbac_audit.py).
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
                 "--profiling=false",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=0",  # never rotate: the audit test reads the whole run
                 "--v=1",
             ],
             workdir / "kube-apiserver.log",
@@ -155,5 +182,6 @@ def start(workdir: Path, sink: Sink | None = None) -> Service:
         "admin_key": str(admin_key),
         "service_account_key": str(sa_key),
         "version": KUBERNETES.label,
+        "audit_log": str(audit_log),
     }
     return service

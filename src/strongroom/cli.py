@@ -186,6 +186,15 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     help="Most reconciles of one kind working at once (a wait on a remote driver does not count).",
 )
 @click.option(
+    "--namespace-worker-share",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=0.5,
+    show_default=True,
+    envvar="STRONGROOM_NAMESPACE_WORKER_SHARE",
+    show_envvar=True,
+    help="Most of one kind's workers the objects of one namespace may hold at once (at least one).",
+)
+@click.option(
     "--standalone/--peering",
     default=True,
     show_default=True,
@@ -319,6 +328,7 @@ def operator_run_command(
     metrics_port: int,
     worker_limit: int,
     reconcile_limit: int,
+    namespace_worker_share: float,
     standalone: bool,
     refresh_interval: str,
     store_check_interval: str,
@@ -370,6 +380,7 @@ def operator_run_command(
         metrics_port=metrics_port,
         worker_limit=worker_limit,
         reconcile_limit=reconcile_limit,
+        namespace_worker_share=namespace_worker_share,
         standalone=standalone,
         refresh_interval=seconds("--refresh-interval", refresh_interval),
         store_check_interval=seconds("--store-check-interval", store_check_interval),

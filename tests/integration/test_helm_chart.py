@@ -176,7 +176,7 @@ def test_deployment(cluster: Cluster) -> None:
     assert {"--template-timeout=5s", "--template-memory=128Mi", "--template-workers=2"} <= set(
         container["args"]
     )
-    assert not [a for a in container["args"] if a.startswith("--namespace")]
+    assert not [a for a in container["args"] if a.startswith("--namespace=")]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8081, "metrics": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -213,25 +213,49 @@ def test_resource_policy_values_become_flags(cluster: Cluster) -> None:
 
 def test_cluster_wide_rbac(cluster: Cluster) -> None:
     docs = _template(cluster)
-    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    # The only Role: tokens of the operator's own ServiceAccount, in the release namespace.
+    (own_token,) = [d for d in docs if d["kind"] == "Role"]
+    assert own_token["metadata"]["namespace"] == "strongroom-system"
+    assert own_token["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["serviceaccounts/token"],
+            "resourceNames": ["strongroom"],
+            "verbs": ["create"],
+        }
+    ]
     role = _one(docs, "ClusterRole", "strongroom-manager")
     plurals = _crd_plurals()
     resources = _strongroom_resources(role["rules"])
-    # Every served kind, its status and its finalizers; nothing the CRDs do not define.
-    assert resources == plurals | {f"{p}/status" for p in plurals} | {f"{p}/finalizers" for p in plurals}
-    by_resource = {
-        (g, r): set(rule["verbs"])
-        for rule in role["rules"]
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
+    # Every served kind; the status of those that have one; the finalizers of the kinds that own objects
+    # the operator writes (blockOwnerDeletion). Nothing the CRDs do not define. Exact verbs: every one is
+    # used (tests/integration/test_zz_rbac_audit.py proves it against the audit log).
+    owners = {"secretmappings", "resources", "workloads"}
+    assert resources == (
+        plurals | {f"{p}/status" for p in plurals - {"drivers"}} | {f"{p}/finalizers" for p in owners}
+    )
+    by_resource: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for g in rule["apiGroups"]:
+            for r in rule["resources"]:
+                by_resource.setdefault((g, r), set()).update(rule["verbs"])
+    assert by_resource[("strongroom.dev", "secretstores")] == {"list", "watch"}
+    assert by_resource[("strongroom.dev", "resources")] == {"get", "list", "watch", "patch"}
+    assert by_resource[("strongroom.dev", "workloadpatches")] == {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "delete",
     }
-    assert by_resource[("strongroom.dev", "secretstores")] == {"get", "list", "watch", "patch", "update"}
-    assert by_resource[("strongroom.dev", "secretstores/status")] == {"patch", "update"}
-    assert by_resource[("strongroom.dev", "secretstores/finalizers")] == {"update"}
-    assert by_resource[("", "secrets")] == {"get", "list", "watch", "create", "patch", "update", "delete"}
-    assert by_resource[("", "events")] == {"create", "patch"}
-    assert by_resource[("", "serviceaccounts/token")] == {"create"}
-    assert by_resource[("", "namespaces")] == {"get", "list", "watch"}
+    assert by_resource[("strongroom.dev", "secretstores/status")] == {"patch"}
+    assert by_resource[("strongroom.dev", "resources/finalizers")] == {"update"}
+    assert by_resource[("", "secrets")] == {"get", "list", "create", "patch", "delete"}
+    # Not granted: events (never posted), service accounts' tokens cluster-wide, namespaces (cluster-wide
+    # mode does not watch them), token reviews.
+    for absent in ("events", "serviceaccounts/token", "namespaces"):
+        assert ("", absent) not in by_resource
     assert ("authentication.k8s.io", "tokenreviews") not in by_resource
     assert not [rule for rule in role["rules"] if "*" in rule["verbs"] or "*" in rule["resources"]]
     binding = _one(docs, "ClusterRoleBinding", "strongroom-manager")
@@ -242,7 +266,11 @@ def test_cluster_wide_rbac(cluster: Cluster) -> None:
 
 def test_namespaced_rbac(cluster: Cluster) -> None:
     docs = _template(cluster, *NAMESPACED_VALUES)
-    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    roles = {
+        d["metadata"]["namespace"]: d
+        for d in docs
+        if d["kind"] == "Role" and d["metadata"]["name"] == "strongroom-manager"
+    }
     # The release namespace always: operator-level SecretStores live there.
     assert set(roles) == {"team-a", "team-b", "strongroom-system"}
     bindings = {d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding"}
@@ -254,15 +282,37 @@ def test_namespaced_rbac(cluster: Cluster) -> None:
     cluster_role = _one(docs, "ClusterRole")
     granted = {(g, r) for rule in cluster_role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions")}
-    assert {v for rule in cluster_role["rules"] for v in rule["verbs"]} == {"get", "list", "watch"}
+    assert {v for rule in cluster_role["rules"] for v in rule["verbs"]} == {"list", "watch"}
     deployment = _one(docs, "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+    assert [a for a in args if a.startswith("--namespace=")] == ["--namespace=team-a", "--namespace=team-b"]
+
+
+def test_service_account_tokens_only_where_listed(cluster: Cluster) -> None:
+    docs = _template(cluster, "--set", "rbac.serviceAccountTokenNamespaces={team-a}")
+    tokens = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in docs if d["kind"] == "Role"
+    }
+    rule = {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
+    assert tokens == {
+        ("strongroom-system", "strongroom-own-token"): [dict(rule, resourceNames=["strongroom"])],
+        ("team-a", "strongroom-service-account-tokens"): [rule],
+    }
+    bindings = {
+        (d["metadata"]["namespace"], d["roleRef"]["name"]) for d in docs if d["kind"] == "RoleBinding"
+    }
+    assert bindings == set(tokens)
+    # The operator learns its own ServiceAccount's name from the downward API.
+    container = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["STRONGROOM_SERVICE_ACCOUNT"] == {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}
+    assert "--namespace-worker-share=0.5" in container["args"]
 
 
 def test_release_namespace_in_watch_list_is_not_doubled(cluster: Cluster) -> None:
     docs = _template(cluster, "--set", "watchNamespaces={strongroom-system,team-a}")
-    assert sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "Role") == [
+    managers = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "strongroom-manager"]
+    assert sorted(d["metadata"]["namespace"] for d in managers) == [
         "strongroom-system",
         "team-a",
     ]
@@ -337,7 +387,6 @@ def test_helm_install_cluster_wide(cluster: Cluster) -> None:
             ("patch", "secretstores.strongroom.dev", "status"),
             ("update", "resources.strongroom.dev", "finalizers"),
             ("create", "secrets", ""),
-            ("create", "serviceaccounts", "token"),
         ):
             allowed = cluster.kubectl_run(
                 "auth",
@@ -358,11 +407,16 @@ def test_helm_install_cluster_wide(cluster: Cluster) -> None:
                 allowed.stdout,
                 allowed.stderr,
             )
-        # Only the token subresource: no reading or changing service accounts themselves.
-        read_accounts = cluster.kubectl_run(
-            "auth", "can-i", "get", "serviceaccounts", "--as", account, check=False
-        )
-        assert read_accounts.stdout.strip() == "no"
+
+        # Tokens of its own ServiceAccount only (none for other accounts unless a namespace is listed in
+        # rbac.serviceAccountTokenNamespaces), and no reading or changing service accounts themselves.
+        def can(*args: str) -> str:
+            return cluster.kubectl_run("auth", "can-i", *args, "--as", account, check=False).stdout.strip()
+
+        assert can("create", "serviceaccounts/strongroom", "--subresource=token", "-n", namespace) == "yes"
+        assert can("create", "serviceaccounts/other", "--subresource=token", "-n", namespace) == "no"
+        assert can("create", "serviceaccounts/app", "--subresource=token", "-n", "default") == "no"
+        assert can("get", "serviceaccounts", "-n", namespace) == "no"
         denied = cluster.kubectl_run("auth", "can-i", "create", "clusterroles", "--as", account, check=False)
         assert denied.stdout.strip() == "no"
     finally:

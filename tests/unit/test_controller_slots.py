@@ -46,6 +46,7 @@ class Probe(Controller):
 
 
 async def _run(probe: Probe, objects: int, workers: int, slots: int) -> asyncio.Task[None]:
+    probe.namespace_worker_share = 1.0  # all objects are in one namespace: these tests are about slots
     for i in range(objects):
         probe.observe("ADDED", {"metadata": {"namespace": "ns", "name": f"o{i}", "generation": 1}})
     return asyncio.create_task(probe.run(workers, slots))
@@ -105,3 +106,36 @@ async def _free(slots: asyncio.Semaphore) -> int:
     for _ in range(taken):
         slots.release()
     return taken
+
+
+class Parked(Controller):
+    """Every reconcile of namespace `busy` hangs (a hung driver, say); others finish at once."""
+
+    kind = "Parked"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hung: set[ObjectKey] = set()
+        self.done: list[ObjectKey] = []
+
+    async def reconcile(self, key: ObjectKey) -> str:
+        if key[0] == "busy":
+            self.hung.add(key)
+            await asyncio.Event().wait()
+        self.done.append(key)
+        return "ok"
+
+
+async def test_one_namespace_holds_at_most_its_share_of_the_workers() -> None:
+    controller = Parked()
+    controller.namespace_worker_share = 0.5
+    for i in range(20):
+        controller.observe("ADDED", {"metadata": {"namespace": "busy", "name": f"h{i}", "generation": 1}})
+    task = asyncio.create_task(controller.run(workers=4, slots=4))
+    await _until(lambda: len(controller.hung) == 2)
+    for i in range(5):
+        controller.observe("ADDED", {"metadata": {"namespace": "calm", "name": f"c{i}", "generation": 1}})
+    # The hung namespace holds two of the four workers; the other two serve everyone else.
+    await _until(lambda: len(controller.done) == 5)
+    await _stop(task)
+    assert len(controller.hung) == 2

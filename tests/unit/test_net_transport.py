@@ -26,6 +26,7 @@ async def _echo(request: web.Request) -> web.Response:
             "body": body.decode(),
             "content_type": request.headers.get("Content-Type"),
             "token": request.headers.get("X-Token"),
+            "user_agent": request.headers.get("User-Agent"),
         },
         status=201,
         headers={"X-Answer": "42"},
@@ -97,6 +98,22 @@ async def test_request_and_response_pass_through_unchanged(server: Server) -> No
     assert seen["body"] == '{"x": 1}'
     assert seen["content_type"] == "application/merge-patch+json"
     assert seen["token"] == "t"
+
+
+async def test_a_transport_user_agent_replaces_httpx2s() -> None:
+    app = web.Application()
+    app.router.add_get("/echo", _echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, LOOPBACK, port).start()
+    transport = AiohttpTransport(user_agent="strongroom-operator/1.2.3")
+    try:
+        async with httpx2.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", transport=transport) as client:
+            seen = (await client.get("/echo")).json()
+    finally:
+        await runner.cleanup()
+    assert seen["user_agent"] == "strongroom-operator/1.2.3"
 
 
 async def test_get_sends_no_body_and_no_invented_content_type(server: Server) -> None:

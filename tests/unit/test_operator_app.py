@@ -20,7 +20,8 @@ def test_settings() -> None:
     assert settings.watching.server_timeout == 600
     assert settings.watching.client_timeout is not None
     assert settings.watching.client_timeout > settings.watching.server_timeout
-    # Only explicit warnings/errors become Kubernetes Events; log lines never do.
+    # No Kubernetes Events at all (the chart grants no `events` verbs); log lines never become Events.
+    assert settings.posting.enabled is False
     assert settings.posting.level == logging.WARNING
     assert settings.posting.loggers is False
     assert settings.posting.reporting_component == "strongroom"

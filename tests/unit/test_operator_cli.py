@@ -33,6 +33,7 @@ _ENV_VARS = (
     "STRONGROOM_METRICS_PORT",
     "STRONGROOM_RECONCILE_LIMIT",
     "STRONGROOM_WORKER_LIMIT",
+    "STRONGROOM_NAMESPACE_WORKER_SHARE",
     "STRONGROOM_STANDALONE",
     "STRONGROOM_TEMPLATE_TIMEOUT",
     "STRONGROOM_TEMPLATE_MEMORY",
@@ -91,6 +92,7 @@ def test_flags(captured: list[OperatorConfig]) -> None:
             "--metrics-port=0",
             "--worker-limit=3",
             "--reconcile-limit=2",
+            "--namespace-worker-share=0.25",
             "--peering",
         ]
     )
@@ -108,6 +110,7 @@ def test_flags(captured: list[OperatorConfig]) -> None:
             metrics_port=0,
             worker_limit=3,
             reconcile_limit=2,
+            namespace_worker_share=0.25,
             standalone=False,
         )
     ]
@@ -207,6 +210,7 @@ def test_help_shows_every_flag_and_its_environment_variable(captured: list[Opera
         "--metrics-port",
         "--worker-limit",
         "--reconcile-limit",
+        "--namespace-worker-share",
         "--standalone",
     ):
         assert flag in flat

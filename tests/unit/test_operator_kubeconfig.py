@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from strongroom.operator.kubeconfig import KubeConfigError, connection_info, load_cluster_access
+from strongroom.operator.kubeconfig import USER_AGENT, KubeConfigError, connection_info, load_cluster_access
 
 
 def _kubeconfig(
@@ -58,6 +58,8 @@ def test_explicit_kubeconfig_with_token_and_ca_file(tmp_path: Path, no_cluster: 
     assert info.insecure is None
     assert info.default_namespace == "team-a"
     assert "tok" not in access.source
+    # kopf's session names the operator (audit logs attribute its requests even under other credentials).
+    assert info.as_http_headers() == {"Authorization": "Bearer tok", "User-Agent": USER_AGENT}
 
 
 def test_insecure_server_with_token(tmp_path: Path, no_cluster: dict[str, Path]) -> None:

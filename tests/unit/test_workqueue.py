@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from strongroom.operator.workqueue import Priority, QueueClosed, WorkQueue
+from strongroom.operator.workqueue import LOW_TURN_EVERY, Priority, QueueClosed, WorkQueue, group_limit
 
 
 class FakeClock:
@@ -73,3 +73,105 @@ async def test_forget_drops_schedules() -> None:
     queue.close()
     with pytest.raises(QueueClosed):
         await queue.get()
+
+
+def _namespaced() -> WorkQueue[tuple[str, str]]:
+    return WorkQueue(group_of=lambda key: key[0])
+
+
+async def _take(queue: WorkQueue[tuple[str, str]], count: int) -> list[tuple[str, str]]:
+    taken = []
+    for _ in range(count):
+        async with asyncio.timeout(1):
+            key = await queue.get()
+        queue.done(key)
+        taken.append(key)
+    return taken
+
+
+async def test_namespaces_take_turns_within_a_priority() -> None:
+    queue = _namespaced()
+    for i in range(100):
+        queue.add(("busy", f"m{i}"))
+    queue.add(("quiet-a", "x"))
+    queue.add(("quiet-b", "y"))
+    # A namespace with 100 queued keys gets one turn per round, like one with a single key.
+    assert await _take(queue, 4) == [("busy", "m0"), ("quiet-a", "x"), ("quiet-b", "y"), ("busy", "m1")]
+
+
+async def test_a_namespace_added_later_is_served_in_the_next_round() -> None:
+    queue = _namespaced()
+    for i in range(50):
+        queue.add(("busy", f"m{i}"))
+    assert await _take(queue, 2) == [("busy", "m0"), ("busy", "m1")]
+    queue.add(("late", "z"))
+    assert await _take(queue, 2) == [("busy", "m2"), ("late", "z")]
+
+
+async def test_a_namespace_holds_at_most_its_limit_of_keys_at_once() -> None:
+    queue = _namespaced()
+    queue.set_group_limit(2)
+    for i in range(10):
+        queue.add(("busy", f"m{i}"))
+    first = [await queue.get(), await queue.get()]
+    assert first == [("busy", "m0"), ("busy", "m1")]
+    # A third key of the namespace waits in the queue, not in a worker, while another namespace's runs.
+    third = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    queue.add(("other", "o"))
+    assert await asyncio.wait_for(third, 1) == ("other", "o")
+    waiting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    queue.done(first[0])  # room again: the waiting worker gets the namespace's next key
+    assert await asyncio.wait_for(waiting, 1) == ("busy", "m2")
+
+
+async def test_high_churn_cannot_starve_low_work() -> None:
+    queue = _namespaced()
+    queue.add(("quiet", "refresh"), Priority.LOW)
+    taken: list[tuple[str, str]] = []
+    for i in range(LOW_TURN_EVERY * 3):
+        queue.add(("churn", f"c{i}"), Priority.HIGH)  # a tenant changes specs without pause
+        queue.add(("churn", f"d{i}"), Priority.HIGH)
+        taken.extend(await _take(queue, 1))
+        if ("quiet", "refresh") in taken:
+            break
+    assert ("quiet", "refresh") in taken
+    assert taken.index(("quiet", "refresh")) == LOW_TURN_EVERY - 1
+    # ... and new objects still go first whenever there is no LOW turn due.
+    assert all(key[0] == "churn" for key in taken[: LOW_TURN_EVERY - 1])
+
+
+async def test_a_raised_key_is_taken_once() -> None:
+    queue = _namespaced()
+    queue.add(("a", "k"), Priority.LOW)
+    queue.add(("a", "k"), Priority.HIGH)
+    queue.add(("b", "l"), Priority.LOW)
+    assert await _take(queue, 2) == [("a", "k"), ("b", "l")]
+    assert len(queue) == 0
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert not getter.done()  # the stale LOW entry of ("a", "k") is not handed out again
+    getter.cancel()
+
+
+async def test_a_namespace_at_its_limit_does_not_hold_back_low_work_of_others() -> None:
+    queue = _namespaced()
+    queue.set_group_limit(1)
+    queue.add(("busy", "a"))
+    queue.add(("busy", "b"))
+    assert await queue.get() == ("busy", "a")
+    queue.add(("calm", "refresh"), Priority.LOW)
+    # busy's HIGH key waits for busy's room; calm's LOW key need not wait for it.
+    assert await asyncio.wait_for(queue.get(), 1) == ("calm", "refresh")
+
+
+def test_group_limit_is_a_share_of_the_workers_and_at_least_one() -> None:
+    assert group_limit(20, 0.5) == 10
+    assert group_limit(3, 0.5) == 1
+    assert group_limit(1, 0.1) == 1
+    assert group_limit(4, 1.0) == 4
+    with pytest.raises(ValueError, match="at least 1"):
+        WorkQueue[str]().set_group_limit(0)

@@ -65,30 +65,42 @@ as a JSON list, because templates can only return strings.
 
 {{/*
 What the manager may do on namespaced objects; the same rules go into the ClusterRole
-(cluster-wide mode) or into one Role per namespace (watchNamespaces).
+(cluster-wide mode) or into one Role per namespace (watchNamespaces). Every verb here is used:
+tests/integration/test_zz_rbac_audit.py compares them with the API server's audit log.
 */}}
 {{- define "strongroom.namespacedRules" -}}
-# Our custom resources: watched, finalizers and annotations patched by kopf.
+# Our custom resources: kopf lists and watches every kind the operator serves.
 - apiGroups: ["strongroom.dev"]
   resources: ["secretstores", "secretmappings", "drivers", "resources", "workloads", "workloadpatches"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["list", "watch"]
+# Read on demand: a Workload's Resources and patches, the WorkloadPatch a Resource owns.
 - apiGroups: ["strongroom.dev"]
-  resources: ["secretstores/status", "secretmappings/status", "drivers/status", "resources/status", "workloads/status", "workloadpatches/status"]
-  verbs: ["patch", "update"]
-# Needed to set blockOwnerDeletion on owner references that point at our objects.
+  resources: ["resources", "workloads", "workloadpatches"]
+  verbs: ["get"]
+# The operator's own finalizer on Resources (a metadata patch).
 - apiGroups: ["strongroom.dev"]
-  resources: ["secretstores/finalizers", "secretmappings/finalizers", "drivers/finalizers", "resources/finalizers", "workloads/finalizers", "workloadpatches/finalizers"]
+  resources: ["resources"]
+  verbs: ["patch"]
+# Conditions, observedGeneration, outputs (Drivers have no status).
+- apiGroups: ["strongroom.dev"]
+  resources: ["secretstores/status", "secretmappings/status", "resources/status", "workloads/status", "workloadpatches/status"]
+  verbs: ["patch"]
+# Owner references with blockOwnerDeletion to the kinds that own what the operator writes (Secrets,
+# rendered objects, WorkloadPatches); OwnerReferencesPermissionEnforcement checks this.
+- apiGroups: ["strongroom.dev"]
+  resources: ["secretmappings/finalizers", "resources/finalizers", "workloads/finalizers"]
   verbs: ["update"]
-# The WorkloadPatch a workload-type Resource's `update` output becomes (created and removed by the
-# Resource controller; the operator never creates or deletes other strongroom objects).
+# The WorkloadPatch a workload-type Resource's `update` output becomes (server-side apply: create +
+# patch; deleted when the output goes). The operator creates or deletes no other strongroom object.
 - apiGroups: ["strongroom.dev"]
   resources: ["workloadpatches"]
-  verbs: ["create", "delete"]
-# Secrets written for SecretMappings and Resource outputs; read for store credentials and, for the
-# kubernetes backend, as the store itself.
+  verbs: ["create", "patch", "delete"]
+# Secrets written for SecretMappings and Resource outputs (server-side apply: create + patch); read for
+# store credentials, driver keys and, for the kubernetes backend, as the store itself; listed by label
+# to prune a Workload's rendered Secrets. Nothing watches them.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # What rendered Workloads (and driver manifests) consist of: server-side apply (create + patch), a
 # label-selected list to find what to prune, get to refuse objects someone else owns, delete to prune.
 # Nothing watches or updates them.
@@ -98,25 +110,19 @@ What the manager may do on namespaced objects; the same rules go into the Cluste
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "create", "patch", "delete"]
-# Warnings and errors about our objects (kubectl describe).
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-# Vault's kubernetes auth: a short-lived token of the service account a SecretStore names
-# (TokenRequest API); no other access to service accounts.
-- apiGroups: [""]
-  resources: ["serviceaccounts/token"]
-  verbs: ["create"]
 {{- end }}
 
 {{/* Cluster-scoped reads kopf needs in either mode. */}}
 {{- define "strongroom.clusterRules" -}}
-# Namespace discovery (which watched namespaces exist, when they come and go).
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
 # CRD discovery: notices strongroom CRDs installed or upgraded after the operator started.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{/* Cluster-scoped reads only namespaced mode needs: which watched namespaces exist, when they come and go. */}}
+{{- define "strongroom.namespaceRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
 {{- end }}

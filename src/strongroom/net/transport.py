@@ -65,9 +65,15 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     False: no verification); `proxy` is the proxy URL to send through, if any (`environment_proxy`).
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext | bool = True, proxy: str | None = None) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | bool = True,
+        proxy: str | None = None,
+        user_agent: str | None = None,
+    ) -> None:
         self._ssl_context = ssl_context
         self._proxy = proxy
+        self._user_agent = user_agent  # replaces httpx2's own
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -95,6 +101,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             sock_read=timeouts.get("read"),
         )
         body = await request.aread()
+        if self._user_agent is not None:
+            request.headers["User-Agent"] = self._user_agent
         headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
         try:
             response = await self._session_now().request(
@@ -132,8 +140,8 @@ def environment_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
-def kube_client(config: SingleConfig, field_manager: str) -> AsyncClient:
+def kube_client(config: SingleConfig, field_manager: str, user_agent: str | None = None) -> AsyncClient:
     """A lightkube client for `config` whose requests go through `AiohttpTransport`."""
     context = verify_cluster(config.cluster, config.user or User(), config.abs_file)
-    transport = AiohttpTransport(context, environment_proxy(config.cluster.server))
+    transport = AiohttpTransport(context, environment_proxy(config.cluster.server), user_agent)
     return AsyncClient(config, field_manager=field_manager, transport=transport)

@@ -68,10 +68,10 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration", v1=False
     )
-    # Kubernetes Events are for people looking at an object, and are readable by anyone who may
-    # list events in the namespace: only explicit warnings and errors from our own code go there,
-    # never kopf's log lines (which can carry API error texts).
-    settings.posting.enabled = True
+    # No Kubernetes Events: conditions on the object say what happened and why, the chart grants no
+    # `events` verbs (least privilege, proven by tests/integration/test_zz_rbac_audit.py), and kopf's
+    # log lines (which can carry API error texts) must never reach readers of a namespace's events.
+    settings.posting.enabled = False
     settings.posting.loggers = False
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "strongroom"
@@ -121,6 +121,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             service_account=config.service_account,
             workers=config.worker_limit,
             slots=config.reconcile_limit,
+            namespace_worker_share=config.namespace_worker_share,
             refresh_interval=config.refresh_interval,
             store_check_interval=config.store_check_interval,
             resource_resync_interval=config.resource_resync_interval,

@@ -42,6 +42,9 @@ DEFAULT_WORKER_LIMIT = 20
 # times its CPU time, while throughput stays the same (bench/resources.py: 4 gives p50 29 ms /
 # p99 143 ms per Resource, 20 gives 147 ms / 393 ms, in the same total time).
 DEFAULT_RECONCILE_LIMIT = 4
+# The most of one kind's workers that the objects of one namespace may hold at once (at least one):
+# one tenant's burst or hung driver leaves the other half to everyone else.
+DEFAULT_NAMESPACE_WORKER_SHARE = 0.5
 
 # How often a SecretMapping re-reads its stores when it does not say (spec.refreshInterval).
 DEFAULT_REFRESH_INTERVAL = 3600.0
@@ -98,6 +101,7 @@ class OperatorConfig:
     metrics_port: int = DEFAULT_METRICS_PORT
     worker_limit: int = DEFAULT_WORKER_LIMIT
     reconcile_limit: int = DEFAULT_RECONCILE_LIMIT
+    namespace_worker_share: float = DEFAULT_NAMESPACE_WORKER_SHARE
     # kopf peering freezes equal-priority replicas instead of electing a leader, so the design is
     # one replica without peering (ARCHITECTURE.md, python-stack.md section 1).
     standalone: bool = True
@@ -145,6 +149,8 @@ class OperatorConfig:
             raise ValueError(f"worker limit must be at least 1, got {self.worker_limit}")
         if self.reconcile_limit < 1:
             raise ValueError(f"reconcile limit must be at least 1, got {self.reconcile_limit}")
+        if not 0 < self.namespace_worker_share <= 1:
+            raise ValueError(f"--namespace-worker-share must be in (0, 1], got {self.namespace_worker_share}")
         # The same checks as the pool's, with the flags' names.
         SandboxLimits(self.template_timeout, self.template_memory, self.template_workers)
 

@@ -18,12 +18,24 @@ import kopf
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.core.exceptions import ConfigError
 
+from strongroom import __version__
+
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_KUBECONFIG = Path("~/.kube/config")
+# Every request of the operator (kopf's and lightkube's) says who sent it, so the API server's audit log
+# attributes it even when the operator runs with someone else's credentials (tests, a laptop).
+USER_AGENT = f"strongroom-operator/{__version__}"
 
 
 class KubeConfigError(ValueError):
     """No usable cluster configuration (the CLI turns ValueError into one readable line)."""
+
+
+class _ConnectionInfo(kopf.ConnectionInfo):
+    """kopf's connection info whose session names the operator in `User-Agent` (kopf's own: `kopf/x`)."""
+
+    def as_http_headers(self) -> dict[str, str]:
+        return {**super().as_http_headers(), "User-Agent": USER_AGENT}
 
 
 @dataclass(frozen=True)
@@ -103,7 +115,7 @@ def connection_info(access: ClusterAccess) -> kopf.ConnectionInfo:
         if user.client_key:
             key_path = str(single.abs_file(user.client_key))
         key_data = user.client_key_data
-    return kopf.ConnectionInfo(
+    return _ConnectionInfo(
         server=cluster.server,
         ca_path=str(single.abs_file(cluster.certificate_auth)) if cluster.certificate_auth else None,
         ca_data=cluster.certificate_auth_data,

@@ -19,6 +19,7 @@ from strongroom.api.secretstore import SecretStore
 from strongroom.drivers.registry import DriverRegistry
 from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.net import kube_client
+from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.controllers.base import Controller
 from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.controllers.resource import ResourceController, ResourcePolicy
@@ -26,6 +27,7 @@ from strongroom.operator.controllers.secretmapping import SecretMappingControlle
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
 from strongroom.operator.kube import DriverResource, Kube, SecretStoreResource
+from strongroom.operator.kubeconfig import USER_AGENT
 from strongroom.operator.storecache import StoreCache
 from strongroom.stores.base import StoreClient
 from strongroom.stores.credentials import KubernetesCredentialSource
@@ -53,12 +55,13 @@ class RuntimeSettings:
     service_account: str | None = None
     # What the platform admin allows Resources (hand-set GUResIDs, manifest kinds, cluster manifests).
     resource_policy: ResourcePolicy = field(default_factory=ResourcePolicy)
+    namespace_worker_share: float = DEFAULT_NAMESPACE_WORKER_SHARE
 
 
 class Runtime:
     def __init__(self, cluster: SingleConfig, settings: RuntimeSettings) -> None:
         self.settings = settings
-        self.client = kube_client(cluster, FIELD_MANAGER)
+        self.client = kube_client(cluster, FIELD_MANAGER, USER_AGENT)
         self.kube = Kube(self.client)
         self.stores = StoreCache(self._build_store_client, settings.store_guard)
         self.secretmappings = SecretMappingController(
@@ -130,6 +133,7 @@ class Runtime:
 
     def start(self) -> None:
         for controller in self._controllers():
+            controller.namespace_worker_share = self.settings.namespace_worker_share
             self._tasks.append(
                 asyncio.create_task(
                     controller.run(self.settings.workers, self.settings.slots),

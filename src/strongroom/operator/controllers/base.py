@@ -23,9 +23,15 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from strongroom.api.constants import API_VERSION
-from strongroom.operator.workqueue import Priority, WorkQueue, run_workers
+from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
+from strongroom.operator.workqueue import Priority, WorkQueue, group_limit, run_workers
 
 ObjectKey = tuple[str, str]  # (namespace, name)
+
+
+def namespace_of(key: ObjectKey) -> str:
+    return key[0]
+
 
 RECONCILE_SECONDS = Histogram(
     "strongroom_reconcile_duration_seconds",
@@ -51,7 +57,9 @@ class Controller(ABC):
     kind: str
 
     def __init__(self) -> None:
-        self.queue: WorkQueue[ObjectKey] = WorkQueue()
+        # Fair across namespaces: round-robin turns, and at most `namespace_worker_share` of the workers each.
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(group_of=namespace_of)
+        self.namespace_worker_share = DEFAULT_NAMESPACE_WORKER_SHARE
         self.bodies: dict[ObjectKey, dict[str, Any]] = {}
         self._generations: dict[ObjectKey, int | None] = {}
         self._failures: dict[ObjectKey, int] = {}
@@ -95,6 +103,7 @@ class Controller(ABC):
     async def run(self, workers: int, slots: int) -> None:
         """Process the queue: `workers` objects in flight, of which at most `slots` working at once."""
         self._slots = asyncio.Semaphore(max(1, min(slots, workers)))
+        self.queue.set_group_limit(group_limit(workers, self.namespace_worker_share))
         await run_workers(self.queue, self._process, workers, self.kind)
 
     @contextlib.asynccontextmanager
