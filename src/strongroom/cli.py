@@ -205,6 +205,16 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     "repair drift (Go duration, > 0). Counted from status.lastAppliedTime, so restarts do not reset it.",
 )
 @click.option(
+    "--driver-max-response-bytes",
+    type=click.IntRange(min=1024, max=8 * 1024 * 1024),
+    default=1024 * 1024,
+    show_default=True,
+    envvar="STRONGROOM_DRIVER_MAX_RESPONSE_BYTES",
+    show_envvar=True,
+    help="Largest answer read from a remote driver, as sent and after decompression, unless its Driver "
+    "sets spec.maxResponseBytes; a larger one fails the Resource with DriverAnswerTooLarge.",
+)
+@click.option(
     "--store-check-interval",
     default="5m",
     show_default=True,
@@ -259,6 +269,7 @@ def operator_run_command(
     store_burst: int,
     store_read_ttl: str,
     resource_resync_interval: str,
+    driver_max_response_bytes: int,
 ) -> None:
     """Run the operator: watch strongroom resources and reconcile them until SIGTERM/SIGINT."""
     from strongroom.api.common import parse_duration
@@ -292,6 +303,7 @@ def operator_run_command(
         store_burst=store_burst,
         store_read_ttl=seconds("--store-read-ttl", store_read_ttl),
         resource_resync_interval=seconds("--resource-resync-interval", resource_resync_interval),
+        driver_max_response_bytes=driver_max_response_bytes,
     )
 
     from strongroom.operator.app import run

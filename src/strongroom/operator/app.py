@@ -121,6 +121,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             refresh_interval=config.refresh_interval,
             store_check_interval=config.store_check_interval,
             resource_resync_interval=config.resource_resync_interval,
+            driver_max_response_bytes=config.driver_max_response_bytes,
             store_guard=GuardSettings(
                 qps=config.store_qps, burst=config.store_burst, read_ttl=config.store_read_ttl
             ),

@@ -17,6 +17,7 @@ from lightkube.config.kubeconfig import SingleConfig
 from strongroom.api.constants import FIELD_MANAGER
 from strongroom.api.secretstore import SecretStore
 from strongroom.drivers.registry import DriverRegistry
+from strongroom.drivers.remote import DEFAULT_MAX_RESPONSE_BYTES, RemoteTimings
 from strongroom.net import kube_client
 from strongroom.operator.controllers.base import Controller
 from strongroom.operator.controllers.driver import DriverCache
@@ -47,6 +48,8 @@ class RuntimeSettings:
     store_guard: GuardSettings
     # How often a Resource's driver is called again although nothing changed (drift repair).
     resource_resync_interval: float = 3600.0
+    # Largest answer read from a remote driver unless its Driver says otherwise.
+    driver_max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 class Runtime:
@@ -58,7 +61,11 @@ class Runtime:
         self.secretmappings = SecretMappingController(
             self.kube, self.stores, settings.operator_namespace, settings.refresh_interval
         )
-        self.drivers = DriverCache(self.kube, settings.operator_namespace, DriverRegistry())
+        self.drivers = DriverCache(
+            self.kube,
+            settings.operator_namespace,
+            DriverRegistry(defaults=RemoteTimings(max_response_bytes=settings.driver_max_response_bytes)),
+        )
         self.resources = ResourceController(
             self.kube,
             self.stores,
