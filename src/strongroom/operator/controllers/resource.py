@@ -346,10 +346,11 @@ class ResourceController(Controller):
             )
         self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, why)
         attempt.called_driver = True
-        operation = None if driver.in_process else self._operation(key, spec.driver_type, "PUT")
+        if not driver.in_process:  # a 202 continues on a timer: see _operation
+            request = replace(request, operation=self._operation(key, spec.driver_type, "PUT"))
         try:
             async with self._calling_driver(attempt, "apply", driver):
-                result = await driver.apply(replace(request, operation=operation))
+                result = await driver.apply(request)
         except DriverError as exc:
             self._operations.pop(key, None)
             raise _Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
