@@ -77,7 +77,8 @@ def serve_driver(port: int, public_key: Path) -> None:
             return in_progress("creating")
         return DriverResponse(values={"id": request.guresid[:12]}, secrets={"token": f"t-{request.guresid}"})
 
-    app = DriverApp(put=put, public_keys=[public_key.read_bytes()], org_id=ORG)
+    audience = f"http://{LOOPBACK}:{port}/"
+    app = DriverApp(put=put, public_keys=[public_key.read_bytes()], audience=audience, org_id=ORG)
     uvicorn.run(app, host=LOOPBACK, port=port, lifespan="off", log_level="warning", access_log=False)
 
 
@@ -246,7 +247,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                     "apiVersion": "strongroom.dev/v1alpha1",
                     "kind": "Driver",
                     "metadata": {"name": "remote", "namespace": OPERATOR_NAMESPACE},
-                    "spec": {"target": f"http://{LOOPBACK}:{port}/"},
+                    "spec": {"target": f"http://{LOOPBACK}:{port}/", "allowedNamespaces": ["*"]},
                 }
             )
         )

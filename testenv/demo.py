@@ -86,6 +86,8 @@ def _start_driver(workdir: Path, postgres_env: dict[str, str]) -> tuple[ManagedP
             str(public),
             "--org-id",
             ORG_ID,
+            "--audience",
+            f"http://{LOOPBACK}:{port}/",
         ],
         workdir / "postgres-driver.log",
         env=postgres_env,

@@ -222,6 +222,16 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     "repair drift (Go duration, > 0). Counted from status.lastAppliedTime, so restarts do not reset it.",
 )
 @click.option(
+    "--driver-max-response-bytes",
+    type=click.IntRange(min=1024, max=8 * 1024 * 1024),
+    default=1024 * 1024,
+    show_default=True,
+    envvar="STRONGROOM_DRIVER_MAX_RESPONSE_BYTES",
+    show_envvar=True,
+    help="Largest answer read from a remote driver, as sent and after decompression, unless its Driver "
+    "sets spec.maxResponseBytes; a larger one fails the Resource with DriverAnswerTooLarge.",
+)
+@click.option(
     "--store-check-interval",
     default="5m",
     show_default=True,
@@ -342,6 +352,7 @@ def operator_run_command(
     explicit_guresid_namespaces: tuple[str, ...],
     manifest_kinds: tuple[str, ...],
     builtin_cluster_manifests: bool,
+    driver_max_response_bytes: int,
 ) -> None:
     """Run the operator: watch strongroom resources and reconcile them until SIGTERM/SIGINT."""
     from strongroom.api.common import parse_duration
@@ -394,6 +405,7 @@ def operator_run_command(
         explicit_guresid_namespaces=split_list(explicit_guresid_namespaces),
         manifest_kinds=split_list(manifest_kinds) or DEFAULT_MANIFEST_KINDS,
         builtin_cluster_manifests=builtin_cluster_manifests,
+        driver_max_response_bytes=driver_max_response_bytes,
     )
 
     from strongroom.operator.app import run

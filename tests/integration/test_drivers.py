@@ -9,6 +9,7 @@ import json
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def postgres_driver(
     public.write_bytes(public_key_pem(operator_key))
     port = free_port()
     argv = [sys.executable, str(DRIVER_SCRIPT), "--port", str(port), "--public-key", str(public)]
-    argv += ["--org-id", "org-it"]
+    argv += ["--org-id", "org-it", "--audience", f"http://{LOOPBACK}:{port}/"]
     proc = ManagedProcess("postgres-driver", argv, workdir / "driver.log", env=postgres.env, cwd=REPO_ROOT)
     proc.start()
     try:
@@ -244,13 +245,16 @@ async def test_wrong_resource_type_is_rejected_without_leaking(
 
 
 @contextlib.asynccontextmanager
-async def serve(app: DriverApp) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a loopback port in this event loop; yields the target URL."""
+async def serve(build: Callable[[str], DriverApp]) -> AsyncIterator[str]:
+    """Serve the app `build(target)` makes (its audience is the target) with uvicorn on a loopback port in
+    this event loop; yields the target URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((LOOPBACK, 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(build(f"http://{LOOPBACK}:{port}/"), lifespan="off", log_level="warning")
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(500):
@@ -263,6 +267,10 @@ async def serve(app: DriverApp) -> AsyncIterator[str]:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=10)
         sock.close()
+
+
+def _audience_app(put: Any, keys: list[rsa.RSAPublicKey], target: str) -> DriverApp:
+    return DriverApp(put=put, public_keys=keys, audience=target)
 
 
 class Script:
@@ -279,8 +287,11 @@ async def test_202_twice_then_200_is_polled_to_success(
     operator_key: rsa.RSAPrivateKey, signer: SigningKey
 ) -> None:
     script = Script(in_progress("creating"), in_progress("creating"), DriverResponse(values={"ready": True}))
-    app = DriverApp(put=script.put, public_keys=[operator_key.public_key()])
-    async with serve(app) as target, RemoteDriver(target, signing_key=signer, timings=FAST) as driver:
+    app = partial(DriverApp, put=script.put, public_keys=[operator_key.public_key()])
+    async with (
+        serve(lambda target: app(audience=target)) as target,
+        RemoteDriver(target, signing_key=signer, timings=FAST) as driver,
+    ):
         result = await driver.apply(_request("it-slow-0005"))
     assert result.values == {"ready": True}
     assert len(script.requests) == 3
@@ -289,8 +300,11 @@ async def test_202_twice_then_200_is_polled_to_success(
 
 async def test_409_is_polled(operator_key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
     script = Script(InProgress(conflict=True, retry_after=0), DriverResponse(values={"n": 1}))
-    app = DriverApp(put=script.put, public_keys=[operator_key.public_key()])
-    async with serve(app) as target, RemoteDriver(target, signing_key=signer, timings=FAST) as driver:
+    app = partial(DriverApp, put=script.put, public_keys=[operator_key.public_key()])
+    async with (
+        serve(lambda target: app(audience=target)) as target,
+        RemoteDriver(target, signing_key=signer, timings=FAST) as driver,
+    ):
         result = await driver.apply(_request("it-busy-0006"))
     assert result.values == {"n": 1}
     assert len(script.requests) == 2
@@ -330,7 +344,7 @@ async def test_canary_never_reaches_an_exception(operator_key: rsa.RSAPrivateKey
 
     raised: list[DriverError] = []
     for put in (echo_400, echo_500, bad_answer):
-        async with serve(DriverApp(put=put, public_keys=[operator_key.public_key()])) as target:
+        async with serve(partial(_audience_app, put, [operator_key.public_key()])) as target:
             async with RemoteDriver(target, signing_key=signer, timings=FAST) as driver:
                 with pytest.raises(DriverError) as info:
                     await driver.apply(_request("it-canary-0008"))
@@ -346,7 +360,10 @@ def test_driver_script_refuses_to_start_without_keys(tmp_path: Path) -> None:
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(DRIVER_SCRIPT), "--port", "1", "--public-key", str(tmp_path / "missing.pem")],
+        [
+            *(sys.executable, str(DRIVER_SCRIPT), "--port", "1", "--audience", "http://127.0.0.1:1/"),
+            *("--public-key", str(tmp_path / "missing.pem")),
+        ],
         capture_output=True,
         text=True,
         check=False,

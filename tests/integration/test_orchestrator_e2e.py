@@ -172,6 +172,8 @@ def e2e(
         str(public),
         "--org-id",
         ORG,
+        "--audience",
+        f"http://{LOOPBACK}:{port}/",
     ]
     driver = ManagedProcess("postgres-driver", argv, workdir / "driver.log", env=postgres.env, cwd=REPO_ROOT)
     driver.start()

@@ -82,8 +82,10 @@ pg_example = _load_driver_module()
 class Served:
     """A driver app served by uvicorn on 127.0.0.1 in a thread of its own (own event loop)."""
 
-    def __init__(self, app: DriverApp, port: int | None = None) -> None:
+    def __init__(self, build: Callable[[str], DriverApp], port: int | None = None) -> None:
+        """`build(target)`: the app, whose audience is the URL it is served at."""
         self.port = port or free_port()
+        app = build(self.target)
         self.server = uvicorn.Server(
             uvicorn.Config(app, host=LOOPBACK, port=self.port, lifespan="off", log_level="warning")
         )
@@ -148,13 +150,18 @@ class Env:
         self.logs.append(log)
         self.operator = start_operator(self.cluster.kubeconfig, log, OPERATOR_ARGS)
 
-    def serve(self, app: DriverApp, port: int | None = None) -> Served:
-        served = Served(app, port).start()
+    def serve(self, build: Callable[[str], DriverApp], port: int | None = None) -> Served:
+        served = Served(build, port).start()
         self.served.append(served)
         return served
 
-    def sdk_app(self, put: Callable[[PutRequest], Awaitable[Any]], delete: Any = None) -> DriverApp:
-        return DriverApp(put=put, delete=delete, public_keys=[self.operator_key.public_key()], org_id=ORG)
+    def sdk_app(
+        self, put: Callable[[PutRequest], Awaitable[Any]], delete: Any = None
+    ) -> Callable[[str], DriverApp]:
+        """An SDK app trusting the operator's key, for the URL it will be served at."""
+        return lambda target: DriverApp(
+            put=put, delete=delete, public_keys=[self.operator_key.public_key()], audience=target, org_id=ORG
+        )
 
 
 OPERATOR_ARGS = ["--store-read-ttl=0s", "--store-check-interval=2s", "--log-level=debug"]
@@ -210,6 +217,13 @@ def env(
             "strongroom-driver-key",
             {"privateKey": private_key_pem(operator_key).decode(), "organisationID": ORG},
         ),
+        # The same key in the test namespace: the operator's own key signs only for Drivers in the operator
+        # namespace, so the test namespace's Drivers name this copy (see `driver`).
+        k8s_secret(
+            namespace,
+            "strongroom-driver-key",
+            {"privateKey": private_key_pem(operator_key).decode(), "organisationID": ORG},
+        ),
         k8s_secret(
             namespace,
             "pg-driver-key",
@@ -229,6 +243,8 @@ def env(
         str(public),
         "--org-id",
         ORG,
+        "--audience",
+        f"http://{LOOPBACK}:{port}/",
     ]
     pg_driver = ManagedProcess(
         "postgres-driver", argv, workdir / "pg-driver.log", env=postgres.env, cwd=REPO_ROOT
@@ -295,6 +311,9 @@ def resource(name: str, namespace: str, driver_type: str, **spec: Any) -> dict[s
 
 
 def driver(name: str, namespace: str, target: str, **spec: Any) -> dict[str, Any]:
+    """A Driver signing with the namespace's own `strongroom-driver-key` unless `spec` names another key."""
+    if spec.get("sign", True):
+        spec.setdefault("privateKeySecretRef", {"name": "strongroom-driver-key"})
     return {
         "apiVersion": "strongroom.dev/v1alpha1",
         "kind": "Driver",
@@ -592,7 +611,6 @@ def test_202_twice_then_200_is_polled(env: Env) -> None:
         [in_progress("creating"), in_progress("creating"), DriverResponse(values={"endpoint": "q.example"})]
     )
     served = env.serve(env.sdk_app(script.put, script.delete))
-    # No privateKeySecretRef: the operator's own key (strongroom-driver-key) signs.
     apply(
         env.cluster,
         driver("slow-queue", env.namespace, served.target),
@@ -709,7 +727,11 @@ def test_deleting_the_namespace_deprovisions_through_its_own_driver(env: Env) ->
     # Resource must still be deleted at the driver, and the namespace must go away.
     script = Script([DriverResponse(values={"ok": True})])
     key = generate_private_key(2048)
-    served = env.serve(DriverApp(put=script.put, delete=script.delete, public_keys=[key.public_key()]))
+    served = env.serve(
+        lambda target: DriverApp(
+            put=script.put, delete=script.delete, public_keys=[key.public_key()], audience=target
+        )
+    )
     namespace = f"{env.namespace}-gone"
     ensure_namespace(env.cluster, namespace)
     apply(
@@ -846,8 +868,12 @@ def test_sigkill_during_provisioning_leaves_exactly_one_database(env: Env) -> No
         return response
 
     served = env.serve(
-        DriverApp(
-            put=slow_put, delete=pg_example.delete, public_keys=[env.operator_key.public_key()], org_id=ORG
+        lambda target: DriverApp(
+            put=slow_put,
+            delete=pg_example.delete,
+            public_keys=[env.operator_key.public_key()],
+            audience=target,
+            org_id=ORG,
         )
     )
     apply(

@@ -78,13 +78,16 @@ class Env:
         return hvac.Client(url=info["addr"], token=info["root_token"])
 
     def serve(self, recorder: Recorder) -> Served:
-        app = DriverApp(
-            put=recorder.put,
-            delete=recorder.delete,
-            public_keys=[key.public_key() for key in self.keys.values()],
-            org_id=ORG,
-        )
-        served = Served(app).start()
+        def build(target: str) -> DriverApp:
+            return DriverApp(
+                put=recorder.put,
+                delete=recorder.delete,
+                public_keys=[key.public_key() for key in self.keys.values()],
+                org_id=ORG,
+                audience=target,
+            )
+
+        served = Served(build).start()
         self.served.append(served)
         return served
 

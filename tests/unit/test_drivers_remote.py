@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 import httpx2
+import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
 
+from strongroom.api.driver import DriverSpec
 from strongroom.drivers.base import (
+    DriverAnswerTooLarge,
     DriverAuthFailed,
     DriverConfigError,
     DriverError,
+    DriverNotAllowed,
+    DriverOperation,
     DriverProtocolError,
     DriverRejected,
     DriverRequest,
     DriverTimeout,
     DriverUnavailable,
+    OperationInProgress,
+    SigningKeyNotAllowed,
     reveal_tree,
 )
 from strongroom.drivers.registry import DriverRegistry
-from strongroom.drivers.remote import RemoteDriver, RemoteTimings
+from strongroom.drivers.remote import ERROR_EXCERPT_MAX, RemoteDriver, RemoteTimings
 from strongroom.drivers.sdk import (
     DriverApp,
     DriverFailure,
@@ -36,7 +45,7 @@ from strongroom.drivers.sdk import (
     ResourceRequest,
     in_progress,
 )
-from strongroom.drivers.signing import SigningKey, generate_private_key
+from strongroom.drivers.signing import SigningKey, generate_private_key, private_key_pem
 from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.kube import Kube
 from strongroom.stores.base import SecretValue
@@ -108,6 +117,7 @@ def _app(memory: Memory, key: rsa.RSAPrivateKey, **kwargs: Any) -> DriverApp:
         "delete": memory.delete,
         "public_keys": [key.public_key()],
         "prefix": "/pg/",
+        "audience": TARGET,
     }
     options.update(kwargs)
     return DriverApp(**options)
@@ -188,7 +198,9 @@ async def test_202_is_polled_with_the_same_request_until_200(
         in_progress("creating"),
         DriverResponse(values={"done": True}),
     )
-    remote = _remote(DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/"), signer)
+    remote = _remote(
+        DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/", audience=TARGET), signer
+    )
     result = await remote.apply(_request())
     assert result.values == {"done": True}
     assert len(script.requests) == 3
@@ -203,12 +215,20 @@ async def test_202_is_polled_with_the_same_request_until_200(
 
 async def test_409_is_polled_and_delete_202_too(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
     script = Scripted(InProgress(conflict=True), DriverResponse(values={"ok": 1}))
-    remote = _remote(DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/"), signer)
+    remote = _remote(
+        DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/", audience=TARGET), signer
+    )
     assert (await remote.apply(_request())).values == {"ok": 1}
     assert len(script.requests) == 2
 
     deleting = Scripted(in_progress("deleting"), in_progress("deleting"), DriverResponse())
-    app = DriverApp(put=deleting.put, delete=deleting.delete, public_keys=[key.public_key()], prefix="/pg/")
+    app = DriverApp(
+        put=deleting.put,
+        delete=deleting.delete,
+        public_keys=[key.public_key()],
+        prefix="/pg/",
+        audience=TARGET,
+    )
     await _remote(app, signer).delete(_request())
     assert len(deleting.requests) == 3
 
@@ -217,7 +237,9 @@ async def test_polling_stops_at_the_operation_deadline(key: rsa.RSAPrivateKey, s
     script = Scripted(in_progress("updating"))
     timings = RemoteTimings(request=1, operation=0.3, poll_initial=0.05, poll_max=0.1)
     remote = _remote(
-        DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/"), signer, timings
+        DriverApp(put=script.put, public_keys=[key.public_key()], prefix="/pg/", audience=TARGET),
+        signer,
+        timings,
     )
     with pytest.raises(DriverTimeout) as info:
         await remote.apply(_request())
@@ -232,7 +254,9 @@ async def test_400_is_permanent_and_redacted(key: rsa.RSAPrivateKey, signer: Sig
             f"cannot use password {request.secrets['admin']['password']!r} with {request.values}"
         )
 
-    remote = _remote(DriverApp(put=put, public_keys=[key.public_key()], prefix="/pg/"), signer)
+    remote = _remote(
+        DriverApp(put=put, public_keys=[key.public_key()], prefix="/pg/", audience=TARGET), signer
+    )
     with pytest.raises(DriverRejected) as info:
         await remote.apply(_request())
     assert not info.value.retryable
@@ -456,7 +480,7 @@ async def test_network_client_keeps_its_connection_and_request_timeouts() -> Non
                 await remote.apply(_request())
             assert len(peers) == 3
             assert len(set(peers)) == 1  # one kept-alive connection for every operation
-            with pytest.raises(DriverUnavailable, match="timed out"):
+            with pytest.raises(DriverUnavailable, match=r"no complete answer within 0\.3s"):
                 await remote.apply(_request(guresid="slow-1"))
 
 
@@ -496,3 +520,237 @@ async def test_driver_cache_closes_the_clients_it_drops() -> None:
     await retired.delete(_request())
     await cache.close()
     assert transport.closed == 3
+
+
+# --- bounds: one deadline per request, a size cap, short excerpts of error bodies --------------------------
+
+
+async def _serve_raw(handler: Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]) -> TestServer:
+    app = web.Application()
+    app.router.add_route("*", "/pg/{guresid}", handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_a_trickling_answer_ends_at_the_request_deadline() -> None:
+    # Valid JSON, one byte every 50 ms: no single read waits long, so only a total deadline stops it.
+    body = json.dumps({"id": "abc-123", "resource": {"values": {"pad": "x" * 60}}}).encode()
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for byte in body:
+            await response.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+        await response.write_eof()
+        return response
+
+    server = await _serve_raw(trickle)
+    try:
+        timings = RemoteTimings(request=0.5, operation=30, poll_initial=0.01, poll_max=0.05)
+        async with RemoteDriver(str(server.make_url("/pg/")), timings=timings) as remote:
+            with pytest.raises(DriverUnavailable, match=r"no complete answer within 0\.5s"):
+                await remote.apply(_request())
+    finally:
+        await server.close()
+
+
+async def test_answers_over_the_cap_are_refused_as_sent_and_once_decompressed() -> None:
+    bomb = gzip.compress(json.dumps({"resource": {"values": {"x": "0" * (50 * 1024 * 1024)}}}).encode())
+    big = json.dumps({"resource": {"values": {"x": "y" * (5 * 1024 * 1024)}}}).encode()
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.match_info["guresid"] == "bomb":
+            return web.Response(
+                body=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            )
+        return web.Response(body=big, content_type="application/json")
+
+    server = await _serve_raw(answer)
+    try:
+        async with RemoteDriver(str(server.make_url("/pg/")), timings=FAST) as remote:
+            with pytest.raises(DriverAnswerTooLarge, match=r"larger than 1048576 bytes") as info:
+                await remote.apply(_request(guresid="big"))
+            assert info.value.reason == "DriverAnswerTooLarge"
+            assert not info.value.retryable  # fetching it again would not make it smaller
+            assert "maxResponseBytes" in str(info.value)
+            assert len(bomb) < 1024 * 1024  # small on the wire: only the decoded size gives it away
+            with pytest.raises(DriverAnswerTooLarge, match="once decompressed"):
+                await remote.apply(_request(guresid="bomb"))
+        # A Driver may allow more (up to the CRD's maximum).
+        spec = DriverSpec.model_validate({"target": str(server.make_url("/pg/")), "sign": False})
+        roomy = RemoteDriver.from_spec(
+            spec.model_copy(update={"max_response_bytes": 8 * 1024 * 1024}), name="roomy", signing_key=None
+        )
+        async with roomy:
+            assert (await roomy.apply(_request(guresid="big"))).values["x"] == "y" * (5 * 1024 * 1024)
+    finally:
+        await server.close()
+
+
+async def test_error_bodies_reach_the_status_only_as_short_printable_excerpts() -> None:
+    junk = ("\x1b[31m<script>" + "A" * 2048)[:2048]
+    long_message = "line one\nline\ttwo \x07" + "m" * 500
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("junk"):
+            return httpx2.Response(500, content=junk.encode(), headers={"Content-Type": "text/html"})
+        return httpx2.Response(400, json={"error": "RES-123", "message": long_message})
+
+    remote = _mock(answer)
+    with pytest.raises(DriverUnavailable) as info:
+        await remote.apply(_request(guresid="junk"))
+    assert str(info.value).endswith(": 500 Internal Server Error: 2048 bytes of text/html")
+    with pytest.raises(DriverRejected) as rejected:
+        await remote.apply(_request(guresid="structured"))
+    excerpt = str(rejected.value).split("400 Bad Request: ", 1)[1]
+    assert excerpt.startswith("RES-123: line one line two m")
+    assert len(excerpt) <= ERROR_EXCERPT_MAX
+    assert excerpt.isprintable()
+
+
+# --- waiting is a timer: operations across calls -----------------------------------------------------------
+
+
+async def test_an_operation_answers_at_once_and_carries_the_202_cookie_to_the_next_call() -> None:
+    seen: list[str | None] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.headers.get("Humanitec-Driver-Cookie"))
+        if len(seen) < 3:
+            return httpx2.Response(202, headers={"Set-Humanitec-Driver-Cookie": f"step-{len(seen)}"})
+        return httpx2.Response(200, json={"resource": {"values": {"done": True}}})
+
+    remote = _mock(answer)
+    operation = DriverOperation("PUT")
+    request = _request(cookie=SecretValue("stored"), operation=operation)
+    for _ in range(2):
+        with pytest.raises(OperationInProgress) as working:
+            await remote.apply(request)
+        assert 0 < working.value.retry_after <= FAST.poll_max
+    result = await remote.apply(request)
+    assert result.values == {"done": True}
+    assert result.cookie == SecretValue("step-2")
+    # The stored cookie first, then what each 202 set, each sent with the next call.
+    assert seen == ["stored", "step-1", "step-2"]
+    assert operation.polls == 2
+    with pytest.raises(DriverConfigError, match="cannot continue with DELETE"):
+        await remote.delete(request)
+
+
+async def test_an_operation_past_its_deadline_is_a_timeout() -> None:
+    remote = RemoteDriver(
+        TARGET,
+        timings=RemoteTimings(request=1, operation=1, poll_initial=0.01, poll_max=0.05),
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(202)),
+    )
+    operation = DriverOperation("PUT")
+    with pytest.raises(OperationInProgress):
+        await remote.apply(_request(operation=operation))
+    assert operation.started is not None
+    operation.started -= 5  # as if the operation had run for 5 s of reconciles
+    with pytest.raises(DriverTimeout):
+        await remote.apply(_request(operation=operation))
+
+
+async def test_each_request_carries_a_token_bound_to_it(signer: SigningKey) -> None:
+    tokens: list[dict[str, Any]] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        tokens.append(jwt.decode(token, options={"verify_signature": False}))
+        return httpx2.Response(202) if len(tokens) == 1 else httpx2.Response(200, json={})
+
+    remote = RemoteDriver(TARGET, signing_key=signer, timings=FAST, transport=httpx2.MockTransport(answer))
+    await remote.apply(_request(namespace="team-a"))
+    await remote.delete(_request(namespace="team-a"))
+    assert [t["htm"] for t in tokens] == ["PUT", "PUT", "DELETE"]
+    assert {t["aud"] for t in tokens} == {TARGET}
+    assert {t["htu"] for t in tokens} == {f"{TARGET}abc-123"}
+    assert {t["sub"] for t in tokens} == {"team-a/shared.db"}
+    assert len({t["jti"] for t in tokens}) == 3  # the poll too gets a token of its own
+
+
+# --- tenancy of Driver objects ----------------------------------------------------------------------------
+
+
+class _Secrets:
+    """The one Kube call the cache makes: reading a key Secret."""
+
+    def __init__(self, secrets: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.secrets = secrets
+        self.reads: list[tuple[str, str]] = []
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads.append((namespace, name))
+        return self.secrets.get((namespace, name))
+
+
+def _object(namespace: str, name: str = "pg", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "Driver",
+        "metadata": {"name": name, "namespace": namespace, "generation": 1},
+        "spec": {"target": TARGET, **spec},
+    }
+
+
+async def test_operator_namespace_drivers_serve_only_the_namespaces_they_name(key: rsa.RSAPrivateKey) -> None:
+    pem = base64.b64encode(private_key_pem(key)).decode()
+    secret = {"data": {"privateKey": pem, "organisationID": base64.b64encode(b"org").decode()}}
+    kube = _Secrets({("strongroom", "strongroom-driver-key"): secret})
+    cache = DriverCache(cast(Kube, kube), "strongroom", DriverRegistry(transport=httpx2.MockTransport(_ok)))
+    cache.observe("ADDED", _object("strongroom"))
+    # Closed when allowedNamespaces is absent, except to the operator namespace itself.
+    with pytest.raises(
+        DriverNotAllowed, match=r"does not allow namespace 'team-a'.*allowedNamespaces"
+    ) as info:
+        await cache.resolve("pg", "team-a")
+    assert info.value.reason == "DriverNotAllowed"
+    assert kube.reads == []  # refused before any key was read
+    assert await cache.resolve("pg", "strongroom") is not None
+    cache.observe("MODIFIED", {**_object("strongroom", allowedNamespaces=["team-b"]), "metadata": {
+        "name": "pg", "namespace": "strongroom", "generation": 2}})  # fmt: skip
+    with pytest.raises(DriverNotAllowed):
+        await cache.resolve("pg", "team-a", deleting=True)
+    assert await cache.resolve("pg", "team-b") is not None
+    cache.observe("MODIFIED", {**_object("strongroom", allowedNamespaces=["*"]), "metadata": {
+        "name": "pg", "namespace": "strongroom", "generation": 3}})  # fmt: skip
+    assert await cache.resolve("pg", "team-a") is not None
+    await cache.close()
+
+
+async def test_the_operator_key_signs_only_for_operator_namespace_drivers() -> None:
+    kube = _Secrets({})
+    cache = DriverCache(cast(Kube, kube), "strongroom", DriverRegistry(transport=httpx2.MockTransport(_ok)))
+    cache.observe("ADDED", _object("team-a"))
+    with pytest.raises(SigningKeyNotAllowed, match=r"names no privateKeySecretRef.*Nothing was sent") as info:
+        await cache.resolve("pg", "team-a")
+    assert info.value.reason == "SigningKeyNotAllowed"
+    assert kube.reads == []  # the operator's key Secret was not even read
+    # Unsigned, or with a key of its own, a tenant's Driver is fine.
+    cache.observe("ADDED", _object("team-a", "unsigned", sign=False))
+    assert await cache.resolve("unsigned", "team-a") is not None
+    cache.observe("ADDED", _object("team-a", "own", privateKeySecretRef={"name": "own-key"}))
+    with pytest.raises(DriverError, match="Secret team-a/own-key"):
+        await cache.resolve("own", "team-a")
+    assert kube.reads == [("team-a", "own-key")]
+    await cache.close()
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"timeouts": {"request": "1ns"}}, "request must be between 1s and 5m"),
+        ({"timeouts": {"request": "0"}}, "request must be between 1s and 5m"),
+        ({"timeouts": {"request": "6m"}}, "request must be between 1s and 5m"),
+        ({"timeouts": {"operation": "2h"}}, "operation must be between 1s and 1h"),
+        ({"maxResponseBytes": 100}, "greater than or equal to 1024"),
+        ({"maxResponseBytes": 9 * 1024 * 1024}, "less than or equal to 8388608"),
+        ({"allowedNamespaces": ["Team_A"]}, "pattern"),
+    ],
+)
+def test_driver_bounds_are_refused(spec: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        DriverSpec.model_validate({"target": TARGET, **spec})

@@ -23,6 +23,7 @@ from strongroom.drivers.signing import (
 )
 
 CANARY = "canary-sdk-0b9e"
+AUDIENCE = "http://d/"
 BODY = {"type": "postgres", "resource": {}, "driver": {"values": {"v": 1}, "secrets": {"s": CANARY}}}
 
 
@@ -63,6 +64,7 @@ async def client(key: rsa.RSAPrivateKey, handlers: Handlers) -> AsyncIterator[ht
         put=handlers.put,
         delete=handlers.delete,
         public_keys={public_key_fingerprint(key): public_key_pem(key)},
+        audience=AUDIENCE,
         org_id="org-1",
     )
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://d") as http:
@@ -80,8 +82,12 @@ def _hs256_with_public_key(key: rsa.RSAPrivateKey, kid: str, claims: dict[str, A
     return (signing_input + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
 
 
-def _auth(signer: SigningKey) -> dict[str, str]:
-    return {"Authorization": signer.authorization()}
+def _auth(signer: SigningKey, method: str = "PUT", guresid: str = "res-1") -> dict[str, str]:
+    """A token minted for this request, as the operator mints it."""
+    token = signer.authorization(
+        audience=AUDIENCE, subject="ns/db", method=method, url=f"{AUDIENCE}{guresid}"
+    )
+    return {"Authorization": token}
 
 
 async def test_put_and_delete(client: httpx2.AsyncClient, signer: SigningKey, handlers: Handlers) -> None:
@@ -96,7 +102,7 @@ async def test_put_and_delete(client: httpx2.AsyncClient, signer: SigningKey, ha
     assert "set-humanitec-driver-cookie" not in answer.headers
     assert CANARY not in repr(handlers.calls[0])
 
-    deleted = await client.delete("/res-1", headers=_auth(signer))
+    deleted = await client.delete("/res-1", headers=_auth(signer, "DELETE"))
     assert deleted.status_code == 204
     assert deleted.content == b""
 
@@ -114,7 +120,7 @@ async def test_requests_without_a_valid_token_get_401(
 ) -> None:
     answer = await client.put("/res-1", json=BODY, headers=headers)
     assert answer.status_code == 401
-    assert answer.headers["content-type"].startswith("text/plain")
+    assert answer.headers["content-type"] == "application/json"
     assert answer.headers["www-authenticate"].startswith("Bearer")
     assert reason in answer.text
     assert handlers.calls == []
@@ -123,9 +129,10 @@ async def test_requests_without_a_valid_token_get_401(
 async def test_expired_foreign_and_wrong_org_tokens_get_401(
     client: httpx2.AsyncClient, key: rsa.RSAPrivateKey, signer: SigningKey, handlers: Handlers
 ) -> None:
-    expired = signer.sign(now=time.time() - 3600)
-    wrong_org = SigningKey(key, "org-2").sign()
-    foreign = SigningKey(generate_private_key(2048), "org-1").sign()
+    url = f"{AUDIENCE}res-1"
+    expired = signer.sign(now=time.time() - 3600, audience=AUDIENCE, method="PUT", url=url)
+    wrong_org = SigningKey(key, "org-2").sign(audience=AUDIENCE, method="PUT", url=url)
+    foreign = SigningKey(generate_private_key(2048), "org-1").sign(audience=AUDIENCE, method="PUT", url=url)
     now = int(time.time())
     hs256 = _hs256_with_public_key(key, signer.kid, {"orgID": "org-1", "iat": now, "exp": now + 60})
     for token, reason in [
@@ -138,6 +145,59 @@ async def test_expired_foreign_and_wrong_org_tokens_get_401(
         assert answer.status_code == 401, reason
         assert reason in answer.text
     assert handlers.calls == []
+
+
+async def test_tokens_minted_for_another_driver_method_or_url_or_replayed_get_401(
+    client: httpx2.AsyncClient, signer: SigningKey, handlers: Handlers
+) -> None:
+    other = "http://other-driver/"
+    for token, reason in [
+        (signer.sign(audience=other, subject="s", method="PUT", url=f"{other}res-1"), "another audience"),
+        (
+            signer.sign(audience=AUDIENCE, subject="s", method="DELETE", url=f"{AUDIENCE}res-1"),
+            "another method",
+        ),
+        (signer.sign(audience=AUDIENCE, subject="s", method="PUT", url=f"{AUDIENCE}res-2"), "another URL"),
+        (signer.sign(), "token has no aud"),  # no binding at all
+    ]:
+        answer = await client.put("/res-1", json=BODY, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401, reason
+        assert reason in answer.text
+    assert handlers.calls == []
+    # A valid token works once; the same token again (a replay) is refused.
+    headers = _auth(signer)
+    assert (await client.put("/res-1", json=BODY, headers=headers)).status_code == 200
+    replayed = await client.put("/res-1", json=BODY, headers=headers)
+    assert replayed.status_code == 401
+    assert "replayed" in replayed.text
+    assert len(handlers.calls) == 1
+
+
+async def test_legacy_tokens_only_when_asked_for(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
+    handlers = Handlers()
+    app = DriverApp(put=handlers.put, public_keys=[key.public_key()], audience=AUDIENCE, legacy_tokens=True)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://d") as http:
+        legacy = {"Authorization": f"Bearer {signer.sign()}"}  # orgID, iat, exp only (and a jti)
+        assert (await http.put("/res-1", json=BODY, headers=legacy)).status_code == 200
+        # What a token does carry is still checked, and replays still refused.
+        assert (await http.put("/res-1", json=BODY, headers=legacy)).status_code == 401
+        other = signer.sign(audience="http://other/", method="PUT", url="http://other/res-1")
+        answer = await http.put("/res-1", json=BODY, headers={"Authorization": f"Bearer {other}"})
+        assert answer.status_code == 401
+
+
+async def test_a_full_replay_cache_answers_503_not_a_forgotten_id(
+    key: rsa.RSAPrivateKey, signer: SigningKey
+) -> None:
+    app = DriverApp(
+        put=Handlers().put, public_keys=[key.public_key()], audience=AUDIENCE, replay_cache_size=2
+    )
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://d") as http:
+        for _ in range(2):
+            assert (await http.put("/res-1", json=BODY, headers=_auth(signer))).status_code == 200
+        full = await http.put("/res-1", json=BODY, headers=_auth(signer))
+        assert full.status_code == 503
+        assert full.headers["retry-after"]
 
 
 async def test_request_validation_names_fields_not_values(
@@ -199,22 +259,28 @@ async def test_answers_that_break_the_spec_are_500s(
 
 
 async def test_body_size_limit(key: rsa.RSAPrivateKey, signer: SigningKey) -> None:
-    app = DriverApp(put=Handlers().put, public_keys=[key.public_key()], max_body_bytes=100)
+    app = DriverApp(put=Handlers().put, public_keys=[key.public_key()], audience=AUDIENCE, max_body_bytes=100)
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://d") as http:
         big = {**BODY, "resource": {"x": "y" * 200}}
         assert (await http.put("/res-1", json=big, headers=_auth(signer))).status_code == 413
 
 
 def test_configuration_errors(key: rsa.RSAPrivateKey) -> None:
+    keys = [key.public_key()]
     with pytest.raises(ValueError, match="public_keys"):
         DriverApp(put=Handlers().put, public_keys=None)
     with pytest.raises(ValueError, match="empty"):
-        DriverApp(put=Handlers().put, public_keys=[])
+        DriverApp(put=Handlers().put, public_keys=[], audience=AUDIENCE)
     with pytest.raises(ValueError, match="prefix"):
-        DriverApp(put=Handlers().put, public_keys=[key.public_key()], prefix="pg")
+        DriverApp(put=Handlers().put, public_keys=keys, audience=AUDIENCE, prefix="pg")
+    # The audience is not guessed (e.g. from the Host header, which a proxy or an attacker sets).
+    with pytest.raises(ValueError, match=r"audience is required.*spec\.target"):
+        DriverApp(put=Handlers().put, public_keys=keys)
     unauthenticated = DriverApp(put=Handlers().put, public_keys=None, allow_unauthenticated=True)
     assert unauthenticated.kids == []
-    assert DriverApp(put=Handlers().put, public_keys=[key.public_key()]).kids == [public_key_fingerprint(key)]
+    assert DriverApp(put=Handlers().put, public_keys=keys, audience=AUDIENCE).kids == [
+        public_key_fingerprint(key)
+    ]
 
 
 async def test_lifespan_hooks_run(key: rsa.RSAPrivateKey) -> None:
@@ -226,7 +292,13 @@ async def test_lifespan_hooks_run(key: rsa.RSAPrivateKey) -> None:
     async def stop() -> None:
         events.append("stop")
 
-    app = DriverApp(put=Handlers().put, public_keys=[key.public_key()], on_startup=start, on_shutdown=stop)
+    app = DriverApp(
+        put=Handlers().put,
+        public_keys=[key.public_key()],
+        audience=AUDIENCE,
+        on_startup=start,
+        on_shutdown=stop,
+    )
     inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[dict[str, Any]] = []
 

@@ -16,11 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from strongroom.drivers.signing import (
+    ReplayCache,
+    ReplayCacheFull,
     SigningKey,
     SigningKeyError,
     TokenInvalid,
     generate_private_key,
     load_private_key,
+    normalise_url,
     private_key_pem,
     public_key_fingerprint,
     public_key_pem,
@@ -70,7 +73,8 @@ def test_expired_token_is_refused(key: rsa.RSAPrivateKey) -> None:
         verify_token(old, public_keys_by_kid([key.public_key()]))
     # A little clock skew is tolerated.
     slightly_old = signer.sign(now=time.time() - 70)
-    assert verify_token(slightly_old, public_keys_by_kid([key.public_key()]), leeway=30)["orgID"] == "my-org"
+    keys = public_keys_by_kid([key.public_key()])
+    assert verify_token(slightly_old, keys, leeway=30, require_binding=False)["orgID"] == "my-org"
 
 
 def test_verify_token_accepts_the_right_key_and_org(
@@ -78,7 +82,7 @@ def test_verify_token_accepts_the_right_key_and_org(
 ) -> None:
     keys = public_keys_by_kid([key.public_key(), other_key.public_key()])
     token = SigningKey(key, "org-a").sign()
-    assert verify_token(token, keys, org_id="org-a")["orgID"] == "org-a"
+    assert verify_token(token, keys, org_id="org-a", require_binding=False)["orgID"] == "org-a"
     with pytest.raises(TokenInvalid, match="organisation"):
         verify_token(token, keys, org_id="org-b")
     with pytest.raises(TokenInvalid, match="unknown key"):
@@ -114,6 +118,84 @@ def test_verify_token_refuses_forgeries(key: rsa.RSAPrivateKey, other_key: rsa.R
     # Garbage.
     with pytest.raises(TokenInvalid, match="malformed"):
         verify_token("not.a.token", keys)
+
+
+TARGET_A = "https://Drivers.Example.com:443/pg/"
+TARGET_B = "https://drivers.example.com/s3/"
+
+
+def _bound(signer: SigningKey, target: str = TARGET_A, method: str = "PUT", guresid: str = "g1") -> str:
+    return signer.sign(audience=target, subject="team-a/shared.db", method=method, url=f"{target}{guresid}")
+
+
+def test_tokens_bind_audience_subject_id_method_and_url(key: rsa.RSAPrivateKey) -> None:
+    signer = SigningKey(key, "org")
+    claims = jwt.decode(_bound(signer), key.public_key(), algorithms=["RS256"], options={"verify_aud": False})
+    assert claims["aud"] == "https://drivers.example.com/pg/"  # normalised: host case, default port
+    assert claims["sub"] == "team-a/shared.db"
+    assert claims["htm"] == "PUT"
+    assert claims["htu"] == "https://drivers.example.com/pg/g1"
+    assert 16 <= len(claims["jti"]) <= 128
+    # A fresh id for every token, even within one second.
+    assert (
+        len({jwt.decode(signer.sign(), options={"verify_signature": False})["jti"] for _ in range(50)}) == 50
+    )
+
+
+def test_verify_token_checks_the_binding(key: rsa.RSAPrivateKey) -> None:
+    keys = public_keys_by_kid([key.public_key()])
+    signer = SigningKey(key, "org")
+    token = _bound(signer)
+    url = "https://drivers.example.com/pg/g1"
+    assert verify_token(token, keys, audience=TARGET_A, method="put", url=url)["sub"] == "team-a/shared.db"
+    with pytest.raises(TokenInvalid, match="another audience"):
+        verify_token(token, keys, audience=TARGET_B, method="PUT", url=f"{TARGET_B}g1")
+    with pytest.raises(TokenInvalid, match="another audience"):
+        # No trailing slash: another base URL.
+        verify_token(token, keys, audience="https://drivers.example.com/pg", method="PUT", url=url)
+    with pytest.raises(TokenInvalid, match="another method"):
+        verify_token(token, keys, audience=TARGET_A, method="DELETE", url=url)
+    with pytest.raises(TokenInvalid, match="another URL"):
+        verify_token(token, keys, audience=TARGET_A, method="PUT", url=f"{TARGET_A}g2")
+    # Tokens without the binding (Humanitec's platform sends only orgID): refused unless asked for.
+    legacy = signer.sign()
+    with pytest.raises(TokenInvalid, match="no aud, sub, htm, htu"):
+        verify_token(legacy, keys, audience=TARGET_A, method="PUT", url=url)
+    assert verify_token(legacy, keys, audience=TARGET_A, method="PUT", url=url, require_binding=False)
+    # ... but what such a token does carry is still checked.
+    with pytest.raises(TokenInvalid, match="another audience"):
+        verify_token(token, keys, audience=TARGET_B, method="PUT", url=url, require_binding=False)
+    kid = public_key_fingerprint(key)
+    now = int(time.time())
+    short_id = jwt.encode(
+        {"orgID": "o", "iat": now, "exp": now + 60, "jti": "1", "aud": TARGET_A, "sub": "s", "htm": "PUT",
+         "htu": url},
+        key, algorithm="RS256", headers={"kid": kid},
+    )  # fmt: skip
+    with pytest.raises(TokenInvalid, match="jti"):
+        verify_token(short_id, keys, audience=TARGET_A, method="PUT", url=url)
+
+
+def test_normalise_url() -> None:
+    assert normalise_url("HTTPS://User:pw@Host.Example:443/A/b?q=1#f") == "https://host.example/A/b"
+    assert normalise_url("http://host:8080") == "http://host:8080/"
+    assert normalise_url("http://[::1]:80/x") == "http://[::1]/x"
+
+
+def test_replay_cache_refuses_a_second_use_and_forgets_expired_ids() -> None:
+    cache = ReplayCache(max_size=3, leeway=0)
+    cache.use("a" * 16, exp=100, now=50)
+    with pytest.raises(TokenInvalid, match="replayed"):
+        cache.use("a" * 16, exp=100, now=60)
+    cache.use("b" * 16, exp=100, now=60)
+    cache.use("c" * 16, exp=200, now=60)
+    # Full of live ids: a new one is refused rather than a live one forgotten.
+    with pytest.raises(ReplayCacheFull):
+        cache.use("d" * 16, exp=200, now=70)
+    assert len(cache) == 3
+    # Once "a" and "b" expire, they make room (and could not be replayed anyway: their tokens expired).
+    cache.use("d" * 16, exp=200, now=101)
+    assert len(cache) == 2
 
 
 def test_key_loading_accepts_pkcs8_and_pkcs1_and_names_no_key_material(key: rsa.RSAPrivateKey) -> None:

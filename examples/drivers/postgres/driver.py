@@ -3,7 +3,13 @@
 Built with strongroom's driver SDK. Run it next to a PostgreSQL server it may administer:
 
     DATABASE_URL=postgresql://admin:...@db:5432/postgres \\
-        python examples/drivers/postgres/driver.py --port 8080 --public-key operator.pub
+        python examples/drivers/postgres/driver.py --port 8080 --public-key operator.pub \\
+            --audience https://pg-driver.example.com/
+
+Every request must carry a token the operator minted for it (the SDK checks, see docs/drivers.md "What a
+driver must check"): signed by a configured key, for this driver (`aud` = `--audience`, the Driver's
+`spec.target`), for this method and URL (`htm`, `htu`), used once (`jti`, kept in a replay cache), and,
+with `--org-id`, for this organisation. A token harvested by another driver, or replayed, gets a 401.
 
 - PUT creates (or updates) the role and the database. Both are named after the GUResID, so repeating a PUT
   (after a timeout, a crash, a requeue) finds what the first one made instead of making a second database.
@@ -146,9 +152,20 @@ async def delete(request: ResourceRequest) -> None:
     log.info("dropped database and role %s", name)
 
 
-def build_app(public_keys: list[bytes], *, org_id: str | None = None, prefix: str = "/") -> DriverApp:
-    """The ASGI app, for `uvicorn` or any other ASGI server."""
-    return DriverApp(put=put, get=get, delete=delete, public_keys=public_keys, org_id=org_id, prefix=prefix)
+def build_app(
+    public_keys: list[bytes], *, audience: str, org_id: str | None = None, prefix: str = "/"
+) -> DriverApp:
+    """The ASGI app, for `uvicorn` or any other ASGI server. `audience`: the URL the operator calls this
+    driver at (the Driver's `spec.target`); tokens minted for any other driver are refused."""
+    return DriverApp(
+        put=put,
+        get=get,
+        delete=delete,
+        public_keys=public_keys,
+        audience=audience,
+        org_id=org_id,
+        prefix=prefix,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="PEM public key of an operator allowed to call this driver (repeat for more)",
     )
+    parser.add_argument(
+        "--audience",
+        required=True,
+        help="the URL the operator calls this driver at, exactly the Driver's spec.target "
+        "(e.g. https://pg-driver.example.com/); tokens minted for another driver are refused",
+    )
     parser.add_argument("--org-id", help="accept only tokens whose orgID is this")
     parser.add_argument("--prefix", default="/", help="path before the GUResID (default /)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -169,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         keys = [path.read_bytes() for path in args.public_key]
-        app = build_app(keys, org_id=args.org_id, prefix=args.prefix)
+        app = build_app(keys, audience=args.audience, org_id=args.org_id, prefix=args.prefix)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

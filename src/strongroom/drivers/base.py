@@ -110,6 +110,29 @@ class DriverProtocolError(DriverError):
     retryable = False
 
 
+class DriverAnswerTooLarge(DriverProtocolError):
+    """The driver's answer is larger than the operator reads (after decompression): nothing of it is used,
+    and trying again would only fetch it again."""
+
+    reason = "DriverAnswerTooLarge"
+
+
+class DriverNotAllowed(DriverError):
+    """A Driver of the operator namespace that does not name the Resource's namespace in
+    `allowedNamespaces`: the platform admin must allow it first (a change of the Driver re-runs it)."""
+
+    reason = "DriverNotAllowed"
+    retryable = False
+
+
+class SigningKeyNotAllowed(DriverError):
+    """A Driver outside the operator namespace that signs but names no key of its own: the operator's key
+    signs only for the platform admin's Drivers. Nothing is sent."""
+
+    reason = "SigningKeyNotAllowed"
+    retryable = False
+
+
 class DriverConfigError(DriverError):
     """The Driver object, the signing key or the request cannot be used as given."""
 
@@ -128,6 +151,22 @@ class TemplateFailed(DriverError):
 
     reason = "TemplateError"
     retryable = False
+
+
+class OperationInProgress(Exception):
+    """The driver is still working (202/409) on an operation the caller tracks (`DriverRequest.operation`):
+    send the same request again, with the same operation, after `retry_after` seconds.
+
+    Deliberately not a `DriverError`: nothing failed, and no handler of failures must catch it.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
 
 
 # --- Redaction --------------------------------------------------------------------------------------------
@@ -278,6 +317,35 @@ def validate_json_patch(ops: Any, *, what: str = "update") -> list[dict[str, Any
 # --- Request and result -----------------------------------------------------------------------------------
 
 
+@dataclass(eq=False)
+class DriverOperation:
+    """One create, update or delete that a remote driver answers 202/409 to, across several calls.
+
+    The caller keeps it in memory per object while the operation runs and passes it in
+    `DriverRequest.operation` with every repeat: the driver then answers each call at once (raising
+    `OperationInProgress` while it works) instead of polling inside the call, so the caller's wait is a
+    timer and not a parked task. It holds what must survive between calls: when the operation started
+    (its deadline), the backoff, a cookie the driver set in a 202 answer (sent with the next call), and
+    driver-specific state (`state`, e.g. the HTTP cookies of a load balancer's affinity). A restart of
+    the caller starts a new operation.
+    """
+
+    method: str
+    """`PUT`, `GET` or `DELETE`: an operation is never continued with another method."""
+    started: float | None = None
+    """`time.monotonic()` of the first call, set by the driver."""
+    cookie: SecretValue | None = None
+    cookie_set: bool = False
+    """Whether a 202/409 answer set (or cleared) the cookie: then `cookie` replaces the request's."""
+    polls: int = 0
+    """Answers 202/409 so far."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """The driver's own bookkeeping."""
+
+    def __repr__(self) -> str:
+        return f"DriverOperation(method={self.method!r}, polls={self.polls})"
+
+
 @dataclass(frozen=True)
 class DriverRequest:
     """Everything one driver call needs, secrets resolved. The same request may be sent many times."""
@@ -299,12 +367,23 @@ class DriverRequest:
     """What the driver returned as cookie last time for this GUResID (None: never, or reset)."""
     namespace: str = ""
     """Namespace of the Resource object (context for drivers that need it, e.g. templates)."""
+    operation: DriverOperation | None = field(default=None, compare=False)
+    """The operation this call continues (remote drivers answer at once and raise `OperationInProgress`
+    while working); None: the driver finishes the operation within the call, polling as needed.
+    In-process drivers ignore it."""
+
+    @property
+    def subject(self) -> str:
+        """Who the request is for, as remote drivers see it (the JWT `sub`): `<namespace>/<resource id>`."""
+        return f"{self.namespace}/{self.resource_id}"
 
     def secret_values(self) -> list[SecretValue]:
-        """Every secret this request carries: the driver secrets and the cookie."""
+        """Every secret this request carries: the driver secrets and the cookie (the operation's too)."""
         found = list(iter_secret_values(self.secrets))
         if self.cookie is not None:
             found.append(self.cookie)
+        if self.operation is not None and self.operation.cookie is not None:
+            found.append(self.operation.cookie)
         return found
 
     def redact(self, text: str, *extra: SecretValue | bytes | str) -> str:

@@ -4,15 +4,23 @@
   `{id, type, resource: {values, secrets}, manifests: [{location, data}]}`.
 - 202 (working on it) and 409 (an operation that cannot be interrupted is running): send the same request
   again, with bounded exponential backoff (plus jitter, honouring `Retry-After`), until the operation
-  deadline; then `DriverTimeout` (retryable: the next reconcile picks the operation up again).
+  deadline; then `DriverTimeout` (retryable: the next reconcile picks the operation up again). A request
+  that carries a `DriverOperation` (the operator's) is answered at once: `OperationInProgress` says when
+  to send it again, and the operation keeps the backoff, the deadline and the cookie between calls, so
+  the caller waits on a timer instead of in a parked task. Without one (the CLI), this module polls.
 - 400: `DriverRejected` (not retryable); 401/403: `DriverAuthFailed` (not retryable); 404: GET -> None,
   DELETE -> done; 405: GET -> None (drivers written to the older spec have no GET, and the operator then
   applies, which is idempotent); 408, 429, 5xx and network errors: `DriverUnavailable` (retryable).
 - Cookie: the request carries `Humanitec-Driver-Cookie` (the value the driver set last, byte for byte;
   drivers choose the encoding, base64 is what the spec suggests); an answer's `Set-Humanitec-Driver-Cookie`
   replaces it (empty: cleared), no header keeps it. Cookies of 10 KiB or more are refused both ways.
-- Each HTTP request gets a fresh signed JWT (`Authorization: Bearer`), its own timeout (never past the
-  operation deadline), and the TLS settings of the Driver object.
+- Each HTTP request gets a fresh signed JWT (`Authorization: Bearer`) bound to it (audience = target,
+  subject = the Resource, a unique id, method and URL: `strongroom.drivers.signing`), the TLS settings of
+  the Driver object, and one deadline (`timeouts.request`, never past the operation deadline) for the
+  whole exchange: connecting, headers and the complete body, so a server trickling bytes ends there.
+- Answers are read up to `max_response_bytes` (as sent and after gzip/deflate decoding, checked while
+  streaming): a larger one is `DriverAnswerTooLarge`. Error bodies reach the Resource's status only as a
+  short printable excerpt of a structured `{error, message}` (never as arbitrary text).
 - Connections: each `RemoteDriver` keeps one HTTP client (aiohttp underneath, `strongroom.net`) for its
   lifetime, so requests to a driver reuse kept-alive connections and one TLS context; whoever owns the
   `RemoteDriver` calls `close()` when done with it. Standard HTTP cookies (`Set-Cookie`, e.g. a load
@@ -35,7 +43,7 @@ import re
 import ssl
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx2
@@ -46,9 +54,11 @@ from strongroom.api import constants as c
 from strongroom.api.common import parse_duration
 from strongroom.api.driver import DriverSpec
 from strongroom.drivers.base import (
+    DriverAnswerTooLarge,
     DriverAuthFailed,
     DriverConfigError,
     DriverError,
+    DriverOperation,
     DriverProtocolError,
     DriverRejected,
     DriverRequest,
@@ -56,6 +66,7 @@ from strongroom.drivers.base import (
     DriverTimeout,
     DriverUnavailable,
     Manifest,
+    OperationInProgress,
     iter_secret_values,
     redact,
     reveal_tree,
@@ -66,32 +77,54 @@ from strongroom.drivers.signing import SigningKey
 from strongroom.drivers.wire import (
     COOKIE_HEADER,
     COOKIE_MAX_BYTES,
+    ERROR_CODE,
     SET_COOKIE_HEADER,
-    ErrorBody,
     LenientOutputData,
     field_errors,
 )
 from strongroom.net import AiohttpTransport, environment_proxy
+from strongroom.net.transport import (
+    ACCEPTED_ENCODINGS,
+    ResponseTooLarge,
+    UnsupportedEncoding,
+    read_limited,
+)
 from strongroom.stores.base import SecretValue
 
 _GURESID = re.compile(c.GURESID)
 # Header values must be visible ASCII (and spaces/tabs inside); anything else cannot go on the wire as is.
 _HEADER_VALUE = re.compile(rb"^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$")
-_MESSAGE_MAX = 500
+#: How much of a driver's error message reaches a Resource's status (the status is not a channel).
+ERROR_EXCERPT_MAX = 200
 _POLL_STATUSES = frozenset({202, 409})
+#: The answer size cap when neither the operator nor the Driver sets one.
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class RemoteTimings:
-    """Time limits and polling for one remote driver (seconds)."""
+    """Time limits (seconds), polling, and the answer size cap for one remote driver."""
 
     request: float = 30.0
-    """One HTTP request."""
+    """One HTTP request: connecting, sending, the headers and the whole body of the answer."""
     operation: float = 900.0
     """A whole PUT/GET/DELETE, polling after 202/409 included."""
     poll_initial: float = 1.0
     poll_max: float = 30.0
     poll_factor: float = 2.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """Largest answer read, as sent and after decompression."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A driver's answer, read whole within the limits."""
+
+    method: str
+    status: int
+    reason: str
+    headers: httpx2.Headers
+    body: bytes
 
 
 class RemoteDriver:
@@ -139,13 +172,13 @@ class RemoteDriver:
         base = defaults or RemoteTimings()
         timings = base
         if spec.timeouts is not None:
-            timings = RemoteTimings(
+            timings = replace(
+                timings,
                 request=_seconds(spec.timeouts.request, base.request, "timeouts.request"),
                 operation=_seconds(spec.timeouts.operation, base.operation, "timeouts.operation"),
-                poll_initial=base.poll_initial,
-                poll_max=base.poll_max,
-                poll_factor=base.poll_factor,
             )
+        if spec.max_response_bytes is not None:
+            timings = replace(timings, max_response_bytes=spec.max_response_bytes)
         if spec.sign and signing_key is None:
             raise DriverConfigError(f"driver {name!r} signs requests but no signing key is configured")
         return cls(
@@ -203,34 +236,34 @@ class RemoteDriver:
 
     async def observe(self, req: DriverRequest) -> DriverResult | None:
         try:
-            response, cookie = await self._operation("GET", req)
-            if response.status_code in {404, 405}:
+            answer, cookie = await self._operation("GET", req)
+            if answer.status in {404, 405}:
                 return None
-            if response.status_code in {200, 201}:
-                return self._result(response, req, cookie)
-            raise self._error(response, req, "GET")
-        except DriverError:
+            if answer.status in {200, 201}:
+                return self._result(answer, req, cookie)
+            raise self._error(answer, req)
+        except (DriverError, OperationInProgress):
             raise
         except Exception as exc:
             raise self._unexpected(req, exc) from None
 
     async def apply(self, req: DriverRequest) -> DriverResult:
         try:
-            response, cookie = await self._operation("PUT", req)
-            if response.status_code in {200, 201}:
-                return self._result(response, req, cookie)
-            raise self._error(response, req, "PUT")
-        except DriverError:
+            answer, cookie = await self._operation("PUT", req)
+            if answer.status in {200, 201}:
+                return self._result(answer, req, cookie)
+            raise self._error(answer, req)
+        except (DriverError, OperationInProgress):
             raise
         except Exception as exc:
             raise self._unexpected(req, exc) from None
 
     async def delete(self, req: DriverRequest) -> None:
         try:
-            response, _ = await self._operation("DELETE", req)
-            if response.status_code not in {200, 204, 404}:
-                raise self._error(response, req, "DELETE")
-        except DriverError:
+            answer, _ = await self._operation("DELETE", req)
+            if answer.status not in {200, 204, 404}:
+                raise self._error(answer, req)
+        except (DriverError, OperationInProgress):
             raise
         except Exception as exc:
             raise self._unexpected(req, exc) from None
@@ -246,8 +279,28 @@ class RemoteDriver:
     def url(self, guresid: str) -> str:
         return f"{self.target}{guresid}"
 
-    async def _operation(self, method: str, req: DriverRequest) -> tuple[httpx2.Response, SecretValue | None]:
-        """Send until the answer is neither 202 nor 409; the final answer and the cookie to keep."""
+    async def _operation(self, method: str, req: DriverRequest) -> tuple[_Answer, SecretValue | None]:
+        """The final answer (neither 202 nor 409) and the cookie to keep.
+
+        With `req.operation`: one step, `OperationInProgress` while the driver works. Without: steps of a
+        fresh operation, sleeping between them, until the answer is final."""
+        if req.operation is not None:
+            if req.operation.method != method:
+                raise DriverConfigError(
+                    f"driver {self.name!r}: a {req.operation.method} operation cannot continue with {method}"
+                )
+            return await self._step(method, req, req.operation)
+        operation = DriverOperation(method)
+        while True:
+            try:
+                return await self._step(method, req, operation)
+            except OperationInProgress as working:
+                await asyncio.sleep(working.retry_after)
+
+    async def _step(
+        self, method: str, req: DriverRequest, operation: DriverOperation
+    ) -> tuple[_Answer, SecretValue | None]:
+        """Send the request once for `operation`; the final answer, or OperationInProgress."""
         if not _GURESID.fullmatch(req.guresid) or len(req.guresid) > c.GURESID_MAX:
             raise DriverConfigError(f"driver {self.name!r}: {req.guresid!r} is not a valid GUResID")
         body = None
@@ -258,29 +311,16 @@ class RemoteDriver:
                 "driver": {"values": dict(req.values), "secrets": reveal_tree(req.secrets)},
             }
         timings = self.timings
-        deadline = time.monotonic() + timings.operation
-        delay = timings.poll_initial
-        cookie = req.cookie
+        if operation.started is None:
+            operation.started = time.monotonic()
+        deadline = operation.started + timings.operation
+        cookie = operation.cookie if operation.cookie_set else req.cookie
         # HTTP cookies of this operation only (polls of one operation may need a load balancer's affinity).
-        jar = httpx2.Cookies()
+        jar: httpx2.Cookies = operation.state.setdefault("http_cookies", httpx2.Cookies())
         client = self._client_now()
         self._active += 1
         try:
-            while True:
-                response = await self._send(client, jar, method, req, body, cookie, deadline)
-                cookie = self._cookie(response, req, cookie, method)
-                if response.status_code not in _POLL_STATUSES:
-                    return response, cookie
-                wait = _retry_after(response, floor=timings.poll_initial, ceiling=timings.poll_max)
-                if wait is None:
-                    wait = delay * random.uniform(0.8, 1.2)  # jitter: many Resources share one driver
-                    delay = min(delay * timings.poll_factor, timings.poll_max)
-                if time.monotonic() + wait >= deadline:
-                    raise DriverTimeout(
-                        f"driver {self.name!r}: {method} {req.guresid} still in progress "
-                        f"({response.status_code}) after {timings.operation:g}s"
-                    )
-                await asyncio.sleep(wait)
+            answer = await self._send(client, jar, method, req, body, cookie, deadline)
         finally:
             self._active -= 1
             if self._closed and self._active == 0:
@@ -288,6 +328,26 @@ class RemoteDriver:
                 # own answer or error.
                 with contextlib.suppress(Exception):
                     await self._drop_client()
+        cookie = self._cookie(answer, req, cookie)
+        if answer.status not in _POLL_STATUSES:
+            return answer, cookie
+        operation.cookie, operation.cookie_set = cookie, True
+        operation.polls += 1
+        delay: float = operation.state.get("delay", timings.poll_initial)
+        wait = _retry_after(answer, floor=timings.poll_initial, ceiling=timings.poll_max)
+        if wait is None:
+            wait = delay * random.uniform(0.8, 1.2)  # jitter: many Resources share one driver
+            operation.state["delay"] = min(delay * timings.poll_factor, timings.poll_max)
+        if time.monotonic() + wait >= deadline:
+            raise DriverTimeout(
+                f"driver {self.name!r}: {method} {req.guresid} still in progress "
+                f"({answer.status}) after {timings.operation:g}s"
+            )
+        raise OperationInProgress(
+            f"driver {self.name!r} is working on {method} {req.guresid} ({answer.status}); "
+            f"asking again in {wait:.0f}s",
+            wait,
+        )
 
     async def _send(
         self,
@@ -298,10 +358,17 @@ class RemoteDriver:
         body: dict[str, Any] | None,
         cookie: SecretValue | None,
         deadline: float,
-    ) -> httpx2.Response:
-        headers = {"Accept": "application/json", "User-Agent": f"strongroom/{__version__}"}
+    ) -> _Answer:
+        url = self.url(req.guresid)
+        headers = {
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPTED_ENCODINGS,
+            "User-Agent": f"strongroom/{__version__}",
+        }
         if self.signing_key is not None:
-            headers["Authorization"] = self.signing_key.authorization()
+            headers["Authorization"] = self.signing_key.authorization(
+                audience=self.target, subject=req.subject, method=method, url=url
+            )
         if cookie is not None and len(cookie):
             raw = cookie.reveal()
             if len(raw) >= COOKIE_MAX_BYTES:
@@ -318,18 +385,36 @@ class RemoteDriver:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DriverTimeout(f"driver {self.name!r}: {method} {req.guresid} ran out of time")
-        timeout = httpx2.Timeout(min(self.timings.request, remaining))
+        limit = min(self.timings.request, remaining)
+        cap = self.timings.max_response_bytes
         try:
-            request = client.build_request(
-                method, self.url(req.guresid), headers=headers, json=body, timeout=timeout
-            )
-            jar.set_cookie_header(request)
-            response = await client.send(request)
-            jar.extract_cookies(response)
-            return response
-        except httpx2.TimeoutException as exc:
+            # One deadline for the whole exchange: httpx2's and aiohttp's own timeouts are per read, so a
+            # server sending a byte a second would never trip them.
+            async with asyncio.timeout(limit):
+                request = client.build_request(
+                    method, url, headers=headers, json=body, timeout=httpx2.Timeout(limit)
+                )
+                jar.set_cookie_header(request)
+                response = await client.send(request, stream=True)
+                try:
+                    jar.extract_cookies(response)
+                    content = await read_limited(response, cap)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx2.TimeoutException):
             raise DriverUnavailable(
-                f"driver {self.name!r}: {method} {req.guresid} timed out ({type(exc).__name__})"
+                f"driver {self.name!r}: {method} {req.guresid}: no complete answer within {limit:g}s "
+                "(timeouts.request)"
+            ) from None
+        except ResponseTooLarge as exc:
+            raise DriverAnswerTooLarge(
+                f"driver {self.name!r}: {method} {req.guresid}: {exc}, the most the operator reads "
+                "(maxResponseBytes of the Driver, or the operator's --driver-max-response-bytes)",
+                status=response.status_code,
+            ) from None
+        except UnsupportedEncoding as exc:
+            raise DriverProtocolError(
+                f"driver {self.name!r}: {method} {req.guresid}: {exc}", status=response.status_code
             ) from None
         except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as exc:
             raise DriverConfigError(req.redact(f"driver {self.name!r}: bad URL: {exc}")) from None
@@ -339,41 +424,38 @@ class RemoteDriver:
                     f"driver {self.name!r}: {method} {req.guresid} failed: {type(exc).__name__}: {exc}"
                 )
             ) from None
+        return _Answer(method, response.status_code, response.reason_phrase, response.headers, content)
 
     def _cookie(
-        self, response: httpx2.Response, req: DriverRequest, previous: SecretValue | None, method: str
+        self, answer: _Answer, req: DriverRequest, previous: SecretValue | None
     ) -> SecretValue | None:
         wanted = SET_COOKIE_HEADER.lower().encode()
-        found = [value for key, value in response.headers.raw if key.lower() == wanted]
+        found = [value for key, value in answer.headers.raw if key.lower() == wanted]
         if not found:
             return previous
         value = found[-1].strip()
         if len(value) >= COOKIE_MAX_BYTES:
             raise DriverProtocolError(
-                f"driver {self.name!r}: {method} {req.guresid} set a cookie of {len(value)} bytes; "
+                f"driver {self.name!r}: {answer.method} {req.guresid} set a cookie of {len(value)} bytes; "
                 f"the Driver API allows less than {COOKIE_MAX_BYTES}",
-                status=response.status_code,
+                status=answer.status,
             )
         return SecretValue(value) if value else None
 
     # --- answers --------------------------------------------------------------------------------------
 
-    def _result(
-        self, response: httpx2.Response, req: DriverRequest, cookie: SecretValue | None
-    ) -> DriverResult:
-        where = f"driver {self.name!r}: {response.request.method} {req.guresid}"
+    def _result(self, answer: _Answer, req: DriverRequest, cookie: SecretValue | None) -> DriverResult:
+        where = f"driver {self.name!r}: {answer.method} {req.guresid}"
         try:
-            raw = response.json()
+            raw = json.loads(answer.body)
         except ValueError:
-            raise DriverProtocolError(
-                f"{where}: the answer is not JSON", status=response.status_code
-            ) from None
+            raise DriverProtocolError(f"{where}: the answer is not JSON", status=answer.status) from None
         answer_secrets = _raw_secrets(raw)
 
         def protocol_error(message: str) -> DriverProtocolError:
             return DriverProtocolError(
                 redact(f"{where}: {message}", [*req.secret_values(), *answer_secrets]),
-                status=response.status_code,
+                status=answer.status,
             )
 
         try:
@@ -401,12 +483,11 @@ class RemoteDriver:
             update=update,
         )
 
-    def _error(self, response: httpx2.Response, req: DriverRequest, method: str) -> DriverError:
-        status = response.status_code
-        detail = req.redact(_error_detail(response))
-        if len(detail) > _MESSAGE_MAX:
-            detail = detail[:_MESSAGE_MAX] + "..."
-        message = f"driver {self.name!r}: {method} {req.guresid}: {status} {response.reason_phrase}"
+    def _error(self, answer: _Answer, req: DriverRequest) -> DriverError:
+        status = answer.status
+        detail = req.redact(error_excerpt(answer.body, answer.headers.get("content-type")))
+        reason = _printable(answer.reason, 40)
+        message = f"driver {self.name!r}: {answer.method} {req.guresid}: {status} {reason}".rstrip()
         if detail:
             message += f": {detail}"
         error: type[DriverError]
@@ -424,24 +505,33 @@ class RemoteDriver:
         return error(message, status=status)
 
 
-def _error_detail(response: httpx2.Response) -> str:
-    """`RES-1xx: message` from an Error body, else the start of the body as text."""
-    try:
-        text = response.text
-    except (UnicodeDecodeError, LookupError):
+_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+
+def _printable(text: str, limit: int) -> str:
+    """`text` as one line of printable ASCII, at most `limit` characters (`...` marks a cut)."""
+    flat = " ".join(_NOT_PRINTABLE.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
+
+def error_excerpt(body: bytes, content_type: str | None) -> str:
+    """What of an error answer may be shown in a Resource's status: `RES-1xx: message` from a structured
+    Error body (printable ASCII, cut to `ERROR_EXCERPT_MAX`), else only its size and type. A status is
+    read by many; a driver must not be able to write arbitrary text into it. Not yet redacted."""
+    if not body:
         return ""
     try:
-        body = ErrorBody.model_validate_json(text)
-    except ValidationError:
-        try:
-            loose = json.loads(text)
-        except ValueError:
-            return " ".join(text.split())[: _MESSAGE_MAX * 2]
-        if isinstance(loose, dict) and isinstance(loose.get("message"), str):
-            code = loose.get("error")
-            return f"{code}: {loose['message']}" if isinstance(code, str) else loose["message"]
-        return " ".join(text.split())[: _MESSAGE_MAX * 2]
-    return f"{body.error}: {body.message}"
+        loose = json.loads(body)
+    except ValueError:
+        loose = None
+    if isinstance(loose, dict) and isinstance(loose.get("message"), str):
+        code = loose.get("error")
+        text = loose["message"]
+        if isinstance(code, str) and re.fullmatch(ERROR_CODE, code):
+            text = f"{code}: {text}"
+        return _printable(text, ERROR_EXCERPT_MAX)
+    kind = _printable((content_type or "no content type").split(";")[0], 60)
+    return f"{len(body)} bytes of {kind}"
 
 
 def _raw_secrets(raw: Any) -> list[SecretValue]:
@@ -454,9 +544,9 @@ def _raw_secrets(raw: Any) -> list[SecretValue]:
     return list(iter_secret_values(to_secret_tree(resource["secrets"])))
 
 
-def _retry_after(response: httpx2.Response, *, floor: float, ceiling: float) -> float | None:
+def _retry_after(answer: _Answer, *, floor: float, ceiling: float) -> float | None:
     # Bounded both ways: "Retry-After: 0" from a busy driver must not turn polling into a busy loop.
-    value = response.headers.get("Retry-After")
+    value = answer.headers.get("Retry-After")
     if value is None:
         return None
     try:
@@ -472,7 +562,10 @@ def _seconds(duration: str | None, default: float, field: str) -> float:
         seconds = parse_duration(duration).total_seconds()
     except ValueError as exc:
         raise DriverConfigError(f"{field}: {exc}") from None
-    return seconds if seconds > 0 else default
+    if seconds <= 0:
+        # Never "the default" nor "no limit": the schema's floor (1s) should have refused it already.
+        raise DriverConfigError(f"{field}: {duration} is not a usable time limit")
+    return seconds
 
 
 def _tls_verify(spec: DriverSpec, name: str) -> ssl.SSLContext | bool:

@@ -11,6 +11,7 @@ import asyncio
 import ssl
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -130,6 +131,99 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+# --- Reading an answer of bounded size ---------------------------------------------------------------------
+
+#: The encodings `read_limited` decodes (send them as `Accept-Encoding`, nothing else).
+ACCEPTED_ENCODINGS = "gzip, deflate"
+
+
+class ResponseTooLarge(Exception):
+    """The body is larger than allowed (as sent, or once decompressed)."""
+
+    def __init__(self, limit: int, *, decompressed: bool) -> None:
+        after = " once decompressed" if decompressed else ""
+        super().__init__(f"the answer is larger than {limit} bytes{after}")
+        self.limit = limit
+
+
+class UnsupportedEncoding(Exception):
+    """A Content-Encoding `read_limited` does not decode (only gzip and deflate are asked for)."""
+
+
+class _Inflater:
+    """zlib decompression whose output is bounded per call (`max_length`), so a small compressed chunk
+    can never expand into more memory than the caller still allows."""
+
+    def __init__(self, encoding: str) -> None:
+        self._raw_fallback = encoding == "deflate"
+        # "deflate" is zlib-wrapped per RFC 9110, but servers also send raw deflate: tried on failure.
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS)
+        self._started = False
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """At most `room` (> 0) bytes of output; what does not fit stays in the decompressor."""
+        try:
+            out = self._inflate.decompress(data, room)
+        except zlib.error:
+            if not (self._raw_fallback and not self._started):
+                raise
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._inflate.decompress(data, room)
+        self._started = True
+        return out
+
+    def more(self, room: int) -> bytes:
+        """Output still pending from earlier input (empty when there is none). Not `flush()`: its length
+        is only a first buffer size, not a bound."""
+        if self._inflate.eof and not self._inflate.unconsumed_tail:
+            return b""
+        return self._inflate.decompress(self._inflate.unconsumed_tail, room)
+
+
+async def read_limited(response: httpx2.Response, limit: int) -> bytes:
+    """The body of a streamed response, decoded (gzip, deflate), refusing more than `limit` bytes.
+
+    The cap holds while reading and after decompression: at most `limit + 1` decoded bytes are ever held,
+    whatever the compression ratio (a gzip bomb stops at the cap, not at the size it would inflate to).
+    Raises `ResponseTooLarge`, `UnsupportedEncoding`, or `httpx2.DecodingError` for a corrupt stream;
+    the caller bounds the time (a trickling server is not stopped here).
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if response.is_stream_consumed:
+        # Built in memory (httpx2's mock and ASGI transports): already read and decoded, nothing to stream.
+        if len(response.content) > limit:
+            raise ResponseTooLarge(limit, decompressed=encoding not in {"", "identity"})
+        return response.content
+    inflater: _Inflater | None = None
+    if encoding in {"gzip", "x-gzip", "deflate"}:
+        inflater = _Inflater(encoding)
+    elif encoding not in {"", "identity"}:
+        raise UnsupportedEncoding(
+            f"Content-Encoding {encoding[:40]!r} (only {ACCEPTED_ENCODINGS} were asked for)"
+        )
+    body = bytearray()
+    received = 0
+    try:
+        async for chunk in response.aiter_raw():
+            received += len(chunk)
+            if received > limit:  # compressed or not, more than the cap on the wire is too much
+                raise ResponseTooLarge(limit, decompressed=False)
+            if inflater is None:
+                body += chunk
+                continue
+            body += inflater.feed(chunk, limit + 1 - len(body))
+            while len(body) <= limit:
+                pending = inflater.more(limit + 1 - len(body))
+                if not pending:
+                    break
+                body += pending
+            if len(body) > limit:
+                raise ResponseTooLarge(limit, decompressed=True)
+    except zlib.error:
+        raise httpx2.DecodingError(f"the {encoding} body is corrupt", request=response.request) from None
+    return bytes(body)
 
 
 def environment_proxy(url: str) -> str | None:

@@ -131,6 +131,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
                 manifest_kinds=frozenset(config.manifest_kinds),
                 builtin_cluster_manifests=config.builtin_cluster_manifests,
             ),
+            driver_max_response_bytes=config.driver_max_response_bytes,
             store_guard=GuardSettings(
                 qps=config.store_qps, burst=config.store_burst, read_ttl=config.store_read_ttl
             ),

@@ -57,6 +57,8 @@ DEFAULT_STORE_QPS = 50.0
 DEFAULT_STORE_BURST = 100
 # How long a read result is shared by identical reads: bounds staleness, makes shared keys cheap.
 DEFAULT_STORE_READ_TTL = 10.0
+# Largest answer read from a remote driver (as sent and decompressed); a Driver's maxResponseBytes wins.
+DEFAULT_DRIVER_MAX_RESPONSE_BYTES = 1024 * 1024
 
 # RFC 1123 label, which is what Kubernetes accepts as a namespace name.
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -121,6 +123,7 @@ class OperatorConfig:
     manifest_kinds: tuple[str, ...] = DEFAULT_MANIFEST_KINDS
     # Whether the built-in drivers (whose templates tenants write) may emit cluster manifests.
     builtin_cluster_manifests: bool = False
+    driver_max_response_bytes: int = DEFAULT_DRIVER_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         for ns in (*self.namespaces, self.operator_namespace):
@@ -145,6 +148,8 @@ class OperatorConfig:
             raise ValueError("--refresh-interval and --store-read-ttl cannot be negative")
         if self.resource_resync_interval <= 0:
             raise ValueError("--resource-resync-interval must be > 0")
+        if self.driver_max_response_bytes < 1024:
+            raise ValueError("--driver-max-response-bytes must be at least 1024")
         if self.worker_limit < 1:
             raise ValueError(f"worker limit must be at least 1, got {self.worker_limit}")
         if self.reconcile_limit < 1:

@@ -17,6 +17,7 @@ from lightkube.config.kubeconfig import SingleConfig
 from strongroom.api.constants import FIELD_MANAGER
 from strongroom.api.secretstore import SecretStore
 from strongroom.drivers.registry import DriverRegistry
+from strongroom.drivers.remote import DEFAULT_MAX_RESPONSE_BYTES, RemoteTimings
 from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.net import kube_client
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
@@ -56,6 +57,8 @@ class RuntimeSettings:
     # What the platform admin allows Resources (hand-set GUResIDs, manifest kinds, cluster manifests).
     resource_policy: ResourcePolicy = field(default_factory=ResourcePolicy)
     namespace_worker_share: float = DEFAULT_NAMESPACE_WORKER_SHARE
+    # Largest answer read from a remote driver unless its Driver says otherwise.
+    driver_max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 class Runtime:
@@ -67,7 +70,10 @@ class Runtime:
         self.secretmappings = SecretMappingController(
             self.kube, self.stores, settings.operator_namespace, settings.refresh_interval
         )
-        self.registry = DriverRegistry(template_limits=settings.template_limits)
+        self.registry = DriverRegistry(
+            defaults=RemoteTimings(max_response_bytes=settings.driver_max_response_bytes),
+            template_limits=settings.template_limits,
+        )
         self.drivers = DriverCache(self.kube, settings.operator_namespace, self.registry)
         self.resources = ResourceController(
             self.kube,

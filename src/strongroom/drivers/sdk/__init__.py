@@ -6,7 +6,8 @@
         ...create or update request.guresid...
         return DriverResponse(values={"host": ...}, secrets={"password": ...}, cookie=b"...")
 
-    app = DriverApp(put=put, get=get, delete=delete, public_keys=[open("operator.pub", "rb").read()])
+    app = DriverApp(put=put, get=get, delete=delete, public_keys=[open("operator.pub", "rb").read()],
+                    audience="https://drivers.example.com/pg/")   # the Driver's spec.target
 
 Serve `app` with any ASGI server (`uvicorn module:app`). See docs/drivers.md and
 examples/drivers/postgres/.

@@ -10,7 +10,10 @@ The driver author writes three async functions and hands them to `DriverApp`:
 - serves `PUT|GET|DELETE {prefix}{guresid}` and nothing else (404 for other paths, 405 for other methods);
 - verifies the `Authorization: Bearer` JWT before reading the body: RS256 only, the public key chosen by
   the `kid` header among the keys the author configured, `exp` and `iat` required, a small leeway, an upper
-  bound on the token lifetime, and `orgID` if the author names one; 401 with a plain-text reason otherwise;
+  bound on the token lifetime, and `orgID` if the author names one; and that the token was minted for this
+  request: `aud` is this driver's `audience`, `htm` the request's method, `htu` `{audience}{guresid}`,
+  and its `jti` was never seen before (a replay cache kept for the token lifetime); 401 with an
+  `{error, message}` body saying why otherwise;
 - checks the request body against the Driver API v0.9.3 wire models (400 listing the fields, never their
   values) and the author's answer as well (500 if it does not conform: a driver bug should be loud);
 - turns `InProgress` into 202 (or 409 with `conflict=True`) with an AsyncProgressHint body, and
@@ -38,8 +41,12 @@ from strongroom.drivers.base import reveal_tree
 from strongroom.drivers.signing import (
     DEFAULT_LEEWAY_SECONDS,
     DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+    DEFAULT_REPLAY_CACHE_SIZE,
+    ReplayCache,
+    ReplayCacheFull,
     TokenInvalid,
     load_public_key,
+    normalise_url,
     public_key_fingerprint,
     verify_token,
 )
@@ -183,8 +190,16 @@ def _json(status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None =
     return _Answer(status, body, headers=headers or [])
 
 
-def _error(status: int, code: str, message: str) -> _Answer:
-    return _json(status, {"error": code, "message": message})
+def _error(status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> _Answer:
+    return _json(status, {"error": code, "message": message}, headers)
+
+
+def _unauthorized(why: str) -> _Answer:
+    # A structured body: the operator shows `RES-100: unauthorized: <why>` in the Resource's status (it
+    # never echoes unstructured text).
+    return _error(
+        401, INVALID_REQUEST, f"unauthorized: {why}", [(b"www-authenticate", b'Bearer realm="driver"')]
+    )
 
 
 def _plain(status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> _Answer:
@@ -207,9 +222,12 @@ class DriverApp:
         get: GetHandler | None = None,
         delete: DeleteHandler | None = None,
         public_keys: PublicKeys | None,
+        audience: str | None = None,
         org_id: str | None = None,
+        legacy_tokens: bool = False,
         leeway: float = DEFAULT_LEEWAY_SECONDS,
-        max_token_lifetime: float | None = DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+        max_token_lifetime: float = DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+        replay_cache_size: int = DEFAULT_REPLAY_CACHE_SIZE,
         allow_unauthenticated: bool = False,
         prefix: str = "/",
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -219,16 +237,35 @@ class DriverApp:
         """`public_keys`: the operators' public keys, as a mapping kid -> key (PEM or loaded) or as a list
         (each key is then filed under its fingerprint, the kid the operator sends). None is only accepted
         together with `allow_unauthenticated=True` (local experiments). `prefix`: the path before the
-        GUResID, e.g. `/postgres/` when the Driver's target is `https://host/postgres/`."""
+        GUResID, e.g. `/postgres/` when the Driver's target is `https://host/postgres/`.
+
+        `audience`: required with `public_keys`: the URL the operator calls this driver at, exactly the
+        Driver object's `spec.target` (e.g. `https://drivers.example.com/postgres/`). Tokens must name it
+        in `aud`, and `htu` must be `{audience}{guresid}`; it is compared with the configured value, not
+        with the Host header, so proxies in between change nothing. `legacy_tokens`: also accept tokens
+        without `aud`, `sub`, `jti`, `htm`, `htu` (callers that predate them, e.g. Humanitec's platform);
+        those claims a token carries are still checked. `replay_cache_size`: most live token ids kept
+        (beyond it, requests get 503 until tokens expire)."""
         if public_keys is None and not allow_unauthenticated:
             raise ValueError("public_keys is required (or pass allow_unauthenticated=True, for tests only)")
+        if public_keys is not None and not audience:
+            raise ValueError(
+                "audience is required: the URL the operator calls this driver at, i.e. the Driver's "
+                "spec.target (e.g. audience='https://drivers.example.com/postgres/'); tokens minted for "
+                "another driver are refused by it"
+            )
+        if max_token_lifetime <= 0:
+            raise ValueError("max_token_lifetime must be positive (the replay cache keeps ids that long)")
         if not prefix.startswith("/") or not prefix.endswith("/"):
             raise ValueError("prefix must start and end with /")
         self._put, self._get, self._delete = put, get, delete
         self._keys = _keys_by_kid(public_keys) if public_keys is not None else None
         if self._keys is not None and not self._keys:
             raise ValueError("public_keys is empty: no request could be verified")
+        self._audience = normalise_url(audience) if audience else None
         self._org_id = org_id
+        self._legacy_tokens = legacy_tokens
+        self._replays = ReplayCache(max_size=replay_cache_size, leeway=leeway)
         self._leeway = leeway
         self._max_lifetime = max_token_lifetime
         self._prefix = prefix
@@ -285,7 +322,7 @@ class DriverApp:
             return _plain(405, "method not allowed", [(b"allow", ", ".join(allowed).encode())])
 
         headers = _headers(scope)
-        claims = self._authenticate(headers)
+        claims = self._authenticate(headers, method, guresid)
         if isinstance(claims, _Answer):
             return claims
         cookie = _read_cookie(headers)
@@ -322,23 +359,34 @@ class DriverApp:
         except DriverFailure as exc:
             raise _BadRequest(_error(400, exc.code, exc.message)) from None
 
-    def _authenticate(self, headers: Mapping[str, str]) -> dict[str, Any] | _Answer:
+    def _authenticate(
+        self, headers: Mapping[str, str], method: str, guresid: str
+    ) -> dict[str, Any] | _Answer:
         if self._keys is None:
             return {}
-        challenge = [(b"www-authenticate", b'Bearer realm="driver"')]
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _plain(401, "unauthorized: a Bearer token is required", challenge)
+            return _unauthorized("a Bearer token is required")
         try:
-            return verify_token(
+            claims = verify_token(
                 token.strip(),
                 self._keys,
                 org_id=self._org_id,
+                audience=self._audience,
+                method=method,
+                url=f"{self._audience}{guresid}" if self._audience else None,
+                require_binding=not self._legacy_tokens,
                 leeway=self._leeway,
                 max_lifetime=self._max_lifetime,
             )
+            if "jti" in claims:
+                # Last: only a token that is valid in every other way takes a place in the cache.
+                self._replays.use(claims["jti"], claims["exp"])
+        except ReplayCacheFull as exc:
+            return _error(503, INVALID_REQUEST, f"unavailable: {exc}", [(b"retry-after", b"5")])
         except TokenInvalid as exc:
-            return _plain(401, f"unauthorized: {exc}", challenge)
+            return _unauthorized(str(exc))
+        return claims
 
     def _answer(self, result: Any, guresid: str, request_type: str | None) -> _Answer:
         if isinstance(result, InProgress):

@@ -4,8 +4,15 @@ Fed straight from watch events (operator/handlers/driver.py), like the store cac
 waits for its Driver proceeds as soon as the object appears. Lookup: built-in drivers first, then a Driver
 object of that name in the Resource's namespace, then in the operator namespace.
 
+Tenancy: a Driver in the operator namespace serves only the namespaces its `allowedNamespaces` names (and
+the operator namespace): `DriverNotAllowed` otherwise. The operator's own signing key signs only for Drivers
+in the operator namespace (the platform admin's): a signing Driver elsewhere must name its own key
+(`SigningKeyNotAllowed`, and nothing is sent), or a tenant's Driver pointing at its own server would
+harvest tokens signed with the key the platform's drivers trust.
+
 The signing key of a Driver is read from its `privateKeySecretRef` Secret (in the Driver's namespace), or,
-when it names none, from the operator's own key Secret `strongroom-driver-key` in the operator namespace.
+for Drivers in the operator namespace that name none, from the operator's own key Secret
+`strongroom-driver-key`.
 The Secret is read on each resolution (keys get rotated); the parsed key is kept per Secret
 resourceVersion, as parsing an RSA key is not free.
 
@@ -24,7 +31,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from strongroom.api.driver import Driver as DriverObject
-from strongroom.drivers.base import Driver, DriverConfigError, DriverError
+from strongroom.drivers.base import (
+    Driver,
+    DriverConfigError,
+    DriverError,
+    DriverNotAllowed,
+    SigningKeyNotAllowed,
+)
 from strongroom.drivers.registry import DriverRegistry
 from strongroom.drivers.signing import SigningKey, SigningKeyError
 from strongroom.operator.kube import Kube
@@ -153,6 +166,7 @@ class DriverCache:
             if key in self.invalid:
                 raise DriverConfigError(f"Driver {key[0]}/{key[1]} is not valid: {self.invalid[key]}")
             return self.registry.resolve(driver_type)  # raises DriverNotFound (retryable)
+        self._check_tenancy(obj, namespace)
         signing_key: SigningKey | None = None
         key_version: str | None = None
         if obj.spec.sign:
@@ -165,6 +179,27 @@ class DriverCache:
             self._forget(key)
             self._built[cache_key] = driver
         return driver
+
+    def _check_tenancy(self, obj: DriverObject, namespace: str) -> None:
+        """Refuse a Driver the Resource's namespace may not use, or that would sign with a key it may not
+        use. Deletions are checked too: a Resource provisioned while its namespace was allowed waits for
+        the admin to allow it again (or for its finalizer to be removed by hand), rather than letting a
+        namespace reach a driver it was not given."""
+        where = f"Driver {obj.namespace}/{obj.name}"
+        if obj.namespace == self.operator_namespace:
+            if namespace != self.operator_namespace and not obj.spec.allows(namespace):
+                raise DriverNotAllowed(
+                    f"{where} does not allow namespace {namespace!r}: the platform admin must add it to "
+                    f'spec.allowedNamespaces of that Driver (or ["*"] for all namespaces)'
+                )
+            return
+        if obj.spec.sign and obj.spec.private_key_secret_ref is None:
+            raise SigningKeyNotAllowed(
+                f"{where} signs requests but names no privateKeySecretRef: the operator's own key signs only "
+                f"for Drivers in namespace {self.operator_namespace!r}; create a key Secret in "
+                f"{obj.namespace!r} (strongroom keys generate) and name it in spec.privateKeySecretRef, or "
+                "set sign: false. Nothing was sent to the driver"
+            )
 
     async def _signing_key(self, obj: DriverObject, *, deleting: bool = False) -> tuple[SigningKey, str]:
         ref = obj.spec.private_key_secret_ref

@@ -42,11 +42,19 @@ from pydantic import ValidationError
 from strongroom.api import constants as c
 from strongroom.api.common import SecretReference
 from strongroom.api.resource import Resource
-from strongroom.drivers.base import WORKLOAD_TYPE, Driver, DriverError, redact
+from strongroom.drivers.base import (
+    WORKLOAD_TYPE,
+    Driver,
+    DriverError,
+    DriverOperation,
+    OperationInProgress,
+    redact,
+)
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResource
 from strongroom.operator.storecache import StoreCache
+from strongroom.operator.workqueue import Priority
 from strongroom.reconcile import resource as plan
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready
 from strongroom.reconcile.ownership import controlled_by
@@ -153,6 +161,9 @@ class ResourceController(Controller):
         self._waiting_on_driver: dict[str, set[ObjectKey]] = {}
         self._hmac_key: bytes | None = None
         self._hmac_lock = asyncio.Lock()
+        # Remote PUTs the driver is still working on (202/409), by Resource, with the driver type they
+        # went to: the next reconcile continues them (deadline, backoff, a cookie set by a 202).
+        self._operations: dict[ObjectKey, tuple[str, DriverOperation]] = {}
         drivers.on_change = self.driver_changed
 
     async def run(self, workers: int, slots: int) -> None:
@@ -194,6 +205,7 @@ class ResourceController(Controller):
         self._wake_dependents(key)
 
     def deleted(self, key: ObjectKey) -> None:
+        self._operations.pop(key, None)
         self._set_deps(key, frozenset())
         self._set_identity(key, None)
         for index in (self._waiting_on_store, self._waiting_on_driver):
@@ -281,6 +293,12 @@ class ResourceController(Controller):
             return await self._provision(key, resource, marker, attempt)
         except _Failed as failed:
             return await self._stop(key, failed.problem, failed.retry_after)
+        except OperationInProgress as working:
+            # The driver is working (202/409): ask again on a timer. No worker waits meanwhile, so Resources
+            # on a slow driver cannot hold back anyone else's.
+            self.queue.add_after(key, working.retry_after, Priority.LOW)
+            self.log(logging.DEBUG, key, "%s", working)
+            return "waiting"
         finally:
             self._alerts.pop(key, None)
 
@@ -421,11 +439,15 @@ class ResourceController(Controller):
             )
         self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, why)
         attempt.called_driver = True
+        if not driver.in_process:  # a 202 continues on a timer: see _operation
+            request = replace(request, operation=self._operation(key, spec.driver_type, "PUT"))
         try:
             async with self._calling_driver(attempt, "apply", driver):
                 result = await driver.apply(request)
         except DriverError as exc:
+            self._operations.pop(key, None)
             raise _Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
+        self._operations.pop(key, None)
         secrets_seen = [*request.secret_values(), *result.secret_values()]
 
         outputs = plan.check_outputs(resource, result)
@@ -567,6 +589,14 @@ class ResourceController(Controller):
             overhead,
         )
         return "provisioned"
+
+    def _operation(self, key: ObjectKey, driver_type: str, method: str) -> DriverOperation:
+        """The operation this call continues, or a new one (another driver or method starts over)."""
+        current = self._operations.get(key)
+        if current is None or current[0] != driver_type or current[1].method != method:
+            current = (driver_type, DriverOperation(method))
+            self._operations[key] = current
+        return current[1]
 
     @contextlib.asynccontextmanager
     async def _calling_driver(self, attempt: _Attempt, operation: str, driver: Driver) -> AsyncIterator[None]:
