@@ -341,8 +341,10 @@ def test_forged_status_does_not_delete_keys_outside_the_namespaces_area(env: Env
     assert env.value(OUTPUT_KEY) == CANARY["team-a"]
     assert env.value(f"teams/{TEAM_A}/db") == CANARY["team-a"]
     assert env.value("platform/root") == CANARY["platform"]
-    # The deletes were tried and refused (not skipped for some other reason).
-    assert f"not removing {OUTPUT_KEY}" in env.operator.logs()
+    # The forged status was seen and set aside (its seal does not verify), not skipped by chance.
+    assert any(
+        '"name": "forger"' in line and "ignored" in line for line in env.operator.logs().splitlines()
+    )
 
 
 # --- the operator's identity (ESO's cross-namespace advisories) -----------------------------------------
