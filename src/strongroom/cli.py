@@ -523,6 +523,17 @@ def _render_options(func: Callable[P, R]) -> Callable[P, R]:
     return func
 
 
+_OPERATOR_NAMESPACE_OPTION = click.option(
+    "--operator-namespace",
+    default="strongroom-system",
+    show_default=True,
+    envvar="STRONGROOM_OPERATOR_NAMESPACE",
+    show_envvar=True,
+    help="The operator's namespace, where the platform's Drivers live (render --drivers, operator "
+    "mode's check) and where direct mode looks for SecretStores given without one.",
+)
+
+
 def _render_or_exit(
     score_files: tuple[Path, ...],
     definition_paths: tuple[Path, ...],
@@ -549,6 +560,14 @@ def _render_or_exit(
 @_render_options
 @click.option("--graph", is_flag=True, help="Print the resource graph instead of the YAML.")
 @click.option(
+    "--drivers",
+    "platform_drivers",
+    is_flag=True,
+    help="Print the Driver objects the resources use instead of the CR set, for the platform admin to "
+    "apply in the operator namespace: allowedNamespaces names this environment's namespace.",
+)
+@_OPERATOR_NAMESPACE_OPTION
+@click.option(
     "-o",
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -563,22 +582,43 @@ def render_command(
     env_type: str | None,
     values_file: Path | None,
     graph: bool,
+    platform_drivers: bool,
+    operator_namespace: str,
     output_dir: Path | None,
 ) -> None:
     """Render the CR set of an environment offline (reads no secret value; usable as a pre-merge check).
 
-    Prints the objects as YAML (same inputs, same bytes) or, with --graph, the resource graph. Every problem
-    (no matching definition, unresolved placeholder, bad reference, cycle) is one line on stderr, exit 1.
+    Prints the objects as YAML (same inputs, same bytes) or, with --graph, the resource graph, or, with
+    --drivers, the platform Driver objects the environment needs. Every problem (no matching definition,
+    unresolved placeholder, bad reference, cycle) is one line on stderr, exit 1.
     """
-    from strongroom.orchestrator.emit import files, to_yaml_stream
+    from strongroom.orchestrator import emit
     from strongroom.orchestrator.render import describe_graph
 
+    if graph and platform_drivers:
+        raise click.UsageError("--graph and --drivers exclude each other")
     rendered = _render_or_exit(score_files, definition_paths, values_file, app, env, env_type)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in files(rendered.crset.objects).items():
+        for name, text in emit.files(rendered.crset.objects).items():
             (output_dir / name).write_text(text)
-    sys.stdout.write(describe_graph(rendered.plan) if graph else to_yaml_stream(rendered.crset.objects))
+    if platform_drivers:
+        plan = rendered.plan
+        for name in plan.remote_driver_types():
+            if name not in plan.drivers:
+                click.echo(
+                    f"note: driver type {name!r} has no Driver object among the definition files; the "
+                    f"platform admin must install it in {operator_namespace} allowing {plan.namespace}",
+                    err=True,
+                )
+        drivers = emit.platform_drivers(plan, operator_namespace)
+        if not plan.remote_driver_types():
+            click.echo("note: the resources use built-in drivers only; no Driver is needed", err=True)
+        sys.stdout.write(emit.to_yaml_stream(drivers))
+    elif graph:
+        sys.stdout.write(describe_graph(rendered.plan))
+    else:
+        sys.stdout.write(emit.to_yaml_stream(rendered.crset.objects))
 
 
 _MODES = ("operator", "gitops", "direct")
@@ -672,12 +712,7 @@ _MODES = ("operator", "gitops", "direct")
 @click.option(
     "--org-id", envvar="STRONGROOM_ORG_ID", show_envvar=True, help="direct: organisation id for signing."
 )
-@click.option(
-    "--operator-namespace",
-    default="strongroom-system",
-    show_default=True,
-    help="direct: namespace of SecretStores given without one.",
-)
+@_OPERATOR_NAMESPACE_OPTION
 @_one_line_errors
 def deploy_command(
     score_files: tuple[Path, ...],
@@ -720,7 +755,9 @@ def deploy_command(
     rendered = _render_or_exit(score_files, definition_paths, values_file, app, env, env_type)
     if mode == "operator":
         ok = asyncio.run(
-            _deploy_operator(rendered.crset, kubeconfig, context, timeout if wait else 0.0, wait)
+            _deploy_operator(
+                rendered, operator_namespace, kubeconfig, context, timeout if wait else 0.0, wait
+            )
         )
     elif mode == "gitops":
         if not git_url:
@@ -728,6 +765,15 @@ def deploy_command(
         ok = _deploy_gitops(
             rendered.crset, git_url, git_branch, git_token, git_username, git_ssh_key, git_author
         )
+        drivers = rendered.plan.remote_driver_types()
+        if drivers:
+            # Git holds no Driver: the platform installs them, and nothing here can check the cluster.
+            click.echo(
+                f"note: the Resources use Driver(s) {', '.join(drivers)}: they must be installed in "
+                f"namespace {operator_namespace} allowing {rendered.crset.namespace} "
+                "(strongroom render --drivers prints them)",
+                err=True,
+            )
     else:
         from strongroom.orchestrator.direct import DirectSettings, load_secret_stores
         from strongroom.orchestrator.localstore import LocalStore
@@ -752,21 +798,37 @@ def deploy_command(
 
 
 async def _deploy_operator(
-    crset: CRSet, kubeconfig: str | None, context: str | None, wait_seconds: float, wait: bool
+    rendered: Rendered,
+    operator_namespace: str,
+    kubeconfig: str | None,
+    context: str | None,
+    wait_seconds: float,
+    wait: bool,
 ) -> bool:
     from strongroom.orchestrator.kube import Cluster, load_config
-    from strongroom.orchestrator.operator_mode import deploy
+    from strongroom.orchestrator.operator_mode import check_drivers, deploy
     from strongroom.orchestrator.status import Progress, failures, table
 
+    crset = rendered.crset
     cluster = Cluster(load_config(kubeconfig, context))
-    progress = Progress()
+    progress: Progress | None = None
     try:
+        # Before anything is applied: Resources whose Driver the platform has not installed for this
+        # namespace would only end in DriverNotFound or DriverNotAllowed.
+        missing = await check_drivers(cluster, rendered.plan, operator_namespace)
+        if missing:
+            for line in missing:
+                click.echo(f"error: {line}", err=True)
+            click.echo("error: nothing was applied", err=True)
+            return False
+        progress = Progress()
         click.echo(f"applying {len(crset.objects)} objects to namespace {crset.namespace}", err=True)
         outcome = await deploy(
             cluster, crset, wait_seconds=wait_seconds, on_progress=progress.update if wait else None
         )
     finally:
-        progress.finish()
+        if progress is not None:
+            progress.finish()
         await cluster.close()
     for name in outcome.pruned:
         click.echo(f"pruned {name}", err=True)

@@ -4,6 +4,10 @@ A web workload with a PostgreSQL database of its own (the reference postgres dri
 shared secret kept in OpenBao. Every mode must yield equivalent Deployments and Secrets; Git must never
 hold a secret value; removing the database from the Score file must remove its Resource and, through the
 finalizer, the database itself.
+
+The postgres Driver is the platform's: installed once in the operator namespace from
+`strongroom render --drivers`, allowing the namespaces that use it. Operator and gitops mode put no Driver
+into the app namespace, and operator mode refuses to apply anything while the Driver is missing there.
 """
 
 from __future__ import annotations
@@ -247,7 +251,49 @@ resources:
     type: environment
 """
 
-APPLYSET_KINDS = ("Resource", "Workload", "WorkloadPatch", "SecretMapping", "Driver")
+
+def install_platform_driver(e2e: Env, env: str) -> None:
+    """What the platform admin does once per environment: apply `render --drivers` in the operator
+    namespace. `allowedNamespaces` is a set, so each environment's apply under its own field manager adds
+    its namespace and keeps the others'."""
+    score, values = str(EXAMPLE / "score" / "web.yaml"), str(EXAMPLE / "values.yaml")
+    argv = [STRONGROOM, "render", "--drivers", "-f", score, "-d", str(e2e.definitions), "--values", values]
+    argv += ["--app", e2e.app, "--env", env]
+    rendered = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+    e2e.cluster.kubectl_run(
+        "apply", "--server-side", f"--field-manager=platform-{e2e.namespace(env)}", "-f", "-", input=rendered
+    )
+
+
+def drivers_in(e2e: Env, namespace: str) -> list[str]:
+    listing = e2e.cluster.kubectl_run("-n", namespace, "get", "drivers", "-o", "name").stdout
+    return listing.split()
+
+
+def test_operator_mode_applies_nothing_until_the_platform_driver_allows_the_namespace(e2e: Env) -> None:
+    namespace = e2e.namespace("op")
+    result = e2e.deploy("op", "--mode", "operator", "--timeout", "1m", check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: Driver 'postgres' is not installed in namespace {OPERATOR_NAMESPACE}: apply it there with "
+        f"allowedNamespaces [{namespace}] (strongroom render --drivers prints it)",
+        "error: nothing was applied",
+    ]
+    assert get(e2e.cluster, "namespace", "default", namespace) is None
+    # Installed for another environment only: still refused, naming the field to change.
+    install_platform_driver(e2e, "git")
+    result = e2e.deploy("op", "--mode", "operator", "--timeout", "1m", check=False)
+    assert result.returncode == 1
+    assert (
+        f"error: Driver 'postgres' in namespace {OPERATOR_NAMESPACE} does not allow namespace {namespace} "
+        f"(allowedNamespaces: {e2e.namespace('git')}): add {namespace} to its spec.allowedNamespaces "
+        "(strongroom render --drivers prints it)"
+    ) in result.stderr.splitlines()
+    assert get(e2e.cluster, "namespace", "default", namespace) is None
+    install_platform_driver(e2e, "op")
+    driver = get(e2e.cluster, "driver", OPERATOR_NAMESPACE, "postgres")
+    assert driver is not None
+    assert sorted(driver["spec"]["allowedNamespaces"]) == sorted([namespace, e2e.namespace("git")])
 
 
 def git_env(e2e: Env) -> dict[str, str]:
@@ -339,6 +385,8 @@ def test_operator_mode(e2e: Env) -> None:
     assert secret(e2e, namespace, "environment-shared-values-outputs")["API_KEY"] == API_KEY_CANARY
     assert secret(e2e, namespace, "shared-values")["API_KEY"] == API_KEY_CANARY
     assert databases(e2e, db_name(e2e, "op")) == 1
+    # The database came through the platform's Driver: none is in the app namespace for a tenant to edit.
+    assert drivers_in(e2e, namespace) == []
     # A second deploy of the same set changes nothing and is Ready at once.
     again = e2e.deploy("op", "--mode", "operator", "--timeout", "1m")
     assert "pruned" not in again.stderr
@@ -361,6 +409,8 @@ def test_gitops_mode(e2e: Env) -> None:
     assert secret(e2e, namespace, "environment-shared-values-outputs")["API_KEY"] == API_KEY_CANARY
     assert databases(e2e, db_name(e2e, "git")) == 1
     deployment(e2e, namespace)
+    assert drivers_in(e2e, namespace) == []
+    assert "Driver(s) postgres: they must be installed in namespace" in result.stderr
 
 
 #: Credentials of the existing database the Humanitec-format definition (postgres-external) refers to.

@@ -9,8 +9,8 @@ from typing import Any
 
 from strongroom.api import constants as c
 from strongroom.orchestrator.emit import CRSet
-from strongroom.orchestrator.operator_mode import DeployOutcome, deploy
-from strongroom.orchestrator.render import render
+from strongroom.orchestrator.operator_mode import DeployOutcome, check_drivers, deploy
+from strongroom.orchestrator.render import Rendered, render
 from strongroom.orchestrator.status import ObjectState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,10 +18,12 @@ EXAMPLE = REPO / "examples" / "app"
 
 
 class FakeCluster:
-    """Objects by (kind, name); a Resource being deleted lingers for `finalizer_polls` observations."""
+    """Objects of the app namespace by (kind, name); a Resource being deleted lingers for `finalizer_polls`
+    observations. Objects of other namespaces (the operator's Drivers) by (kind, namespace, name)."""
 
     def __init__(self, finalizer_polls: int = 2) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.elsewhere: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.log: list[str] = []
         self.finalizer_polls = finalizer_polls
         self.deleting: dict[tuple[str, str], int] = {}
@@ -45,6 +47,8 @@ class FakeCluster:
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
+        if namespace not in (None, "shop-dev"):
+            return copy.deepcopy(self.elsewhere.get((kind, namespace, name)))
         key = (kind, name)
         if key in self.deleting:
             self.deleting[key] -= 1
@@ -69,22 +73,24 @@ class FakeCluster:
             return False
         self.log.append(f"delete {kind}/{name}")
         if kind == "Resource":
-            # Its finalizer needs the Driver to still be there.
-            assert ("Driver", "postgres") in self.objects, "Driver deleted before its Resource was gone"
             self.deleting[key] = self.finalizer_polls
         else:
             del self.objects[key]
         return True
 
 
-def example(score: Path | None = None) -> CRSet:
+def rendered_example(score: Path | None = None, definitions: Path = EXAMPLE / "definitions") -> Rendered:
     return render(
         [score or EXAMPLE / "score" / "web.yaml"],
-        [EXAMPLE / "definitions"],
+        [definitions],
         EXAMPLE / "values.yaml",
         app="shop",
         env="dev",
-    ).crset
+    )
+
+
+def example(score: Path | None = None) -> CRSet:
+    return rendered_example(score).crset
 
 
 def run(
@@ -104,7 +110,6 @@ def test_applies_in_order_and_is_ready() -> None:
     assert not outcome.pruned
     assert [line for line in cluster.log if line.startswith("apply")] == [
         "apply Namespace/shop-dev",
-        "apply Driver/postgres",
         "apply SecretMapping/shared-values",
         "apply Resource/environment-shared-values",
         "apply Resource/postgres-web-db",
@@ -142,8 +147,74 @@ def test_prunes_the_removed_resource_and_waits_until_it_is_gone(tmp_path: Path) 
     assert ("Workload", "by-hand") in cluster.objects
     assert any(s.deleting and not s.ready for states in seen for s in states)  # it was waited for
     assert "gone Resource/postgres-web-db" in cluster.log
-    # The Driver stays: it is in every set made from these definitions.
-    assert ("Driver", "postgres") in cluster.objects
+    assert not any(kind == "Driver" for kind, _ in cluster.objects)
+
+
+def test_prunes_driver_copies_that_earlier_versions_put_into_the_app_namespace() -> None:
+    """A copy would be found before the platform's Driver, and the operator refuses to sign for it."""
+    cluster = FakeCluster()
+    labels = {"strongroom.dev/app": "shop", "strongroom.dev/env": "dev"}
+    copied = {
+        "apiVersion": c.API_VERSION,
+        "kind": "Driver",
+        "metadata": {"name": "postgres", "labels": labels},
+    }
+    by_hand = {"apiVersion": c.API_VERSION, "kind": "Driver", "metadata": {"name": "mine", "labels": {}}}
+    asyncio.run(cluster.apply(copied))
+    asyncio.run(cluster.apply(by_hand))
+    outcome, _ = run(cluster, example())
+    assert outcome.ok
+    assert outcome.pruned == ["Driver/postgres"]
+    assert ("Driver", "mine") in cluster.objects
+
+
+def platform_driver(allowed: list[str] | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"target": "http://postgres-driver.strongroom-system.svc:8080/"}
+    if allowed is not None:
+        spec["allowedNamespaces"] = allowed
+    meta = {"name": "postgres", "namespace": "strongroom-system", "generation": 1}
+    return {"apiVersion": c.API_VERSION, "kind": "Driver", "metadata": meta, "spec": spec}
+
+
+def test_the_deploy_checks_that_the_platform_driver_is_installed_and_allows_the_namespace() -> None:
+    plan = rendered_example().plan
+    cluster = FakeCluster()
+
+    def problems() -> list[str]:
+        return asyncio.run(check_drivers(cluster, plan, "strongroom-system"))  # type: ignore[arg-type]
+
+    assert problems() == [
+        "Driver 'postgres' is not installed in namespace strongroom-system: apply it there with "
+        "allowedNamespaces [shop-dev] (strongroom render --drivers prints it)"
+    ]
+    for closed in (None, [], ["shop-prod"]):
+        cluster.elsewhere[("Driver", "strongroom-system", "postgres")] = platform_driver(closed)
+        [line] = problems()
+        assert line.startswith("Driver 'postgres' in namespace strongroom-system does not allow namespace ")
+        assert "add shop-dev to its spec.allowedNamespaces (strongroom render --drivers prints it)" in line
+    for allowed in (["shop-dev"], ["other", "shop-dev"], ["*"]):
+        cluster.elsewhere[("Driver", "strongroom-system", "postgres")] = platform_driver(allowed)
+        assert problems() == []
+    # Another operator namespace: the Driver there is what counts.
+    assert asyncio.run(check_drivers(cluster, plan, "platform")) == [  # type: ignore[arg-type]
+        "Driver 'postgres' is not installed in namespace platform: apply it there with allowedNamespaces "
+        "[shop-dev] (strongroom render --drivers prints it)"
+    ]
+
+
+def test_a_driver_type_without_a_driver_object_in_the_definitions_is_checked_too(tmp_path: Path) -> None:
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    text = (EXAMPLE / "definitions" / "postgres.yaml").read_text().split("---")[0]
+    (definitions / "postgres.yaml").write_text(text)
+    plan = rendered_example(definitions=definitions).plan
+    assert plan.drivers == {}
+    assert plan.remote_driver_types() == ["postgres"]
+    [line] = asyncio.run(check_drivers(FakeCluster(), plan, "strongroom-system"))  # type: ignore[arg-type]
+    assert line == (
+        "Driver 'postgres' is not installed in namespace strongroom-system: apply it there with "
+        "allowedNamespaces [shop-dev] (it is not among the definition files: get it from the driver's author)"
+    )
 
 
 def test_timeout_and_stalled() -> None:

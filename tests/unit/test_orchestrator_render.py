@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from strongroom.api.resource import Resource, derive_guresid
 from strongroom.cli import main
 from strongroom.orchestrator import naming
-from strongroom.orchestrator.emit import files, to_yaml_stream
+from strongroom.orchestrator.emit import files, platform_drivers, to_yaml_stream
 from strongroom.orchestrator.inputs import Criterion, ResourceDefinition
 from strongroom.orchestrator.matching import Ambiguous, MatchContext, NoMatch, select_definition
 from strongroom.orchestrator.problems import InputProblems
@@ -164,9 +165,9 @@ def test_example_app_renders_the_documented_set() -> None:
     crset = rendered.crset
     assert crset.namespace == "shop-dev"
     kinds = [(obj["kind"], obj["metadata"]["name"]) for obj in crset.objects]
+    # No Driver: the example's postgres Driver is the platform's, installed in the operator namespace.
     assert kinds == [
         ("Namespace", "shop-dev"),
-        ("Driver", "postgres"),
         ("SecretMapping", "shared-values"),
         ("Resource", "environment-shared-values"),
         ("Resource", "postgres-web-db"),
@@ -699,6 +700,52 @@ def test_cli_render_prints_yaml_and_writes_the_gitops_layout(tmp_path: Path) -> 
     graph = runner.invoke(main, example_args("--graph"))
     assert graph.exit_code == 0
     assert "workloads:\n  web: db -> postgres-web-db, env -> environment-shared-values" in graph.stdout
+
+
+def test_platform_drivers_are_rendered_for_the_operator_namespace_and_allow_the_environment(
+    tmp_path: Path,
+) -> None:
+    result = CliRunner().invoke(main, example_args("--drivers"))
+    assert result.exit_code == 0, result.output
+    [driver] = list(yaml.safe_load_all(result.stdout))
+    assert driver == {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "Driver",
+        "metadata": {"name": "postgres", "namespace": "strongroom-system"},
+        "spec": {
+            "allowClusterManifests": False,
+            "allowedNamespaces": ["shop-dev"],
+            "sign": True,
+            "target": "http://postgres-driver.strongroom-system.svc:8080/",
+            "timeouts": {"operation": "5m", "request": "30s"},
+        },
+    }
+    other = CliRunner().invoke(main, example_args("--drivers", "--operator-namespace", "platform"))
+    assert yaml.safe_load(other.stdout)["metadata"]["namespace"] == "platform"
+    # Namespaces the definition file's Driver names already are kept; "*" needs none added.
+    defs = tmp_path / "defs"
+    shutil.copytree(EXAMPLE / "definitions", defs)
+    text = (defs / "postgres.yaml").read_text()
+    for allowed, expected in ((["shop-prod"], ["shop-dev", "shop-prod"]), (["*"], ["*"])):
+        (defs / "postgres.yaml").write_text(text + f"  allowedNamespaces: {allowed}\n".replace("'", '"'))
+        rendered = render(
+            [EXAMPLE / "score" / "web.yaml"], [defs], EXAMPLE / "values.yaml", app="shop", env="dev"
+        )
+        [driver] = platform_drivers(rendered.plan, "strongroom-system")
+        assert driver["spec"]["allowedNamespaces"] == expected
+    # Unused Drivers of the definition files are not rendered: a namespace is opened only to what it uses.
+    (defs / "postgres.yaml").write_text(text + "---\n" + text.split("---")[1].replace("postgres", "unused"))
+    rendered = render(
+        [EXAMPLE / "score" / "web.yaml"], [defs], EXAMPLE / "values.yaml", app="shop", env="dev"
+    )
+    assert [d["metadata"]["name"] for d in platform_drivers(rendered.plan, "ns")] == ["postgres"]
+    # Built-in drivers only: nothing to install, and the command says so.
+    builtin = CliRunner().invoke(main, ["render", "--drivers", "-f", str(score(tmp_path, "web")), "--app",
+                                        "shop", "--env", "dev"])  # fmt: skip
+    assert builtin.exit_code == 0, builtin.output
+    assert builtin.stdout == ""
+    assert "built-in drivers only" in builtin.stderr
+    assert CliRunner().invoke(main, example_args("--drivers", "--graph")).exit_code == 2
 
 
 def test_cli_render_problems_are_lines_without_traceback(tmp_path: Path) -> None:

@@ -278,7 +278,9 @@ class _Run:
             raise DirectError(f"driver {driver_type!r}: {exc}") from None
 
     def driver_specs(self) -> dict[str, dict[str, Any]]:
-        return {obj["metadata"]["name"]: obj["spec"] for obj in self.objects("Driver")}
+        # The definition files' Driver objects: the CR set has none (they are the platform's), and there
+        # is no operator namespace to read them from.
+        return {name: driver["spec"] for name, driver in self.plan.drivers.items()}
 
     # --- resources ------------------------------------------------------------------------------------
 

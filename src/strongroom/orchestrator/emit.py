@@ -1,10 +1,15 @@
 """From a plan to the CR set: the objects operator and gitops mode deliver, and their YAML.
 
-The set, in this order (kinds, then names): the Namespace, Driver objects the resources need, the
-SecretMapping of the secret shared values, one Resource per resource, one Workload per Score file, one
-WorkloadPatch per workload whose `workload`-type resource has an `update` output. Every object carries the
-labels `strongroom.dev/app` and `strongroom.dev/env` (pruning selects by them) and is checked against the
-API models before it is emitted. Output is deterministic: same inputs, byte-identical YAML.
+The set, in this order (kinds, then names): the Namespace, the SecretMapping of the secret shared values,
+one Resource per resource, one Workload per Score file, one WorkloadPatch per workload whose
+`workload`-type resource has an `update` output. Every object carries the labels `strongroom.dev/app` and
+`strongroom.dev/env` (pruning selects by them) and is checked against the API models before it is emitted.
+Output is deterministic: same inputs, byte-identical YAML.
+
+No Driver is in the set: Drivers are platform objects. A Driver in the app namespace would be the tenant's
+to edit (point it at the tenant's own server and collect tokens the platform's key signed), so the operator
+refuses to sign for one; the platform admin installs each Driver once in the operator namespace, naming the
+namespaces that may use it. `platform_drivers` renders those objects from the definition files.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ import pydantic
 import yaml
 
 from strongroom.api import constants as c
+from strongroom.api.driver import ALL_NAMESPACES
 from strongroom.api.kinds import parse_object
 from strongroom.orchestrator import naming
 from strongroom.orchestrator.plan import Plan
 from strongroom.orchestrator.problems import Problems
 
-ARGOCD_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 #: Kinds in the order they are emitted (and applied).
-KIND_ORDER = ("Namespace", "Driver", "SecretMapping", "Resource", "Workload", "WorkloadPatch")
-#: The strongroom kinds the orchestrator manages and prunes, with their plurals.
+KIND_ORDER = ("Namespace", "SecretMapping", "Resource", "Workload", "WorkloadPatch")
+#: The strongroom kinds the orchestrator prunes, with their plurals. Drivers are never emitted any more;
+#: pruning removes the copies earlier versions put into app namespaces (they would shadow the platform's).
 MANAGED_KINDS = {
     "Driver": "drivers",
     "SecretMapping": "secretmappings",
@@ -75,10 +81,6 @@ def emit(plan: Plan) -> tuple[CRSet, Problems]:
             "metadata": {"name": plan.namespace, "labels": naming.labels_for(plan.app, plan.env)},
         }
     ]
-    for name, driver in sorted(plan.drivers.items()):
-        # Argo CD prunes these after everything else, so Resources being deleted can still reach them.
-        annotations = {ARGOCD_SYNC_OPTIONS: "PruneLast=true"}
-        objects.append(_object(plan, "Driver", name, copy.deepcopy(driver["spec"]), annotations=annotations))
     if plan.shared_secrets:
         data = [
             {
@@ -126,6 +128,30 @@ def emit(plan: Plan) -> tuple[CRSet, Problems]:
                 problems.add(f"{where}: {loc}", error["msg"])
     crset = CRSet(plan.app, plan.env, plan.namespace, [_canonical(obj) for obj in objects])
     return crset, problems
+
+
+def platform_drivers(plan: Plan, operator_namespace: str) -> list[dict[str, Any]]:
+    """The Driver objects the plan's resources use, as the platform admin installs them: in the operator
+    namespace, `allowedNamespaces` naming the plan's namespace (beside any the definition file names).
+
+    No app/env labels: a Driver serves many environments and no environment's deploy prunes it.
+    """
+    drivers = []
+    for name, driver in sorted(plan.drivers.items()):
+        spec = copy.deepcopy(driver["spec"])
+        allowed = set(spec.get("allowedNamespaces") or [])
+        if ALL_NAMESPACES not in allowed:
+            allowed.add(plan.namespace)
+        spec["allowedNamespaces"] = sorted(allowed)
+        manifest = {
+            "apiVersion": c.API_VERSION,
+            "kind": "Driver",
+            "metadata": {"name": name, "namespace": operator_namespace},
+            "spec": spec,
+        }
+        parse_object(manifest)  # read from a Driver document and checked when loaded: cannot fail
+        drivers.append(_canonical(manifest))
+    return drivers
 
 
 def _canonical(value: Any) -> Any:

@@ -12,7 +12,8 @@
     {name, type, driver_type, driver_inputs {values, secrets, secret_refs}, criteria[] {app_id, env_id,
     env_type, class, res_id}}`.
   The same files may hold `Driver` objects (`strongroom.dev/v1alpha1`): remote drivers that definitions
-  name in `driverType`; the orchestrator puts a copy into each namespace that uses one.
+  name in `driverType`. They describe platform Drivers, installed once in the operator namespace by the
+  platform admin (`strongroom render --drivers`); only direct mode calls them from here.
 - **Shared values** (`--values`): a YAML mapping `KEY: value`, where a value is text (numbers and booleans
   are written as text) or a secret reference `{store, ref, version}`.
 

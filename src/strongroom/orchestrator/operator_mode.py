@@ -1,10 +1,16 @@
-"""Operator mode: server-side apply the CR set, prune what left it, wait until everything is Ready.
+"""Operator mode: check the platform Drivers, server-side apply the CR set, prune what left it, wait until
+everything is Ready.
 
+0. Before anything is applied: every Driver the Resources use must be installed in the operator namespace
+   and allow the app namespace (`check_drivers`). The deploy installs no Driver itself: Drivers are the
+   platform admin's, and the operator refuses to sign for a Driver in an app namespace that names no key
+   of its own.
 1. The Namespace, then every object of the set, in the set's order, with server-side apply under field
    manager `strongroom` (conflicting fields are taken over: the orchestrator owns these objects).
 2. Prune: strongroom objects in the namespace labelled with this app and env that are not in the set are
    deleted. Objects without those labels (made by hand, or by the operator, such as WorkloadPatches from
-   `update` outputs) are never touched.
+   `update` outputs) are never touched. Labelled Drivers are copies made by earlier versions: they go
+   too, since the operator would find them before the platform's Driver and refuse them.
 3. Wait: until every object is Ready for its current generation and every pruned object is gone (a
    Resource's finalizer deprovisions it through its driver first), or until the timeout, or until an
    object reports `Stalled`.
@@ -17,10 +23,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import pydantic
+
 from strongroom.api import constants as c
+from strongroom.api.driver import Driver
 from strongroom.orchestrator import naming
 from strongroom.orchestrator.emit import MANAGED_KINDS, CRSet
-from strongroom.orchestrator.kube import Cluster
+from strongroom.orchestrator.kube import Cluster, ClusterError
+from strongroom.orchestrator.plan import Plan
 from strongroom.orchestrator.status import WAITED_KINDS, ObjectState, deleted_state, object_state
 
 
@@ -35,6 +45,47 @@ class DeployOutcome:
         return all(state.ready for state in self.states)
 
 
+async def check_drivers(cluster: Cluster, plan: Plan, operator_namespace: str) -> list[str]:
+    """One line per Driver the plan's Resources use that they could not use: missing from the operator
+    namespace, not allowing the app namespace, or unreadable. Empty when all are in place.
+
+    A Driver of the same name in the app namespace itself is not counted: the operator would use it only
+    if it signs with a key of its own, and the deploy never makes one (earlier versions' copies, labelled
+    with this app and env, are pruned).
+    """
+    namespace = plan.namespace
+    problems: list[str] = []
+    for name in plan.remote_driver_types():
+        if name in plan.drivers:
+            how = "(strongroom render --drivers prints it)"
+        else:
+            how = "(it is not among the definition files: get it from the driver's author)"
+        install = f"apply it there with allowedNamespaces [{namespace}] {how}"
+        try:
+            live = await cluster.get(c.API_VERSION, "Driver", operator_namespace, name)
+        except ClusterError as exc:
+            problems.append(
+                f"Driver {name!r}: cannot check it in namespace {operator_namespace}: {exc} (the deploy "
+                "needs get on drivers.strongroom.dev there)"
+            )
+            continue
+        if live is None:
+            problems.append(f"Driver {name!r} is not installed in namespace {operator_namespace}: {install}")
+            continue
+        try:
+            driver = Driver.model_validate(live)
+        except pydantic.ValidationError:
+            problems.append(f"Driver {operator_namespace}/{name} is not a valid Driver: {install}")
+            continue
+        if namespace != operator_namespace and not driver.spec.allows(namespace):
+            allowed = ", ".join(driver.spec.allowed_namespaces or []) or "none"
+            problems.append(
+                f"Driver {name!r} in namespace {operator_namespace} does not allow namespace {namespace} "
+                f"(allowedNamespaces: {allowed}): add {namespace} to its spec.allowedNamespaces {how}"
+            )
+    return problems
+
+
 async def apply_set(cluster: Cluster, crset: CRSet) -> None:
     for obj in crset.objects:
         await cluster.apply(obj)
@@ -43,13 +94,13 @@ async def apply_set(cluster: Cluster, crset: CRSet) -> None:
 async def prune(
     cluster: Cluster,
     crset: CRSet,
-    kinds: Sequence[str] = ("WorkloadPatch", "Workload", "SecretMapping", "Resource"),
+    kinds: Sequence[str] = ("WorkloadPatch", "Workload", "SecretMapping", "Resource", "Driver"),
 ) -> list[tuple[str, str]]:
     """Delete labelled strongroom objects of this app/env that the set no longer has; (kind, name) each.
 
-    Workloads and patches go first, so nothing is rendered against a Resource that is going away. Drivers
-    are not in the default kinds: they go only once the Resources being deleted are gone (their finalizers
-    call the driver), see `deploy`.
+    Workloads and patches go first, so nothing is rendered against a Resource that is going away. The set
+    has no Drivers, so every labelled Driver (a copy an earlier version made) goes: Resources, those being
+    deleted included, then find the platform's Driver in the operator namespace.
     """
     wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in crset.strongroom_objects()}
     labels = naming.labels_for(crset.app, crset.env)
@@ -98,8 +149,6 @@ async def deploy(
         if on_progress is not None:
             on_progress(states, elapsed)
         if all(state.ready for state in states):
-            drivers = await prune(cluster, crset, ("Driver",))
-            outcome.pruned += [f"{kind}/{name}" for kind, name in drivers]
             return outcome
         if any(state.stalled for state in states):
             return outcome

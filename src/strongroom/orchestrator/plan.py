@@ -126,9 +126,16 @@ class Plan:
     resources: dict[ResUid, ResourceNode] = field(default_factory=dict)
     workloads: list[WorkloadNode] = field(default_factory=list)
     drivers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Driver objects the resources need, by name."""
+    """Driver objects of the definition files that the resources use, by name: platform Drivers, which
+    operator and gitops mode expect in the operator namespace and direct mode calls itself."""
     shared_secrets: dict[str, Any] = field(default_factory=dict)
     """Secret shared values (key -> SecretReference), for the SecretMapping."""
+
+    def remote_driver_types(self) -> list[str]:
+        """Driver types of the resources that are not built in (each needs a Driver object), sorted."""
+        return sorted(
+            {node.definition.driver_type for node in self.resources.values()} - BUILTIN_DRIVER_TYPES
+        )
 
     def order(self) -> list[ResourceNode]:
         """Resources in dependency order (dependencies first), ties by name: deterministic."""
@@ -721,10 +728,13 @@ class _Planner:
                 self.problems.add(
                     "resource graph", f"resources {other} and {uid} would both be named {uid.object_name!r}"
                 )
-        # Every Driver object of the definition files travels with every environment, used or not: if it
-        # left the set with the last Resource that uses it, Git pruning (Argo CD, Flux) would delete both
-        # at once, and the Resource's finalizer could no longer deprovision through it.
-        self.plan.drivers = dict(sorted(self.inputs.drivers.items()))
+        # Drivers are the platform's: never part of the CR set (a copy in the app namespace would be the
+        # tenant's to edit), but described here for `render --drivers`, the deploy check and direct mode.
+        self.plan.drivers = {
+            name: self.inputs.drivers[name]
+            for name in self.plan.remote_driver_types()
+            if name in self.inputs.drivers
+        }
         self.plan.shared_secrets = {
             key: value.ref for key, value in sorted(self.inputs.values.items()) if value.ref is not None
         }
