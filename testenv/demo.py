@@ -1,9 +1,11 @@
 """`make demo`: a local control plane, OpenBao and PostgreSQL, strongroom's CRDs and operator, and the
 example app (examples/app) deployed in operator mode.
 
-What a new user sees: `strongroom deploy` applying the app's CRs and printing the status table once
-the operator has provisioned a real database through the reference postgres driver (signed JWT),
-written the outputs to OpenBao and rendered the web Deployment with secrets as `secretKeyRef`s;
+What a new user sees: the platform admin's step, the example's postgres Driver installed in the operator
+namespace from `strongroom render --drivers` for the demo's environments (shop-dev, and shop-staging for
+the README's gitops walkthrough); then `strongroom deploy` applying the app's CRs and printing the status
+table once the operator has provisioned a real database through the reference postgres driver (signed
+JWT), written the outputs to OpenBao and rendered the web Deployment with secrets as `secretKeyRef`s;
 plus a SecretMapping materialising a Secret from OpenBao. The operator then keeps running in the
 foreground; Ctrl-C (or SIGTERM) stops it and everything the demo started.
 """
@@ -31,6 +33,9 @@ from testenv.process import LOOPBACK, ManagedProcess, free_port, tcp_open
 
 OPERATOR_NAMESPACE = "strongroom-system"
 APP_NAMESPACE = "demo"
+APP = "shop"
+#: The example app's environments: dev is deployed by the demo, staging by the README's gitops walkthrough.
+APP_ENVS = ("dev", "staging")
 
 
 def _say(text: str) -> None:
@@ -104,6 +109,30 @@ def _definitions(workdir: Path, driver_target: str) -> Path:
     text = (definitions / "postgres.yaml").read_text()
     (definitions / "postgres.yaml").write_text(text.replace(EXAMPLE_DRIVER_TARGET, driver_target))
     return definitions
+
+
+def _example_args(definitions: Path, env: str) -> list[str]:
+    return [
+        "-f", str(EXAMPLE / "score" / "web.yaml"), "-d", str(definitions),
+        "--values", str(EXAMPLE / "values.yaml"), "--app", APP, "--env", env,
+    ]  # fmt: skip
+
+
+def _install_platform_drivers(shell_env: dict[str, str], definitions: Path) -> None:
+    """The platform admin's step: the example's Drivers in the operator namespace, allowing each environment.
+
+    `allowedNamespaces` is a set: applied under one field manager per environment, each apply adds its
+    namespace and keeps the others'.
+    """
+    strongroom = str(REPO_ROOT / ".venv" / "bin" / "strongroom")
+    for env in APP_ENVS:
+        drivers = subprocess.run(
+            [strongroom, "render", "--drivers", f"--operator-namespace={OPERATOR_NAMESPACE}",
+             *_example_args(definitions, env)],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        manager = f"--field-manager=platform-{APP}-{env}"
+        _kubectl(shell_env, "apply", "--server-side", manager, "-f", "-", stdin=drivers)
 
 
 def _set_up(shell_env: dict[str, str], bao: dict[str, Any], driver_key: bytes) -> None:
@@ -223,25 +252,17 @@ def main() -> int:
             env=shell_env,
         )
         definitions = _definitions(workdir, driver_target)
+        _say(
+            f"[demo] installing the example's postgres Driver in {OPERATOR_NAMESPACE} for "
+            + ", ".join(f"{APP}-{env}" for env in APP_ENVS)
+            + " (strongroom render --drivers) ..."
+        )
+        _install_platform_drivers(shell_env, definitions)
         _say("\n[demo] deploying the example app (examples/app) in operator mode ...\n")
         deploy = [
-            strongroom,
-            "deploy",
-            "--mode",
-            "operator",
-            "--app",
-            "shop",
-            "--env",
-            "dev",
-            "-f",
-            str(EXAMPLE / "score" / "web.yaml"),
-            "-d",
-            str(definitions),
-            "--values",
-            str(EXAMPLE / "values.yaml"),
-            "--timeout",
-            "3m",
-        ]
+            strongroom, "deploy", "--mode", "operator", f"--operator-namespace={OPERATOR_NAMESPACE}",
+            *_example_args(definitions, "dev"), "--timeout", "3m",
+        ]  # fmt: skip
         deployed = subprocess.run(deploy, env=shell_env, check=False)
         if deployed.returncode != 0:
             _say(
@@ -263,6 +284,7 @@ def main() -> int:
             "psql -c '\\l'     # the database the reference postgres driver created\n"
             "# a SecretMapping in namespace demo; rotate its source and watch the Secret follow (30 s):\n"
             "kubectl get secretstores,secretmappings -A\n"
+            f"kubectl -n {OPERATOR_NAMESPACE} get driver postgres -o yaml   # the platform's Driver\n"
             "bao kv put -mount=secret demo/db username=demo password=rotated\n"
             f"# bao is {REPO_ROOT / '.venv' / 'bin' / 'bao'}; logs of every server are in {workdir}\n"
             "\n[demo] the operator runs in the foreground (Ctrl-C stops it and all the demo started) ...\n"
