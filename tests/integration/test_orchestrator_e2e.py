@@ -130,6 +130,7 @@ def e2e(
 ) -> Iterator[Env]:
     openbao, postgres, git = services
     workdir = tmp_path_factory.mktemp("e2e")
+    app = f"shop{uuid.uuid4().hex[:4]}"
     cluster.install_crds()
     ensure_namespace(cluster, OPERATOR_NAMESPACE)
     key = generate_private_key(2048)
@@ -150,8 +151,12 @@ def e2e(
                     "path": "secret",
                     "auth": {"tokenSecretRef": {"name": "openbao-token", "key": "token"}},
                 },
-                # Every app/env namespace of these tests reads the shared API key, and nothing else.
-                "access": [{"namespaces": ["*"], "keyPrefixes": ["strongroom-example/"]}],
+                # Every app/env namespace of these tests reads the shared API key; the production
+                # environment also the external database's credentials (postgres-external); nothing else.
+                "access": [
+                    {"namespaces": ["*"], "keyPrefixes": ["strongroom-example/"]},
+                    {"namespaces": [f"{app}-gitprod"], "keyPrefixes": [f"databases/{app}/"]},
+                ],
             },
         },
         k8s_secret(
@@ -192,9 +197,7 @@ def e2e(
 
     operator = start_operator(cluster.kubeconfig, workdir / "operator.log", ["--log-level=debug"])
     try:
-        yield Env(
-            cluster, openbao, postgres, git, operator, definitions, workdir, f"shop{uuid.uuid4().hex[:4]}"
-        )
+        yield Env(cluster, openbao, postgres, git, operator, definitions, workdir, app)
     finally:
         operator.stop()
         driver.stop()
