@@ -174,6 +174,14 @@ def test_cli_gitops(tmp_path: Path) -> None:
     sha = result.stdout.strip()
     assert git(repo, "rev-parse", "main").strip() == sha
     assert f"committed {sha[:12]} to {repo} main:shop/dev/" in result.stderr
+    # Git holds no Driver (the platform's, in the operator namespace); the deploy says which are needed.
+    files = git(repo, "ls-tree", "-r", "--name-only", "main").split()
+    assert "shop/dev/resource-postgres-web-db.yaml" in files
+    assert not [name for name in files if "driver" in name]
+    assert (
+        "note: the Resources use Driver(s) postgres: they must be installed in namespace strongroom-system "
+        "allowing shop-dev (strongroom render --drivers prints them)"
+    ) in result.stderr
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0
     assert "nothing to commit" in again.stderr
