@@ -342,9 +342,7 @@ def test_forged_status_does_not_delete_keys_outside_the_namespaces_area(env: Env
     assert env.value(f"teams/{TEAM_A}/db") == CANARY["team-a"]
     assert env.value("platform/root") == CANARY["platform"]
     # The forged status was seen and set aside (its seal does not verify), not skipped by chance.
-    assert any(
-        '"name": "forger"' in line and "ignored" in line for line in env.operator.logs().splitlines()
-    )
+    assert any('"name": "forger"' in line and "ignored" in line for line in env.operator.logs().splitlines())
 
 
 # --- the operator's identity (ESO's cross-namespace advisories) -----------------------------------------
