@@ -488,14 +488,32 @@ def test_manifest_of_a_kind_not_allowed_is_refused(env: Env) -> None:
     assert get(env.cluster, "role", env.attacker.namespace, "more-rights") is None
 
 
+def test_service_account_token_secret_is_refused(env: Env) -> None:
+    """ESO GHSA-fq7h-9x26-6j22: the token controller would fill such a Secret with an API token of the
+    named ServiceAccount, handing the Resource's author that account's rights."""
+    token = (
+        "token:\n  location: namespace\n  data:\n    apiVersion: v1\n    kind: Secret\n"
+        "    type: kubernetes.io/service-account-token\n"
+        "    metadata:\n      name: stolen-token\n"
+        "      annotations: {kubernetes.io/service-account.name: default}\n"
+    )
+    env.attacker.apply(template(env.attacker, "tokens", token))
+    cond = eventually(lambda: refused(env, env.attacker, "tokens"), timeout=60, what="refused")
+    assert cond["reason"] == "ServiceAccountTokenNotAllowed"
+    assert "'stolen-token'" in cond["message"]
+    assert get(env.cluster, "secret", env.attacker.namespace, "stolen-token") is None
+
+
 # --- outputs that cannot fit ------------------------------------------------------------------------------
 
 
 def test_outputs_too_large_are_refused_and_not_put_again(env: Env) -> None:
     big = Recorder(values={"blob": "x" * (2 * 1024 * 1024)})
     served = env.serve(big)
+    huge = env.driver(env.attacker, "huge", served.target)
+    huge["spec"]["maxResponseBytes"] = 4 * 1024 * 1024  # past the operator's 1 MiB default cap
     env.attacker.apply(
-        env.driver(env.attacker, "huge", served.target),
+        huge,
         resource(env.attacker, "huge-res", "huge", type="queue", id="shared.huge"),
     )
     cond = eventually(lambda: refused(env, env.attacker, "huge-res"), timeout=90, what="refused")

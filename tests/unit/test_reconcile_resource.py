@@ -799,6 +799,25 @@ def test_manifest_kinds_and_cluster_scope_are_the_admins_to_allow() -> None:
     assert plan.manifest_policy_problem(_outputs_with(Manifest("cluster", crb)), kinds_only) is not None
 
 
+def test_service_account_token_secrets_are_refused() -> None:
+    """ESO's GHSA-fq7h-9x26-6j22: a Secret of this type gets a ServiceAccount's API token from the API
+    server; a Resource's author must not be able to have the operator create one."""
+    token = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "steal", "annotations": {"kubernetes.io/service-account.name": "default"}},
+    }
+    plain = {**token, "type": "Opaque", "metadata": {"name": "plain"}}
+    policy = plan.ManifestPolicy()
+    refused = plan.manifest_policy_problem(_outputs_with(Manifest("namespace", token)), policy)
+    assert refused is not None
+    assert refused.reason == "ServiceAccountTokenNotAllowed"
+    assert "'steal'" in refused.message
+    assert not refused.retryable
+    assert plan.manifest_policy_problem(_outputs_with(Manifest("namespace", plain)), policy) is None
+
+
 def test_who_may_emit_cluster_manifests() -> None:
     def refusal(**kwargs: Any) -> str | None:
         args: dict[str, Any] = {

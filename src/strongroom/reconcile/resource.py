@@ -1019,8 +1019,31 @@ def cluster_manifest_refusal(
     return None
 
 
+#: Secrets of this type are filled by the API server's token controller with a ServiceAccount's token.
+SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 (a Secret type)
+
+
+def _is_token_secret(obj: Mapping[str, Any]) -> bool:
+    return (
+        obj.get("apiVersion") == "v1"
+        and obj.get("kind") == "Secret"
+        and obj.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE
+    )
+
+
 def manifest_policy_problem(outputs: Outputs, policy: ManifestPolicy) -> Problem | None:
     """A driver answer whose manifests the policy refuses; nothing of it is applied then."""
+    tokens = [o["metadata"]["name"] for o in outputs.namespace_objects if _is_token_secret(o)]
+    if tokens:
+        # The bug class of External Secrets Operator's GHSA-fq7h-9x26-6j22: whoever may write a Resource
+        # would get a long-lived API token of any ServiceAccount of the namespace, minted on our behalf.
+        return Problem(
+            "ServiceAccountTokenNotAllowed",
+            f"the driver's manifests create Secrets of type {SERVICE_ACCOUNT_TOKEN_TYPE} "
+            f"({', '.join(repr(n) for n in sorted(tokens))}), which the API server fills with a "
+            "ServiceAccount's API token; drivers may not create them",
+            retryable=False,
+        )
     if outputs.cluster_objects and policy.cluster_refusal is not None:
         names = ", ".join(f"{o['kind']} {o['metadata']['name']!r}" for o in outputs.cluster_objects)
         return Problem(
