@@ -624,6 +624,7 @@ def test_the_admins_driver_may_make_cluster_objects_and_deletes_only_its_own(env
             "target": served.target,
             "privateKeySecretRef": {"name": f"driver-key-{suffix}"},
             "allowClusterManifests": True,
+            "allowedNamespaces": [b],
         },
     }
     apply(env.cluster, admin_driver)
