@@ -475,33 +475,39 @@ def test_cluster_manifest_from_a_template_resource_is_refused(env: Env) -> None:
     assert found.returncode != 0
 
 
-def test_manifest_of_a_kind_not_allowed_is_refused(env: Env) -> None:
-    role = (
-        "role:\n  location: namespace\n  data:\n    apiVersion: rbac.authorization.k8s.io/v1\n"
-        "    kind: Role\n    metadata: {name: more-rights}\n"
-        "    rules: [{apiGroups: ['*'], resources: ['*'], verbs: ['*']}]\n"
-    )
-    env.attacker.apply(template(env.attacker, "roles", role))
-    cond = eventually(lambda: refused(env, env.attacker, "roles"), timeout=60, what="refused")
-    assert cond["reason"] == "ManifestKindNotAllowed"
-    assert "rbac.authorization.k8s.io/Role" in cond["message"]
-    assert get(env.cluster, "role", env.attacker.namespace, "more-rights") is None
+ROLE_MANIFEST = (
+    "role:\n  location: namespace\n  data:\n    apiVersion: rbac.authorization.k8s.io/v1\n"
+    "    kind: Role\n    metadata: {name: more-rights}\n"
+    "    rules: [{apiGroups: ['*'], resources: ['*'], verbs: ['*']}]\n"
+)
+# ESO GHSA-fq7h-9x26-6j22: the token controller would fill such a Secret with an API token of the named
+# ServiceAccount, handing the Resource's author that account's rights.
+TOKEN_SECRET_MANIFEST = (
+    "token:\n  location: namespace\n  data:\n    apiVersion: v1\n    kind: Secret\n"
+    "    type: kubernetes.io/service-account-token\n"
+    "    metadata:\n      name: stolen-token\n"
+    "      annotations: {kubernetes.io/service-account.name: default}\n"
+)
 
 
-def test_service_account_token_secret_is_refused(env: Env) -> None:
-    """ESO GHSA-fq7h-9x26-6j22: the token controller would fill such a Secret with an API token of the
-    named ServiceAccount, handing the Resource's author that account's rights."""
-    token = (
-        "token:\n  location: namespace\n  data:\n    apiVersion: v1\n    kind: Secret\n"
-        "    type: kubernetes.io/service-account-token\n"
-        "    metadata:\n      name: stolen-token\n"
-        "      annotations: {kubernetes.io/service-account.name: default}\n"
-    )
-    env.attacker.apply(template(env.attacker, "tokens", token))
-    cond = eventually(lambda: refused(env, env.attacker, "tokens"), timeout=60, what="refused")
-    assert cond["reason"] == "ServiceAccountTokenNotAllowed"
-    assert "'stolen-token'" in cond["message"]
-    assert get(env.cluster, "secret", env.attacker.namespace, "stolen-token") is None
+@pytest.mark.parametrize(
+    ("name", "manifest", "reason", "says", "kind", "object_name"),
+    [
+        ("roles", ROLE_MANIFEST, "ManifestKindNotAllowed", "rbac.authorization.k8s.io/Role", "role",
+         "more-rights"),
+        ("tokens", TOKEN_SECRET_MANIFEST, "ServiceAccountTokenNotAllowed", "'stolen-token'", "secret",
+         "stolen-token"),
+    ],
+    ids=["kind-not-allowed", "service-account-token-secret"],
+)  # fmt: skip
+def test_manifest_the_platform_does_not_allow_is_refused(
+    env: Env, name: str, manifest: str, reason: str, says: str, kind: str, object_name: str
+) -> None:
+    env.attacker.apply(template(env.attacker, name, manifest))
+    cond = eventually(lambda: refused(env, env.attacker, name), timeout=60, what="refused")
+    assert cond["reason"] == reason
+    assert says in cond["message"]
+    assert get(env.cluster, kind, env.attacker.namespace, object_name) is None
 
 
 # --- outputs that cannot fit ------------------------------------------------------------------------------
