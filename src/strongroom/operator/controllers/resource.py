@@ -47,6 +47,7 @@ from strongroom.drivers.base import (
     Driver,
     DriverError,
     DriverOperation,
+    DriverRequest,
     OperationInProgress,
     redact,
 )
@@ -598,6 +599,23 @@ class ResourceController(Controller):
             self._operations[key] = current
         return current[1]
 
+    async def _delete_through(
+        self, key: ObjectKey, attempt: _Attempt, driver_type: str, driver: Driver, request: DriverRequest
+    ) -> None:
+        """DELETE through one driver. Like a PUT, a remote driver's 202 continues on a timer
+        (OperationInProgress leaves the reconcile), so a slow deletion holds no worker either."""
+        if not driver.in_process:
+            request = replace(request, operation=self._operation(key, driver_type, "DELETE"))
+        try:
+            async with self._calling_driver(attempt, "delete", driver):
+                await driver.delete(request)
+        except OperationInProgress:
+            raise
+        except BaseException:
+            self._operations.pop(key, None)
+            raise
+        self._operations.pop(key, None)
+
     @contextlib.asynccontextmanager
     async def _calling_driver(self, attempt: _Attempt, operation: str, driver: Driver) -> AsyncIterator[None]:
         """Time a driver call (the driver's time, not the operator's overhead). A remote driver may take
@@ -789,8 +807,9 @@ class ResourceController(Controller):
                 logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type
             )
             try:
-                async with self._calling_driver(attempt, "delete", old):
-                    await old.delete(plan.bare_request(resource, guresid, cookie))
+                await self._delete_through(
+                    key, attempt, driver_type, old, plan.bare_request(resource, guresid, cookie)
+                )
             except DriverError as exc:
                 if _no_delete(exc):
                     self.log(
@@ -941,8 +960,8 @@ class ResourceController(Controller):
                 self._index(self._waiting_on_driver, key, [driver_type])
                 driver = await self._driver(driver_type, namespace, deleting=True)
                 try:
-                    async with self._calling_driver(attempt, "delete", driver):
-                        await driver.delete(plan.bare_request(resource, guresid, cookie))
+                    request = plan.bare_request(resource, guresid, cookie)
+                    await self._delete_through(key, attempt, driver_type, driver, request)
                 except DriverError as exc:
                     if _no_delete(exc):
                         self.log(
