@@ -91,6 +91,10 @@ async def _answer(
     await send({"type": "http.response.body", "body": body})
 
 
+# While set, DELETE of a `slowdelete` resource answers 202 (working on it); cleared, 204 (done).
+SLOW_DELETES = {"on": True}
+
+
 def hostile(target: str) -> Asgi:
     """One server, a misbehaviour per path prefix. DELETE always succeeds, so namespaces can go away."""
     # Valid JSON answers: without a total deadline and a size cap, the old client read them to the end.
@@ -102,7 +106,10 @@ def hostile(target: str) -> Asgi:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["path"].split("/")[1]
         if scope["method"] == "DELETE":
-            await _answer(send, 204)
+            if kind == "slowdelete" and SLOW_DELETES["on"]:
+                await _answer(send, 202, b'{"status": "deleting"}', [*json_type, (b"retry-after", b"1")])
+            else:
+                await _answer(send, 204)
         elif kind == "trickle":
             await send({"type": "http.response.start", "status": 200, "headers": json_type})
             for byte in json.dumps({"resource": {"values": {"slow": "y" * 200}}}).encode():
@@ -375,3 +382,40 @@ def test_resources_waiting_on_a_driver_hold_no_worker(env: Env) -> None:
         cond = condition(get(env.cluster, "resource", ns, f"waits-{i}"))
         assert cond is not None
         assert cond["reason"] == "Provisioning"
+
+
+def test_deletions_waiting_on_a_driver_hold_no_worker(env: Env) -> None:
+    # Five Resources whose driver answers DELETE with 202 for as long as the test wants, with two workers:
+    # each deletion's wait is a timer too.
+    ns = env.tenant.namespace
+    names = [f"slow-delete-{i}" for i in range(5)]
+    env.tenant.apply(
+        driver(
+            "slowdelete", ns, f"{env.hostile.target}slowdelete/", sign=False, timeouts={"operation": "1h"}
+        ),
+        *(resource(name, ns, "slowdelete") for name in names),
+    )
+    eventually(
+        lambda: all(reason_of(env, ns, name, ready=True) for name in names), timeout=60, what="all Ready"
+    )
+    try:
+        env.tenant.kubectl("-n", ns, "delete", "resource", *names, "--wait=false")
+
+        def deletes() -> list[Seen]:
+            return [r for r in requests_to(env.hostile, "/slowdelete/") if r.method == "DELETE"]
+
+        eventually(
+            lambda: len({r.path for r in deletes()}) == len(names), timeout=60, what="every DELETE sent"
+        )
+        echo_becomes_ready(env, "echo-while-deleting")
+        before = len(deletes())
+        eventually(lambda: len(deletes()) > before, timeout=60, what="DELETE polls go on")
+        for name in names:
+            assert get(env.cluster, "resource", ns, name) is not None  # still being deleted, not dropped
+    finally:
+        SLOW_DELETES["on"] = False
+
+    def all_gone() -> bool:
+        return all(get(env.cluster, "resource", ns, name) is None for name in names)
+
+    eventually(all_gone, timeout=90, what="the Resources deleted once the driver is done")

@@ -112,6 +112,25 @@ async def test_the_event_loop_runs_while_a_render_works(driver: TemplateDriver) 
         await render
 
 
+async def test_one_namespace_cannot_take_every_render_process(driver: TemplateDriver) -> None:
+    """Three regex bombs of one namespace and two workers: another namespace's render still runs while
+    they do (it would otherwise wait a time limit or two behind them)."""
+    from dataclasses import replace
+
+    bombs = [
+        asyncio.create_task(driver.apply(replace(_outputs(REGEX_BOMB), namespace="hostile")))
+        for _ in range(3)
+    ]
+    await asyncio.sleep(0.3)  # the bombs are in their workers (or waiting for their namespace's turn)
+    result = await driver.apply(replace(_outputs("x: {{ .driver.values.n }}\n", n=7), namespace="victim"))
+    assert result.values == {"x": 7}
+    assert not any(task.done() for task in bombs)  # it waited for none of them
+    for task in bombs:
+        with pytest.raises(TemplateLimitExceeded):
+            await task
+    assert driver.pool.group_limit == 1
+
+
 async def test_memory_past_the_cap_fails_in_the_worker(driver: TemplateDriver) -> None:
     with pytest.raises(TemplateLimitExceeded) as info:
         await driver.apply(_outputs(MEMORY_HOG))

@@ -28,6 +28,7 @@ Run as `python -m strongroom.drivers.sandbox --memory BYTES --timeout SECONDS`: 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -216,16 +217,30 @@ class RenderPool:
         self._closed = False
         #: Workers killed at the time limit or found dead (tests and metrics read it).
         self.replaced = 0
+        # Calls of one group (a namespace) may use all workers but one: whatever one tenant's templates
+        # do, a render process stays free for the others. Calls beyond wait here, not in the executor's
+        # queue, where they would stand before every other group's.
+        self.group_limit = max(1, self.limits.workers - 1)
+        self._groups: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
-    async def call(self, request: Mapping[str, Any]) -> Any:
-        """Run one request in a worker; its JSON answer. Raises SandboxLimitExceeded, SandboxUnavailable."""
-        import asyncio
-
+    async def call(self, request: Mapping[str, Any], group: str = "") -> Any:
+        """Run one request in a worker; its JSON answer. Raises SandboxLimitExceeded, SandboxUnavailable.
+        `group` (the namespace): at most `group_limit` calls of one group run at once."""
         if self._closed:
             raise SandboxUnavailable("the template render pool is closed")
         payload = _frame(request)
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self._executor, self._call, payload)
+        semaphore, users = self._groups.get(group) or (asyncio.Semaphore(self.group_limit), 0)
+        self._groups[group] = (semaphore, users + 1)
+        try:
+            async with semaphore:
+                answer = await loop.run_in_executor(self._executor, self._call, payload)
+        finally:
+            semaphore, users = self._groups[group]
+            if users == 1:
+                del self._groups[group]  # no state kept for namespaces that render nothing now
+            else:
+                self._groups[group] = (semaphore, users - 1)
         return json.loads(answer)
 
     def _call(self, payload: bytes) -> bytes:

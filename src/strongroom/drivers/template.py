@@ -98,7 +98,7 @@ class TemplateDriver:
 
     async def _render(self, req: DriverRequest) -> DriverResult:
         try:
-            reply = await self.pool.call(_request_document(req))
+            reply = await self.pool.call(_request_document(req), group=req.namespace)
         except SandboxLimitExceeded as exc:
             raise TemplateLimitExceeded(str(exc)) from None
         except SandboxUnavailable as exc:
