@@ -10,7 +10,6 @@ does not: a few slots keep a reconcile's own time short, the rest wait their tur
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import logging
@@ -24,6 +23,7 @@ from prometheus_client import Counter, Histogram
 
 from strongroom.api.constants import API_VERSION
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
+from strongroom.operator.slots import FairSlots
 from strongroom.operator.workqueue import Priority, WorkQueue, group_limit, run_workers
 
 ObjectKey = tuple[str, str]  # (namespace, name)
@@ -46,6 +46,8 @@ BACKOFF_MAX = 300.0
 
 # Whether the current reconcile (one worker task) holds a slot: `waiting` gives it back for a while.
 _holds_slot: contextvars.ContextVar[bool] = contextvars.ContextVar("strongroom_holds_slot", default=False)
+# The namespace the current reconcile's slot is held for (slots are shared fairly between namespaces).
+_slot_group: contextvars.ContextVar[str] = contextvars.ContextVar("strongroom_slot_group", default="")
 
 
 def jittered(seconds: float, spread: float = 0.1) -> float:
@@ -63,7 +65,7 @@ class Controller(ABC):
         self.bodies: dict[ObjectKey, dict[str, Any]] = {}
         self._generations: dict[ObjectKey, int | None] = {}
         self._failures: dict[ObjectKey, int] = {}
-        self._slots = asyncio.Semaphore(1)  # sized by `run`
+        self._slots = FairSlots(1)  # sized by `run`
         self.logger = logging.getLogger(f"strongroom.controller.{self.kind.lower()}")
 
     # --- events -------------------------------------------------------------------------------------------
@@ -102,7 +104,7 @@ class Controller(ABC):
 
     async def run(self, workers: int, slots: int) -> None:
         """Process the queue: `workers` objects in flight, of which at most `slots` working at once."""
-        self._slots = asyncio.Semaphore(max(1, min(slots, workers)))
+        self._slots = FairSlots(max(1, min(slots, workers)))
         self.queue.set_group_limit(group_limit(workers, self.namespace_worker_share))
         await run_workers(self.queue, self._process, workers, self.kind)
 
@@ -112,24 +114,27 @@ class Controller(ABC):
         if not _holds_slot.get():
             yield
             return
-        self._slots.release()
+        group = _slot_group.get()
+        self._slots.release(group)
         _holds_slot.set(False)
         try:
             yield
         finally:
-            await self._slots.acquire()  # if cancelled here, nothing is held and nothing is released
+            await self._slots.acquire(group)  # if cancelled here, nothing is held and nothing is released
             _holds_slot.set(True)
 
     async def _process(self, key: ObjectKey) -> None:
         if key not in self.bodies:
             return
-        await self._slots.acquire()
+        group = namespace_of(key)
+        await self._slots.acquire(group)
+        _slot_group.set(group)
         _holds_slot.set(True)
         try:
             await self._reconcile_and_record(key)
         finally:
             if _holds_slot.get():
-                self._slots.release()
+                self._slots.release(group)
             _holds_slot.set(False)
 
     async def _reconcile_and_record(self, key: ObjectKey) -> None:

@@ -1,0 +1,83 @@
+"""Reconcile slots shared fairly between namespaces.
+
+`--reconcile-limit` bounds how many reconciles of one kind work at once. A plain semaphore hands a freed
+slot to whoever asked first, so a namespace with many objects in flight (a tenant changing specs without
+pause) would put every other namespace's new object behind its whole backlog. Here a freed slot goes to
+the waiting group (namespace) that holds the fewest slots, the longest-waiting one on a tie. The slots are
+never left idle: a group alone may hold them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from collections.abc import Hashable
+
+
+class FairSlots:
+    """At most `capacity` holders at once, handed out fairly between groups."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._free = capacity
+        self._held: collections.Counter[Hashable] = collections.Counter()
+        self._waiters: dict[Hashable, collections.deque[tuple[int, asyncio.Future[None]]]] = {}
+        self._seq = itertools.count()
+
+    @property
+    def free(self) -> int:
+        """Slots nobody holds now."""
+        return self._free
+
+    def held(self, group: Hashable) -> int:
+        return self._held[group]
+
+    async def acquire(self, group: Hashable) -> None:
+        if self._free > 0 and not self._waiters:
+            self._take(group)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(group, collections.deque()).append((next(self._seq), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(group)  # granted just as the waiter was cancelled: hand it on
+            else:
+                self._drop(group, future)
+            raise
+
+    def release(self, group: Hashable) -> None:
+        self._held[group] -= 1
+        if self._held[group] <= 0:
+            del self._held[group]
+        self._free += 1
+        self._hand_out()
+
+    def _take(self, group: Hashable) -> None:
+        self._free -= 1
+        self._held[group] += 1
+
+    def _drop(self, group: Hashable, future: asyncio.Future[None]) -> None:
+        queue = self._waiters.get(group)
+        if queue is None:
+            return
+        self._waiters[group] = collections.deque(entry for entry in queue if entry[1] is not future)
+        if not self._waiters[group]:
+            del self._waiters[group]
+
+    def _hand_out(self) -> None:
+        # O(groups waiting) per release; only workers wait here, so that is at most --worker-limit.
+        while self._free > 0 and self._waiters:
+            group = min(self._waiters, key=lambda g: (self._held[g], self._waiters[g][0][0]))
+            queue = self._waiters[group]
+            _, future = queue.popleft()
+            if not queue:
+                del self._waiters[group]
+            if future.cancelled():
+                continue
+            self._take(group)
+            future.set_result(None)
