@@ -50,6 +50,7 @@ from lightkube.types import PatchType
 
 import testenv
 from bench.common import (
+    CpuMeter,
     ReadyWatch,
     Row,
     SecretMappingRes,
@@ -249,6 +250,7 @@ class Outcome:
     mapping: list[float] = field(default_factory=list)
     unready: int = 0
     lag_p99: float = float("nan")
+    busy: str = ""  # CPU use of the operator and the API server while the probes ran
     rss_mib: float = float("nan")
     restarted: bool = False
 
@@ -399,7 +401,16 @@ async def run_scenario(
         await SCENARIOS[name](ctx)
         await asyncio.sleep(args.hold)
         before = lag_buckets(operator.metrics())
-        outcome.echo, outcome.mapping, outcome.unready = await probe(client, victim, args.probes, args.limit)
+        apiserver = next(
+            proc.pid for proc in env.services["kubernetes"].processes if proc.name == "kube-apiserver"
+        )
+        meter = CpuMeter({"operator": pid, "API server": apiserver})
+        started = time.perf_counter()
+        (outcome.echo, outcome.mapping, outcome.unready), used = await meter.measure(
+            probe(client, victim, args.probes, args.limit)
+        )
+        elapsed = time.perf_counter() - started
+        outcome.busy = ", ".join(f"{who} {100 * cpu / elapsed:.0f}% CPU" for who, cpu in used.items())
         with contextlib.suppress(OSError):
             outcome.lag_p99 = histogram_p99(before, lag_buckets(operator.metrics()))
         outcome.rss_mib = family_peak_rss_mib(pid)
@@ -437,7 +448,7 @@ def rows_of(outcomes: list[Outcome]) -> list[Row]:
                 f"mapping {ms(o.mapping, 50)}/{ms(o.mapping, 99)} ms",
                 "p99 <= 2x baseline" if o is not baseline else "",
                 f"vs baseline {ratio or '-'}; lag p99 {lag}; RSS {o.rss_mib:.0f} MiB; "
-                f"restarts {int(o.restarted)}; never Ready {o.unready}",
+                f"restarts {int(o.restarted)}; never Ready {o.unready}; {o.busy}",
             )
         )
     return rows

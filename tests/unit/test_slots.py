@@ -93,6 +93,36 @@ async def test_cancelled_waiters_leave_the_count_intact() -> None:
     assert slots.held("b") == 0
 
 
-def test_capacity_must_be_positive() -> None:
+async def test_a_group_holds_its_share_while_another_is_active() -> None:
+    slots = FairSlots(4, share=0.5)
+    assert slots.group_cap == 2
+    for _ in range(4):
+        await slots.acquire("busy")  # alone: every slot
+    quiet = asyncio.create_task(slots.acquire("quiet"))
+    more = [asyncio.create_task(slots.acquire("busy")) for _ in range(3)]
+    await _settle()
+    slots.release("busy")
+    await _settle()
+    assert quiet.done()  # the freed slot went to the other namespace
+    slots.release("busy")
+    await _settle()
+    # busy holds 2 (its cap) and quiet 1: the free slot stays free rather than go to busy again.
+    assert slots.held("busy") == 2
+    assert slots.free == 1
+    assert not any(task.done() for task in more)
+    slots.release("quiet")
+    await _settle()
+    # quiet is done: busy is alone again and takes what is free.
+    assert slots.held("busy") == 4
+    assert sum(task.done() for task in more) == 2
+    for _ in range(4):
+        slots.release("busy")
+        await _settle()
+    assert all(task.done() for task in more)
+
+
+def test_capacity_and_share_must_make_sense() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         FairSlots(0)
+    with pytest.raises(ValueError, match="share"):
+        FairSlots(2, share=0)

@@ -2,9 +2,10 @@
 
 `--reconcile-limit` bounds how many reconciles of one kind work at once. A plain semaphore hands a freed
 slot to whoever asked first, so a namespace with many objects in flight (a tenant changing specs without
-pause) would put every other namespace's new object behind its whole backlog. Here a freed slot goes to
-the waiting group (namespace) that holds the fewest slots, the longest-waiting one on a tie. The slots are
-never left idle: a group alone may hold them all.
+pause) would put every other namespace's new object behind its whole backlog, and then run it beside as
+many of its own reconciles as there are slots. Here a freed slot goes to the waiting group (namespace)
+that holds the fewest slots, the longest-waiting one on a tie; and while another group holds or waits for
+a slot, no group holds more than its `share` of them (at least one). A group alone may hold them all.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from collections.abc import Hashable
 class FairSlots:
     """At most `capacity` holders at once, handed out fairly between groups."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, share: float = 1.0) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share}")
         self.capacity = capacity
+        #: Most slots one group holds while another group holds or waits for one.
+        self.group_cap = max(1, int(capacity * share))
         self._free = capacity
         self._held: collections.Counter[Hashable] = collections.Counter()
         self._waiters: dict[Hashable, collections.deque[tuple[int, asyncio.Future[None]]]] = {}
@@ -36,11 +41,12 @@ class FairSlots:
         return self._held[group]
 
     async def acquire(self, group: Hashable) -> None:
-        if self._free > 0 and not self._waiters:
+        if self._free > 0 and not self._waiters and self._may_take(group):
             self._take(group)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(group, collections.deque()).append((next(self._seq), future))
+        self._hand_out()  # a slot may be free that only the groups at their cap could not take
         try:
             await future
         except asyncio.CancelledError:
@@ -69,10 +75,19 @@ class FairSlots:
         if not self._waiters[group]:
             del self._waiters[group]
 
+    def _may_take(self, group: Hashable) -> bool:
+        """Below its cap, or alone: no other group holds or waits for a slot."""
+        if self._held[group] < self.group_cap:
+            return True
+        return all(g == group for g in (*self._held, *self._waiters))
+
     def _hand_out(self) -> None:
         # O(groups waiting) per release; only workers wait here, so that is at most --worker-limit.
         while self._free > 0 and self._waiters:
-            group = min(self._waiters, key=lambda g: (self._held[g], self._waiters[g][0][0]))
+            eligible = [g for g in self._waiters if self._may_take(g)]
+            if not eligible:
+                return  # the groups waiting are at their cap while others work: the slot stays free
+            group = min(eligible, key=lambda g: (self._held[g], self._waiters[g][0][0]))
             queue = self._waiters[group]
             _, future = queue.popleft()
             if not queue:

@@ -104,7 +104,7 @@ class Controller(ABC):
 
     async def run(self, workers: int, slots: int) -> None:
         """Process the queue: `workers` objects in flight, of which at most `slots` working at once."""
-        self._slots = FairSlots(max(1, min(slots, workers)))
+        self._slots = FairSlots(max(1, min(slots, workers)), self.namespace_worker_share)
         self.queue.set_group_limit(group_limit(workers, self.namespace_worker_share))
         await run_workers(self.queue, self._process, workers, self.kind)
 
