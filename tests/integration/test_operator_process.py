@@ -334,7 +334,7 @@ def test_service_account_token_with_exactly_the_charts_rbac(
         operator.wait_ready()
         code, elapsed = operator.stop(signal.SIGINT)
         assert (code, elapsed < 10) == (0, True), operator.output()
-        assert operator.output().rstrip().endswith("strongroom.operator stopped")
+        assert operator.output().rstrip().endswith("strongroom.operator stopped"), operator.output()[-6000:]
     finally:
         for namespace in (operator_ns, app_ns, other_ns):
             cluster.kubectl_run("delete", "namespace", namespace, "--wait=false")
