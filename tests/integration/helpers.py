@@ -6,7 +6,10 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import hvac
+from hvac.exceptions import InvalidPath
 
 from tests.conftest import Cluster
 
@@ -70,3 +73,24 @@ def k8s_secret(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any
         "metadata": {"name": name, "namespace": namespace},
         "stringData": data,
     }
+
+
+class HasBao(Protocol):
+    """A test environment with a client of the OpenBao server (root token)."""
+
+    @property
+    def bao(self) -> hvac.Client: ...
+
+
+def bao_value(env: HasBao, path: str) -> str | None:
+    """The `value` field of the latest version of a KV v2 entry in mount `secret`; None if it is gone."""
+    try:
+        data = env.bao.secrets.kv.v2.read_secret_version(path=path, raise_on_deleted_version=True)
+    except InvalidPath:
+        return None
+    value: str = data["data"]["data"]["value"]
+    return value
+
+
+def seed(env: HasBao, path: str, value: str) -> None:
+    env.bao.secrets.kv.v2.create_or_update_secret(path=path, secret={"value": value})

@@ -26,7 +26,6 @@ import psycopg
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hvac.exceptions import InvalidPath
 
 import testenv
 from strongroom.drivers.sdk import (
@@ -47,12 +46,14 @@ from testenv.service import Service
 from tests.conftest import Cluster
 from tests.integration.helpers import (
     apply,
+    bao_value,
     condition,
     ensure_namespace,
     eventually,
     get,
     k8s_secret,
     secret_data,
+    seed,
 )
 
 pytestmark = pytest.mark.integration
@@ -341,19 +342,6 @@ def reason(env: Env, name: str) -> str | None:
     if cond and cond["status"] == "False" and cond["reason"] != "Provisioning":
         return str(cond["reason"])
     return None
-
-
-def bao_value(env: Env, path: str) -> str | None:
-    try:
-        data = env.bao.secrets.kv.v2.read_secret_version(path=path, raise_on_deleted_version=True)
-    except InvalidPath:
-        return None
-    value: str = data["data"]["data"]["value"]
-    return value
-
-
-def seed(env: Env, path: str, value: str) -> None:
-    env.bao.secrets.kv.v2.create_or_update_secret(path=path, secret={"value": value})
 
 
 def run(coro: Awaitable[Any]) -> Any:

@@ -20,7 +20,6 @@ from typing import Any
 
 import hvac
 import pytest
-from hvac.exceptions import InvalidPath
 
 import testenv
 from strongroom.api.resource import derive_guresid
@@ -30,7 +29,16 @@ from strongroom.drivers.signing import generate_private_key, private_key_pem
 from strongroom.reconcile.resource import PENDING_ANNOTATION
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
 from tests.conftest import Cluster
-from tests.integration.helpers import apply, condition, ensure_namespace, eventually, get, k8s_secret
+from tests.integration.helpers import (
+    apply,
+    bao_value,
+    condition,
+    ensure_namespace,
+    eventually,
+    get,
+    k8s_secret,
+    seed,
+)
 from tests.integration.tenancy import Tenant, make_tenant
 from tests.integration.test_resources import Served
 
@@ -230,19 +238,6 @@ def gone(env: Env, tenant: Tenant, name: str) -> bool:
 def delete(env: Env, tenant: Tenant, name: str) -> None:
     tenant.kubectl("-n", tenant.namespace, "delete", "resource", name, "--wait=false")
     eventually(lambda: gone(env, tenant, name), timeout=60, what=f"Resource {name} deleted")
-
-
-def bao_value(env: Env, path: str) -> str | None:
-    try:
-        data = env.bao.secrets.kv.v2.read_secret_version(path=path, raise_on_deleted_version=True)
-    except InvalidPath:
-        return None
-    value: str = data["data"]["data"]["value"]
-    return value
-
-
-def seed(env: Env, path: str, value: str) -> None:
-    env.bao.secrets.kv.v2.create_or_update_secret(path=path, secret={"value": value})
 
 
 @pytest.fixture(scope="module")
