@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 import hvac
 from hvac.exceptions import InvalidPath
 
+from strongroom.reconcile.resource import PENDING_ANNOTATION
 from tests.conftest import Cluster
 
 T = TypeVar("T")
@@ -94,3 +95,16 @@ def bao_value(env: HasBao, path: str) -> str | None:
 
 def seed(env: HasBao, path: str, value: str) -> None:
     env.bao.secrets.kv.v2.create_or_update_secret(path=path, secret={"value": value})
+
+
+def settled_resource(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Resource once Ready for its current spec and settled (no driver call pending), else None."""
+    obj = get(cluster, "resource", namespace, name)
+    cond = condition(obj)
+    if not (obj and cond and cond["status"] == "True"):
+        return None
+    if obj["status"].get("observedGeneration") != obj["metadata"]["generation"]:
+        return None
+    if PENDING_ANNOTATION in (obj["metadata"].get("annotations") or {}):
+        return None
+    return obj

@@ -54,6 +54,7 @@ from tests.integration.helpers import (
     k8s_secret,
     secret_data,
     seed,
+    settled_resource,
 )
 
 pytestmark = pytest.mark.integration
@@ -325,15 +326,7 @@ def driver(name: str, namespace: str, target: str, **spec: Any) -> dict[str, Any
 
 def ready(env: Env, name: str) -> dict[str, Any] | None:
     """The Resource once Ready for its current spec and settled (no driver call pending)."""
-    obj = get(env.cluster, "resource", env.namespace, name)
-    cond = condition(obj)
-    if not (cond and obj and cond["status"] == "True"):
-        return None
-    if obj["status"].get("observedGeneration") != obj["metadata"]["generation"]:
-        return None
-    if PENDING_ANNOTATION in (obj["metadata"].get("annotations") or {}):
-        return None
-    return obj
+    return settled_resource(env.cluster, env.namespace, name)
 
 
 def reason(env: Env, name: str) -> str | None:

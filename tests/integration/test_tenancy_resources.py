@@ -38,6 +38,7 @@ from tests.integration.helpers import (
     get,
     k8s_secret,
     seed,
+    settled_resource,
 )
 from tests.integration.tenancy import Tenant, make_tenant
 from tests.integration.test_resources import Served
@@ -206,15 +207,7 @@ def resource(tenant: Tenant, name: str, driver_type: str, **spec: Any) -> dict[s
 
 
 def ready(env: Env, tenant: Tenant, name: str) -> dict[str, Any] | None:
-    obj = get(env.cluster, "resource", tenant.namespace, name)
-    cond = condition(obj)
-    if not (obj and cond and cond["status"] == "True"):
-        return None
-    if obj["status"].get("observedGeneration") != obj["metadata"]["generation"]:
-        return None
-    if PENDING_ANNOTATION in (obj["metadata"].get("annotations") or {}):
-        return None
-    return obj
+    return settled_resource(env.cluster, tenant.namespace, name)
 
 
 def refused(env: Env, tenant: Tenant, name: str) -> dict[str, Any] | None:

@@ -20,12 +20,11 @@ from typing import Any
 
 import hvac
 import pytest
-from hvac.exceptions import InvalidPath
 
 import testenv
 from testenv.operator import OperatorProcess, start_operator
 from tests.conftest import Cluster
-from tests.integration.helpers import apply, condition, eventually, get, k8s_secret, secret_data
+from tests.integration.helpers import apply, bao_value, condition, eventually, get, k8s_secret, secret_data
 from tests.integration.tenancy import TENANT_ACCOUNT, Tenant, make_tenant
 
 pytestmark = pytest.mark.integration
@@ -60,12 +59,7 @@ class Env:
         return hvac.Client(url=self.bao_info["addr"], token=self.bao_info["root_token"])
 
     def value(self, path: str) -> str | None:
-        try:
-            data = self.bao.secrets.kv.v2.read_secret_version(path=path, raise_on_deleted_version=True)
-        except InvalidPath:
-            return None
-        value: str = data["data"]["data"]["value"]
-        return value
+        return bao_value(self, path)
 
 
 def vault_store(name: str, namespace: str, addr: str, auth: dict[str, Any], **spec: Any) -> dict[str, Any]:
