@@ -195,6 +195,25 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     help="Most of one kind's workers the objects of one namespace may hold at once (at least one).",
 )
 @click.option(
+    "--namespace-reconcile-rate",
+    type=click.FloatRange(min=0),
+    default=20.0,
+    show_default=True,
+    envvar="STRONGROOM_NAMESPACE_RECONCILE_RATE",
+    show_envvar=True,
+    help="While other namespaces are working, most reconciles of one kind a namespace starts a second "
+    "(0: no pacing).",
+)
+@click.option(
+    "--namespace-reconcile-burst",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    envvar="STRONGROOM_NAMESPACE_RECONCILE_BURST",
+    show_envvar=True,
+    help="Reconciles a namespace may start at once before --namespace-reconcile-rate applies.",
+)
+@click.option(
     "--standalone/--peering",
     default=True,
     show_default=True,
@@ -339,6 +358,8 @@ def operator_run_command(
     worker_limit: int,
     reconcile_limit: int,
     namespace_worker_share: float,
+    namespace_reconcile_rate: float,
+    namespace_reconcile_burst: int,
     standalone: bool,
     refresh_interval: str,
     store_check_interval: str,
@@ -392,6 +413,8 @@ def operator_run_command(
         worker_limit=worker_limit,
         reconcile_limit=reconcile_limit,
         namespace_worker_share=namespace_worker_share,
+        namespace_reconcile_rate=namespace_reconcile_rate,
+        namespace_reconcile_burst=namespace_reconcile_burst,
         standalone=standalone,
         refresh_interval=seconds("--refresh-interval", refresh_interval),
         store_check_interval=seconds("--store-check-interval", store_check_interval),

@@ -15,6 +15,7 @@ tenant's own mappings are processed too.
 
 from __future__ import annotations
 
+import functools
 import socketserver
 import threading
 import time
@@ -28,7 +29,15 @@ import pytest
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
 from testenv.process import LOOPBACK
 from tests.conftest import Cluster
-from tests.integration.helpers import apply, condition, ensure_namespace, eventually, get, k8s_secret
+from tests.integration.helpers import (
+    apply,
+    condition,
+    ensure_namespace,
+    eventually,
+    get,
+    k8s_secret,
+    secret_data,
+)
 from tests.integration.tenancy import Tenant, make_tenant
 
 pytestmark = pytest.mark.integration
@@ -244,4 +253,91 @@ def test_a_churning_namespace_cannot_hold_back_another(
     )
     reason = (condition(get(cluster, "secretmapping", tenant.namespace, "churn-0")) or {}).get("reason")
     assert reason == "StoreUnavailable", reason
+    cluster.kubectl_run("delete", "namespace", tenant.namespace, calm, "--wait=false", check=False)
+
+
+PACED = 10
+PACE_RATE = 2
+
+
+@pytest.fixture
+def paced_operator(cluster: Cluster, tmp_path: Path) -> Iterator[OperatorProcess]:
+    cluster.install_crds()
+    ensure_namespace(cluster, OPERATOR_NAMESPACE)
+    process = start_operator(
+        cluster.kubeconfig,
+        tmp_path / "operator.log",
+        [f"--namespace-reconcile-rate={PACE_RATE}", "--namespace-reconcile-burst=5"],
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _counter(metrics: str, name: str, kind: str) -> float:
+    prefix = f'{name}{{kind="{kind}"'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(prefix))
+
+
+def test_a_namespace_changing_specs_without_pause_is_paced_and_its_changes_coalesce(
+    cluster: Cluster, paced_operator: OperatorProcess
+) -> None:
+    """The tenant's changes outrun `--namespace-reconcile-rate` while another namespace works: the
+    operator answers with fewer reconciles than changes, the other namespace is served meanwhile, and
+    every churned mapping ends with the Secret of its last spec (coalesced, never a stale one)."""
+    suffix = uuid.uuid4().hex[:6]
+    tenant = make_tenant(cluster, f"pace-{suffix}")
+    calm = f"calm-{suffix}"
+    ensure_namespace(cluster, calm)
+    stores = []
+    for namespace in (tenant.namespace, calm):
+        stores.append(
+            {
+                "apiVersion": API,
+                "kind": "SecretStore",
+                "metadata": {"name": "own", "namespace": namespace},
+                "spec": {"kubernetes": {"namespace": namespace}},
+            }
+        )
+    tenant.apply(stores[0], k8s_secret(tenant.namespace, "source", {"value": "tenant"}))
+    apply(cluster, stores[1], k8s_secret(calm, "source", {"value": "calm"}))
+    for namespace in (tenant.namespace, calm):
+        eventually(
+            functools.partial(_ready, cluster, "secretstore", namespace, "own"), timeout=60, what="store"
+        )
+
+    def churned(round_: int) -> list[dict[str, Any]]:
+        objects = []
+        for i in range(PACED):
+            mapping = _mapping(tenant.namespace, f"churn-{i}", "own", "source")
+            # A new spec that shows in the Secret: its key is the round's.
+            mapping["spec"]["secretData"][0]["secretKey"] = f"round-{round_}"
+            objects.append(mapping)
+        return objects
+
+    rounds = 12
+    for round_ in range(rounds):
+        tenant.apply(*churned(round_))
+        apply(cluster, _mapping(calm, f"calm-{round_}", "own", "source"))  # the other namespace keeps working
+    changes = rounds * (PACED + 1)
+
+    for round_ in range(rounds):
+        eventually(
+            functools.partial(_ready, cluster, "secretmapping", calm, f"calm-{round_}"),
+            timeout=60,
+            what="calm",
+        )
+
+    def last_spec_written(name: str) -> bool:
+        return (secret_data(cluster, tenant.namespace, name) or {}).keys() == {f"round-{rounds - 1}"}
+
+    for i in range(PACED):
+        eventually(
+            functools.partial(last_spec_written, f"churn-{i}"), timeout=120, what="the last spec's Secret"
+        )
+    metrics = paced_operator.metrics()
+    assert _counter(metrics, "strongroom_namespace_paused_total", "SecretMapping") > 0
+    reconciles = _counter(metrics, "strongroom_reconciles_total", "SecretMapping")
+    assert 0 < reconciles < changes, (reconciles, changes)
     cluster.kubectl_run("delete", "namespace", tenant.namespace, calm, "--wait=false", check=False)

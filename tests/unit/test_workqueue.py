@@ -6,7 +6,15 @@ import asyncio
 
 import pytest
 
-from strongroom.operator.workqueue import LOW_TURN_EVERY, Priority, QueueClosed, WorkQueue, group_limit
+from strongroom.operator.workqueue import (
+    LOW_TURN_EVERY,
+    Activity,
+    Pace,
+    Priority,
+    QueueClosed,
+    WorkQueue,
+    group_limit,
+)
 
 
 class FakeClock:
@@ -175,3 +183,125 @@ def test_group_limit_is_a_share_of_the_workers_and_at_least_one() -> None:
     assert group_limit(4, 1.0) == 4
     with pytest.raises(ValueError, match="at least 1"):
         WorkQueue[str]().set_group_limit(0)
+
+
+# --- pacing: a namespace beyond its rate waits while others work -------------------------------------------
+
+
+def _paced(
+    clock: FakeClock, rate: float, burst: float, activity: Activity | None = None
+) -> WorkQueue[tuple[str, str]]:
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(clock=clock, group_of=lambda key: key[0])
+    queue.set_pace(Pace(rate, burst), activity or Activity(window=10, clock=clock))
+    return queue
+
+
+def _take_now(queue: WorkQueue[tuple[str, str]]) -> tuple[str, str] | None:
+    """The key a worker would get at this instant, or None (no waiting: the clock is fake)."""
+    queue._promote_due()
+    key = queue._take()
+    if key is not None:
+        queue.done(key)
+    return key
+
+
+def test_a_namespace_alone_is_never_paced() -> None:
+    clock = FakeClock()
+    queue = _paced(clock, rate=1, burst=2)
+    for i in range(20):
+        queue.add(("only", f"m{i}"))
+    assert [_take_now(queue) for _ in range(20)] == [("only", f"m{i}") for i in range(20)]
+    assert queue.paused_count == 0
+
+
+def test_beyond_its_burst_a_namespace_waits_while_another_works() -> None:
+    clock = FakeClock()
+    queue = _paced(clock, rate=2, burst=3)
+    for i in range(10):
+        queue.add(("busy", f"m{i}"))
+    queue.add(("quiet", "q0"))
+    taken = [_take_now(queue) for _ in range(5)]
+    # busy spends its burst of 3 in turns with quiet, then waits; quiet is served meanwhile.
+    assert taken == [("busy", "m0"), ("quiet", "q0"), ("busy", "m1"), ("busy", "m2"), None]
+    assert queue.paused_count == 1
+    queue.add(("quiet", "q1"))
+    assert _take_now(queue) == ("quiet", "q1")
+    clock.now += 0.49
+    assert _take_now(queue) is None  # a token takes 1/rate = 0.5 s
+    clock.now += 0.02
+    assert _take_now(queue) == ("busy", "m3")
+    assert _take_now(queue) is None
+    clock.now += 0.5
+    assert _take_now(queue) == ("busy", "m4")
+
+
+def test_a_namespace_that_ran_flat_out_alone_is_paced_as_soon_as_another_starts() -> None:
+    clock = FakeClock()
+    queue = _paced(clock, rate=1, burst=5)
+    for i in range(10):
+        queue.add(("busy", f"m{i}"))
+    assert [_take_now(queue) for _ in range(6)] == [("busy", f"m{i}") for i in range(6)]
+    queue.add(("quiet", "q"))
+    assert _take_now(queue) == ("quiet", "q")
+    assert _take_now(queue) is None  # its tokens were spent while it was alone
+
+
+def test_pacing_ends_when_the_others_have_been_quiet_for_the_window() -> None:
+    clock = FakeClock()
+    queue = _paced(clock, rate=0.001, burst=1)
+    for i in range(5):
+        queue.add(("busy", f"m{i}"))
+    queue.add(("quiet", "q"))
+    assert [_take_now(queue) for _ in range(3)] == [("busy", "m0"), ("quiet", "q"), None]
+    clock.now += 10.5  # quiet started nothing for longer than the window ...
+    queue.add(("busy", "m0"))
+    # ... but a pause, once begun, lasts until its token is due (1 / rate), so busy is not served early.
+    assert _take_now(queue) is None
+    clock.now += 1000
+    assert [_take_now(queue) for _ in range(3)] == [("busy", "m1"), ("busy", "m2"), ("busy", "m3")]
+
+
+def test_contention_is_judged_across_the_queues_of_every_kind() -> None:
+    clock = FakeClock()
+    activity = Activity(window=10, clock=clock)
+    mappings = _paced(clock, rate=1, burst=1, activity=activity)
+    resources = _paced(clock, rate=1, burst=1, activity=activity)
+    for i in range(3):
+        mappings.add(("churn", f"m{i}"))
+    resources.add(("victim", "r"))
+    assert _take_now(resources) == ("victim", "r")
+    # The victim's Resource started work: the churning namespace's SecretMappings are paced.
+    assert [_take_now(mappings), _take_now(mappings)] == [("churn", "m0"), None]
+
+
+def test_changes_to_a_paused_namespace_coalesce() -> None:
+    clock = FakeClock()
+    queue = _paced(clock, rate=1, burst=1)
+    queue.add(("busy", "a"))
+    queue.add(("quiet", "q"))
+    assert [_take_now(queue), _take_now(queue)] == [("busy", "a"), ("quiet", "q")]
+    for _ in range(50):  # the same two objects changed fifty times while their namespace waits
+        queue.add(("busy", "a"))
+        queue.add(("busy", "b"))
+    assert _take_now(queue) is None
+    assert len(queue) == 2  # each queued once: fifty changes cost one reconcile each
+    clock.now += 1
+    assert _take_now(queue) == ("busy", "a")
+    clock.now += 1
+    assert _take_now(queue) == ("busy", "b")
+
+
+async def test_a_worker_waiting_on_an_empty_turn_wakes_when_the_pause_ends() -> None:
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(group_of=lambda key: key[0])
+    queue.set_pace(Pace(rate=50, burst=1), Activity(window=10))
+    queue.add(("busy", "a"))
+    queue.add(("busy", "b"))
+    queue.add(("quiet", "q"))
+    assert await _take(queue, 3) == [("busy", "a"), ("quiet", "q"), ("busy", "b")]  # b: after 20 ms
+
+
+def test_a_pace_needs_a_rate_and_a_burst() -> None:
+    with pytest.raises(ValueError, match="rate above 0"):
+        Pace(0, 10)
+    with pytest.raises(ValueError, match="burst of at least 1"):
+        Pace(5, 0)

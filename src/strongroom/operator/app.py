@@ -122,6 +122,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             workers=config.worker_limit,
             slots=config.reconcile_limit,
             namespace_worker_share=config.namespace_worker_share,
+            namespace_pace=config.namespace_pace,
             refresh_interval=config.refresh_interval,
             store_check_interval=config.store_check_interval,
             resource_resync_interval=config.resource_resync_interval,

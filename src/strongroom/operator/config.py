@@ -21,6 +21,7 @@ from strongroom.drivers.sandbox import (
 )
 
 # Kinds drivers' manifests may create by default: what the chart's RBAC grants the operator.
+from strongroom.operator.workqueue import Pace
 from strongroom.reconcile.resource import DEFAULT_MANIFEST_KINDS as DEFAULT_MANIFEST_KINDS
 
 # Where operator-level SecretStores and the default store live when nothing says otherwise; the
@@ -45,6 +46,12 @@ DEFAULT_RECONCILE_LIMIT = 4
 # The most of one kind's workers that the objects of one namespace may hold at once (at least one):
 # one tenant's burst or hung driver leaves the other half to everyone else.
 DEFAULT_NAMESPACE_WORKER_SHARE = 0.5
+# While other namespaces are working, one namespace starts at most this many reconciles of one kind a
+# second, after a burst of DEFAULT_NAMESPACE_RECONCILE_BURST: a tenant changing specs without pause
+# would otherwise have the operator write two objects per change into the API server that every other
+# tenant's reconciles wait on (bench/blast_radius.py, scenario churn). Alone, a namespace is not paced.
+DEFAULT_NAMESPACE_RECONCILE_RATE = 20.0
+DEFAULT_NAMESPACE_RECONCILE_BURST = 100
 
 # How often a SecretMapping re-reads its stores when it does not say (spec.refreshInterval).
 DEFAULT_REFRESH_INTERVAL = 3600.0
@@ -104,6 +111,9 @@ class OperatorConfig:
     worker_limit: int = DEFAULT_WORKER_LIMIT
     reconcile_limit: int = DEFAULT_RECONCILE_LIMIT
     namespace_worker_share: float = DEFAULT_NAMESPACE_WORKER_SHARE
+    # 0 turns pacing off.
+    namespace_reconcile_rate: float = DEFAULT_NAMESPACE_RECONCILE_RATE
+    namespace_reconcile_burst: int = DEFAULT_NAMESPACE_RECONCILE_BURST
     # kopf peering freezes equal-priority replicas instead of electing a leader, so the design is
     # one replica without peering (ARCHITECTURE.md, python-stack.md section 1).
     standalone: bool = True
@@ -156,8 +166,22 @@ class OperatorConfig:
             raise ValueError(f"reconcile limit must be at least 1, got {self.reconcile_limit}")
         if not 0 < self.namespace_worker_share <= 1:
             raise ValueError(f"--namespace-worker-share must be in (0, 1], got {self.namespace_worker_share}")
+        if self.namespace_reconcile_rate < 0:
+            raise ValueError(
+                f"--namespace-reconcile-rate must be 0 (off) or more, got {self.namespace_reconcile_rate}"
+            )
+        if self.namespace_reconcile_burst < 1:
+            raise ValueError(
+                f"--namespace-reconcile-burst must be at least 1, got {self.namespace_reconcile_burst}"
+            )
         # The same checks as the pool's, with the flags' names.
         SandboxLimits(self.template_timeout, self.template_memory, self.template_workers)
+
+    @property
+    def namespace_pace(self) -> Pace | None:
+        if not self.namespace_reconcile_rate:
+            return None
+        return Pace(self.namespace_reconcile_rate, self.namespace_reconcile_burst)
 
     @property
     def template_limits(self) -> SandboxLimits:

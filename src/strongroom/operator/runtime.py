@@ -30,6 +30,7 @@ from strongroom.operator.controllers.workload import WorkloadController
 from strongroom.operator.kube import DriverResource, Kube, SecretStoreResource
 from strongroom.operator.kubeconfig import USER_AGENT
 from strongroom.operator.storecache import StoreCache
+from strongroom.operator.workqueue import Activity, Pace
 from strongroom.stores.base import StoreClient
 from strongroom.stores.credentials import KubernetesCredentialSource
 from strongroom.stores.guard import GuardSettings
@@ -57,6 +58,8 @@ class RuntimeSettings:
     # What the platform admin allows Resources (hand-set GUResIDs, manifest kinds, cluster manifests).
     resource_policy: ResourcePolicy = field(default_factory=ResourcePolicy)
     namespace_worker_share: float = DEFAULT_NAMESPACE_WORKER_SHARE
+    # None: namespaces are never paced (see workqueue.Pace).
+    namespace_pace: Pace | None = None
     # Largest answer read from a remote driver unless its Driver says otherwise.
     driver_max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
@@ -138,8 +141,10 @@ class Runtime:
                 self.drivers.observe("ADDED", body)
 
     def start(self) -> None:
+        activity = Activity()  # one for every kind: contention is judged across kinds
         for controller in self._controllers():
             controller.namespace_worker_share = self.settings.namespace_worker_share
+            controller.queue.set_pace(self.settings.namespace_pace, activity)
             self._tasks.append(
                 asyncio.create_task(
                     controller.run(self.settings.workers, self.settings.slots),

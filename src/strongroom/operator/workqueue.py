@@ -11,6 +11,11 @@
   a group with 1000 waiting keys gets one turn per round, like a group with one.
 - A group may have at most `group_limit` keys processing at once; its further keys wait in the queue
   (not in a worker) and the group skips its turns until one of them is done.
+- While another group is working (any kind's queue queued or started one of its keys in the last
+  `Activity.window` seconds), a group starts at most `Pace.rate` keys a second after a burst of
+  `Pace.burst`: a namespace changing specs without pause is paced, and the keys it changes meanwhile
+  coalesce in the queue (a key is queued once), so its API writes shrink instead of crowding the API
+  server that every other namespace's reconciles go through. A group alone is never paced.
 - `add_after` schedules a key for later (refresh, retry with backoff) on one timer heap, not one
   task per object.
 
@@ -28,6 +33,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -66,6 +72,57 @@ class _Lane(Generic[K]):
             self.ring.setdefault(group, None)
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How fast one group may start keys while another group is working."""
+
+    rate: float  # keys a second, sustained
+    burst: float  # keys at once, after a quiet spell
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError(f"a pace needs a rate above 0 and a burst of at least 1, got {self}")
+
+
+class Activity:
+    """The groups that queued or started work lately; one is shared by the queues of every kind.
+
+    Contention is judged across kinds because what pacing protects is shared by all of them: one
+    namespace's SecretMapping churn slows another namespace's Resources through the API server.
+    """
+
+    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        self._last: collections.OrderedDict[Hashable, float] = collections.OrderedDict()
+
+    def started(self, group: Hashable) -> None:
+        self._last[group] = self._clock()
+        self._last.move_to_end(group)
+
+    def others_working(self, group: Hashable) -> bool:
+        """Whether a group other than `group` had work within the window. O(1) amortised."""
+        horizon = self._clock() - self.window
+        while self._last:
+            oldest, stamp = next(iter(self._last.items()))
+            if stamp >= horizon:
+                break
+            del self._last[oldest]
+        if len(self._last) > 1:
+            return True
+        return bool(self._last) and group not in self._last
+
+
+class _Bucket:
+    """One group's tokens: refilled at the pace's rate up to its burst; one token per key started."""
+
+    __slots__ = ("stamp", "tokens")
+
+    def __init__(self, tokens: float, stamp: float) -> None:
+        self.tokens = tokens
+        self.stamp = stamp
+
+
 def group_limit(workers: int, share: float) -> int:
     """How many of `workers` one group may hold at once: `share` of them, at least one."""
     return max(1, int(workers * share))
@@ -76,10 +133,17 @@ class WorkQueue(Generic[K]):
         self,
         clock: Callable[[], float] = time.monotonic,
         group_of: Callable[[K], Hashable] = _one_group,
+        activity: Activity | None = None,
     ) -> None:
         self._clock = clock
         self._group_of = group_of
         self._group_limit: int | None = None
+        self._activity = activity if activity is not None else Activity(clock=clock)
+        self._pace: Pace | None = None
+        self._buckets: dict[Hashable, _Bucket] = {}
+        self._paused: dict[Hashable, float] = {}  # group -> when it may start its next key
+        self._pauses: list[tuple[float, int, Hashable]] = []
+        self.on_pause: Callable[[Hashable], None] | None = None
         self._lanes: dict[Priority, _Lane[K]] = {priority: _Lane() for priority in Priority}
         self._active: collections.Counter[Hashable] = collections.Counter()  # processing, per group
         self._high_streak = 0  # HIGH keys taken in a row while LOW ones waited
@@ -109,8 +173,64 @@ class WorkQueue(Generic[K]):
                 group: None for group, keys in lane.waiting.items() if keys and self._has_room(group)
             }
 
+    def set_pace(self, pace: Pace | None, activity: Activity | None = None) -> None:
+        """Pace groups while others work (None: never). `activity` is shared with other kinds' queues."""
+        self._pace = pace
+        if activity is not None:
+            self._activity = activity
+
+    @property
+    def paused_count(self) -> int:
+        return len(self._paused)
+
     def _has_room(self, group: Hashable) -> bool:
+        if group in self._paused:
+            return False
         return self._group_limit is None or self._active[group] < self._group_limit
+
+    def _may_start(self, group: Hashable) -> bool:
+        """Spend one of the group's tokens, or pause the group until it has one (only while others work)."""
+        pace = self._pace
+        if pace is None:
+            return True
+        now = self._clock()
+        bucket = self._buckets.get(group)
+        if bucket is None:
+            bucket = self._buckets[group] = _Bucket(pace.burst, now)
+        bucket.tokens = min(pace.burst, bucket.tokens + (now - bucket.stamp) * pace.rate)
+        bucket.stamp = now
+        if not self._activity.others_working(group):
+            # Alone, a group is not paced; spending still counts, so a group that ran flat out alone
+            # is paced at once when someone else starts, and an idle one arrives with its burst.
+            bucket.tokens = max(0.0, bucket.tokens - 1)
+            return True
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return True
+        due = now + (1 - bucket.tokens) / pace.rate
+        self._paused[group] = due
+        heapq.heappush(self._pauses, (due, next(self._seq), group))
+        for lane in self._lanes.values():
+            lane.ring.pop(group, None)
+        if self.on_pause is not None:
+            self.on_pause(group)
+        return False
+
+    def _resume_due(self, now: float) -> float | None:
+        """Give paused groups whose time has come their turns back; seconds until the next one is due."""
+        while self._pauses:
+            due, _, group = self._pauses[0]
+            if due > now:
+                return due - now
+            heapq.heappop(self._pauses)
+            if self._paused.get(group) != due:
+                continue
+            del self._paused[group]
+            if self._has_room(group):
+                for lane in self._lanes.values():
+                    if lane.waiting.get(group):
+                        lane.ring.setdefault(group, None)
+        return None
 
     def add(self, key: K, priority: Priority = Priority.HIGH) -> None:
         if key in self._processing:
@@ -123,6 +243,7 @@ class WorkQueue(Generic[K]):
         # A new entry (or a raised priority); the entry in the lower lane is skipped when it comes up.
         self._queued[key] = priority
         group = self._group_of(key)
+        self._activity.started(group)  # a namespace with work waiting counts as working
         self._lanes[priority].push(group, key, self._has_room(group))
         self._wakeup.set()
 
@@ -143,19 +264,21 @@ class WorkQueue(Generic[K]):
         self._dirty.pop(key, None)
 
     def _promote_due(self) -> float | None:
-        """Move due delayed keys into their lanes; return seconds until the next one is due."""
+        """Move due delayed keys into their lanes and resume paused groups; seconds until the next is due."""
         now = self._clock()
+        resume = self._resume_due(now)
         while self._delayed:
             due, _, key, priority = self._delayed[0]
             if self._delayed_due.get(key) != due:
                 heapq.heappop(self._delayed)  # superseded by an earlier schedule or forgotten
                 continue
             if due > now:
-                return due - now
+                delay = due - now
+                return delay if resume is None else min(delay, resume)
             heapq.heappop(self._delayed)
             del self._delayed_due[key]
             self.add(key, priority)
-        return None
+        return resume
 
     def _take_from(self, priority: Priority) -> K | None:
         """The next live key of a lane, round-robin over the groups that have room; None if none."""
@@ -164,13 +287,14 @@ class WorkQueue(Generic[K]):
             group = next(iter(lane.ring))
             keys = lane.waiting[group]
             del lane.ring[group]
-            while keys:
-                key = keys.popleft()
-                if self._queued.get(key) == priority:
-                    break
-            else:
+            while keys and self._queued.get(keys[0]) != priority:
+                keys.popleft()  # stale: raised to another lane, taken, or forgotten
+            if not keys:
                 del lane.waiting[group]
                 continue
+            if not self._may_start(group):
+                continue  # paused: off every ring until `_resume_due`
+            key = keys.popleft()
             if not keys:
                 del lane.waiting[group]
             del self._queued[key]
@@ -183,6 +307,7 @@ class WorkQueue(Generic[K]):
     def _start(self, key: K, group: Hashable) -> None:
         self._processing.add(key)
         self._active[group] += 1
+        self._activity.started(group)
         if not self._has_room(group):
             for lane in self._lanes.values():
                 lane.ring.pop(group, None)
@@ -204,13 +329,17 @@ class WorkQueue(Generic[K]):
     async def get(self) -> K:
         """Wait for the next key (see the module's rules for which) and mark it as processing."""
         while True:
-            wait = self._promote_due()
+            self._promote_due()
             key = self._take()
             if key is not None:
                 return key
             if self._closed:
                 raise QueueClosed
             self._wakeup.clear()
+            # Taking may have paused groups: wait until the first of them resumes or a timer is due.
+            wait = self._promote_due()
+            if any(lane.ring for lane in self._lanes.values()):
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
 

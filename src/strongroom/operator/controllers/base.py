@@ -40,6 +40,12 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 RECONCILES = Counter("strongroom_reconciles", "Reconciles by outcome.", ["kind", "result"])
+NAMESPACE_PAUSES = Counter(
+    "strongroom_namespace_paused",
+    "Times a namespace had to wait for its next reconcile because it exceeded --namespace-reconcile-rate "
+    "while other namespaces were working.",
+    ["kind"],
+)
 
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 300.0
@@ -61,6 +67,7 @@ class Controller(ABC):
     def __init__(self) -> None:
         # Fair across namespaces: round-robin turns, and at most `namespace_worker_share` of the workers each.
         self.queue: WorkQueue[ObjectKey] = WorkQueue(group_of=namespace_of)
+        self.queue.on_pause = lambda _namespace: NAMESPACE_PAUSES.labels(self.kind).inc()
         self.namespace_worker_share = DEFAULT_NAMESPACE_WORKER_SHARE
         self.bodies: dict[ObjectKey, dict[str, Any]] = {}
         self._generations: dict[ObjectKey, int | None] = {}
