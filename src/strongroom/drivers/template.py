@@ -1,23 +1,29 @@
 """The Template driver (`humanitec/template`, `strongroom/template`): outputs and manifests from Go templates.
 
 Inputs, as in Humanitec's Template driver:
-- `values.templates.{init, manifests, outputs, cookie}` and `secrets.templates.{init, manifests, outputs,
-  cookie}`, every one optional. A template is a string (rendered, then parsed as YAML) or an object or list
-  whose string leaves are rendered one by one (they stay strings).
+- `values.templates.{init, manifests, outputs, secrets, cookie}` and `secrets.templates.{init, manifests,
+  outputs, secrets, cookie}`, every one optional. A template is a string (rendered, then parsed as YAML) or an
+  object or list whose string leaves are rendered one by one (they stay strings).
 - Templates are Go `text/template` with Sprig (`strongroom.templating.render`), rendered in this order, each
-  seeing what came before: `init`, `manifests`, `outputs`, `cookie`; for each, the `values` template first,
-  then the `secrets` one.
+  seeing what came before: `init`, `manifests`, `outputs`, `secrets`, `cookie`; for each, the `values`
+  template first, then the `secrets` one.
 
 Context (`.` in a template):
 - `.id`: the GUResID; `.resource`: the resource inputs; `.driver.values` / `.driver.secrets`: the driver
   inputs (secrets in plain text);
 - `.cookie`: the cookie this driver returned last time (its YAML value), or null;
 - `.init`: the `init` result (values `init`, then secrets `init` merged over it); null before.
+`.init` and `.cookie` hold what Go holds after decoding YAML or JSON into an `interface{}`: every number a
+float64 (`{{ .init.n }}` of 1000000 prints `1e+06`, as in Go); the driver inputs are decoded as Kubernetes
+decodes a custom resource (whole numbers int64).
 
 Results:
-- `outputs` (a YAML mapping) -> output values; `secrets.templates.outputs` -> output secrets;
+- `values.templates.outputs` (a YAML mapping) -> output values;
+- `values.templates.secrets`, `secrets.templates.secrets` and `secrets.templates.outputs` (mappings,
+  deep-merged in that order) -> output secrets;
 - `manifests`: a mapping of name -> `{location, data}`, location one of `namespace`, `cluster`,
-  `containers`, `volumes`, data a mapping (the object);
+  `containers`, `volumes`, data a mapping (the object) or a string of YAML for it (the usual form of an
+  object template: `data: |` followed by the manifest with `{{ }}`);
 - `cookie` (any YAML) -> the cookie, kept by the operator and given back as `.cookie`;
 - for `workload`-type resources, `outputs.update` is the list of JSON-patch operations for the workload.
 
@@ -61,7 +67,7 @@ from strongroom.drivers.sandbox import (
 from strongroom.stores.base import SecretValue
 from strongroom.templating import DEFAULT_LIMITS, Limits, TemplateError, parse_yaml, render
 
-TEMPLATE_KEYS: Final = ("init", "manifests", "outputs", "cookie")
+TEMPLATE_KEYS: Final = ("init", "manifests", "outputs", "secrets", "cookie")
 _MANIFEST_KEYS = frozenset({"location", "data"})
 
 
@@ -222,15 +228,24 @@ class _Run:
 
     def result(self) -> DriverResult:
         init = self._stage("init")
-        self.context["init"] = _merge(*init)
+        self.context["init"] = _go_numbers(_merge(*init))
         if init[1] is not None:
-            # Very short strings ("1", "true") would blot out half of every message for nothing.
-            self.extra_secrets.extend(leaf for leaf in _string_leaves(init[1]) if len(leaf) >= 4)
+            self._hide(init[1])
 
         manifests = self._manifests(*self._stage("manifests"))
         values_out, secrets_out = self._stage("outputs")
         values = self._mapping(values_out, "values.templates.outputs")
-        secrets = self._mapping(secrets_out, "secrets.templates.outputs")
+        # Secret outputs may come from a `secrets` template on either side (Humanitec's own resource packs
+        # write `values.templates.secrets`) and from `secrets.templates.outputs`, merged in that order.
+        secrets: dict[str, Any] = {}
+        for document, name in (
+            *zip(
+                self._stage("secrets"), ("values.templates.secrets", "secrets.templates.secrets"), strict=True
+            ),
+            (secrets_out, "secrets.templates.outputs"),
+        ):
+            secrets = _merge(secrets, self._mapping(document, name))
+        self._hide(secrets)
         cookie = _merge(*self._stage("cookie"))
 
         try:
@@ -246,6 +261,11 @@ class _Run:
             cookie=None if cookie is None else SecretValue(_dump_json(cookie)),
             update=update,
         )
+
+    def _hide(self, secrets: Any) -> None:
+        """Keep rendered secrets out of the messages of later templates."""
+        # Very short strings ("1", "true") would blot out half of every message for nothing.
+        self.extra_secrets.extend(leaf for leaf in _string_leaves(secrets) if len(leaf) >= 4)
 
     def _stage(self, key: str) -> tuple[Any, Any]:
         """The values and the secrets result of one template (None where absent)."""
@@ -316,8 +336,13 @@ class _Run:
                         f"{where}.location must be one of {', '.join(sorted(MANIFEST_LOCATIONS))}"
                     )
                 data = entry.get("data")
+                if isinstance(data, str):
+                    # `data: |` with the manifest as a template (object templates keep leaves as text).
+                    data = self._parse_yaml(data, f"{where}.data")
                 if not isinstance(data, dict):
-                    raise self._fail(f"{where}.data must be a mapping (the object), not {_kind(data)}")
+                    raise self._fail(
+                        f"{where}.data must be a mapping (the object) or YAML text of one, not {_kind(data)}"
+                    )
                 found[key] = Manifest(location=location, data=data, name=key)
         return [found[key] for key in sorted(found)]
 
@@ -348,9 +373,25 @@ def _previous_cookie(cookie: SecretValue | None) -> Any:
         return None
     text = cookie.reveal().decode(errors="replace")
     try:
-        return json.loads(text)
+        return _go_numbers(json.loads(text))
     except ValueError:
         return text
+
+
+def _go_numbers(value: Any) -> Any:
+    """`value` as Go has it after decoding JSON or YAML into an interface{}: every number a float64."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # only a foreign cookie holds such a number; Go would have refused it
+            return value
+    if isinstance(value, dict):
+        return {key: _go_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_go_numbers(item) for item in value]
+    return value
 
 
 def _merge(base: Any, over: Any) -> Any:
