@@ -13,9 +13,9 @@ Context (`.` in a template):
   inputs (secrets in plain text);
 - `.cookie`: the cookie this driver returned last time (its YAML value), or null;
 - `.init`: the `init` result (values `init`, then secrets `init` merged over it); null before.
-`.init` and `.cookie` hold what Go holds after decoding YAML or JSON into an `interface{}`: every number a
-float64 (`{{ .init.n }}` of 1000000 prints `1e+06`, as in Go); the driver inputs are decoded as Kubernetes
-decodes a custom resource (whole numbers int64).
+Numbers have the Go types Humanitec's driver gives them: what a string template's YAML or the stored cookie's
+JSON holds is a float64 (`{{ .init.big }}` of 1000000 prints `1e+06`, as in Go); driver and resource inputs,
+and the literal numbers of object templates, are decoded as Kubernetes decodes a custom resource (int64).
 
 Results:
 - `values.templates.outputs` (a YAML mapping) -> output values;
@@ -227,8 +227,9 @@ class _Run:
         self.extra_secrets: list[str] = []
 
     def result(self) -> DriverResult:
-        init = self._stage("init")
-        self.context["init"] = _go_numbers(_merge(*init))
+        # `.init` is context only: it holds what Go holds, float64s where YAML was parsed.
+        init = self._stage("init", go_numbers=True)
+        self.context["init"] = _merge(*init)
         if init[1] is not None:
             self._hide(init[1])
 
@@ -267,17 +268,20 @@ class _Run:
         # Very short strings ("1", "true") would blot out half of every message for nothing.
         self.extra_secrets.extend(leaf for leaf in _string_leaves(secrets) if len(leaf) >= 4)
 
-    def _stage(self, key: str) -> tuple[Any, Any]:
+    def _stage(self, key: str, *, go_numbers: bool = False) -> tuple[Any, Any]:
         """The values and the secrets result of one template (None where absent)."""
         found: list[Any] = []
         for side in ("values", "secrets"):
             source = self.templates[side].get(key)
-            found.append(None if source is None else self._evaluate(source, f"{side}.templates.{key}"))
+            name = f"{side}.templates.{key}"
+            found.append(None if source is None else self._evaluate(source, name, go_numbers=go_numbers))
         return found[0], found[1]
 
-    def _evaluate(self, source: Any, name: str) -> Any:
+    def _evaluate(self, source: Any, name: str, *, go_numbers: bool = False) -> Any:
+        """`go_numbers`: numbers parsed from YAML as the float64s Go has (for the context), not as JSON."""
         if isinstance(source, str):
-            return self._parse_yaml(self._render(source, name), name)
+            parsed = self._parse_yaml(self._render(source, name), name)
+            return _go_numbers(parsed) if go_numbers else parsed
         if isinstance(source, Mapping):
             return {str(key): self._evaluate_leaf(value, f"{name}.{key}") for key, value in source.items()}
         if isinstance(source, list):
