@@ -415,7 +415,7 @@ class _Loader(yaml.SafeLoader):
             if self.peek() == "#":
                 while self.peek() not in "\0\r\n\x85\u2028\u2029":
                     self.forward()
-            if not self.scan_line_break():
+            if not self._line_break():
                 return
             if not self.flow_level:
                 self.allow_simple_key = True
@@ -433,7 +433,7 @@ class _Loader(yaml.SafeLoader):
             if whitespaces:
                 chunks.append(whitespaces)
             return chunks
-        line_break = self.scan_line_break()
+        line_break = self._line_break()
         self.allow_simple_key = True
         if self._at_document_marker():
             return None
@@ -449,7 +449,7 @@ class _Loader(yaml.SafeLoader):
             if self.peek() in " \t":
                 self.forward()
             else:
-                breaks.append(self.scan_line_break())
+                breaks.append(self._line_break())
                 if self._at_document_marker():
                     return None
         if line_break != "\n":
@@ -458,6 +458,10 @@ class _Loader(yaml.SafeLoader):
             chunks.append(" ")
         chunks.extend(breaks)
         return chunks
+
+    def _line_break(self) -> str:
+        text: str = self.scan_line_break()  # type: ignore[no-untyped-call]
+        return text
 
     def _at_document_marker(self) -> bool:
         return self.prefix(3) in ("---", "...") and self.peek(3) in "\0 \t\r\n\x85\u2028\u2029"
