@@ -199,7 +199,6 @@ async def test_invalid_yaml_names_the_line_of_the_rendered_text() -> None:
     ("templates", "message"),
     [
         ({"outputs": "- a\n- b\n"}, "values.templates.outputs must produce a YAML mapping, not a list"),
-        ({"output": "a: 1"}, "unknown keys ['output']"),
         ({"manifests": "x:\n  location: moon\n  data: {}\n"}, r"manifests[x].location must be one of"),
         ({"manifests": "x:\n  location: namespace\n  data: '- kind: A'\n"}, "data must be a mapping"),
         (
@@ -207,7 +206,7 @@ async def test_invalid_yaml_names_the_line_of_the_rendered_text() -> None:
             "manifests[x].data: rendered text",
         ),
         ({"secrets": "- a\n"}, "values.templates.secrets must produce a YAML mapping, not a list"),
-        ({"manifests": "x:\n  location: cluster\n  data: {}\n  extra: 1\n"}, "unknown keys ['extra']"),
+        ({"manifests": "x:\n  location: cluster\n"}, "data must be a mapping (the object) or YAML text"),
         ({"manifests": "- a\n"}, "must produce a YAML mapping"),
         ({"outputs": 5}, "must be a string, an object or a list"),
     ],
@@ -395,3 +394,15 @@ async def test_init_and_cookie_numbers_are_go_float64s() -> None:
     assert again.values["cookieType"] == "float64"
     assert again.cookie is not None
     assert json.loads(again.cookie.reveal()) == {"renders": 2}
+
+
+async def test_other_keys_are_ignored_as_humanitec_ignores_them() -> None:
+    # A snippet kept beside the templates and used through tpl; an extra key in a manifest entry.
+    templates = {
+        "helpers": "{{ .id | upper }}",
+        "outputs": "name: {{ tpl .driver.values.templates.helpers . }}\n",
+        "manifests": "x:\n  location: volumes\n  data: {name: v}\n  note: kept for people\n",
+    }
+    result = await TemplateDriver().apply(_only_values(templates))
+    assert result.values == {"name": "ABC123"}
+    assert [(m.name, m.data) for m in result.manifests] == [("x", {"name": "v"})]

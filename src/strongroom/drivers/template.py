@@ -68,7 +68,6 @@ from strongroom.stores.base import SecretValue
 from strongroom.templating import DEFAULT_LIMITS, Limits, TemplateError, parse_yaml, render
 
 TEMPLATE_KEYS: Final = ("init", "manifests", "outputs", "secrets", "cookie")
-_MANIFEST_KEYS = frozenset({"location", "data"})
 
 
 class TemplateLimitExceeded(TemplateFailed):
@@ -213,8 +212,8 @@ class _Run:
         self.limits: Limits = replace(DEFAULT_LIMITS, timeout_seconds=limits.timeout_seconds)
         self.plain_secrets = reveal_tree(req.secrets)
         self.templates = {
-            "values": _templates(req.values.get("templates"), "values.templates", req),
-            "secrets": _templates(self.plain_secrets.get("templates"), "secrets.templates", req),
+            "values": _templates(req.values.get("templates"), "values.templates"),
+            "secrets": _templates(self.plain_secrets.get("templates"), "secrets.templates"),
         }
         self.context: dict[str, Any] = {
             "id": req.guresid,
@@ -331,9 +330,6 @@ class _Run:
                 where = f"{name}[{key}]"
                 if not isinstance(entry, dict):
                     raise self._fail(f"{where} must be a mapping with location and data, not {_kind(entry)}")
-                unknown = sorted(set(entry) - _MANIFEST_KEYS)
-                if unknown:
-                    raise self._fail(f"{where} has unknown keys {unknown} (expected location and data)")
                 location = entry.get("location")
                 if location not in MANIFEST_LOCATIONS:
                     raise self._fail(
@@ -357,16 +353,14 @@ class _Run:
         return failure(redact(message, [*self.req.secret_values(), *self.extra_secrets]))
 
 
-def _templates(node: Any, name: str, req: DriverRequest) -> dict[str, Any]:
+def _templates(node: Any, name: str) -> dict[str, Any]:
+    # Other keys are ignored, as Go's JSON decoding in Humanitec's driver ignores them: definitions keep
+    # shared snippets there (`{{ tpl .driver.values.templates.helpers . }}`), and refusing them would refuse
+    # definitions Humanitec runs.
     if node is None:
         return {}
     if not isinstance(node, Mapping):
         raise TemplateFailed(f"{name} must be an object with {', '.join(TEMPLATE_KEYS)}, not {_kind(node)}")
-    unknown = sorted(set(node) - set(TEMPLATE_KEYS))
-    if unknown:
-        raise TemplateFailed(
-            req.redact(f"{name} has unknown keys {unknown} (expected {', '.join(TEMPLATE_KEYS)})")
-        )
     return {key: node[key] for key in TEMPLATE_KEYS if node.get(key) is not None}
 
 
