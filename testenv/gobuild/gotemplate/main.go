@@ -175,12 +175,14 @@ func normalizeNumbers(v interface{}) interface{} {
 }
 
 // funcMap is Sprig's text function map with the same removals and additions as strongroom:
-// no environment or DNS access, plus Helm's YAML/JSON helpers, include, tpl and required.
+// no environment, DNS lookups that answer "" (as Helm's), plus Helm's YAML/JSON helpers, include,
+// tpl and required.
 func funcMap(root *template.Template) template.FuncMap {
 	funcs := sprig.TxtFuncMap()
 	delete(funcs, "env")
 	delete(funcs, "expandenv")
-	delete(funcs, "getHostByName")
+	// Helm without --enable-dns: the lookup answers "" (no template reaches the network).
+	funcs["getHostByName"] = func(name string) string { return "" }
 
 	depth := map[string]int{}
 	funcs["include"] = func(name string, data interface{}) (string, error) {
