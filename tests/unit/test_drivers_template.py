@@ -208,7 +208,7 @@ async def test_invalid_yaml_names_the_line_of_the_rendered_text() -> None:
         ({"secrets": "- a\n"}, "values.templates.secrets must produce a YAML mapping, not a list"),
         ({"manifests": "x:\n  location: cluster\n"}, "data must be a mapping (the object) or YAML text"),
         ({"manifests": "- a\n"}, "must produce a YAML mapping"),
-        ({"outputs": 5}, "must be a string, an object or a list"),
+        ({"outputs": 5}, "values.templates.outputs must produce a YAML mapping, not a int"),
     ],
 )
 async def test_shape_errors(templates: dict[str, Any], message: str) -> None:
@@ -406,3 +406,12 @@ async def test_other_keys_are_ignored_as_humanitec_ignores_them() -> None:
     result = await TemplateDriver().apply(_only_values(templates))
     assert result.values == {"name": "ABC123"}
     assert [(m.name, m.data) for m in result.manifests] == [("x", {"name": "v"})]
+
+
+async def test_a_template_that_is_a_plain_value_is_that_value() -> None:
+    result = await TemplateDriver().apply(
+        _only_values({"init": 3, "cookie": True, "outputs": "count: {{ .init }}\n"})
+    )
+    assert result.values == {"count": 3}
+    assert result.cookie is not None
+    assert json.loads(result.cookie.reveal()) is True

@@ -281,11 +281,8 @@ class _Run:
         if isinstance(source, str):
             parsed = self._parse_yaml(self._render(source, name), name)
             return _go_numbers(parsed) if go_numbers else parsed
-        if isinstance(source, Mapping):
-            return {str(key): self._evaluate_leaf(value, f"{name}.{key}") for key, value in source.items()}
-        if isinstance(source, list):
-            return [self._evaluate_leaf(value, f"{name}[{index}]") for index, value in enumerate(source)]
-        raise self._fail(f"{name} must be a string, an object or a list, not {type(source).__name__}")
+        # An object or list has its string leaves rendered; any other value (`cookie: 1`) is itself.
+        return self._evaluate_leaf(source, name)
 
     def _evaluate_leaf(self, source: Any, name: str) -> Any:
         # Inside an object template, string leaves are templates whose text is the value (no YAML parsing:

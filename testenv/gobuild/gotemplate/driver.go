@@ -163,10 +163,9 @@ func evaluate(source interface{}, name string, context map[string]interface{}) (
 			return nil, err
 		}
 		return unmarshalYAML(text)
-	case map[string]interface{}, []interface{}:
-		return evaluateLeaves(source, name, context)
 	default:
-		return nil, fmt.Errorf("%s must be a string, an object or a list, not %T", name, source)
+		// Objects and lists have their string leaves rendered; numbers, booleans are themselves.
+		return evaluateLeaves(source, name, context)
 	}
 }
 
