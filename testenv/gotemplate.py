@@ -1,9 +1,11 @@
-"""Real Go `text/template` + Sprig as an oracle for strongroom.templating.
+"""Real Go `text/template` + Sprig as an oracle for strongroom.templating and the Template driver.
 
 The Go program in testenv/gobuild/gotemplate/ reads JSON requests and answers with the output or
-the error Go produced. It is built through testenv.gobuild (cached by content, progress shown), and
-one long-lived process serves every case of a test session, because starting a Go process per
-template would dominate the run time of the differential suite.
+the error Go produced: a rendered template, a YAML text read by sigs.k8s.io/yaml, or a whole
+Template-driver call rendered and parsed by Go (driver.go). It is built through testenv.gobuild
+(cached by content, progress shown), and one long-lived process serves every case of a test
+session, because starting a Go process per template would dominate the run time of the differential
+suites.
 """
 
 from __future__ import annotations
@@ -55,6 +57,36 @@ class GoTemplateOracle:
         self, template: str, data: Any, missingkey: str = "default", name: str = "template"
     ) -> GoResult:
         return self._request({"template": template, "data": data, "missingkey": missingkey, "name": name})
+
+    def parse_yaml(self, text: str) -> GoResult:
+        """`text` read by sigs.k8s.io/yaml.Unmarshal into an interface{}; the output is that value as JSON."""
+        return self._request({"op": "yaml", "text": text})
+
+    def run_driver(
+        self,
+        *,
+        guresid: str,
+        resource: Any,
+        values: Any,
+        secrets: Any,
+        cookie: Any = None,
+    ) -> GoResult:
+        """One Template-driver call with Go rendering and parsing every template (driver.go).
+
+        The output is JSON `{values, secrets, manifests: {name: {location, data}}, cookie}`; `cookie` is
+        the previous cookie's JSON value (None: no cookie)."""
+        return self._request(
+            {
+                "op": "driver",
+                "input": {
+                    "id": guresid,
+                    "resource": resource,
+                    "values": values,
+                    "secrets": secrets,
+                    "cookie": cookie,
+                },
+            }
+        )
 
     def signatures(self) -> dict[str, Any]:
         """Go parameter and result types of every function the oracle registers."""

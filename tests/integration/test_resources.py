@@ -59,7 +59,9 @@ from tests.integration.helpers import (
 
 pytestmark = pytest.mark.integration
 
-CANARIES = {name: f"canary-{name}-{uuid.uuid4().hex}" for name in ("echo", "template", "chain", "reject")}
+CANARIES = {
+    name: f"canary-{name}-{uuid.uuid4().hex}" for name in ("echo", "template", "pack", "chain", "reject")
+}
 DRIVER_SCRIPT = REPO_ROOT / "examples" / "drivers" / "postgres" / "driver.py"
 ORG = "org-resources"
 
@@ -522,6 +524,71 @@ def test_template_end_to_end(env: Env) -> None:
     assert obj["status"]["outputs"]["values"]["host"] == "cache2.internal"
     assert get(env.cluster, "secret", env.namespace, "cfg-manifests") is None
     assert json.loads(bao_value(env, cookie_ref["ref"]) or "{}") == {"renders": 2}
+
+
+# The forms of Humanitec's resource packs and published examples: secret outputs from
+# `values.templates.secrets`, manifests as an object whose `data` are template strings (`data: |`).
+PACK_TEMPLATES = {
+    "init": "name: pack-{{ .id | trunc 8 }}\n",
+    "manifests": {
+        "config.yaml": {
+            "location": "namespace",
+            "data": (
+                "{{- /* the settings, named after the GUResID */ -}}\n"
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .init.name }}\n"
+                "data:\n  user: app\n  tag: {{ .driver.values.tag | quote }}\n"
+            ),
+        },
+        "auth.yaml": {
+            "location": "namespace",
+            "data": (
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .init.name }}-auth\n"
+                "stringData:\n  token: {{ .driver.secrets.token | quote }}\n"
+            ),
+        },
+        "agent.yaml": {
+            "location": "containers",
+            "data": "name: agent\nimage: agent:{{ .driver.values.tag }}\n",
+        },
+        "cache.yaml": {"location": "volumes", "data": "name: cache\nemptyDir: {}\n"},
+    },
+    "outputs": "name: {{ .init.name }}\n",
+    "secrets": "token: {{ .driver.secrets.token | quote }}\nuser: app\n",
+}
+
+
+def test_template_resource_pack_forms(env: Env) -> None:
+    seed(env, f"{env.namespace}/pack/token", CANARIES["pack"])
+    spec = {
+        "driverInputs": {
+            "values": {"tag": "1.2", "templates": PACK_TEMPLATES},
+            "secretRefs": {"token": {"store": "res-bao", "ref": f"{env.namespace}/pack/token"}},
+        }
+    }
+    apply(env.cluster, resource("pack", env.namespace, "humanitec/template", type="redis", **spec))
+    obj = eventually(lambda: ready(env, "pack"), timeout=60, what="resource-pack Resource Ready")
+    name = f"pack-{obj['status']['guresid'][:8]}"
+    outputs = obj["status"]["outputs"]
+    assert outputs["values"] == {"name": name}
+    assert sorted(outputs["secretRefs"]) == ["token", "user"]
+    assert secret_data(env.cluster, env.namespace, "pack-outputs") == {
+        "token": CANARIES["pack"],
+        "user": "app",
+    }
+    assert bao_value(env, outputs["secretRefs"]["token"]["ref"]) == CANARIES["pack"]
+
+    configmap = get(env.cluster, "configmap", env.namespace, name)
+    assert configmap is not None
+    assert configmap["data"] == {"user": "app", "tag": "1.2"}
+    assert secret_data(env.cluster, env.namespace, f"{name}-auth") == {"token": CANARIES["pack"]}
+    assert sorted((m["kind"], m["name"]) for m in obj["status"]["manifests"]) == [
+        ("ConfigMap", name),
+        ("Secret", f"{name}-auth"),
+    ]
+    manifests = secret_data(env.cluster, env.namespace, "pack-manifests")
+    assert manifests is not None
+    assert json.loads(manifests["containers.json"]) == [{"image": "agent:1.2", "name": "agent"}]
+    assert json.loads(manifests["volumes.json"]) == [{"emptyDir": {}, "name": "cache"}]
 
 
 def test_workload_update_becomes_a_workload_patch(env: Env) -> None:

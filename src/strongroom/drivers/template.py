@@ -1,23 +1,29 @@
 """The Template driver (`humanitec/template`, `strongroom/template`): outputs and manifests from Go templates.
 
 Inputs, as in Humanitec's Template driver:
-- `values.templates.{init, manifests, outputs, cookie}` and `secrets.templates.{init, manifests, outputs,
-  cookie}`, every one optional. A template is a string (rendered, then parsed as YAML) or an object or list
-  whose string leaves are rendered one by one (they stay strings).
+- `values.templates.{init, manifests, outputs, secrets, cookie}` and `secrets.templates.{init, manifests,
+  outputs, secrets, cookie}`, every one optional. A template is a string (rendered, then parsed as YAML) or an
+  object or list whose string leaves are rendered one by one (they stay strings).
 - Templates are Go `text/template` with Sprig (`strongroom.templating.render`), rendered in this order, each
-  seeing what came before: `init`, `manifests`, `outputs`, `cookie`; for each, the `values` template first,
-  then the `secrets` one.
+  seeing what came before: `init`, `manifests`, `outputs`, `secrets`, `cookie`; for each, the `values`
+  template first, then the `secrets` one.
 
 Context (`.` in a template):
 - `.id`: the GUResID; `.resource`: the resource inputs; `.driver.values` / `.driver.secrets`: the driver
   inputs (secrets in plain text);
 - `.cookie`: the cookie this driver returned last time (its YAML value), or null;
 - `.init`: the `init` result (values `init`, then secrets `init` merged over it); null before.
+Numbers have the Go types Humanitec's driver gives them: what a string template's YAML or the stored cookie's
+JSON holds is a float64 (`{{ .init.big }}` of 1000000 prints `1e+06`, as in Go); driver and resource inputs,
+and the literal numbers of object templates, are decoded as Kubernetes decodes a custom resource (int64).
 
 Results:
-- `outputs` (a YAML mapping) -> output values; `secrets.templates.outputs` -> output secrets;
+- `values.templates.outputs` (a YAML mapping) -> output values;
+- `values.templates.secrets`, `secrets.templates.secrets` and `secrets.templates.outputs` (mappings,
+  deep-merged in that order) -> output secrets;
 - `manifests`: a mapping of name -> `{location, data}`, location one of `namespace`, `cluster`,
-  `containers`, `volumes`, data a mapping (the object);
+  `containers`, `volumes`, data a mapping (the object) or a string of YAML for it (the usual form of an
+  object template: `data: |` followed by the manifest with `{{ }}`);
 - `cookie` (any YAML) -> the cookie, kept by the operator and given back as `.cookie`;
 - for `workload`-type resources, `outputs.update` is the list of JSON-patch operations for the workload.
 
@@ -61,8 +67,7 @@ from strongroom.drivers.sandbox import (
 from strongroom.stores.base import SecretValue
 from strongroom.templating import DEFAULT_LIMITS, Limits, TemplateError, parse_yaml, render
 
-TEMPLATE_KEYS: Final = ("init", "manifests", "outputs", "cookie")
-_MANIFEST_KEYS = frozenset({"location", "data"})
+TEMPLATE_KEYS: Final = ("init", "manifests", "outputs", "secrets", "cookie")
 
 
 class TemplateLimitExceeded(TemplateFailed):
@@ -207,8 +212,8 @@ class _Run:
         self.limits: Limits = replace(DEFAULT_LIMITS, timeout_seconds=limits.timeout_seconds)
         self.plain_secrets = reveal_tree(req.secrets)
         self.templates = {
-            "values": _templates(req.values.get("templates"), "values.templates", req),
-            "secrets": _templates(self.plain_secrets.get("templates"), "secrets.templates", req),
+            "values": _templates(req.values.get("templates"), "values.templates"),
+            "secrets": _templates(self.plain_secrets.get("templates"), "secrets.templates"),
         }
         self.context: dict[str, Any] = {
             "id": req.guresid,
@@ -221,16 +226,26 @@ class _Run:
         self.extra_secrets: list[str] = []
 
     def result(self) -> DriverResult:
-        init = self._stage("init")
+        # `.init` is context only: it holds what Go holds, float64s where YAML was parsed.
+        init = self._stage("init", go_numbers=True)
         self.context["init"] = _merge(*init)
         if init[1] is not None:
-            # Very short strings ("1", "true") would blot out half of every message for nothing.
-            self.extra_secrets.extend(leaf for leaf in _string_leaves(init[1]) if len(leaf) >= 4)
+            self._hide(init[1])
 
         manifests = self._manifests(*self._stage("manifests"))
         values_out, secrets_out = self._stage("outputs")
         values = self._mapping(values_out, "values.templates.outputs")
-        secrets = self._mapping(secrets_out, "secrets.templates.outputs")
+        # Secret outputs may come from a `secrets` template on either side (Humanitec's own resource packs
+        # write `values.templates.secrets`) and from `secrets.templates.outputs`, merged in that order.
+        secrets: dict[str, Any] = {}
+        for document, name in (
+            *zip(
+                self._stage("secrets"), ("values.templates.secrets", "secrets.templates.secrets"), strict=True
+            ),
+            (secrets_out, "secrets.templates.outputs"),
+        ):
+            secrets = _merge(secrets, self._mapping(document, name))
+        self._hide(secrets)
         cookie = _merge(*self._stage("cookie"))
 
         try:
@@ -247,22 +262,27 @@ class _Run:
             update=update,
         )
 
-    def _stage(self, key: str) -> tuple[Any, Any]:
+    def _hide(self, secrets: Any) -> None:
+        """Keep rendered secrets out of the messages of later templates."""
+        # Very short strings ("1", "true") would blot out half of every message for nothing.
+        self.extra_secrets.extend(leaf for leaf in _string_leaves(secrets) if len(leaf) >= 4)
+
+    def _stage(self, key: str, *, go_numbers: bool = False) -> tuple[Any, Any]:
         """The values and the secrets result of one template (None where absent)."""
         found: list[Any] = []
         for side in ("values", "secrets"):
             source = self.templates[side].get(key)
-            found.append(None if source is None else self._evaluate(source, f"{side}.templates.{key}"))
+            name = f"{side}.templates.{key}"
+            found.append(None if source is None else self._evaluate(source, name, go_numbers=go_numbers))
         return found[0], found[1]
 
-    def _evaluate(self, source: Any, name: str) -> Any:
+    def _evaluate(self, source: Any, name: str, *, go_numbers: bool = False) -> Any:
+        """`go_numbers`: numbers parsed from YAML as the float64s Go has (for the context), not as JSON."""
         if isinstance(source, str):
-            return self._parse_yaml(self._render(source, name), name)
-        if isinstance(source, Mapping):
-            return {str(key): self._evaluate_leaf(value, f"{name}.{key}") for key, value in source.items()}
-        if isinstance(source, list):
-            return [self._evaluate_leaf(value, f"{name}[{index}]") for index, value in enumerate(source)]
-        raise self._fail(f"{name} must be a string, an object or a list, not {type(source).__name__}")
+            parsed = self._parse_yaml(self._render(source, name), name)
+            return _go_numbers(parsed) if go_numbers else parsed
+        # An object or list has its string leaves rendered; any other value (`cookie: 1`) is itself.
+        return self._evaluate_leaf(source, name)
 
     def _evaluate_leaf(self, source: Any, name: str) -> Any:
         # Inside an object template, string leaves are templates whose text is the value (no YAML parsing:
@@ -307,17 +327,19 @@ class _Run:
                 where = f"{name}[{key}]"
                 if not isinstance(entry, dict):
                     raise self._fail(f"{where} must be a mapping with location and data, not {_kind(entry)}")
-                unknown = sorted(set(entry) - _MANIFEST_KEYS)
-                if unknown:
-                    raise self._fail(f"{where} has unknown keys {unknown} (expected location and data)")
                 location = entry.get("location")
                 if location not in MANIFEST_LOCATIONS:
                     raise self._fail(
                         f"{where}.location must be one of {', '.join(sorted(MANIFEST_LOCATIONS))}"
                     )
                 data = entry.get("data")
+                if isinstance(data, str):
+                    # `data: |` with the manifest as a template (object templates keep leaves as text).
+                    data = self._parse_yaml(data, f"{where}.data")
                 if not isinstance(data, dict):
-                    raise self._fail(f"{where}.data must be a mapping (the object), not {_kind(data)}")
+                    raise self._fail(
+                        f"{where}.data must be a mapping (the object) or YAML text of one, not {_kind(data)}"
+                    )
                 found[key] = Manifest(location=location, data=data, name=key)
         return [found[key] for key in sorted(found)]
 
@@ -328,16 +350,14 @@ class _Run:
         return failure(redact(message, [*self.req.secret_values(), *self.extra_secrets]))
 
 
-def _templates(node: Any, name: str, req: DriverRequest) -> dict[str, Any]:
+def _templates(node: Any, name: str) -> dict[str, Any]:
+    # Other keys are ignored, as Go's JSON decoding in Humanitec's driver ignores them: definitions keep
+    # shared snippets there (`{{ tpl .driver.values.templates.helpers . }}`), and refusing them would refuse
+    # definitions Humanitec runs.
     if node is None:
         return {}
     if not isinstance(node, Mapping):
         raise TemplateFailed(f"{name} must be an object with {', '.join(TEMPLATE_KEYS)}, not {_kind(node)}")
-    unknown = sorted(set(node) - set(TEMPLATE_KEYS))
-    if unknown:
-        raise TemplateFailed(
-            req.redact(f"{name} has unknown keys {unknown} (expected {', '.join(TEMPLATE_KEYS)})")
-        )
     return {key: node[key] for key in TEMPLATE_KEYS if node.get(key) is not None}
 
 
@@ -348,9 +368,25 @@ def _previous_cookie(cookie: SecretValue | None) -> Any:
         return None
     text = cookie.reveal().decode(errors="replace")
     try:
-        return json.loads(text)
+        return _go_numbers(json.loads(text))
     except ValueError:
         return text
+
+
+def _go_numbers(value: Any) -> Any:
+    """`value` as Go has it after decoding JSON or YAML into an interface{}: every number a float64."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # only a foreign cookie holds such a number; Go would have refused it
+            return value
+    if isinstance(value, dict):
+        return {key: _go_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_go_numbers(item) for item in value]
+    return value
 
 
 def _merge(base: Any, over: Any) -> Any:

@@ -2,8 +2,9 @@
 
 The implementations come from gotpl's Sprig port and HelmExtension, with the ones that differ from
 Go replaced here (JSON/YAML encoding and decoding, deep equality, kind names) or in _builtins.py.
-`env`, `expandenv` and `getHostByName` are left out: a template must not read the operator's
-environment (it holds credentials) or reach the network.
+`env` and `expandenv` are left out, as Helm leaves them out: a template must not read the operator's
+environment (it holds credentials). `getHostByName` answers "" as Helm's does without `--enable-dns`:
+no template reaches the network.
 
 Every function is wrapped by `_guard`, which
 
@@ -57,7 +58,7 @@ from strongroom.templating._values import (
     is_nil,
 )
 
-EXCLUDED: Final = frozenset({"env", "expandenv", "getHostByName"})
+EXCLUDED: Final = frozenset({"env", "expandenv"})
 
 # Go methods and fields of values functions return (semver's *Version) that templates may use.
 ALLOWED_ATTRIBUTES: Final = frozenset({"Major", "Minor", "Patch"})

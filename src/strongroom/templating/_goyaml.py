@@ -403,6 +403,69 @@ class _Loader(yaml.SafeLoader):
             return _STR if tag == "timestamp" else tag
         return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
+    def scan_to_next_token(self) -> None:
+        # libyaml's rule, which go-yaml keeps: tabs separate tokens too where no simple key can start (in
+        # flow context, after `key:`), so `a:\t1` is {a: 1} in Go where PyYAML stops at the tab.
+        if self.index == 0 and self.peek() == "\ufeff":
+            self.forward()
+        while True:
+            tab_is_blank = bool(self.flow_level) or not self.allow_simple_key
+            while self.peek() == " " or (self.peek() == "\t" and tab_is_blank):
+                self.forward()
+            if self.peek() == "#":
+                while self.peek() not in "\0\r\n\x85\u2028\u2029":
+                    self.forward()
+            if not self._line_break():
+                return
+            if not self.flow_level:
+                self.allow_simple_key = True
+
+    def scan_plain_spaces(self, indent: int, start_mark: Any) -> list[str] | None:
+        # PyYAML's own, except that tabs are blanks as in libyaml/go-yaml (`a: b\tc` is "b\tc" in Go), and a
+        # tab in the indentation of a continuation line is refused as go-yaml refuses it.
+        chunks: list[str] = []
+        length = 0
+        while self.peek(length) in " \t":
+            length += 1
+        whitespaces = self.prefix(length)
+        self.forward(length)
+        if self.peek() not in "\r\n\x85\u2028\u2029":
+            if whitespaces:
+                chunks.append(whitespaces)
+            return chunks
+        line_break = self._line_break()
+        self.allow_simple_key = True
+        if self._at_document_marker():
+            return None
+        breaks: list[str] = []
+        while self.peek() in " \t\r\n\x85\u2028\u2029":
+            if self.peek() == "\t" and self.column < indent:
+                raise yaml.scanner.ScannerError(
+                    "while scanning a plain scalar",
+                    start_mark,
+                    "found a tab character that violates indentation",
+                    self.get_mark(),
+                )
+            if self.peek() in " \t":
+                self.forward()
+            else:
+                breaks.append(self._line_break())
+                if self._at_document_marker():
+                    return None
+        if line_break != "\n":
+            chunks.append(line_break)
+        elif not breaks:
+            chunks.append(" ")
+        chunks.extend(breaks)
+        return chunks
+
+    def _line_break(self) -> str:
+        text: str = self.scan_line_break()  # type: ignore[no-untyped-call]
+        return text
+
+    def _at_document_marker(self) -> bool:
+        return self.prefix(3) in ("---", "...") and self.peek(3) in "\0 \t\r\n\x85\u2028\u2029"
+
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
         # Keys become strings here, not afterwards: YAML's 1 and true are different keys, but
         # equal as Python dict keys.

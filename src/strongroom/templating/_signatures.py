@@ -94,6 +94,7 @@ SIGNATURES: Final[dict[str, Signature]] = {
         ("sprig.certificate", "error"),
     ),
     "get": (("map[string]interface {}", "string"), False, ("interface {}",)),
+    "getHostByName": (("string",), False, ("string",)),
     "has": (("interface {}", "interface {}"), False, ("bool",)),
     "hasKey": (("map[string]interface {}", "string"), False, ("bool",)),
     "hasPrefix": (("string", "string"), False, ("bool",)),

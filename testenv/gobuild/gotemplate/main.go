@@ -11,6 +11,11 @@
 // test suite start a single process for hundreds of cases. The request {"op": "signatures"} answers
 // with the Go parameter and result types of every function instead (JSON in "output").
 //
+// Two more requests model the Humanitec Template driver (driver.go), answering JSON in "output":
+//
+//	{"op": "yaml", "text": "..."}     the text read by sigs.k8s.io/yaml.Unmarshal into an interface{}
+//	{"op": "driver", "input": {...}}  a whole Template-driver call: every template rendered and parsed
+//
 // Numbers in "data" become int64 when integral and float64 otherwise, the mapping strongroom
 // documents for its Python data (see docs/templates.md).
 package main
@@ -32,8 +37,10 @@ import (
 )
 
 type request struct {
-	Op         string          `json:"op"` // "" renders; "signatures" lists the function map
+	Op         string          `json:"op"` // "" renders; "signatures", "yaml", "driver" as above
 	Template   string          `json:"template"`
+	Text       string          `json:"text"`  // op "yaml"
+	Input      json.RawMessage `json:"input"` // op "driver"
 	Data       json.RawMessage `json:"data"`
 	MissingKey string          `json:"missingkey"`
 	Name       string          `json:"name"`
@@ -64,9 +71,14 @@ func main() {
 		}
 		var output string
 		var err error
-		if req.Op == "signatures" {
+		switch req.Op {
+		case "signatures":
 			output, err = signatures()
-		} else {
+		case "yaml":
+			output, err = parseYAML(req.Text)
+		case "driver":
+			output, err = runDriver(req.Input)
+		default:
 			output, err = execute(req)
 		}
 		var resp response
@@ -106,9 +118,14 @@ func execute(req request) (output string, err error) {
 	if missing == "" {
 		missing = "default"
 	}
+	return render(name, req.Template, data, missing)
+}
+
+// render parses and executes one template with the function map, as Helm and the Template driver do.
+func render(name, source string, data interface{}, missing string) (string, error) {
 	tmpl := template.New(name).Option("missingkey=" + missing)
 	tmpl.Funcs(funcMap(tmpl))
-	if _, err := tmpl.Parse(req.Template); err != nil {
+	if _, err := tmpl.Parse(source); err != nil {
 		return "", err
 	}
 	var buf strings.Builder
@@ -158,12 +175,14 @@ func normalizeNumbers(v interface{}) interface{} {
 }
 
 // funcMap is Sprig's text function map with the same removals and additions as strongroom:
-// no environment or DNS access, plus Helm's YAML/JSON helpers, include, tpl and required.
+// no environment, DNS lookups that answer "" (as Helm's), plus Helm's YAML/JSON helpers, include,
+// tpl and required.
 func funcMap(root *template.Template) template.FuncMap {
 	funcs := sprig.TxtFuncMap()
 	delete(funcs, "env")
 	delete(funcs, "expandenv")
-	delete(funcs, "getHostByName")
+	// Helm without --enable-dns: the lookup answers "" (no template reaches the network).
+	funcs["getHostByName"] = func(name string) string { return "" }
 
 	depth := map[string]int{}
 	funcs["include"] = func(name string, data interface{}) (string, error) {
