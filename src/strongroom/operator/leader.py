@@ -175,6 +175,8 @@ class LeaderElector:
         # The record last seen and when it was first seen (this clock): expiry is measured from there.
         self._observed: tuple[tuple[str, str | None], float] | None = None
         self._task: asyncio.Task[None] | None = None
+        # When the Lease seen last may be taken (this clock), if someone else holds it.
+        self._expires_at: float | None = None
 
     # --- one attempt --------------------------------------------------------------------------------------
 
@@ -223,7 +225,9 @@ class LeaderElector:
         observed_at = self._observe(record)
         me, duration = self.settings.identity, self.settings.lease_duration
         if not may_take(record, me, observed_at, self._clock(), duration):
+            self._expires_at = observed_at + (record.duration or duration)
             return False
+        self._expires_at = None
         lease.spec = self._spec(record, now)
         try:
             await self.client.replace(lease)  # carries the resourceVersion read: a concurrent write -> 409
@@ -249,6 +253,15 @@ class LeaderElector:
             logger.warning("leader election: could not read or write Lease (%s: %s)", type(exc).__name__, exc)
             return False
 
+    def _next_try(self) -> float:
+        """Seconds until a candidate tries again: a jittered retry period (candidates spread out), or less
+        if the Lease it saw expires sooner: a standby then takes over within a lease duration of the
+        leader's last renew, not a retry period after that."""
+        wait = self.settings.retry_period * random.uniform(1.0, 1.2)
+        if self._expires_at is not None:
+            wait = min(wait, max(0.0, self._expires_at - self._clock()) + 0.01)
+        return wait
+
     async def _run(self) -> None:
         s = self.settings
         logger.info(
@@ -263,7 +276,7 @@ class LeaderElector:
         while True:
             if await self._attempt(s.retry_period):
                 break
-            await asyncio.sleep(s.retry_period * random.uniform(1.0, 1.2))  # jittered: candidates spread
+            await asyncio.sleep(self._next_try())
         IS_LEADER.set(1)
         self.leading.set()
         logger.info("leader election: %s became the leader", s.identity)
