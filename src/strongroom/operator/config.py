@@ -117,8 +117,8 @@ class OperatorConfig:
     worker_limit: int = DEFAULT_WORKER_LIMIT
     reconcile_limit: int = DEFAULT_RECONCILE_LIMIT
     namespace_worker_share: float = DEFAULT_NAMESPACE_WORKER_SHARE
-    # kopf peering freezes equal-priority replicas instead of electing a leader, so the design is
-    # one replica without peering (ARCHITECTURE.md, python-stack.md section 1).
+    # kopf peering freezes equal-priority replicas instead of electing a leader: replicas use our own
+    # Lease-based election (`leader_elect`, leader.py) and kopf runs standalone.
     standalone: bool = True
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
     store_check_interval: float = DEFAULT_STORE_CHECK_INTERVAL
