@@ -225,7 +225,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
         runtime.start(elector.leading if elector is not None else None)
         existing = asyncio.all_tasks()
         tasks = await kopf.spawn_tasks(
-            registry=build_registry(config),
+            registry=build_registry(config, user_agent),
             settings=build_settings(config),
             insights=insights,
             memo=kopf.Memo(config=config, cluster=access, runtime=runtime),

@@ -263,6 +263,16 @@ class LeaderElector:
         return wait
 
     async def _run(self) -> None:
+        try:
+            await self._campaign()
+        except Exception:  # a bug here must not leave a process that neither leads nor stops
+            logger.exception("leader election failed")
+        self.leadership.revoke()
+        IS_LEADER.set(0)
+        self.lost.set()
+
+    async def _campaign(self) -> None:
+        """Acquire the Lease, then renew it until that fails; return when it is lost."""
         s = self.settings
         logger.info(
             "leader election: candidate %s for Lease %s/%s (lease %gs, renew deadline %gs, retry %gs)",
@@ -291,11 +301,9 @@ class LeaderElector:
             if self.holder != s.identity or not self.leadership.held:
                 break
         self.leadership.revoke()
-        IS_LEADER.set(0)
         logger.error(
             "leader election: %s lost the Lease (holder now %r); stopping", s.identity, self.holder or None
         )
-        self.lost.set()
 
     async def stop(self, *, release: bool) -> None:
         """Stop the loop; with `release`, give the Lease up if still held (call once no worker writes)."""
@@ -308,7 +316,8 @@ class LeaderElector:
             self.leadership.revoke()
             IS_LEADER.set(0)
             try:
-                await self._release()
+                async with asyncio.timeout(self.settings.renew_deadline):
+                    await self._release()
             except Exception as exc:
                 logger.warning(
                     "leader election: could not release the Lease (%s: %s)", type(exc).__name__, exc
