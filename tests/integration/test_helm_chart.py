@@ -265,8 +265,11 @@ def test_resource_policy_values_become_flags(cluster: Cluster) -> None:
 
 def test_cluster_wide_rbac(cluster: Cluster) -> None:
     docs = _template(cluster)
-    # The only Role: tokens of the operator's own ServiceAccount, in the release namespace.
-    (own_token,) = [d for d in docs if d["kind"] == "Role"]
+    # The only Roles, both in the release namespace: tokens of the operator's own ServiceAccount, and the
+    # leader-election Lease (test_leader_election_rbac_and_switching_it_off).
+    roles = {d["metadata"]["name"] for d in docs if d["kind"] == "Role"}
+    assert roles == {"strongroom-own-token", "strongroom-leader-election"}
+    own_token = _one(docs, "Role", "strongroom-own-token")
     assert own_token["metadata"]["namespace"] == "strongroom-system"
     assert own_token["rules"] == [
         {
@@ -343,7 +346,9 @@ def test_namespaced_rbac(cluster: Cluster) -> None:
 def test_service_account_tokens_only_where_listed(cluster: Cluster) -> None:
     docs = _template(cluster, "--set", "rbac.serviceAccountTokenNamespaces={team-a}")
     tokens = {
-        (d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in docs if d["kind"] == "Role"
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"]
+        for d in docs
+        if d["kind"] == "Role" and d["metadata"]["name"] != "strongroom-leader-election"
     }
     rule = {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
     assert tokens == {
@@ -351,7 +356,9 @@ def test_service_account_tokens_only_where_listed(cluster: Cluster) -> None:
         ("team-a", "strongroom-service-account-tokens"): [rule],
     }
     bindings = {
-        (d["metadata"]["namespace"], d["roleRef"]["name"]) for d in docs if d["kind"] == "RoleBinding"
+        (d["metadata"]["namespace"], d["roleRef"]["name"])
+        for d in docs
+        if d["kind"] == "RoleBinding" and d["roleRef"]["name"] != "strongroom-leader-election"
     }
     assert bindings == set(tokens)
     # The operator learns its own ServiceAccount's name from the downward API.

@@ -235,7 +235,11 @@ def test_a_paused_leader_makes_no_write_after_losing_the_lease(
         time.sleep(1)
     assert churn.patches > 0
     assert leader.process.exit_code == 1, leader.logs()[-3000:]
-    assert "lost the Lease" in leader.logs()
+    old_log = leader.logs()
+    assert "lost the Lease" in old_log
+    # Its workers went on after the pause and tried to write; the fence refused (the proof below is that
+    # none of those writes reached the API server).
+    assert "WriteFenced" in old_log
     assert standby.process.alive()
     # Everything the churn asked for was done (by the new leader): no update was lost in the hand-over.
     for name in names:

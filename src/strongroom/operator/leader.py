@@ -284,7 +284,7 @@ class LeaderElector:
             s.retry_period,
         )
         while True:
-            if await self._attempt(s.retry_period):
+            if await self._attempt(s.renew_deadline):
                 break
             await asyncio.sleep(self._next_try())
         IS_LEADER.set(1)
@@ -293,17 +293,20 @@ class LeaderElector:
         while True:
             await asyncio.sleep(s.retry_period)
             valid_until = self.leadership.valid_until
-            if valid_until is None:
+            remaining = valid_until - self._clock() if valid_until is not None else 0.0
+            if remaining <= 0:  # e.g. the process was paused: no use asking
+                reason = "its renew deadline passed"
                 break
-            renewed = await self._attempt(valid_until - self._clock())
-            if renewed:
+            if await self._attempt(remaining):
                 continue
-            if self.holder != s.identity or not self.leadership.held:
+            if self.holder != s.identity:
+                reason = f"now held by {self.holder or 'nobody'}"
+                break
+            if not self.leadership.held:
+                reason = "could not renew it within the renew deadline"
                 break
         self.leadership.revoke()
-        logger.error(
-            "leader election: %s lost the Lease (holder now %r); stopping", s.identity, self.holder or None
-        )
+        logger.error("leader election: %s lost the Lease (%s); stopping", s.identity, reason)
 
     async def stop(self, *, release: bool) -> None:
         """Stop the loop; with `release`, give the Lease up if still held (call once no worker writes)."""
