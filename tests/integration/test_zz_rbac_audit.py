@@ -589,7 +589,11 @@ def test_nothing_the_operator_does_is_denied(cluster: Cluster, scenario: Scenari
         {
             str(r)
             for r in requests
-            if not any(chart.allows(r) for chart in charts) and not driver_manifest(r, granted)
+            # The scenario's own requests were checked above against the very chart it ran with (its
+            # release name and namespace name its Lease, which a chart rendered here would not).
+            if r.user != scenario.user
+            and not any(chart.allows(r) for chart in charts)
+            and not driver_manifest(r, granted)
         }
     )
     assert not outside, "the chart would refuse in either mode:\n" + "\n".join(outside)
