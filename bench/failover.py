@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +121,12 @@ def read_record(path: Path) -> DriverRecord:
 
 @dataclass
 class Timeline:
+    created: float = 0.0  # the burst's creation started
     killed: float = 0.0
     took_over: float | None = None
     all_ready: float | None = None
-    holders: list[str] = field(default_factory=list)
+    settled_at_kill: int = 0
+    settled_at_takeover: int = 0
 
 
 async def lease_holder(client: AsyncClient) -> str | None:
@@ -297,13 +299,14 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
         interleaved = [
             m for pair in zip(maps, resources + [None] * len(maps), strict=False) for m in pair if m
         ]
+        timeline.created = time.perf_counter()
         await bounded(interleaved, create, CONCURRENCY)
         kill_at = args.mappings // 4
         await until(lambda: settled_at_least(client, kill_at), 0.2)
         os.kill(leader.process.pid, signal.SIGKILL)
         timeline.killed = time.perf_counter()
-        settled_at_kill = await count_settled(client)
-        print(f"SIGKILLed replica-a with {settled_at_kill} of {len(interleaved)} objects Ready")
+        timeline.settled_at_kill = await count_settled(client)
+        print(f"SIGKILLed replica-a with {timeline.settled_at_kill} of {len(interleaved)} objects Ready")
 
         # Changes while nobody leads: the standby must pick them up (its watches queued them).
         changed_maps = [f"m-{i}" for i in range(0, args.mappings, max(1, args.mappings // args.updates))][
@@ -335,6 +338,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
         while time.perf_counter() < deadline:
             if timeline.took_over is None and await lease_holder(client) == "replica-b":
                 timeline.took_over = time.perf_counter()
+                timeline.settled_at_takeover = await count_settled(client)
             if timeline.took_over is not None and await count_settled(client) == total:
                 timeline.all_ready = time.perf_counter()
                 break
@@ -373,12 +377,22 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
         return f"{at - timeline.killed:.1f} s" if at is not None else f"not within {args.limit:.0f} s"
 
     lease = args.lease_duration
+    rate_after = "-"
+    if timeline.took_over is not None and timeline.all_ready is not None:
+        left = len(maps) + len(resources) - timeline.settled_at_takeover
+        rate_after = f"{left / (timeline.all_ready - timeline.took_over):.1f}"
     return [
         Row(
             "objects",
             f"{args.mappings} SecretMappings + {args.resources} Resources",
             "",
-            f"SIGKILL at {settled_at_kill} Ready",
+            f"SIGKILL at {timeline.settled_at_kill} Ready",
+        ),
+        Row(
+            "old leader: objects Ready per second",
+            f"{timeline.settled_at_kill / (timeline.killed - timeline.created):.1f}",
+            "",
+            "creation start -> kill",
         ),
         Row(
             "kill -> standby holds the Lease",
@@ -391,6 +405,12 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
             since_kill(timeline.all_ready),
             "",
             f"{len(changed_maps)} mappings and {len(changed_resources)} Resources changed after the kill",
+        ),
+        Row(
+            "new leader: objects Ready per second",
+            rate_after,
+            "",
+            "takeover -> all Ready (work left at takeover / time)",
         ),
         Row(
             "duplicate first provisionings (driver PUTs)",
