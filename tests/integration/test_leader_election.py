@@ -20,6 +20,7 @@ import secrets
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +34,7 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.types import PatchType
 
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
+from testenv.process import LOOPBACK
 from tests.conftest import Cluster
 from tests.integration.helpers import apply, condition, ensure_namespace, eventually, get, k8s_secret
 
@@ -95,6 +97,13 @@ def holder(client: Client) -> str | None:
     except Exception:
         return None
     return lease.spec.holderIdentity if lease.spec else None
+
+
+def readiness(operator: OperatorProcess) -> tuple[int, str]:
+    """/readyz's status and the role its body names."""
+    url = f"http://{LOOPBACK}:{operator.health_port}/readyz"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return int(response.status), str(json.loads(response.read())["role"])
 
 
 def mapping(namespace: str, name: str) -> dict[str, Any]:
@@ -216,7 +225,10 @@ def test_a_paused_leader_makes_no_write_after_losing_the_lease(
 
     leader = replica(first)
     eventually(lambda: holder(client) == first, timeout=30, what="the first replica to lead")
-    standby = replica(second)  # Ready while it waits: a standby serves /readyz 200
+    standby = replica(second)  # start_operator waited for /readyz 200: a standby is Ready
+    assert readiness(standby) == (200, "standby")
+    assert readiness(leader) == (200, "leader")
+    assert "strongroom_leader 0.0" in standby.metrics()
     for name in names:
         eventually(partial(settled, cluster, namespace, name), timeout=60, what=f"mapping {name}")
     assert holder(client) == first
@@ -241,6 +253,7 @@ def test_a_paused_leader_makes_no_write_after_losing_the_lease(
     # none of those writes reached the API server).
     assert "WriteFenced" in old_log
     assert standby.process.alive()
+    assert readiness(standby) == (200, "leader")
     # Everything the churn asked for was done (by the new leader): no update was lost in the hand-over.
     for name in names:
         eventually(partial(settled, cluster, namespace, name), timeout=60, what=f"mapping {name}")
