@@ -10,11 +10,18 @@ from collections.abc import AsyncIterator, Iterator
 import httpx2
 import pytest
 from aiohttp import web
+from lightkube import KubeConfig
 
 from strongroom.net import AiohttpTransport
 from strongroom.net.fence import WriteFenced, ensure_may_write, install_fence, remove_fence
 from strongroom.operator.config import OperatorConfig
-from strongroom.operator.leader import LeaderElectionSettings, Leadership, LeaseRecord, may_take
+from strongroom.operator.leader import (
+    LeaderElectionSettings,
+    LeaderElector,
+    Leadership,
+    LeaseRecord,
+    may_take,
+)
 from strongroom.stores.base import SecretValue
 from strongroom.stores.guard import GuardedStore, GuardSettings
 from testenv.process import LOOPBACK, free_port
@@ -175,3 +182,45 @@ async def test_the_store_guard_refuses_writes_and_deletes_but_reads(fence: Leade
         await guarded.delete("k")
     fence.renewed(started_at=100.0)
     assert (await guarded.write("k", SecretValue("v"))).key == "k"
+
+
+# --- the elector's own bookkeeping (the election against a real API server: the integration test) ---------
+
+
+def _elector(clock: Clock) -> LeaderElector:
+    config = KubeConfig.from_dict(
+        {
+            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    ).get()
+    assert config is not None
+    settings = LeaderElectionSettings(namespace="ns", identity="me", retry_period=2.0)
+    return LeaderElector(config, settings, "strongroom-operator/test (me)", clock=clock)
+
+
+def test_a_lease_record_counts_transitions_and_keeps_its_acquire_time_on_renew() -> None:
+    elector = _elector(Clock())
+    t0 = datetime.datetime(2026, 12, 5, 8, 0, tzinfo=datetime.UTC)
+    t1 = t0 + datetime.timedelta(seconds=2)
+    created = elector._spec(None, t0)
+    assert (created.holderIdentity, created.leaseTransitions, created.acquireTime) == ("me", 0, t0)
+    assert created.leaseDurationSeconds == 15
+    renewed = elector._spec(LeaseRecord("me", 15.0, 3, t0, "7", t0), t1)
+    assert (renewed.leaseTransitions, renewed.acquireTime, renewed.renewTime) == (3, t0, t1)
+    taken = elector._spec(LeaseRecord("other", 15.0, 3, t0, "7", t0), t1)
+    assert (taken.holderIdentity, taken.leaseTransitions, taken.acquireTime) == ("me", 4, t1)
+
+
+def test_a_candidate_tries_again_when_the_lease_it_saw_expires() -> None:
+    clock = Clock()
+    elector = _elector(clock)
+    assert 2.0 <= elector._next_try() <= 2.4  # a jittered retry period
+    record = LeaseRecord("other", 15.0, 0, None, "1", None)
+    elector._observe(record)
+    elector._expires_at = 100.0 + 15.0
+    clock.now = 114.0
+    assert elector._next_try() == pytest.approx(1.01)  # not a whole retry period past the expiry
+    assert elector.holder == "other"
