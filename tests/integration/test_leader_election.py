@@ -272,3 +272,9 @@ def test_a_paused_leader_makes_no_write_after_losing_the_lease(
     assert not late, "the old leader wrote after losing the Lease:\n" + "\n".join(map(str, late))
     # Nothing it sent after it resumed reached the API server as a write (reads only: the Lease, objects).
     assert not [r for r in by_first if r.received >= resumed_at]
+
+    # An orderly stop (SIGTERM, as in a rolling update) releases the Lease: the next replica need not wait
+    # out a lease duration.
+    standby.stop()
+    assert standby.process.exit_code == 0
+    assert not holder(client)
