@@ -238,7 +238,6 @@ def test_a_paused_leader_makes_no_write_after_losing_the_lease(
         os.kill(leader.process.pid, signal.SIGSTOP)
         paused_at = time.time()
         eventually(lambda: holder(client) == second, timeout=LEASE_SECONDS + 15, what="the standby to lead")
-        took_over_after = time.time() - paused_at
         time.sleep(3)  # the new leader writes; the old one's queue fills from its (paused) watches
         resumed_at = time.time()
         os.kill(leader.process.pid, signal.SIGCONT)
@@ -257,7 +256,6 @@ def test_a_paused_leader_makes_no_write_after_losing_the_lease(
     # Everything the churn asked for was done (by the new leader): no update was lost in the hand-over.
     for name in names:
         eventually(partial(settled, cluster, namespace, name), timeout=60, what=f"mapping {name}")
-    assert took_over_after <= LEASE_SECONDS + 3 + 2  # a lease duration, a retry period, a little load
 
     requests = audited_requests(Path(cluster.info["audit_log"]))
     writes = [r for r in requests if r.verb in WRITE_VERBS]
