@@ -113,6 +113,11 @@ class ManagedProcess:
             return self._popen.poll() is None
         return self.pid > 0 and pid_alive(self.pid)
 
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status once a process started here ended (None while it runs)."""
+        return self._popen.poll() if self._popen is not None else None
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

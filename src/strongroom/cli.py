@@ -342,6 +342,56 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
     "cluster-scoped objects. Remote drivers need spec.allowClusterManifests on a Driver in the operator "
     "namespace instead.",
 )
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=False,
+    show_default=True,
+    envvar="STRONGROOM_LEADER_ELECT",
+    show_envvar=True,
+    help="Run as one of several replicas: only the holder of a Lease in the operator namespace writes, the "
+    "others stay warm as standbys (the chart turns it on). Off: this process writes as soon as it starts.",
+)
+@click.option(
+    "--leader-elect-lease-name",
+    default="strongroom-operator",
+    show_default=True,
+    envvar="STRONGROOM_LEADER_ELECT_LEASE_NAME",
+    show_envvar=True,
+    help="Name of the coordination.k8s.io Lease (in the operator namespace) the replicas elect a leader on.",
+)
+@click.option(
+    "--leader-elect-identity",
+    default=None,
+    envvar="STRONGROOM_LEADER_ELECT_IDENTITY",
+    show_envvar=True,
+    help="This replica's name in the Lease and in its User-Agent. Default: host name (the pod's) and a "
+    "random part, unique per process.",
+)
+@click.option(
+    "--leader-elect-lease-duration",
+    default="15s",
+    show_default=True,
+    envvar="STRONGROOM_LEADER_ELECT_LEASE_DURATION",
+    show_envvar=True,
+    help="How long a standby waits after the Lease last changed before taking it (whole seconds).",
+)
+@click.option(
+    "--leader-elect-renew-deadline",
+    default="10s",
+    show_default=True,
+    envvar="STRONGROOM_LEADER_ELECT_RENEW_DEADLINE",
+    show_envvar=True,
+    help="The leader stops writing, and exits, when it could not renew the Lease for this long "
+    "(less than the lease duration).",
+)
+@click.option(
+    "--leader-elect-retry-period",
+    default="2s",
+    show_default=True,
+    envvar="STRONGROOM_LEADER_ELECT_RETRY_PERIOD",
+    show_envvar=True,
+    help="How often the leader renews the Lease and a standby tries to take it.",
+)
 @_one_line_errors
 def operator_run_command(
     kubeconfig: str | None,
@@ -374,6 +424,12 @@ def operator_run_command(
     manifest_kinds: tuple[str, ...],
     builtin_cluster_manifests: bool,
     driver_max_response_bytes: int,
+    leader_elect: bool,
+    leader_elect_lease_name: str,
+    leader_elect_identity: str | None,
+    leader_elect_lease_duration: str,
+    leader_elect_renew_deadline: str,
+    leader_elect_retry_period: str,
 ) -> None:
     """Run the operator: watch strongroom resources and reconcile them until SIGTERM/SIGINT."""
     from strongroom.api.common import parse_duration
@@ -429,6 +485,12 @@ def operator_run_command(
         manifest_kinds=split_list(manifest_kinds) or DEFAULT_MANIFEST_KINDS,
         builtin_cluster_manifests=builtin_cluster_manifests,
         driver_max_response_bytes=driver_max_response_bytes,
+        leader_elect=leader_elect,
+        leader_elect_lease_name=leader_elect_lease_name,
+        leader_elect_identity=leader_elect_identity or None,
+        leader_elect_lease_duration=seconds("--leader-elect-lease-duration", leader_elect_lease_duration),
+        leader_elect_renew_deadline=seconds("--leader-elect-renew-deadline", leader_elect_renew_deadline),
+        leader_elect_retry_period=seconds("--leader-elect-retry-period", leader_elect_retry_period),
     )
 
     from strongroom.operator.app import run

@@ -37,6 +37,7 @@ CHART_KINDS = {
     "RoleBinding",
     "Service",
     "Deployment",
+    "PodDisruptionBudget",
     "CustomResourceDefinition",
 }
 
@@ -123,7 +124,9 @@ def test_rendered_manifests_pass_kubernetes_validate_strict(cluster: Cluster, va
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (["--set", "replicaCount=2"], "replicaCount"),
+        # Two replicas without leader election would both write.
+        (["--set", "leaderElection.enabled=false"], "replicaCount"),
+        (["--set", "leaderElection.leaseDuration=soon"], "leaseDuration"),
         (["--set", "logFormat=yaml"], "logFormat"),
         (["--set", "watchNamespaces={Not_Valid}"], "watchNamespaces"),
         (["--set", "unknownKey=1"], "unknownKey"),
@@ -153,8 +156,12 @@ def test_deployment(cluster: Cluster) -> None:
         "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/x",
     )
     deployment = _one(docs, "Deployment", "strongroom-controller-manager")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leading: rolling updates start a standby before an old pod goes.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = deployment["spec"]["template"]
     assert pod["metadata"]["labels"]["team"] == "platform"
     spec = pod["spec"]
@@ -177,6 +184,19 @@ def test_deployment(cluster: Cluster) -> None:
         container["args"]
     )
     assert not [a for a in container["args"] if a.startswith("--namespace=")]
+    assert [a for a in container["args"] if a.startswith("--leader-elect")] == [
+        "--leader-elect",
+        "--leader-elect-lease-name=strongroom-leader",
+        "--leader-elect-lease-duration=15s",
+        "--leader-elect-renew-deadline=10s",
+        "--leader-elect-retry-period=2s",
+    ]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    (spread,) = spec["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == selector
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    budget = _one(docs, "PodDisruptionBudget", "strongroom-controller-manager")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8081, "metrics": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -187,6 +207,38 @@ def test_deployment(cluster: Cluster) -> None:
     assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}
     service = _one(docs, "Service")
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def test_leader_election_rbac_and_switching_it_off(cluster: Cluster) -> None:
+    docs = _template(cluster, "--set", "leaderElection.leaseName=my-lease")
+    role = _one(docs, "Role", "strongroom-leader-election")
+    assert role["metadata"]["namespace"] == "strongroom-system"
+    # create cannot be limited by name; get and update only of the one Lease.
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["my-lease"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    binding = _one(docs, "RoleBinding", "strongroom-leader-election")
+    assert binding["roleRef"]["name"] == "strongroom-leader-election"
+    assert (
+        "--leader-elect-lease-name=my-lease"
+        in _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+
+    # Off: one replica, Recreate, no Lease rights, no budget, no spread.
+    docs = _template(cluster, "--set", "leaderElection.enabled=false", "--set", "replicaCount=1")
+    deployment = _one(docs, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    spec = deployment["spec"]["template"]["spec"]
+    assert not [a for a in spec["containers"][0]["args"] if a.startswith("--leader-elect")]
+    assert "topologySpreadConstraints" not in spec
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert not [d for d in docs if d["metadata"]["name"].endswith("leader-election")]
 
 
 def test_resource_policy_values_become_flags(cluster: Cluster) -> None:
@@ -213,8 +265,11 @@ def test_resource_policy_values_become_flags(cluster: Cluster) -> None:
 
 def test_cluster_wide_rbac(cluster: Cluster) -> None:
     docs = _template(cluster)
-    # The only Role: tokens of the operator's own ServiceAccount, in the release namespace.
-    (own_token,) = [d for d in docs if d["kind"] == "Role"]
+    # The only Roles, both in the release namespace: tokens of the operator's own ServiceAccount, and the
+    # leader-election Lease (test_leader_election_rbac_and_switching_it_off).
+    roles = {d["metadata"]["name"] for d in docs if d["kind"] == "Role"}
+    assert roles == {"strongroom-own-token", "strongroom-leader-election"}
+    own_token = _one(docs, "Role", "strongroom-own-token")
     assert own_token["metadata"]["namespace"] == "strongroom-system"
     assert own_token["rules"] == [
         {
@@ -291,7 +346,9 @@ def test_namespaced_rbac(cluster: Cluster) -> None:
 def test_service_account_tokens_only_where_listed(cluster: Cluster) -> None:
     docs = _template(cluster, "--set", "rbac.serviceAccountTokenNamespaces={team-a}")
     tokens = {
-        (d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in docs if d["kind"] == "Role"
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"]
+        for d in docs
+        if d["kind"] == "Role" and d["metadata"]["name"] != "strongroom-leader-election"
     }
     rule = {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
     assert tokens == {
@@ -299,7 +356,9 @@ def test_service_account_tokens_only_where_listed(cluster: Cluster) -> None:
         ("team-a", "strongroom-service-account-tokens"): [rule],
     }
     bindings = {
-        (d["metadata"]["namespace"], d["roleRef"]["name"]) for d in docs if d["kind"] == "RoleBinding"
+        (d["metadata"]["namespace"], d["roleRef"]["name"])
+        for d in docs
+        if d["kind"] == "RoleBinding" and d["roleRef"]["name"] != "strongroom-leader-election"
     }
     assert bindings == set(tokens)
     # The operator learns its own ServiceAccount's name from the downward API.
@@ -329,6 +388,8 @@ def test_optional_parts_can_be_switched_off(cluster: Cluster) -> None:
         "serviceAccount.name=existing",
         "--set",
         "metrics.enabled=false",
+        "--set",
+        "podDisruptionBudget.enabled=false",
     )
     assert {d["kind"] for d in docs} == {"Deployment"}
     spec = docs[0]["spec"]["template"]["spec"]

@@ -198,12 +198,14 @@ def test_operator_runs_acts_logs_json_and_stops_on_sigterm(
         status, body = operator.get("/readyz")
         assert json.loads(body) == {
             "ready": True,
+            "role": "leader",  # without --leader-elect the only replica is the leader
             "checks": {"operator": "ok", "watching": "ok", "apiserver": "ok"},
         }
         assert operator.get("/healthz")[0] == 200
         status, metrics = operator.get("/metrics", port=operator.metrics_port)
         assert status == 200
         assert "strongroom_operator_build_info" in metrics
+        assert "strongroom_leader 1.0" in metrics  # no election: this process writes
         assert "process_resident_memory_bytes" in metrics
 
         _secretstore(cluster, namespace, "vault", f"https://{MARKER}.example:8200")

@@ -129,8 +129,15 @@ async def test_http_endpoints(client: tuple[TestClient[web.Request, web.Applicat
     assert response.status == 200
     assert await response.json() == {
         "ready": True,
+        "role": "leader",
         "checks": {"operator": "ok", "watching": "ok", "apiserver": "ok"},
     }
+
+    # A leader-election standby is Ready: the body says what it is.
+    state.role = lambda: "standby"
+    response = await http.get("/readyz")
+    assert response.status == 200
+    assert (await response.json())["role"] == "standby"
 
     state.stopping = True
     response = await http.get("/readyz")

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from strongroom.operator.kubeconfig import USER_AGENT, KubeConfigError, connection_info, load_cluster_access
+from strongroom.operator.kubeconfig import (
+    USER_AGENT,
+    KubeConfigError,
+    connection_info,
+    load_cluster_access,
+    replica_user_agent,
+)
 
 
 def _kubeconfig(
@@ -60,6 +66,9 @@ def test_explicit_kubeconfig_with_token_and_ca_file(tmp_path: Path, no_cluster: 
     assert "tok" not in access.source
     # kopf's session names the operator (audit logs attribute its requests even under other credentials).
     assert info.as_http_headers() == {"Authorization": "Bearer tok", "User-Agent": USER_AGENT}
+    # With leader election, each replica also names itself (the audit log tells replicas apart).
+    replica = connection_info(access, replica_user_agent("pod-a_1f2e"))
+    assert replica.as_http_headers()["User-Agent"] == f"{USER_AGENT} (pod-a_1f2e)"
 
 
 def test_insecure_server_with_token(tmp_path: Path, no_cluster: dict[str, Path]) -> None:

@@ -305,3 +305,22 @@ def test_a_pace_needs_a_rate_and_a_burst() -> None:
         Pace(0, 10)
     with pytest.raises(ValueError, match="burst of at least 1"):
         Pace(5, 0)
+
+
+def test_housekeeping_queues_are_paced_but_do_not_pace_others() -> None:
+    clock = FakeClock()
+    activity = Activity(window=10, clock=clock)
+    mappings = _paced(clock, rate=1, burst=1, activity=activity)
+    stores: WorkQueue[tuple[str, str]] = WorkQueue(clock=clock, group_of=lambda key: key[0])
+    stores.set_pace(Pace(1, 1), activity, marks_activity=False)
+    stores.add(("strongroom-system", "vault"))
+    assert _take_now(stores) == ("strongroom-system", "vault")
+    for i in range(3):
+        mappings.add(("app", f"m{i}"))
+    # A store check in the operator namespace is no other tenant: the app namespace runs at full speed.
+    assert [_take_now(mappings) for _ in range(3)] == [("app", "m0"), ("app", "m1"), ("app", "m2")]
+    mappings.add(("other", "o"))
+    for i in range(3):
+        stores.add(("app", f"s{i}"))
+    # With another tenant working, the app namespace's store checks are paced like its mappings.
+    assert [_take_now(stores), _take_now(stores)] == [("app", "s0"), None]

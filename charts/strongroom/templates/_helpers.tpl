@@ -42,6 +42,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: strongroom
 {{- end }}
 
+{{- define "strongroom.leaseName" -}}
+{{- default (printf "%s-leader" (include "strongroom.fullname" .)) .Values.leaderElection.leaseName }}
+{{- end }}
+
 {{- define "strongroom.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "strongroom.fullname" .) .Values.serviceAccount.name }}

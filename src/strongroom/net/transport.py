@@ -23,6 +23,8 @@ from lightkube.config.kubeconfig import SingleConfig
 from lightkube.config.models import User
 from yarl import URL
 
+from strongroom.net.fence import ensure_may_write, is_write
+
 # httpx2's default pool size: the most requests the operator has in flight to one server.
 MAX_CONNECTIONS = 100
 
@@ -59,11 +61,28 @@ class _ResponseBody(httpx2.AsyncByteStream):
         self._response.release()
 
 
+async def _fence_on_connection(_: aiohttp.ClientSession, context: Any, __: object) -> None:
+    """Ask the write fence once the connection is ready, immediately before the request's bytes go out:
+    a write that waited for a connection (or a process paused meanwhile) is checked at the last moment."""
+    what = context.trace_request_ctx
+    if what is not None:
+        ensure_may_write(what)
+
+
+def _fence_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(_fence_on_connection)
+    trace.on_connection_reuseconn.append(_fence_on_connection)
+    return trace
+
+
 class AiohttpTransport(httpx2.AsyncBaseTransport):
     """Sends httpx2 requests over one aiohttp session (created on first use, in the running loop).
 
     `ssl_context` carries the server's CA and any client certificate (True: the system's CAs,
     False: no verification); `proxy` is the proxy URL to send through, if any (`environment_proxy`).
+    Writes (any method but GET/HEAD/OPTIONS/LIST) ask the process's write fence first (`net/fence.py`),
+    unless `fenced` is False: only the leader election's own Lease requests are sent that way.
     """
 
     def __init__(
@@ -71,10 +90,13 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | bool = True,
         proxy: str | None = None,
         user_agent: str | None = None,
+        *,
+        fenced: bool = True,
     ) -> None:
         self._ssl_context = ssl_context
         self._proxy = proxy
         self._user_agent = user_agent  # replaces httpx2's own
+        self._fenced = fenced
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -90,6 +112,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 trust_env=False,
                 auto_decompress=False,  # httpx2 decodes by Content-Encoding itself
                 skip_auto_headers=("Content-Type",),
+                trace_configs=[_fence_trace()] if self._fenced else None,
             )
             self._loop = loop
         return self._session
@@ -101,6 +124,10 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             sock_connect=timeouts.get("connect"),
             sock_read=timeouts.get("read"),
         )
+        fenced_write: str | None = None
+        if self._fenced and is_write(request.method):
+            fenced_write = f"{request.method} {request.url.host}"
+            ensure_may_write(fenced_write)  # refuse before anything is read, connected or queued
         body = await request.aread()
         if self._user_agent is not None:
             request.headers["User-Agent"] = self._user_agent
@@ -114,6 +141,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 allow_redirects=False,  # httpx2 follows redirects when asked to
                 timeout=timeout,
                 proxy=self._proxy,
+                trace_request_ctx=fenced_write,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _as_httpx_error(exc, request) from exc
@@ -234,8 +262,10 @@ def environment_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
-def kube_client(config: SingleConfig, field_manager: str, user_agent: str | None = None) -> AsyncClient:
-    """A lightkube client for `config` whose requests go through `AiohttpTransport`."""
+def kube_client(
+    config: SingleConfig, field_manager: str, user_agent: str | None = None, *, fenced: bool = True
+) -> AsyncClient:
+    """A lightkube client for `config` whose requests go through `AiohttpTransport` (`fenced`: see there)."""
     context = verify_cluster(config.cluster, config.user or User(), config.abs_file)
-    transport = AiohttpTransport(context, environment_proxy(config.cluster.server), user_agent)
+    transport = AiohttpTransport(context, environment_proxy(config.cluster.server), user_agent, fenced=fenced)
     return AsyncClient(config, field_manager=field_manager, transport=transport)

@@ -5,8 +5,10 @@ semantics and a registry that holds exactly our handlers. kopf is used as a libr
 `kopf.spawn_tasks` + `kopf.run_tasks` with an explicit registry, settings and stop flag.
 
 Lifecycle: load the cluster configuration (fail fast, one line) -> start probe and metrics servers
--> spawn kopf -> run until SIGTERM/SIGINT -> kopf stops its watchers and workers -> servers stop ->
-"stopped" log line -> exit 0.
+-> (with --leader-elect: start campaigning for the Lease; the controllers' workers wait until this
+replica leads, leader.py) -> spawn kopf -> run until SIGTERM/SIGINT -> kopf stops its watchers and
+workers -> (release the Lease) -> servers stop -> "stopped" log line -> exit 0. A leader that loses the
+Lease stops the same way but exits 1, to be restarted as a standby.
 """
 
 from __future__ import annotations
@@ -27,11 +29,18 @@ from kopf._cogs.structs.references import Insights
 
 from strongroom import __version__
 from strongroom.api.constants import GROUP
+from strongroom.net.fence import install_fence, remove_fence
 from strongroom.operator import handlers, metrics
 from strongroom.operator.config import OperatorConfig
 from strongroom.operator.controllers.resource import ResourcePolicy
 from strongroom.operator.health import ApiServerProbe, HealthState, HttpServers, health_app, metrics_app
-from strongroom.operator.kubeconfig import connection_info, load_cluster_access
+from strongroom.operator.kubeconfig import (
+    USER_AGENT,
+    connection_info,
+    load_cluster_access,
+    replica_user_agent,
+)
+from strongroom.operator.leader import IS_LEADER, LeaderElector
 from strongroom.operator.logging import configure_logging
 from strongroom.operator.runtime import Runtime, RuntimeSettings
 from strongroom.reconcile.resource import GuresidPolicy
@@ -83,14 +92,18 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     return settings
 
 
-def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+class LeadershipLost(Exception):
+    """This replica was the leader and lost the Lease: it stopped, and must be restarted as a standby."""
+
+
+def build_registry(config: OperatorConfig, user_agent: str = USER_AGENT) -> kopf.OperatorRegistry:
     # A plain registry, not kopf's "smart" default one: that one piggybacks on whichever Kubernetes
     # client library happens to be importable; ours always logs in the same, documented way.
     registry = kopf.OperatorRegistry()
 
     def login(**_: Any) -> kopf.ConnectionInfo:
         # Re-read on every (re-)login: in a pod the projected service account token rotates.
-        return connection_info(load_cluster_access(config.kubeconfig))
+        return connection_info(load_cluster_access(config.kubeconfig), user_agent)
 
     kopf.on.login(registry=registry, id="strongroom-login")(login)
     handlers.register_all(registry)
@@ -106,6 +119,9 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
     access = load_cluster_access(config.kubeconfig)
     connection_info(access)  # unsupported credentials (exec plugins) fail here, before anything runs
     stop = stop if stop is not None else asyncio.Event()
+    election = config.leader_election() if config.leader_elect else None
+    user_agent = replica_user_agent(election.identity) if election is not None else USER_AGENT
+    elector = LeaderElector(access.config, election, user_agent) if election is not None else None
     logger.info(
         "strongroom operator %s starting: watching %s; operator namespace %s; cluster from %s",
         __version__,
@@ -136,6 +152,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             store_guard=GuardSettings(
                 qps=config.store_qps, burst=config.store_burst, read_ttl=config.store_read_ttl
             ),
+            user_agent=user_agent,
         ),
     )
     probe = ApiServerProbe(access.config)
@@ -145,6 +162,7 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
         api_check=probe.check,
         scanned=lambda: insights.ready_resources.is_set() and insights.ready_namespaces.is_set(),
         watched=lambda: {(r.group, r.plural) for r in insights.watched_resources},
+        role=lambda: "leader" if elector is None or elector.leadership.held else "standby",
     )
     loop = asyncio.get_running_loop()
 
@@ -171,7 +189,27 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
         await stop.wait()
         state.stopping = True
 
+    lost_lease = False
+
+    async def follow_leadership(elector: LeaderElector) -> None:
+        nonlocal lost_lease
+        await elector.lost.wait()
+        lost_lease = True
+        state.stopping = True
+        stop.set()
+
     lifecycle = asyncio.create_task(follow_lifecycle(), name="strongroom lifecycle")
+    leadership = (
+        asyncio.create_task(follow_leadership(elector), name="strongroom leadership")
+        if elector is not None
+        else None
+    )
+    if elector is not None:
+        # Every write of this process asks the lease first (net/fence.py); without election it always may.
+        install_fence(elector.leadership.check)
+        IS_LEADER.set(0)
+    else:
+        IS_LEADER.set(1)
     state.start_heartbeat()
     try:
         await servers.start(health_app(state), config.health_address, config.health_port, "health")
@@ -183,10 +221,12 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
         # Everything imported and loaded so far lives as long as the process: keep it out of the cyclic
         # collector's full passes, which otherwise stop the loop for 80+ ms (measured) mid-burst.
         gc.freeze()
-        runtime.start()
+        if elector is not None:
+            elector.start()
+        runtime.start(elector.leading if elector is not None else None)
         existing = asyncio.all_tasks()
         tasks = await kopf.spawn_tasks(
-            registry=build_registry(config),
+            registry=build_registry(config, user_agent),
             settings=build_settings(config),
             insights=insights,
             memo=kopf.Memo(config=config, cluster=access, runtime=runtime),
@@ -203,10 +243,16 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
     finally:
         state.stopping = True
         metrics.READY.set(0)
-        lifecycle.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await lifecycle
+        for task in (lifecycle, leadership):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await runtime.stop()
+        if elector is not None:
+            # Only now that no worker runs: a standby may take over the moment the Lease is released.
+            await elector.stop(release=not lost_lease)
+            remove_fence()
         await servers.stop()
         await probe.aclose()
         await state.stop_heartbeat()
@@ -214,9 +260,15 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
         logger.info("stopped")
+    if lost_lease:
+        raise LeadershipLost("lost the leader Lease; exiting to restart as a standby")
 
 
 def run(config: OperatorConfig) -> None:
-    """Entry point of `strongroom operator run`: configure logging, run, return when stopped."""
+    """Entry point of `strongroom operator run`: configure logging, run, return when stopped (exit 1 when
+    the process stopped because it lost the leader Lease)."""
     configure_logging(config.log_format, config.log_level)
-    asyncio.run(run_operator(config))
+    try:
+        asyncio.run(run_operator(config))
+    except LeadershipLost:
+        raise SystemExit(1) from None

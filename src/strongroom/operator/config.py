@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strongroom.drivers.sandbox import (
     DEFAULT_MEMORY_BYTES,
@@ -19,6 +20,9 @@ from strongroom.drivers.sandbox import (
     DEFAULT_WORKERS,
     SandboxLimits,
 )
+
+if TYPE_CHECKING:
+    from strongroom.operator.leader import LeaderElectionSettings
 
 # Kinds drivers' manifests may create by default: what the chart's RBAC grants the operator.
 from strongroom.operator.workqueue import Pace
@@ -67,8 +71,17 @@ DEFAULT_STORE_READ_TTL = 10.0
 # Largest answer read from a remote driver (as sent and decompressed); a Driver's maxResponseBytes wins.
 DEFAULT_DRIVER_MAX_RESPONSE_BYTES = 1024 * 1024
 
+# Leader election (operator/leader.py): client-go's defaults. Off unless asked for (`--leader-elect`, on in
+# the chart): a process started by hand on a laptop is usually the only one.
+DEFAULT_LEASE_NAME = "strongroom-operator"
+DEFAULT_LEASE_DURATION = 15.0
+DEFAULT_RENEW_DEADLINE = 10.0
+DEFAULT_RETRY_PERIOD = 2.0
+
 # RFC 1123 label, which is what Kubernetes accepts as a namespace name.
 _NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A DNS subdomain (RFC 1123): what Kubernetes accepts as a Lease name.
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # `Kind` or `group/Kind` (a group is a DNS subdomain).
 _MANIFEST_KIND_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Z][A-Za-z0-9]*$")
 
@@ -114,8 +127,8 @@ class OperatorConfig:
     # 0 turns pacing off.
     namespace_reconcile_rate: float = DEFAULT_NAMESPACE_RECONCILE_RATE
     namespace_reconcile_burst: int = DEFAULT_NAMESPACE_RECONCILE_BURST
-    # kopf peering freezes equal-priority replicas instead of electing a leader, so the design is
-    # one replica without peering (ARCHITECTURE.md, python-stack.md section 1).
+    # kopf peering freezes equal-priority replicas instead of electing a leader: replicas use our own
+    # Lease-based election (`leader_elect`, leader.py) and kopf runs standalone.
     standalone: bool = True
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
     store_check_interval: float = DEFAULT_STORE_CHECK_INTERVAL
@@ -134,6 +147,13 @@ class OperatorConfig:
     # Whether the built-in drivers (whose templates tenants write) may emit cluster manifests.
     builtin_cluster_manifests: bool = False
     driver_max_response_bytes: int = DEFAULT_DRIVER_MAX_RESPONSE_BYTES
+    # Leader election on a Lease in the operator namespace; identity None: host name and a random part.
+    leader_elect: bool = False
+    leader_elect_lease_name: str = DEFAULT_LEASE_NAME
+    leader_elect_identity: str | None = None
+    leader_elect_lease_duration: float = DEFAULT_LEASE_DURATION
+    leader_elect_renew_deadline: float = DEFAULT_RENEW_DEADLINE
+    leader_elect_retry_period: float = DEFAULT_RETRY_PERIOD
 
     def __post_init__(self) -> None:
         for ns in (*self.namespaces, self.operator_namespace):
@@ -176,6 +196,24 @@ class OperatorConfig:
             )
         # The same checks as the pool's, with the flags' names.
         SandboxLimits(self.template_timeout, self.template_memory, self.template_workers)
+        if self.leader_elect:
+            self.leader_election()  # the same checks as the election's
+
+    def leader_election(self) -> LeaderElectionSettings:
+        """The leader election's settings (a fresh random identity each call unless one was given)."""
+        from strongroom.operator.leader import LeaderElectionSettings
+
+        if not _SUBDOMAIN_RE.match(self.leader_elect_lease_name) or len(self.leader_elect_lease_name) > 253:
+            raise ValueError(f"--leader-elect-lease-name: not a valid name: {self.leader_elect_lease_name!r}")
+        identity = {"identity": self.leader_elect_identity} if self.leader_elect_identity is not None else {}
+        return LeaderElectionSettings(
+            namespace=self.operator_namespace,
+            lease_name=self.leader_elect_lease_name,
+            lease_duration=self.leader_elect_lease_duration,
+            renew_deadline=self.leader_elect_renew_deadline,
+            retry_period=self.leader_elect_retry_period,
+            **identity,
+        )
 
     @property
     def namespace_pace(self) -> Pace | None:

@@ -5,8 +5,9 @@
   the kubelet restarts a wedged process instead of leaving it half-alive.
 * `/readyz` (readiness) means "this process is doing its job": kopf finished its startup, the
   initial scan found every kind we have handlers for (the CRDs are installed and watch streams are
-  being started), and the API server answers with our credentials. kopf's own liveness endpoint
-  only reports that kopf's probe handlers ran, which says nothing about the API server.
+  being started), and the API server answers with our credentials. A leader-election standby is
+  Ready too (its job is to be warm); the body's `role` says `leader` or `standby`. kopf's own
+  liveness endpoint only reports that kopf's probe handlers ran, which says nothing about the API server.
 * `/metrics` (Prometheus text format) on its own port, so the probe port can stay private.
 
 Response bodies name checks and reasons only; nothing here ever prints configuration or objects.
@@ -129,6 +130,8 @@ class HealthState:
     # Supplied once kopf's insights exist: whether the initial scan finished, and what is watched.
     scanned: Callable[[], bool] = lambda: False
     watched: Callable[[], Collection[Kind]] = lambda: ()
+    # "leader" (it writes; also every process without leader election) or "standby" (Ready, writes nothing).
+    role: Callable[[], str] = lambda: "leader"
     started: bool = False
     stopping: bool = False
     # Event-loop heartbeat (loop.time()); see `heartbeat`.
@@ -188,7 +191,10 @@ def health_app(state: HealthState) -> web.Application:
     async def readyz(_: web.Request) -> web.Response:
         result = await state.readiness()
         metrics.READY.set(1 if result.ready else 0)
-        return _json(200 if result.ready else 503, {"ready": result.ready, "checks": result.checks})
+        # A standby is Ready (200, "role": "standby"): it watches and would take over within a lease
+        # duration, and rolling updates and PodDisruptionBudgets count on Ready pods (docs/operator.md).
+        payload = {"ready": result.ready, "role": state.role(), "checks": result.checks}
+        return _json(200 if result.ready else 503, payload)
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

@@ -10,6 +10,7 @@ account, then ~/.kube/config.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +28,23 @@ DEFAULT_KUBECONFIG = Path("~/.kube/config")
 USER_AGENT = f"strongroom-operator/{__version__}"
 
 
+def replica_user_agent(identity: str) -> str:
+    """`USER_AGENT` naming one replica (its leader-election identity): the audit log tells replicas apart."""
+    return f"{USER_AGENT} ({identity})"
+
+
 class KubeConfigError(ValueError):
     """No usable cluster configuration (the CLI turns ValueError into one readable line)."""
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class _ConnectionInfo(kopf.ConnectionInfo):
     """kopf's connection info whose session names the operator in `User-Agent` (kopf's own: `kopf/x`)."""
 
+    user_agent: str = USER_AGENT
+
     def as_http_headers(self) -> dict[str, str]:
-        return {**super().as_http_headers(), "User-Agent": USER_AGENT}
+        return {**super().as_http_headers(), "User-Agent": self.user_agent}
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ def load_cluster_access(
     )
 
 
-def connection_info(access: ClusterAccess) -> kopf.ConnectionInfo:
+def connection_info(access: ClusterAccess, user_agent: str = USER_AGENT) -> kopf.ConnectionInfo:
     """Translate the lightkube view into kopf's, re-reading token files (they rotate in pods)."""
     single = access.config
     cluster = single.cluster
@@ -128,4 +137,5 @@ def connection_info(access: ClusterAccess) -> kopf.ConnectionInfo:
         private_key_path=key_path,
         private_key_data=key_data,
         default_namespace=single.context.namespace,
+        user_agent=user_agent,
     )

@@ -62,12 +62,14 @@ class RuntimeSettings:
     namespace_pace: Pace | None = None
     # Largest answer read from a remote driver unless its Driver says otherwise.
     driver_max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    # What every Kubernetes request says it comes from (names the replica when leader election is on).
+    user_agent: str = USER_AGENT
 
 
 class Runtime:
     def __init__(self, cluster: SingleConfig, settings: RuntimeSettings) -> None:
         self.settings = settings
-        self.client = kube_client(cluster, FIELD_MANAGER, USER_AGENT)
+        self.client = kube_client(cluster, FIELD_MANAGER, settings.user_agent)
         self.kube = Kube(self.client)
         self.stores = StoreCache(self._build_store_client, settings.store_guard)
         self.secretmappings = SecretMappingController(
@@ -140,17 +142,28 @@ class Runtime:
             for body in drivers:
                 self.drivers.observe("ADDED", body)
 
-    def start(self) -> None:
+    def start(self, leading: asyncio.Event | None = None) -> None:
+        """Start every controller's workers; with `leading`, only once it is set (a standby's controllers keep
+        their caches and queues current, but take no key until this replica leads: leader.py)."""
         activity = Activity()  # one for every kind: contention is judged across kinds
         for controller in self._controllers():
             controller.namespace_worker_share = self.settings.namespace_worker_share
-            controller.queue.set_pace(self.settings.namespace_pace, activity)
+            # Store checks are housekeeping (every store, every few minutes, in the operator namespace
+            # too): paced like the rest, but they must not make every tenant count as contended.
+            controller.queue.set_pace(
+                self.settings.namespace_pace, activity, marks_activity=controller is not self.secretstores
+            )
             self._tasks.append(
                 asyncio.create_task(
-                    controller.run(self.settings.workers, self.settings.slots),
+                    self._run_controller(controller, leading),
                     name=f"strongroom {controller.kind} workers",
                 )
             )
+
+    async def _run_controller(self, controller: Controller, leading: asyncio.Event | None) -> None:
+        if leading is not None:
+            await leading.wait()
+        await controller.run(self.settings.workers, self.settings.slots)
 
     async def stop(self) -> None:
         for controller in self._controllers():

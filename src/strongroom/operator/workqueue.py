@@ -139,6 +139,7 @@ class WorkQueue(Generic[K]):
         self._group_of = group_of
         self._group_limit: int | None = None
         self._activity = activity if activity is not None else Activity(clock=clock)
+        self._marks_activity = True
         self._pace: Pace | None = None
         self._buckets: dict[Hashable, _Bucket] = {}
         self._paused: dict[Hashable, float] = {}  # group -> when it may start its next key
@@ -173,9 +174,14 @@ class WorkQueue(Generic[K]):
                 group: None for group, keys in lane.waiting.items() if keys and self._has_room(group)
             }
 
-    def set_pace(self, pace: Pace | None, activity: Activity | None = None) -> None:
-        """Pace groups while others work (None: never). `activity` is shared with other kinds' queues."""
+    def set_pace(
+        self, pace: Pace | None, activity: Activity | None = None, marks_activity: bool = True
+    ) -> None:
+        """Pace groups while others work (None: never). `activity` is shared with other kinds' queues;
+        without `marks_activity` this queue's work is paced by the others' but does not count as work
+        that paces them (housekeeping such as periodic store checks)."""
         self._pace = pace
+        self._marks_activity = marks_activity
         if activity is not None:
             self._activity = activity
 
@@ -243,7 +249,8 @@ class WorkQueue(Generic[K]):
         # A new entry (or a raised priority); the entry in the lower lane is skipped when it comes up.
         self._queued[key] = priority
         group = self._group_of(key)
-        self._activity.started(group)  # a namespace with work waiting counts as working
+        if self._marks_activity:
+            self._activity.started(group)  # a namespace with work waiting counts as working
         self._lanes[priority].push(group, key, self._has_room(group))
         self._wakeup.set()
 
@@ -307,7 +314,8 @@ class WorkQueue(Generic[K]):
     def _start(self, key: K, group: Hashable) -> None:
         self._processing.add(key)
         self._active[group] += 1
-        self._activity.started(group)
+        if self._marks_activity:
+            self._activity.started(group)
         if not self._has_room(group):
             for lane in self._lanes.values():
                 lane.ring.pop(group, None)

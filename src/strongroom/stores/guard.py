@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from prometheus_client import Counter
 
+from strongroom.net.fence import ensure_may_write
 from strongroom.stores.base import (
     SecretDocument,
     SecretRef,
@@ -30,6 +31,8 @@ from strongroom.stores.base import (
 
 T = TypeVar("T")
 FetchKey = tuple[str, str | None]  # (key, version): what one request to the store fetches
+# Operations that change the store: only a process the write fence allows makes them (net/fence.py).
+_WRITES = frozenset({"write", "delete"})
 
 STORE_REQUESTS = Counter(
     "strongroom_store_requests",
@@ -105,6 +108,9 @@ class GuardedStore:
 
     async def _call(self, operation: str, func: Callable[[], Awaitable[T]]) -> T:
         await self._bucket.acquire()
+        if operation in _WRITES:
+            # After the bucket's wait, right before the call: the process may have lost its lease meanwhile.
+            ensure_may_write(f"{operation} in store {self.name}")
         try:
             result = await func()
         except StoreError as exc:
