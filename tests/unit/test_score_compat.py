@@ -513,3 +513,69 @@ def test_workload_from_score_validates_as_a_workload(tmp_path: Path) -> None:
     result = rendered(tmp_path, [score_file(tmp_path, "web", body)], definitions(tmp_path, "postgres"))
     workload = Workload.model_validate(objects(result, "Workload")["web"])
     assert workload.spec.containers["main"].liveness_probe is not None
+
+
+# --- before -----------------------------------------------------------------------------------------------
+
+
+def test_before_starts_containers_as_init_containers_in_order() -> None:
+    probe = {"httpGet": {"path": "/ready", "port": 9000}}
+    spec = {
+        "containers": {
+            "main": {
+                "image": "app:1",
+                "before": {"proxy": {"ready": "healthy"}, "migrate": {"ready": "complete"}},
+            },
+            "migrate": {"image": "migrate:1", "before": {"vault": {"ready": "started"}}},
+            "proxy": {"image": "proxy:1", "readinessProbe": probe},
+            "vault": {"image": "vault:1"},
+            "worker": {"image": "app:1", "before": {"proxy": {"ready": "started"}}},
+        }
+    }
+    result = ok(render_workload(make_workload(spec), [], {}, {}))
+    pod = get(result, "Deployment", "api")["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["main", "worker"]
+    assert [(c["name"], c.get("restartPolicy")) for c in pod["initContainers"]] == [
+        ("proxy", "Always"),
+        ("vault", "Always"),
+        ("migrate", None),
+    ]
+    proxy = pod["initContainers"][0]
+    # `healthy` (the stronger of healthy and started): the kubelet waits for readiness before going on.
+    assert proxy["startupProbe"] == proxy["readinessProbe"] == {"httpGet": {"path": "/ready", "port": 9000}}
+    assert "startupProbe" not in pod["initContainers"][1]
+
+
+@pytest.mark.parametrize(
+    ("containers", "problem"),
+    [
+        (
+            {
+                "main": {"image": "a", "before": {"db": {"ready": "complete"}}},
+                "other": {"image": "a", "before": {"db": {"ready": "started"}}},
+                "db": {"image": "d"},
+            },
+            "containers.other.before.db: 'db' is needed both to complete and to keep running",
+        ),
+        (
+            {
+                "main": {"image": "a", "before": {"job": {"ready": "complete"}}},
+                "job": {"image": "d", "livenessProbe": {"exec": {"command": ["true"]}}},
+            },
+            "containers.job: it runs to completion before the others start (ready: complete in `before`), so "
+            "it cannot have probes (Kubernetes: init containers may not have probes)",
+        ),
+        (
+            {
+                "main": {"image": "a", "before": {"one": {"ready": "started"}}},
+                "one": {"image": "a", "before": {"two": {"ready": "started"}}},
+                "two": {"image": "a", "before": {"one": {"ready": "started"}}},
+            },
+            "containers: `before` forms a cycle among one, two",
+        ),
+    ],
+)
+def test_before_problems_are_found_without_outputs(containers: dict[str, Any], problem: str) -> None:
+    result = check(make_workload({"containers": containers}), [])
+    assert len(result.problems) == 1, result.problems
+    assert result.problems[0].startswith(problem)

@@ -265,8 +265,52 @@ def _check_placeholder(
     return ref
 
 
-def _static_problems(spec: WorkloadSpec) -> list[str]:
+_READY_STRENGTH = {"started": 0, "healthy": 1}
+
+
+def startup_order(spec: WorkloadSpec) -> tuple[list[tuple[str, str]], list[str]]:
+    """Score `before` as Kubernetes init containers: (container, ready) in start order, and problems.
+
+    A container some other container names in `before` starts as an init container: `complete` runs to
+    completion first; `started` and `healthy` become sidecars (`restartPolicy: Always`) that keep running,
+    and for `healthy` the kubelet waits for the container's readiness probe (as its startup probe). Named
+    with `started` by one container and `healthy` by another, it waits until healthy.
+    """
+    modes: dict[str, str] = {}
     problems: list[str] = []
+    for cname in sorted(spec.containers):
+        for other, before in sorted((spec.containers[cname].before or {}).items()):
+            known = modes.setdefault(other, before.ready)
+            if known == before.ready:
+                continue
+            if "complete" in (known, before.ready):
+                problems.append(
+                    f"containers.{cname}.before.{other}: {other!r} is needed both to complete and to keep "
+                    "running by the containers that name it in `before`"
+                )
+            elif _READY_STRENGTH[before.ready] > _READY_STRENGTH[known]:
+                modes[other] = before.ready
+    for other, mode in sorted(modes.items()):
+        container = spec.containers[other]
+        if mode == "complete" and (container.liveness_probe or container.readiness_probe):
+            problems.append(
+                f"containers.{other}: it runs to completion before the others start (ready: complete in "
+                "`before`), so it cannot have probes (Kubernetes: init containers may not have probes)"
+            )
+    order: list[tuple[str, str]] = []
+    pending = set(modes)
+    while pending:
+        ready = sorted(name for name in pending if not (set(spec.containers[name].before or {}) & pending))
+        if not ready:
+            problems.append(f"containers: `before` forms a cycle among {', '.join(sorted(pending))}")
+            break
+        order.extend((name, modes[name]) for name in ready)
+        pending -= set(ready)
+    return order, problems
+
+
+def _static_problems(spec: WorkloadSpec) -> list[str]:
+    problems: list[str] = list(startup_order(spec)[1])
 
     def check(where: str, text: str, *, whole_resource: bool = False) -> None:
         try:
@@ -761,7 +805,19 @@ class _Renderer:
                 {name: self.secret_hash(name) for name in consumed}
             )
 
-        pod_spec: dict[str, Any] = {"containers": containers + sidecars}
+        order, _ = startup_order(self.spec)  # problems were reported before rendering
+        by_name = {manifest["name"]: manifest for manifest in containers}
+        init_containers = []
+        for name, ready in order:
+            manifest = by_name.pop(name)
+            if ready != "complete":
+                manifest["restartPolicy"] = "Always"  # a sidecar: the next starts once this one has started
+                if ready == "healthy" and "readinessProbe" in manifest:
+                    manifest["startupProbe"] = copy.deepcopy(manifest["readinessProbe"])
+            init_containers.append(manifest)
+        pod_spec: dict[str, Any] = {"containers": list(by_name.values()) + sidecars}
+        if init_containers:
+            pod_spec["initContainers"] = init_containers
         if self.volumes:
             pod_spec["volumes"] = [self.volumes[name][1] for name in sorted(self.volumes)]
         template_meta: dict[str, Any] = {"labels": dict(self.labels)}
