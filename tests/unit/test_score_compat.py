@@ -579,3 +579,23 @@ def test_before_problems_are_found_without_outputs(containers: dict[str, Any], p
     result = check(make_workload({"containers": containers}), [])
     assert len(result.problems) == 1, result.problems
     assert result.problems[0].startswith(problem)
+
+
+def test_whitespace_in_a_score_placeholder_is_part_of_a_key_as_in_score_go() -> None:
+    assert parse("${resources.db.my key}", score=True) == [
+        Placeholder(("resources", "db", "my key"), "${resources.db.my key}")
+    ]
+    spec = {
+        "containers": {"main": {"image": "app:1", "variables": {"A": "${ resources.db.host}"}}},
+        "resources": DB,
+    }
+    assert check(make_workload(spec), []).problems == [
+        "containers.main.variables.A: unknown placeholder ${ resources.db.host}: placeholders start with "
+        "metadata. or resources."
+    ]
+
+
+def test_a_key_given_twice_in_a_score_file_is_an_error_as_in_score_go(tmp_path: Path) -> None:
+    body = "x: &base {image: app}\ncontainers:\n  main:\n    <<: *base\n    image: other\n    image: again\n"
+    found = problems(tmp_path, [score_file(tmp_path, "web", body)], definitions(tmp_path, "postgres"))
+    assert found == [f"{tmp_path / 'web.yaml'}:9: not valid YAML: mapping key 'image' already defined"]

@@ -120,7 +120,24 @@ class Inputs:
 
 
 class _ScoreLoader(yaml.SafeLoader):
-    """YAML as score-go reads it: plain scalars resolve by the YAML 1.2 core schema."""
+    """YAML as score-go reads it: plain scalars resolve by the YAML 1.2 core schema; a key given twice in
+    one mapping is an error (merged `<<` keys may be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # unhashable: refused by the construction below
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"mapping key {key!r} already defined", key_node.start_mark
+                )
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 _ScoreLoader.yaml_implicit_resolvers = {}
@@ -322,9 +339,10 @@ def load_score(
     path: Path, problems: Problems, images: Sequence[ImageOverride] = ()
 ) -> tuple[ScoreWorkload | None, set[ImageOverride]]:
     """The workload of one Score file (None if it has problems), and the `images` that name it."""
+    before = len(problems.lines)
     docs = list(_score_documents(path, problems))
     if not docs:
-        if path.exists():
+        if len(problems.lines) == before:  # not already reported as unreadable
             problems.add(str(path), "no Score workload in this file")
         return None, set()
     if len(docs) > 1:

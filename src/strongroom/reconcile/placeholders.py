@@ -65,8 +65,11 @@ def _fail(text: str, start: int, why: str) -> PlaceholderError:
     return PlaceholderError(f"malformed placeholder {snippet!r}: {why}")
 
 
-def _parse_body(text: str, start: int) -> tuple[tuple[str, ...], int]:
-    """Parse the path after `${` (at `start - 2`); return the segments and the index after `}`."""
+def _parse_body(text: str, start: int, *, score: bool = False) -> tuple[tuple[str, ...], int]:
+    """Parse the path after `${` (at `start - 2`); return the segments and the index after `}`.
+
+    `score`: whitespace is part of a key, as score-go reads everything up to `}` (so `${ resources.x}`
+    names an unknown root rather than being malformed)."""
     opened = start - 2
     parts: list[str] = []
     current: list[str] = []
@@ -122,7 +125,7 @@ def _parse_body(text: str, start: int) -> tuple[tuple[str, ...], int]:
             continue
         if char == "]":
             raise _fail(text, opened, "unexpected ']'")
-        if char.isspace():
+        if char.isspace() and not score:
             raise _fail(text, opened, "whitespace is not allowed in a placeholder")
         if char == "$" and text.startswith(OPEN, i):
             raise _fail(text, opened, "placeholders cannot be nested")
@@ -154,7 +157,7 @@ def parse(text: str, *, score: bool = False) -> list[Segment]:
             literal.append(OPEN)
             i = dollar + len(ESCAPE)
         elif text.startswith(OPEN, dollar):
-            path, end = _parse_body(text, dollar + len(OPEN))
+            path, end = _parse_body(text, dollar + len(OPEN), score=score)
             if any(literal):
                 segments.append(Text("".join(literal)))
             literal = []
