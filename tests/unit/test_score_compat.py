@@ -599,3 +599,30 @@ def test_a_key_given_twice_in_a_score_file_is_an_error_as_in_score_go(tmp_path: 
     body = "x: &base {image: app}\ncontainers:\n  main:\n    <<: *base\n    image: other\n    image: again\n"
     found = problems(tmp_path, [score_file(tmp_path, "web", body)], definitions(tmp_path, "postgres"))
     assert found == [f"{tmp_path / 'web.yaml'}:9: not valid YAML: mapping key 'image' already defined"]
+
+
+def test_secret_store_files_for_direct_mode_are_read_in_the_same_dialect(tmp_path: Path) -> None:
+    from strongroom.orchestrator.direct import DirectError, load_secret_stores
+
+    stores = write(
+        tmp_path / "stores.yaml",
+        """\
+        apiVersion: strongroom.dev/v1alpha1
+        kind: SecretStore
+        metadata: {name: one}
+        spec: {kubernetes: {namespace: apps}}
+        ---
+        apiVersion: strongroom.dev/v1alpha1
+        kind: SecretStore
+        metadata: {name: two, namespace: team}
+        spec: {kubernetes: {namespace: apps}}
+        """,
+    )
+    loaded = load_secret_stores([stores], "strongroom-system")
+    assert [(s.metadata.name, s.metadata.namespace) for s in loaded] == [
+        ("one", "strongroom-system"),
+        ("two", "team"),
+    ]
+    broken = write(tmp_path / "broken.yaml", "kind: SecretStore\nspec: [\n")
+    with pytest.raises(DirectError, match=r"broken.yaml:3: not valid YAML"):
+        load_secret_stores([broken], "strongroom-system")

@@ -191,8 +191,8 @@ def _score_documents(path: Path, problems: Problems) -> Iterator[tuple[str, Any]
     yield from _located(path, docs)
 
 
-def _documents(path: Path, problems: Problems) -> Iterator[tuple[str, Any]]:
-    """(where, document) for each non-empty YAML document of a definitions or values file, read by
+def yaml_documents(path: Path, problems: Problems) -> Iterator[tuple[str, Any]]:
+    """(where, document) for each non-empty YAML document of a definitions, values or object file, read by
     `strongroom.templating.parse_yaml` (which reads one document: the stream is cut where the YAML parser
     puts each document's root node)."""
     text = _read_text(path, problems)
@@ -642,7 +642,7 @@ def load_definitions(paths: list[Path], inputs: Inputs, problems: Problems) -> N
             problems.add(str(root), "no such file or directory")
             continue
         for path in _definition_files(root):
-            for where, doc in _documents(path, problems):
+            for where, doc in yaml_documents(path, problems):
                 if not isinstance(doc, dict):
                     problems.add(where, "expected a YAML mapping")
                     continue
@@ -684,7 +684,7 @@ def load_definitions(paths: list[Path], inputs: Inputs, problems: Problems) -> N
 
 
 def load_values(path: Path, inputs: Inputs, problems: Problems) -> None:
-    docs = list(_documents(path, problems))
+    docs = list(yaml_documents(path, problems))
     if not docs:
         return
     if len(docs) > 1:
