@@ -56,9 +56,13 @@ containers:
       limits: {{cpu: "1", memory: 128Mi}}
     before:
       migrate: {{ready: complete}}
+      proxy: {{ready: healthy}}
   migrate:
     image: .
     command: [/migrate, "--dsn=$$DSN"]
+  proxy:
+    image: .
+    readinessProbe: {{httpGet: {{path: /ready, port: 15000}}}}
 service:
   ports:
     http: {{port: 80, targetPort: 8080}}
@@ -117,13 +121,21 @@ def test_a_score_k8s_style_file_deploys_on_the_operator(
         "requests": {"cpu": "250m", "memory": "64Mi"},
         "limits": {"cpu": "1", "memory": "128Mi"},
     }
-    # `before: {migrate: complete}`: migrate runs to completion first; args are never expanded.
-    (init,) = pod["initContainers"]
-    assert (init["name"], init["image"], init["command"]) == (
+    # `before`: migrate runs to completion first (command never expanded), then the proxy starts as a
+    # sidecar and main waits until it is ready (its readiness probe is its startup probe).
+    migrate, proxy = pod["initContainers"]
+    assert (migrate["name"], migrate["image"], migrate["command"]) == (
         "migrate",
         "ghcr.io/example/migrate:2",
         ["/migrate", "--dsn=$$DSN"],
     )
+    assert "restartPolicy" not in migrate
+    assert (proxy["name"], proxy["image"], proxy["restartPolicy"]) == (
+        "proxy",
+        "ghcr.io/example/web:2",
+        "Always",
+    )
+    assert proxy["startupProbe"]["httpGet"] == proxy["readinessProbe"]["httpGet"]
     assert deployment["spec"]["template"]["metadata"]["annotations"]["example.com/team"] == "shop"
 
     # The upper-case type is kept, the resource annotations are on the Resource, params un-escaped.

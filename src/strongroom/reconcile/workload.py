@@ -268,7 +268,7 @@ def _check_placeholder(
 _READY_STRENGTH = {"started": 0, "healthy": 1}
 
 
-def startup_order(spec: WorkloadSpec) -> tuple[list[tuple[str, str]], list[str]]:
+def _startup_order(spec: WorkloadSpec) -> tuple[list[tuple[str, str]], list[str]]:
     """Score `before` as Kubernetes init containers: (container, ready) in start order, and problems.
 
     A container some other container names in `before` starts as an init container: `complete` runs to
@@ -310,7 +310,7 @@ def startup_order(spec: WorkloadSpec) -> tuple[list[tuple[str, str]], list[str]]
 
 
 def _static_problems(spec: WorkloadSpec) -> list[str]:
-    problems: list[str] = list(startup_order(spec)[1])
+    problems: list[str] = list(_startup_order(spec)[1])
 
     def check(where: str, text: str, *, whole_resource: bool = False) -> None:
         try:
@@ -805,7 +805,7 @@ class _Renderer:
                 {name: self.secret_hash(name) for name in consumed}
             )
 
-        order, _ = startup_order(self.spec)  # problems were reported before rendering
+        order, _ = _startup_order(self.spec)  # problems were reported before rendering
         by_name = {manifest["name"]: manifest for manifest in containers}
         init_containers = []
         for name, ready in order:
