@@ -441,6 +441,42 @@ MALFORMED: list[Malformed] = [
         "keys must match",
     ),
     Malformed(
+        "workload-duplicate-service-port",
+        _obj(
+            "Workload",
+            _with(
+                _WORKLOAD, service={"ports": {"http": {"port": 80}, "web": {"port": 80, "protocol": "TCP"}}}
+            ),
+        ),
+        "spec.service",
+        "two ports expose the same port and protocol",
+    ),
+    Malformed(
+        "workload-volume-path-leaves-the-volume",
+        _obj(
+            "Workload",
+            {
+                "containers": {
+                    "main": _with(_CONTAINER, volumes={"/data": {"source": "vol", "path": "a/../.."}})
+                }
+            },
+        ),
+        "spec.containers.main.volumes./data.path",
+    ),
+    Malformed(
+        "workload-image-with-surrounding-whitespace",
+        _obj("Workload", {"containers": {"main": {"image": " nginx:1.27"}}}),
+        "spec.containers.main.image",
+    ),
+    Malformed(
+        "workload-no-expand-not-a-boolean",
+        _obj(
+            "Workload",
+            {"containers": {"main": _with(_CONTAINER, files={"/f": {"content": "x", "noExpand": "yes"}})}},
+        ),
+        "spec.containers.main.files./f.noExpand",
+    ),
+    Malformed(
         "workload-probe-header-with-underscore",
         _obj(
             "Workload",

@@ -206,6 +206,16 @@ def with_container(**fields: Any) -> dict[str, Any]:
             "'TCP' or 'UDP'",
         ),
         (with_container(livenessProbe={"exec": {"command": []}}), "exec.command", "at least 1 item"),
+        (with_container(volumes={"/d": {"source": "v", "path": "/abs"}}), "volumes./d.path", "without '..'"),
+        (with_container(volumes={"/d": {"source": "v", "path": "a/../.."}}), "volumes./d.path", "subPath"),
+        (with_container(volumes={"/d": {"source": "v", "readOnly": "yes"}}), "readOnly", "valid boolean"),
+        (with_container(files={"/f": {"content": "x", "noExpand": 1}}), "noExpand", "valid boolean"),
+        ({"containers": {"main": {"image": "app:1 "}}}, "containers.main.image", "whitespace (Kubernetes)"),
+        (
+            {**GOOD, "service": {"ports": {"http": {"port": 80}, "web": {"port": 80, "protocol": "TCP"}}}},
+            "service.ports",
+            "http and web both expose 80/TCP (Kubernetes",
+        ),
         (
             with_container(before={"main": {"ready": "started"}}),
             "",
@@ -231,6 +241,8 @@ def test_score_schema_and_kubernetes_rules(spec: dict[str, Any], where: str, mes
         with_container(resources={"requests": {"cpu": "0.5", "memory": "0.5Gi"}, "limits": {"cpu": "1"}}),
         {**GOOD, "metadata": {"name": "ab", "annotations": {"example.com/Team_Name.x": "a"}, "team": "x"}},
         {**GOOD, "service": {}},
+        {**GOOD, "service": {"ports": {"dns": {"port": 53}, "dns-udp": {"port": 53, "protocol": "UDP"}}}},
+        with_container(volumes={"/d": {"source": "v", "path": "./a/..b/.c"}}),
         {
             "containers": {
                 "main": {"image": "a", "before": {"init": {"ready": "complete"}}},

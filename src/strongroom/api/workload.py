@@ -9,7 +9,15 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from strongroom.api import constants as c
@@ -200,7 +208,7 @@ class ContainerFile(ApiModel):
     """Inline content, standard base64; never expanded."""
     source: str | None = Field(default=None, min_length=1, max_length=4096)
     """Path relative to the Score file; the orchestrator inlines it as content before writing the CR."""
-    no_expand: bool | None = None
+    no_expand: StrictBool | None = None
     """Do not expand placeholders in content."""
 
     @field_validator("binary_content")
@@ -220,14 +228,30 @@ class ContainerFile(ApiModel):
         return self
 
 
+#: A relative path without `..` segments (Kubernetes' rule for a volume mount's subPath).
+_SEGMENT = r"(?:[^./][^/]*|\.(?:[^./][^/]*)?|\.\.[^/]+)"
+SUB_PATH = rf"^(?:{_SEGMENT}(?:/+{_SEGMENT})*/*)?$"
+
+
 class ContainerVolume(ApiModel):
     """A volume mounted into the container."""
 
     source: str = Field(min_length=1, max_length=1024)
     """The volume: a resource placeholder such as `${resources.data}`, or the name of a volume."""
-    path: str | None = Field(default=None, max_length=4096)
+    path: (
+        Annotated[
+            str,
+            *_rule(
+                SUB_PATH,
+                "must be a relative path without '..' (Kubernetes: a volume mount's subPath stays inside "
+                "the volume)",
+                4096,
+            ),
+        ]
+        | None
+    ) = None
     """Sub-path within the volume."""
-    read_only: bool | None = None
+    read_only: StrictBool | None = None
     """Mount read-only."""
 
 
@@ -341,8 +365,13 @@ class ContainerBefore(ApiModel):
 class Container(ApiModel):
     """A container of the workload (Score `containers.<name>`)."""
 
-    image: str = Field(min_length=1, max_length=1024)
+    image: Annotated[
+        str,
+        Field(min_length=1),
+        *_rule(r"^\S(.*\S)?$", "must not start or end with whitespace (Kubernetes)", 1024),
+    ]
     """Image reference; `.` is the placeholder that `strongroom render/deploy --image` replaces."""
+
     command: list[str] | None = Field(default=None, max_length=256)
     """Overrides the image's entrypoint."""
     args: list[str] | None = Field(default=None, max_length=1024)
@@ -386,8 +415,38 @@ class ServicePort(ApiModel):
 class Service(ApiModel):
     """The Service in front of the workload; no Service is rendered without ports."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.ports) || self.ports.all(a, self.ports.all(b, a == b || "
+                    "self.ports[a].port != self.ports[b].port || "
+                    "(has(self.ports[a].protocol) ? self.ports[a].protocol : 'TCP') != "
+                    "(has(self.ports[b].protocol) ? self.ports[b].protocol : 'TCP')))",
+                    "two ports expose the same port and protocol (Kubernetes: a Service port and protocol "
+                    "may appear once)",
+                )
+            ]
+        }
+    )
+
     ports: dict[PortName, ServicePort] | None = Field(default=None, max_length=64)
     """Ports by name."""
+
+    @field_validator("ports")
+    @classmethod
+    def _distinct(cls, value: dict[str, ServicePort] | None) -> dict[str, ServicePort] | None:
+        seen: dict[tuple[int, str], str] = {}
+        for name in sorted(value or {}):
+            port = (value or {})[name]
+            key = (port.port, port.protocol or "TCP")
+            if key in seen:
+                raise ValueError(
+                    f"{seen[key]} and {name} both expose {key[0]}/{key[1]} (Kubernetes: a Service port and "
+                    "protocol may appear once)"
+                )
+            seen[key] = name
+        return value
 
 
 class ResourceMetadata(ApiModel):
@@ -449,7 +508,7 @@ class WorkloadSpec(ApiModel):
     """Service to expose; none if absent."""
     resources: dict[ScoreResourceName, ScoreResource] | None = Field(default=None, max_length=256)
     """Resources the workload depends on, by name."""
-    rollout_on_secret_change: bool = True
+    rollout_on_secret_change: StrictBool = True
     """Roll pods when a Secret they use changes; true if absent (strongroom extension)."""
     replicas: int | None = Field(
         default=None, ge=0, le=2147483647, strict=True, json_schema_extra={"format": "int32"}
