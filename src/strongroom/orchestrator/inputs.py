@@ -1,8 +1,10 @@
 """Reading what the orchestrator renders from: Score files, resource definitions, shared values.
 
-- **Score files** (`score.dev/v1b1`): one workload each. A file's `source` is read relative to the Score
-  file and inlined (`content`, or `binaryContent` when it is not UTF-8 text), because the operator cannot
-  read the developer's disk.
+- **Score files** (`score.dev/v1b1`): one workload each, read as score-go reads YAML and validated by the
+  Workload model (the Score schema's rules) plus the Score-only rules the Workload API does not have
+  (resource ids). `--image` options set container images first. A file's `source` is read relative to the
+  Score file and inlined (`content`, or `binaryContent` when it is not UTF-8 text), because the operator
+  cannot read the developer's disk.
 - **Resource definitions**, in two formats (any number of YAML documents per file; a directory is read
   recursively, `*.yaml` / `*.yml` in name order):
   - strongroom's own: `apiVersion: strongroom.dev/v1alpha1`, `kind: ResourceDefinition`,
