@@ -638,3 +638,12 @@ def test_secret_store_files_for_direct_mode_are_read_in_the_same_dialect(tmp_pat
     broken = write(tmp_path / "broken.yaml", "kind: SecretStore\nspec: [\n")
     with pytest.raises(DirectError, match=r"broken.yaml:3: not valid YAML"):
         load_secret_stores([broken], "strongroom-system")
+
+
+def test_image_options_that_disagree_for_one_container_are_a_problem(tmp_path: Path) -> None:
+    files = [score_file(tmp_path, "web", "containers:\n  main: {image: .}\n")]
+    images = [parse_image_option(text) for text in ("web=a:1", "web=b:2")]
+    assert problems(tmp_path, files, definitions(tmp_path, "postgres"), images=images) == [
+        f"{tmp_path / 'web.yaml'}: containers.main.image: --image web=a:1 and --image web=b:2 give "
+        "different images"
+    ]

@@ -270,8 +270,9 @@ class ImageOverride:
 
     @property
     def option(self) -> str:
+        """The option as written, for messages."""
         target = ".".join(part for part in (self.workload, self.container) if part)
-        return f"--image {target}=" if target else "--image"
+        return f"--image {target}={self.image}" if target else f"--image {self.image}"
 
 
 def parse_image_option(text: str) -> ImageOverride:
@@ -746,7 +747,7 @@ def load_inputs(
             named = f"workload {override.workload!r}"
             if override.container is not None:
                 named += f" with a container {override.container!r}"
-            problems.add(f"{override.option}{override.image}", f"no Score file has a {named}")
+            problems.add(override.option, f"no Score file has a {named}")
     load_definitions(definition_paths, inputs, problems)
     if values_file is not None:
         load_values(values_file, inputs, problems)
