@@ -6,8 +6,9 @@ rules, in the order they are checked (docs/workloads.md is the user-facing versi
 
 1. WorkloadPatches apply first (reconcile.workloadpatch). A broken patch -> `patch_problems`, nothing is
    rendered: the controller keeps the last good rendering instead of rolling out half a change.
-2. Placeholders are checked without outputs (syntax, known roots, declared resources, file sources) so
-   a typo is reported at once, even while resources are still being provisioned.
+2. Everything that needs no outputs is checked (placeholder syntax, known roots, declared resources, file
+   sources, `before`, the `.` placeholder image) so a typo is reported at once, even while resources are
+   still being provisioned. Steps 1 and 2 are `check`, which `strongroom render` runs too.
 3. Every resource in `spec.resources` must be present and Ready, else `waiting_for` names the others and
    nothing is rendered (a pod started without its database only crash-loops).
 4. Rendering: one Deployment, a Service when ports exist, ConfigMaps for files, workload-owned Secrets
