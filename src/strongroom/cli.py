@@ -572,6 +572,15 @@ def _write_private(path: Path, data: bytes, *, force: bool) -> None:
 # --- render / deploy (the orchestrator) -------------------------------------------------------------------
 
 
+def _image_options(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[Any, ...]:
+    from strongroom.orchestrator.inputs import parse_image_option
+
+    try:
+        return tuple(parse_image_option(value) for value in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--image") from None
+
+
 def _render_options(func: Callable[P, R]) -> Callable[P, R]:
     """Inputs shared by `render` and `deploy`: what to render and for which environment."""
     options = [
@@ -602,6 +611,16 @@ def _render_options(func: Callable[P, R]) -> Callable[P, R]:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Shared values: YAML mapping KEY: text or KEY: {store, ref, version}.",
         ),
+        click.option(
+            "--image",
+            "images",
+            multiple=True,
+            metavar="[WORKLOAD[.CONTAINER]=]IMAGE",
+            callback=_image_options,
+            help="Image for containers whose Score image is the placeholder '.': IMAGE for every workload, "
+            "WORKLOAD=IMAGE for one workload; WORKLOAD.CONTAINER=IMAGE sets that container's image whatever "
+            "the Score file says. Repeat for more.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -626,6 +645,7 @@ def _render_or_exit(
     app: str,
     env: str,
     env_type: str | None,
+    images: tuple[Any, ...],
 ) -> Any:
     """Render the CR set, or print one line per problem on stderr and exit 1."""
     from strongroom.orchestrator.problems import InputProblems
@@ -633,7 +653,13 @@ def _render_or_exit(
 
     try:
         return render(
-            list(score_files), list(definition_paths), values_file, app=app, env=env, env_type=env_type
+            list(score_files),
+            list(definition_paths),
+            values_file,
+            app=app,
+            env=env,
+            env_type=env_type,
+            images=images,
         )
     except InputProblems as exc:
         for line in exc.problems:
@@ -666,6 +692,7 @@ def render_command(
     env: str,
     env_type: str | None,
     values_file: Path | None,
+    images: tuple[Any, ...],
     graph: bool,
     platform_drivers: bool,
     operator_namespace: str,
@@ -682,7 +709,7 @@ def render_command(
 
     if graph and platform_drivers:
         raise click.UsageError("--graph and --drivers exclude each other")
-    rendered = _render_or_exit(score_files, definition_paths, values_file, app, env, env_type)
+    rendered = _render_or_exit(score_files, definition_paths, values_file, app, env, env_type, images)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         for name, text in emit.files(rendered.crset.objects).items():
@@ -806,6 +833,7 @@ def deploy_command(
     env: str,
     env_type: str | None,
     values_file: Path | None,
+    images: tuple[Any, ...],
     mode: str,
     kubeconfig: str | None,
     context: str | None,
@@ -837,7 +865,7 @@ def deploy_command(
         timeout = parse_duration(timeout_text).total_seconds()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--timeout") from None
-    rendered = _render_or_exit(score_files, definition_paths, values_file, app, env, env_type)
+    rendered = _render_or_exit(score_files, definition_paths, values_file, app, env, env_type, images)
     if mode == "operator":
         ok = asyncio.run(
             _deploy_operator(

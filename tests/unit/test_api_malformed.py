@@ -380,20 +380,122 @@ MALFORMED: list[Malformed] = [
         "keys must match",
     ),
     Malformed(
-        "workload-probe-with-two-handlers",
+        "workload-probe-without-handler",
+        _obj("Workload", {"containers": {"main": _with(_CONTAINER, livenessProbe={})}}),
+        "spec.containers[main].livenessProbe",
+        "httpGet or exec must be set",
+    ),
+    Malformed(
+        "workload-http-probe-without-port",
+        _obj(
+            "Workload", {"containers": {"main": _with(_CONTAINER, livenessProbe={"httpGet": {"path": "/"}})}}
+        ),
+        "spec.containers.main.livenessProbe.httpGet.port",
+    ),
+    Malformed(
+        "workload-one-character-container-name",
+        _obj("Workload", {"containers": {"m": _CONTAINER}}),
+        "spec.containers",
+        "keys must match",
+    ),
+    Malformed(
+        "workload-resource-name-with-underscore",
+        _obj("Workload", _with(_WORKLOAD, resources={"my_db": {"type": "postgres"}})),
+        "spec.resources",
+        "keys must match",
+    ),
+    Malformed(
+        "workload-port-as-string",
+        _obj("Workload", _with(_WORKLOAD, service={"ports": {"http": {"port": "80"}}})),
+        "spec.service.ports.http.port",
+    ),
+    Malformed(
+        "workload-negative-cpu",
+        _obj("Workload", {"containers": {"main": _with(_CONTAINER, resources={"limits": {"cpu": "-1"}})}}),
+        "spec.containers.main.resources.limits.cpu",
+    ),
+    Malformed(
+        "workload-cpu-with-exponent",
+        _obj("Workload", {"containers": {"main": _with(_CONTAINER, resources={"requests": {"cpu": "1e3"}})}}),
+        "spec.containers.main.resources.requests.cpu",
+    ),
+    Malformed(
+        "workload-request-above-limit",
+        _obj(
+            "Workload",
+            {
+                "containers": {
+                    "main": _with(
+                        _CONTAINER, resources={"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}
+                    )
+                }
+            },
+        ),
+        "spec.containers[main].resources",
+        "requests.memory must be less than or equal to limits.memory",
+    ),
+    Malformed(
+        "workload-invalid-annotation-key",
+        _obj("Workload", _with(_WORKLOAD, metadata={"annotations": {"-bad key": "x"}})),
+        "spec.metadata.annotations",
+        "keys must match",
+    ),
+    Malformed(
+        "workload-duplicate-service-port",
+        _obj(
+            "Workload",
+            _with(
+                _WORKLOAD, service={"ports": {"http": {"port": 80}, "web": {"port": 80, "protocol": "TCP"}}}
+            ),
+        ),
+        "spec.service",
+        "two ports expose the same port and protocol",
+    ),
+    Malformed(
+        "workload-volume-path-leaves-the-volume",
+        _obj(
+            "Workload",
+            {
+                "containers": {
+                    "main": _with(_CONTAINER, volumes={"/data": {"source": "vol", "path": "a/../.."}})
+                }
+            },
+        ),
+        "spec.containers.main.volumes./data.path",
+    ),
+    Malformed(
+        "workload-image-with-surrounding-whitespace",
+        _obj("Workload", {"containers": {"main": {"image": " nginx:1.27"}}}),
+        "spec.containers.main.image",
+    ),
+    Malformed(
+        "workload-no-expand-not-a-boolean",
+        _obj(
+            "Workload",
+            {"containers": {"main": _with(_CONTAINER, files={"/f": {"content": "x", "noExpand": "yes"}})}},
+        ),
+        "spec.containers.main.files./f.noExpand",
+    ),
+    Malformed(
+        "workload-probe-header-with-underscore",
         _obj(
             "Workload",
             {
                 "containers": {
                     "main": _with(
                         _CONTAINER,
-                        livenessProbe={"httpGet": {"path": "/", "port": 80}, "exec": {"command": ["true"]}},
+                        readinessProbe={
+                            "httpGet": {
+                                "path": "/",
+                                "port": 80,
+                                "httpHeaders": [{"name": "X_A", "value": "1"}],
+                            }
+                        },
                     )
                 }
             },
         ),
-        "spec.containers[main].livenessProbe",
-        "exactly one of httpGet or exec",
+        "spec.containers.main.readinessProbe.httpGet.httpHeaders[0].name",
     ),
     Malformed(
         "workload-variable-not-string",

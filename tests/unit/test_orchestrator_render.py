@@ -228,7 +228,10 @@ def test_output_is_deterministic_byte_for_byte(tmp_path: Path) -> None:
         "H: ${resources.db.host}\n",
     )
     two = score(
-        tmp_path / "s", "two", "db: {type: postgres, id: main}\nq: {type: amqp}\n", "U: ${resources.q.url}\n"
+        tmp_path / "s",
+        "two",
+        "db: {type: postgres, id: main}\nmq: {type: amqp}\n",
+        "U: ${resources.mq.url}\n",
     )
     outputs = set()
     for seed in range(4):
@@ -245,15 +248,15 @@ def test_output_is_deterministic_byte_for_byte(tmp_path: Path) -> None:
 
 def test_shared_resource_is_one_node_for_all_workloads(tmp_path: Path) -> None:
     defs = write(tmp_path / "d.yaml", definition("db", "postgres", inputs="values: {host: h}\n"))
-    a = score(tmp_path, "a", "db: {type: postgres, id: main}\n")
-    b = score(tmp_path, "b", "database: {type: postgres, id: main}\nown: {type: postgres}\n")
+    a = score(tmp_path, "wa", "db: {type: postgres, id: main}\n")
+    b = score(tmp_path, "wb", "database: {type: postgres, id: main}\nown: {type: postgres}\n")
     rendered = render([a, b], [defs], None, app="shop", env="dev")
     resources = objects_by(rendered, "Resource")
-    assert sorted(resources) == ["postgres-b-own", "postgres-shared-main"]
+    assert sorted(resources) == ["postgres-shared-main", "postgres-wb-own"]
     assert resources["postgres-shared-main"]["spec"]["id"] == "shared.main"
     workloads = objects_by(rendered, "Workload")
-    assert workloads["a"]["spec"]["resources"]["db"]["id"] == "shared.main"
-    assert workloads["b"]["spec"]["resources"]["database"]["id"] == "shared.main"
+    assert workloads["wa"]["spec"]["resources"]["db"]["id"] == "shared.main"
+    assert workloads["wb"]["spec"]["resources"]["database"]["id"] == "shared.main"
 
 
 def test_dependencies_from_definition_placeholders(tmp_path: Path) -> None:
@@ -301,14 +304,14 @@ def test_params_become_resource_inputs_and_dependencies(tmp_path: Path) -> None:
     wl = score(
         tmp_path,
         "web",
-        "q: {type: amqp}\nroute:\n  type: route\n  params:\n"
-        "    upstream: ${resources.q.url}\n    name: ${metadata.name}\n",
+        "mq: {type: amqp}\nroute:\n  type: route\n  params:\n"
+        "    upstream: ${resources.mq.url}\n    name: ${metadata.name}\n",
     )
     rendered = render([wl], [defs], None, app="shop", env="dev")
     route = objects_by(rendered, "Resource")["route-web-route"]["spec"]
-    assert route["resourceInputs"] == {"upstream": "${resources.amqp-web-q.outputs.url}", "name": "web"}
+    assert route["resourceInputs"] == {"upstream": "${resources.amqp-web-mq.outputs.url}", "name": "web"}
     node = next(n for n in rendered.plan.resources.values() if n.name == "route-web-route")
-    assert {dep.object_name for dep in node.depends_on} == {"amqp-web-q"}
+    assert {dep.object_name for dep in node.depends_on} == {"amqp-web-mq"}
 
 
 def test_cycles_are_errors(tmp_path: Path) -> None:
@@ -318,9 +321,9 @@ def test_cycles_are_errors(tmp_path: Path) -> None:
         + "---\n"
         + definition("b", "bbb", inputs="values: {y: '${resources.aaa.outputs.x}'}\n"),
     )
-    wl = score(tmp_path, "web", "a: {type: aaa}\n")
+    wl = score(tmp_path, "web", "ra: {type: aaa}\n")
     problems = problems_of([wl], [defs], None, app="shop", env="dev")
-    assert problems == ["resource graph: dependency cycle: aaa-web-a -> bbb-web-a -> aaa-web-a"]
+    assert problems == ["resource graph: dependency cycle: aaa-web-ra -> bbb-web-ra -> aaa-web-ra"]
 
 
 def test_values_in_definitions(tmp_path: Path) -> None:
@@ -336,9 +339,9 @@ def test_values_in_definitions(tmp_path: Path) -> None:
             "secrets: {auth: {token: '${values.TOKEN}'}, zone: 'in-${values.REGION}'}\n",
         ),
     )
-    wl = score(tmp_path, "web", "s: {type: svc}\n")
+    wl = score(tmp_path, "web", "sv: {type: svc}\n")
     rendered = render([wl], [defs], values, app="shop", env="dev")
-    inputs = objects_by(rendered, "Resource")["svc-web-s"]["spec"]["driverInputs"]
+    inputs = objects_by(rendered, "Resource")["svc-web-sv"]["spec"]["driverInputs"]
     assert inputs == {
         "values": {"region": "eu"},
         "secrets": {"zone": "in-eu"},
@@ -462,7 +465,7 @@ def test_literal_secrets_in_definitions_are_refused_in_both_formats(tmp_path: Pa
             inputs=f"secrets: {{templates: {{outputs: 'x: 1'}}, key: {LITERAL_CANARY}}}\n",
         ),
     )
-    wl = score(tmp_path, "web", "s: {type: svc}\n")
+    wl = score(tmp_path, "web", "sv: {type: svc}\n")
     problems = problems_of([wl], [tmp_path / "defs"], values, app="shop", env="dev")
     literal = [p for p in problems if "would be kept in Git" in p]
     assert sorted(line.split(": a secret value")[0] for line in literal) == sorted(
@@ -577,13 +580,15 @@ def test_file_sources_are_inlined(tmp_path: Path) -> None:
 def test_every_problem_is_reported_once_on_its_own_line(tmp_path: Path) -> None:
     defs = write(
         tmp_path / "d.yaml",
-        definition("db", "postgres", inputs="values: {host: h, x: '${context.nope}', y: '${resources.db}'}\n")
+        definition(
+            "db", "postgres", inputs="values: {host: h, x: '${context.nope}', whole: '${resources.db}'}\n"
+        )
         + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
     )
     wl = score(
         tmp_path,
         "web",
-        "db: {type: postgres}\nq: {type: queue}\n",
+        "db: {type: postgres}\nmq: {type: queue}\n",
         "A: ${resources.db.missing}\nB: ${resources.nope.x}\nC: ${secrets.x}\nD: ${resources.db.host\n",
     )
     problems = problems_of([wl], [defs], None, app="Shop", env="dev")
@@ -592,11 +597,11 @@ def test_every_problem_is_reported_once_on_its_own_line(tmp_path: Path) -> None:
     assert any(p.startswith("--app: 'Shop' must be lower-case") for p in problems)
     assert f"{defs}#2: not a resource definition" in text
     assert "values.x: unknown placeholder ${context.nope}" in text
-    assert "values.y: placeholder ${resources.db}: in a resource definition write" in text
-    assert "resources.q: no resource definition matches type 'queue'" in text
+    assert "values.whole: placeholder ${resources.db}: in a resource definition write" in text
+    assert "resources.mq: no resource definition matches type 'queue'" in text
     assert (
-        "variables.A: placeholder ${resources.db.missing}: there is no output 'missing' (known: host, x, y)"
-        in text
+        "variables.A: placeholder ${resources.db.missing}: there is no output 'missing' "
+        "(known: host, whole, x)" in text
     )
     assert "variables.B: placeholder ${resources.nope.x} refers to resource 'nope'" in text
     assert "variables.C: unknown placeholder ${secrets.x}" in text
@@ -612,7 +617,7 @@ def test_unknown_driver_and_bad_inputs(tmp_path: Path) -> None:
         + "---\n"
         + definition("db", "redis")
         + "---\napiVersion: strongroom.dev/v1alpha1\nkind: ResourceDefinition\nmetadata: {name: bad}\n"
-        "spec: {type: Bad_Type, driverType: x, surprise: 1}\n",
+        "spec: {type: -bad-, driverType: x, surprise: 1}\n",
     )
     wl = score(tmp_path, "web", "db: {type: postgres}\n")
     values = write(tmp_path / "v.yaml", "GOOD: 1\nbad key: x\nREF: {store: vault}\n")

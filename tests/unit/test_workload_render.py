@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import pydantic
 import pytest
 from kubernetes_validate import validate
 from kubernetes_validate.utils import latest_version
@@ -143,7 +144,6 @@ def test_minimal_workload_is_one_deployment() -> None:
             "kind": "Deployment",
             "metadata": meta("api"),
             "spec": {
-                "replicas": 1,
                 "selector": {"matchLabels": SELECTOR},
                 "template": {
                     "metadata": {
@@ -291,19 +291,19 @@ def test_two_containers_share_a_key_only_when_their_composed_values_agree() -> N
 
     spec = {
         "containers": {
-            "a": {"image": "a", "variables": variables("a:")},
-            "b": {"image": "b", "variables": variables("b:")},
+            "ca": {"image": "a", "variables": variables("a:")},
+            "cb": {"image": "b", "variables": variables("b:")},
         },
         "resources": DB,
     }
     result = ok(render(make_workload(spec), [], {"db": db_outputs(password="pw")}, {}))
     data = {k: base64.b64decode(v).decode() for k, v in get(result, "Secret", "api-env")["data"].items()}
-    assert data == {"SAME": "x-pw", "a.DIFF": "a:pw", "b.DIFF": "b:pw"}
-    assert container(result, "a")["env"] == [
-        {"name": "DIFF", "valueFrom": {"secretKeyRef": {"name": "api-env", "key": "a.DIFF"}}},
+    assert data == {"SAME": "x-pw", "ca.DIFF": "a:pw", "cb.DIFF": "b:pw"}
+    assert container(result, "ca")["env"] == [
+        {"name": "DIFF", "valueFrom": {"secretKeyRef": {"name": "api-env", "key": "ca.DIFF"}}},
         {"name": "SAME", "valueFrom": {"secretKeyRef": {"name": "api-env", "key": "SAME"}}},
     ]
-    assert container(result, "b")["env"][0]["valueFrom"]["secretKeyRef"]["key"] == "b.DIFF"
+    assert container(result, "cb")["env"][0]["valueFrom"]["secretKeyRef"]["key"] == "cb.DIFF"
 
 
 # --- 3. files ---------------------------------------------------------------------------------------------
@@ -438,10 +438,10 @@ def test_file_source_cannot_be_read_in_the_cluster() -> None:
     assert result.problems[0].startswith("containers.main.files./etc/x: source './x.conf' is a path")
 
 
-def test_invalid_binary_content_is_a_problem() -> None:
+def test_invalid_binary_content_is_refused_by_the_model() -> None:
     spec = {"containers": {"main": {"image": "a", "files": {"/b": {"binaryContent": "%%%"}}}}}
-    result = render(make_workload(spec), [], {}, {})
-    assert result.problems == ["containers.main.files./b: binaryContent is not valid base64"]
+    with pytest.raises(pydantic.ValidationError, match="is not valid standard base64"):
+        make_workload(spec)
 
 
 # --- 4. volumes -------------------------------------------------------------------------------------------
@@ -480,16 +480,16 @@ def test_volume_from_a_resource_volume_manifest() -> None:
 def test_volume_from_a_score_k8s_style_source_output() -> None:
     spec = {
         "containers": {
-            "a": {"image": "a", "volumes": {"/shared": {"source": "${resources.scratch}"}}},
-            "b": {"image": "b", "volumes": {"/mnt/s": {"source": "${resources.scratch}", "readOnly": True}}},
+            "ca": {"image": "a", "volumes": {"/shared": {"source": "${resources.scratch}"}}},
+            "cb": {"image": "b", "volumes": {"/mnt/s": {"source": "${resources.scratch}", "readOnly": True}}},
         },
         "resources": {"scratch": {"type": "volume"}},
     }
     resources = {"scratch": ResourceOutputs(True, values={"source": {"emptyDir": {"medium": "Memory"}}})}
     result = ok(render(make_workload(spec), [], resources, {}))
     assert pod(result)["volumes"] == [{"name": "vol-scratch", "emptyDir": {"medium": "Memory"}}]
-    assert container(result, "a")["volumeMounts"] == [{"name": "vol-scratch", "mountPath": "/shared"}]
-    assert container(result, "b")["volumeMounts"] == [
+    assert container(result, "ca")["volumeMounts"] == [{"name": "vol-scratch", "mountPath": "/shared"}]
+    assert container(result, "cb")["volumeMounts"] == [
         {"name": "vol-scratch", "mountPath": "/mnt/s", "readOnly": True}
     ]
 
@@ -623,10 +623,10 @@ def test_probes_map_to_kubernetes_probes() -> None:
     }
 
 
-def test_http_probe_without_port_is_a_problem() -> None:
+def test_http_probe_without_port_is_refused_by_the_model() -> None:
     spec = {"containers": {"main": {"image": "a", "livenessProbe": {"httpGet": {"path": "/"}}}}}
-    result = render(make_workload(spec), [], {}, {})
-    assert result.problems == ["containers.main.livenessProbe.httpGet: port is required"]
+    with pytest.raises(pydantic.ValidationError, match=r"livenessProbe\.httpGet\.port\n  Field required"):
+        make_workload(spec)
 
 
 # --- 6. sidecars and volumes from resources ---------------------------------------------------------------
@@ -671,30 +671,33 @@ def test_sidecar_and_volume_from_a_resource_are_merged_into_the_pod() -> None:
 def test_sidecar_name_clashes_are_problems() -> None:
     spec = {
         "containers": {"main": {"image": "app:1"}},
-        "resources": {"a": {"type": "workload"}, "b": {"type": "workload"}, "c": {"type": "workload"}},
+        "resources": {"ra": {"type": "workload"}, "rb": {"type": "workload"}, "rc": {"type": "workload"}},
     }
     resources = {
-        "a": ResourceOutputs(
+        "ra": ResourceOutputs(
             True, containers=[{"name": "main", "image": "x"}, {"name": "side", "image": "s:1"}]
         ),
-        "b": ResourceOutputs(
+        "rb": ResourceOutputs(
             True, containers=[{"name": "side", "image": "s:2"}], volumes=[{"name": "v", "emptyDir": {}}]
         ),
-        "c": ResourceOutputs(True, volumes=[{"name": "v", "hostPath": {"path": "/x"}}]),
+        "rc": ResourceOutputs(True, volumes=[{"name": "v", "hostPath": {"path": "/x"}}]),
     }
     result = render(make_workload(spec), [], resources, {})
     assert result.objects == []
     assert sorted(result.problems) == [
-        "container name 'side' is emitted by both resource 'a' and resource 'b'",
-        "pod volume name 'v' is used by both resource 'b' and resource 'c'",
-        "resource 'a' emits a container 'main', but the workload has a container of that name",
+        "container name 'side' is emitted by both resource 'ra' and resource 'rb'",
+        "pod volume name 'v' is used by both resource 'rb' and resource 'rc'",
+        "resource 'ra' emits a container 'main', but the workload has a container of that name",
     ]
 
 
 def test_identical_manifests_from_two_resources_are_merged_once() -> None:
-    spec = {"containers": {"main": {"image": "app:1"}}, "resources": {"a": {"type": "x"}, "b": {"type": "x"}}}
+    spec = {
+        "containers": {"main": {"image": "app:1"}},
+        "resources": {"ra": {"type": "xx"}, "rb": {"type": "xx"}},
+    }
     same = ResourceOutputs(True, containers=[OTEL_SIDECAR], volumes=[OTEL_VOLUME])
-    result = ok(render(make_workload(spec), [], {"a": same, "b": same}, {}))
+    result = ok(render(make_workload(spec), [], {"ra": same, "rb": same}, {}))
     assert [c["name"] for c in pod(result)["containers"]] == ["main", "otel-collector"]
     assert pod(result)["volumes"] == [OTEL_VOLUME]
 
@@ -883,13 +886,13 @@ def test_a_path_used_as_file_and_volume_is_a_problem() -> None:
             "main": {
                 "image": "a",
                 "files": {"/x": {"content": "1"}},
-                "volumes": {"/x": {"source": "${resources.v}"}},
+                "volumes": {"/x": {"source": "${resources.vol}"}},
             }
         },
-        "resources": {"v": {"type": "volume"}},
+        "resources": {"vol": {"type": "volume"}},
     }
     result = render(
-        make_workload(spec), [], {"v": ResourceOutputs(True, volumes=[{"name": "v", "emptyDir": {}}])}, {}
+        make_workload(spec), [], {"vol": ResourceOutputs(True, volumes=[{"name": "v", "emptyDir": {}}])}, {}
     )
     assert result.problems == ["containers.main.volumes./x: the same path is also a file of this container"]
 

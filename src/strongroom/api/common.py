@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from typing_extensions import TypeAliasType
@@ -58,6 +67,22 @@ def exactly_one_of_rule(*fields: str) -> str:
 def count_set(model: BaseModel, *fields: str) -> int:
     """How many of `fields` (Python names) are set to something other than None."""
     return sum(getattr(model, name) is not None for name in fields)
+
+
+def validation_lines(exc: ValidationError) -> list[tuple[str, str]]:
+    """(where, what) for each error of a model validation, without the offending input.
+
+    Locations read as the YAML is written (`containers.main.image`); a map key that breaks a rule reads as
+    `containers.Web: name must ...`; tagged unions' tags and pydantic's "Value error, " are left out."""
+    lines: list[tuple[str, str]] = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        loc = [str(part) for part in error["loc"] if part not in ("leaf", "branch")]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if loc and loc[-1] == "[key]":
+            loc.pop()
+            message = f"name {message}"
+        lines.append((".".join(loc), message))
+    return lines
 
 
 # --- Durations --------------------------------------------------------------------------------------------

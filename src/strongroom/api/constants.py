@@ -63,8 +63,9 @@ PEM_MAX: Final = 262144
 GURESID: Final = r"^[a-z0-9][a-z0-9-]+[a-z0-9]$"
 GURESID_MAX: Final = 253
 
-#: Resource types such as `postgres`, `s3`, `k8s-namespace`, `base-env`.
-RESOURCE_TYPE: Final = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
+#: Resource types such as `postgres`, `s3`, `k8s-namespace`, `base-env`; upper-case letters too, as Score
+#: allows them (`AmazonS3`), compared exactly as written.
+RESOURCE_TYPE: Final = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 #: Resource ids and classes such as `shared.db`, `modules.api.externals.cache`, `default`.
 RESOURCE_ID: Final = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 

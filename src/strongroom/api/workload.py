@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from strongroom.api import constants as c
 from strongroom.api.common import (
@@ -20,18 +33,140 @@ from strongroom.api.common import (
     exactly_one_of_rule,
 )
 
-# Keys of typed maps. A pattern on a dict key becomes a CEL rule on the map in the CRD (structural schemas
-# have no `propertyNames`), so every such map also carries a maxProperties bound to keep CEL cost low.
-ContainerName = Annotated[str, Field(pattern=c.DNS1123_LABEL, max_length=c.DNS1123_LABEL_MAX)]
-PortName = Annotated[str, Field(pattern=c.DNS1123_LABEL, max_length=c.DNS1123_LABEL_MAX)]
-EnvVarName = Annotated[str, Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)]
-MountPath = Annotated[str, Field(pattern=r"^/", max_length=4096)]
-ScoreResourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?$", max_length=63)]
+# --- Score v1b1 rules --------------------------------------------------------------------------------------
+#
+# The rules of the Score v1b1 JSON schema (score-go's `schema/files/score-v1b1.json`), plus the rules of
+# Kubernetes that would otherwise refuse the rendered objects later. Each is a pattern in the CRD (so the API
+# server refuses it at once) and a check here with a message that names the rule, so `strongroom render`,
+# the operator and `kubectl apply` refuse exactly the same things. docs/workloads.md lists them.
 
-#: Kubernetes quantity syntax (e.g. 500m, 1.5, 128Mi, 1G).
-QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-Quantity = Annotated[str, Field(pattern=QUANTITY, max_length=64)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+
+def _rule(pattern: str, message: str, max_length: int) -> tuple[Any, Any, Any]:
+    """Length bound, schema pattern (for the CRD) and a check with a readable message (pydantic's own
+    message quotes the regex)."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise PydanticCustomError("score_rule", message)
+        return value
+
+    schema = WithJsonSchema({"type": "string", "pattern": pattern, "maxLength": max_length})
+    return Field(max_length=max_length), schema, AfterValidator(check)
+
+
+#: Score's name of containers, service ports, resources and the workload: an RFC 1123 label of 2-63 chars.
+SCORE_NAME = r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
+_SCORE_NAME_RULE = _rule(
+    SCORE_NAME,
+    "must be 2 to 63 lower-case letters, digits or '-', starting and ending with a letter or digit "
+    "(Score: an RFC 1123 label of at least 2 characters)",
+    63,
+)
+#: Score resource types and classes: as SCORE_NAME, upper-case letters allowed.
+SCORE_TYPE = r"^[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z0-9]$"
+_SCORE_TYPE_RULE = _rule(
+    SCORE_TYPE,
+    "must be 2 to 63 letters, digits or '-', starting and ending with a letter or digit (Score)",
+    63,
+)
+#: Score resource ids: dot-separated labels of a-z, 0-9 and '-' (not at either end), 2 to 63 characters.
+SCORE_RESOURCE_ID = r"^[a-z0-9]+(?:-+[a-z0-9]+)*(?:\.[a-z0-9]+(?:-+[a-z0-9]+)*)*$"
+SCORE_RESOURCE_ID_MAX = 63
+#: Annotation keys (Score): an optional DNS prefix and '/', then 2-63 letters, digits, '.', '_' or '-'.
+ANNOTATION_KEY = (
+    r"^(([a-z0-9][a-z0-9-]{0,61}[a-z0-9])(\.[a-z0-9][a-z0-9-]{0,61}[a-z0-9])*/)?"
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,61}[A-Za-z0-9]$"
+)
+#: Kubernetes: the prefix of a qualified name is a DNS subdomain of at most 253 characters.
+ANNOTATION_PREFIX_MAX = 253
+#: Kubernetes: all annotations of one object together, keys and values, at most 256 KiB.
+ANNOTATIONS_TOTAL_MAX = 256 * 1024
+#: Environment variable names: Score refuses '='; Kubernetes takes printable ASCII only.
+ENV_VAR_NAME = r"^[ -<>-~]+$"
+#: Score CPU quantities: whole or fractional CPUs, or milli-CPUs (`2`, `0.5`, `125m`).
+CPU_QUANTITY = r"^\d+(?:m|\.\d+)?$"
+#: Score memory quantities: bytes with an optional unit (`125M`, `1.5Gi`).
+MEMORY_QUANTITY = r"^(0\.\d+|[1-9]\d*(\.\d+)?)(K|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+#: The placeholder image: score-k8s replaces it with `--image`; so do `strongroom render/deploy`.
+PLACEHOLDER_IMAGE = "."
+
+
+def _annotation_key(key: str) -> str:
+    prefix, slash, _ = key.rpartition("/")
+    if slash and len(prefix) > ANNOTATION_PREFIX_MAX:
+        raise PydanticCustomError(
+            "k8s_rule",
+            f"the prefix before '/' has more than {ANNOTATION_PREFIX_MAX} characters "
+            "(Kubernetes: the prefix of an annotation key is a DNS subdomain)",
+        )
+    return key
+
+
+ScoreName = Annotated[str, *_SCORE_NAME_RULE]
+ContainerName = ScoreName
+PortName = ScoreName
+ScoreResourceName = ScoreName
+ScoreType = Annotated[str, *_SCORE_TYPE_RULE]
+EnvVarName = Annotated[
+    str,
+    *_rule(
+        ENV_VAR_NAME,
+        "must be printable ASCII characters other than '=' (Score refuses '='; Kubernetes takes printable "
+        "ASCII only)",
+        256,
+    ),
+]
+AnnotationKey = Annotated[
+    str,
+    *_rule(
+        ANNOTATION_KEY,
+        "must be an optional DNS prefix and '/', then 2 to 63 letters, digits, '.', '_' or '-', starting "
+        "and ending with a letter or digit (Score's annotation key)",
+        316,
+    ),
+    AfterValidator(_annotation_key),
+]
+Annotations = dict[AnnotationKey, str]
+MountPath = Annotated[str, Field(pattern=r"^/", max_length=4096)]
+CpuQuantity = Annotated[
+    str,
+    *_rule(CPU_QUANTITY, "must be whole or fractional CPUs or milli-CPUs, e.g. 2, 0.5 or 125m (Score)", 64),
+]
+MemoryQuantity = Annotated[
+    str,
+    *_rule(
+        MEMORY_QUANTITY,
+        "must be a positive number of bytes with an optional unit K, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or "
+        "Ei, e.g. 128Mi or 1.5G (Score)",
+        64,
+    ),
+]
+#: A port: an integer (a string such as "80" is refused, as the Score schema does).
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
+def _check_annotations_size(annotations: Mapping[str, str] | None) -> None:
+    size = sum(len(key) + len(value) for key, value in (annotations or {}).items())
+    if size > ANNOTATIONS_TOTAL_MAX:
+        raise ValueError(
+            f"annotations take {size} bytes (Kubernetes: all annotations of an object together may take "
+            f"at most {ANNOTATIONS_TOTAL_MAX} bytes)"
+        )
+
+
+_QUANTITY_UNITS: dict[str, Decimal] = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    **{unit: Decimal(1000) ** power for power, unit in enumerate("KMGTPE", start=1)},
+    **{f"{unit}i": Decimal(1024) ** power for power, unit in enumerate("KMGTPE", start=1)},
+}
+
+
+def quantity_value(text: str) -> Decimal:
+    """The value of a Score cpu or memory quantity (already checked against its pattern)."""
+    number = text.rstrip("KMGTPEim")
+    return Decimal(number) * _QUANTITY_UNITS[text[len(number) :]]
 
 
 def _by_target(value: Any, what: str) -> Any:
@@ -70,11 +205,21 @@ class ContainerFile(ApiModel):
     content: str | None = Field(default=None, max_length=1048576)
     """Inline content; `${...}` placeholders are expanded unless noExpand."""
     binary_content: str | None = Field(default=None, max_length=1048576)
-    """Inline content, base64-encoded; never expanded."""
+    """Inline content, standard base64; never expanded."""
     source: str | None = Field(default=None, min_length=1, max_length=4096)
     """Path relative to the Score file; the orchestrator inlines it as content before writing the CR."""
-    no_expand: bool | None = None
+    no_expand: StrictBool | None = None
     """Do not expand placeholders in content."""
+
+    @field_validator("binary_content")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("is not valid standard base64 (Score: binaryContent)") from None
+        return value
 
     @model_validator(mode="after")
     def _one_content(self) -> ContainerFile:
@@ -83,48 +228,98 @@ class ContainerFile(ApiModel):
         return self
 
 
+#: A relative path without `..` segments (Kubernetes' rule for a volume mount's subPath).
+_SEGMENT = r"(?:[^./][^/]*|\.(?:[^./][^/]*)?|\.\.[^/]+)"
+SUB_PATH = rf"^(?:{_SEGMENT}(?:/+{_SEGMENT})*/*)?$"
+
+
 class ContainerVolume(ApiModel):
     """A volume mounted into the container."""
 
     source: str = Field(min_length=1, max_length=1024)
     """The volume: a resource placeholder such as `${resources.data}`, or the name of a volume."""
-    path: str | None = Field(default=None, max_length=4096)
+    path: (
+        Annotated[
+            str,
+            *_rule(
+                SUB_PATH,
+                "must be a relative path without '..' (Kubernetes: a volume mount's subPath stays inside "
+                "the volume)",
+                4096,
+            ),
+        ]
+        | None
+    ) = None
     """Sub-path within the volume."""
-    read_only: bool | None = None
+    read_only: StrictBool | None = None
     """Mount read-only."""
 
 
 class ResourceQuantities(ApiModel):
-    """CPU and memory quantities."""
+    """CPU and memory quantities (Score's units)."""
 
-    cpu: Quantity | None = None
-    memory: Quantity | None = None
+    cpu: CpuQuantity | None = None
+    memory: MemoryQuantity | None = None
 
 
 class ContainerResources(ApiModel):
     """Compute resources of the container."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"!has(self.requests) || !has(self.limits) || !has(self.requests.{kind}) || "
+                    f"!has(self.limits.{kind}) || quantity(self.requests.{kind})"
+                    f".compareTo(quantity(self.limits.{kind})) <= 0",
+                    f"requests.{kind} must be less than or equal to limits.{kind} (Kubernetes)",
+                )
+                for kind in ("cpu", "memory")
+            ]
+        }
+    )
+
     limits: ResourceQuantities | None = None
     requests: ResourceQuantities | None = None
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ContainerResources:
+        for kind in ("cpu", "memory"):
+            request = getattr(self.requests, kind, None) if self.requests else None
+            limit = getattr(self.limits, kind, None) if self.limits else None
+            if request is not None and limit is not None and quantity_value(request) > quantity_value(limit):
+                raise ValueError(
+                    f"requests.{kind} {request} is more than limits.{kind} {limit} (Kubernetes: a request "
+                    "must be less than or equal to its limit)"
+                )
+        return self
 
 
 class HttpHeader(ApiModel):
     """An HTTP header sent by a probe."""
 
-    name: str = Field(pattern=r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+$", max_length=256)
-    value: str = Field(max_length=4096)
+    name: Annotated[
+        str,
+        *_rule(
+            r"^[-A-Za-z0-9]+$",
+            "must be letters, digits and '-' (Score also allows '_', which Kubernetes refuses in an HTTP "
+            "header name)",
+            256,
+        ),
+    ]
+    value: str = Field(min_length=1, max_length=4096)
 
 
 class HttpProbe(ApiModel):
     """Probe by HTTP GET; success is a 2xx or 3xx status."""
 
-    host: str | None = Field(default=None, max_length=253)
+    host: str | None = Field(default=None, min_length=1, max_length=253)
     """Host to connect to; the pod IP if absent."""
     scheme: Literal["HTTP", "HTTPS"] | None = None
     """HTTP if absent."""
-    path: str = Field(pattern=r"^/", max_length=2048)
+    path: str = Field(max_length=2048)
     """Path to request."""
-    port: Port | None = None
+    port: Port
     """Port to connect to."""
     http_headers: list[HttpHeader] | None = Field(default=None, max_length=32)
     """Extra request headers."""
@@ -134,15 +329,19 @@ class ExecProbe(ApiModel):
     """Probe by running a command in the container; success is exit code 0."""
 
     command: list[str] = Field(min_length=1, max_length=256)
+    """Command and arguments (Kubernetes needs at least one item)."""
 
 
 class ContainerProbe(ApiModel):
-    """A liveness or readiness probe: exactly one of httpGet or exec."""
+    """A liveness or readiness probe: httpGet, exec, or both (then httpGet is used, as score-k8s does)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel(exactly_one_of_rule("httpGet", "exec"), "exactly one of httpGet or exec must be set")
+                cel(
+                    "has(self.httpGet) || has(self.exec)",
+                    "httpGet or exec must be set (Kubernetes: a probe must specify a handler type)",
+                )
             ]
         }
     )
@@ -151,17 +350,28 @@ class ContainerProbe(ApiModel):
     exec: ExecProbe | None = None
 
     @model_validator(mode="after")
-    def _one_handler(self) -> ContainerProbe:
-        if count_set(self, "http_get", "exec") != 1:
-            raise ValueError("exactly one of httpGet or exec must be set")
+    def _a_handler(self) -> ContainerProbe:
+        if self.http_get is None and self.exec is None:
+            raise ValueError("httpGet or exec must be set (Kubernetes: a probe must specify a handler type)")
         return self
+
+
+class ContainerBefore(ApiModel):
+    """When a container that must start before this one counts as started (Score `before`)."""
+
+    ready: Literal["started", "healthy", "complete"]
 
 
 class Container(ApiModel):
     """A container of the workload (Score `containers.<name>`)."""
 
-    image: str = Field(min_length=1, max_length=1024)
-    """Image reference."""
+    image: Annotated[
+        str,
+        Field(min_length=1),
+        *_rule(r"^\S(.*\S)?$", "must not start or end with whitespace (Kubernetes)", 1024),
+    ]
+    """Image reference; `.` is the placeholder that `strongroom render/deploy --image` replaces."""
+
     command: list[str] | None = Field(default=None, max_length=256)
     """Overrides the image's entrypoint."""
     args: list[str] | None = Field(default=None, max_length=1024)
@@ -177,6 +387,8 @@ class Container(ApiModel):
     """CPU and memory requests and limits."""
     liveness_probe: ContainerProbe | None = None
     readiness_probe: ContainerProbe | None = None
+    before: dict[ContainerName, ContainerBefore] | None = Field(default=None, max_length=32)
+    """Containers of this workload that must be started before this one, and when they count as started."""
 
     @field_validator("files", mode="before")
     @classmethod
@@ -194,29 +406,75 @@ class ServicePort(ApiModel):
 
     port: Port
     """Port of the Service."""
-    protocol: Literal["TCP", "UDP", "SCTP"] | None = None
+    protocol: Literal["TCP", "UDP"] | None = None
     """TCP if absent."""
     target_port: Port | None = None
     """Container port; same as port if absent."""
 
 
 class Service(ApiModel):
-    """The Service in front of the workload."""
+    """The Service in front of the workload; no Service is rendered without ports."""
 
-    ports: dict[PortName, ServicePort] = Field(min_length=1, max_length=64)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.ports) || self.ports.all(a, self.ports.all(b, a == b || "
+                    "self.ports[a].port != self.ports[b].port || "
+                    "(has(self.ports[a].protocol) ? self.ports[a].protocol : 'TCP') != "
+                    "(has(self.ports[b].protocol) ? self.ports[b].protocol : 'TCP')))",
+                    "two ports expose the same port and protocol (Kubernetes: a Service port and protocol "
+                    "may appear once)",
+                )
+            ]
+        }
+    )
+
+    ports: dict[PortName, ServicePort] | None = Field(default=None, max_length=64)
     """Ports by name."""
+
+    @field_validator("ports")
+    @classmethod
+    def _distinct(cls, value: dict[str, ServicePort] | None) -> dict[str, ServicePort] | None:
+        seen: dict[tuple[int, str], str] = {}
+        for name in sorted(value or {}):
+            port = (value or {})[name]
+            key = (port.port, port.protocol or "TCP")
+            if key in seen:
+                raise ValueError(
+                    f"{seen[key]} and {name} both expose {key[0]}/{key[1]} (Kubernetes: a Service port and "
+                    "protocol may appear once)"
+                )
+            seen[key] = name
+        return value
+
+
+class ResourceMetadata(ApiModel):
+    """Score resource metadata: `annotations` (put on the Resource object) and any other keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    annotations: Annotations | None = Field(default=None, max_length=256)
+    """Annotations of the resource; `strongroom render/deploy` puts them on the Resource object."""
+
+    @field_validator("annotations")
+    @classmethod
+    def _size(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        _check_annotations_size(value)
+        return value
 
 
 class ScoreResource(ApiModel):
     """A resource the workload depends on (Score `resources.<name>`); provisioned as a Resource."""
 
-    type: str = Field(min_length=1, max_length=100)
+    type: ScoreType
     """Resource type, e.g. `postgres`."""
-    class_: str | None = Field(default=None, alias="class", pattern=c.RESOURCE_ID, max_length=253)
+    class_: ScoreType | None = Field(default=None, alias="class")
     """Resource class; `default` if absent."""
     id: str | None = Field(default=None, pattern=c.RESOURCE_ID, max_length=253)
-    """Id of a resource shared between workloads."""
-    metadata: FreeForm | None = None
+    """Id of a resource shared between workloads (in a Score file: Score's id rule, at most 63 characters;
+    the orchestrator writes the full id such as `shared.<id>` here)."""
+    metadata: ResourceMetadata | None = None
     """Annotations and other metadata of the resource."""
     params: FreeForm | None = None
     """Parameters for provisioning."""
@@ -227,10 +485,16 @@ class WorkloadMetadata(ApiModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str | None = Field(default=None, pattern=c.DNS1123_LABEL, max_length=c.DNS1123_LABEL_MAX)
+    name: ScoreName | None = None
     """Workload name; the object's name if absent."""
-    annotations: dict[str, str] | None = None
+    annotations: Annotations | None = Field(default=None, max_length=256)
     """Annotations passed on to the rendered objects."""
+
+    @field_validator("annotations")
+    @classmethod
+    def _size(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        _check_annotations_size(value)
+        return value
 
 
 class WorkloadSpec(ApiModel):
@@ -244,8 +508,23 @@ class WorkloadSpec(ApiModel):
     """Service to expose; none if absent."""
     resources: dict[ScoreResourceName, ScoreResource] | None = Field(default=None, max_length=256)
     """Resources the workload depends on, by name."""
-    rollout_on_secret_change: bool = True
-    """Roll pods when a Secret they use changes; true if absent."""
+    rollout_on_secret_change: StrictBool = True
+    """Roll pods when a Secret they use changes; true if absent (strongroom extension)."""
+    replicas: int | None = Field(
+        default=None, ge=0, le=2147483647, strict=True, json_schema_extra={"format": "int32"}
+    )
+    """Replicas of the Deployment (strongroom extension, e.g. set by a WorkloadPatch); left to Kubernetes
+    (and to a HorizontalPodAutoscaler) if absent."""
+
+    @model_validator(mode="after")
+    def _before_names_containers(self) -> WorkloadSpec:
+        for cname, container in self.containers.items():
+            for other in container.before or {}:
+                if other == cname or other not in self.containers:
+                    raise ValueError(
+                        f"containers.{cname}.before.{other}: must name another container of this workload"
+                    )
+        return self
 
 
 class WorkloadStatus(ObjectStatus):

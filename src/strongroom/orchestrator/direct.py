@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 
 from strongroom.api import constants as c
 from strongroom.api.driver import BUILTIN_DRIVER_TYPES
@@ -44,9 +43,11 @@ from strongroom.drivers.registry import DriverRegistry, close_drivers
 from strongroom.drivers.signing import SigningKey
 from strongroom.orchestrator import naming
 from strongroom.orchestrator.emit import CRSet
+from strongroom.orchestrator.inputs import yaml_documents
 from strongroom.orchestrator.kube import Cluster
 from strongroom.orchestrator.localstore import LOCAL_STORE_NAME, LocalStore
 from strongroom.orchestrator.plan import Plan
+from strongroom.orchestrator.problems import Problems
 from strongroom.reconcile import resource as rr
 from strongroom.reconcile.placeholders import PlaceholderError
 from strongroom.reconcile.secretmapping import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
@@ -89,10 +90,10 @@ def load_secret_stores(paths: Sequence[Path], operator_namespace: str) -> list[S
     """SecretStore objects from YAML files (the namespace defaults to the operator namespace)."""
     stores: list[SecretStore] = []
     for path in paths:
-        try:
-            docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-        except (OSError, yaml.YAMLError) as exc:
-            raise DirectError(f"{path}: cannot read: {exc}") from None
+        problems = Problems()
+        docs = [doc for _, doc in yaml_documents(path, problems)]
+        if problems.lines:
+            raise DirectError(problems.lines[0])
         for doc in docs:
             try:
                 store = SecretStore.model_validate(doc)

@@ -23,11 +23,14 @@ import pydantic
 import yaml
 
 from strongroom.api import constants as c
+from strongroom.api.common import validation_lines
 from strongroom.api.driver import ALL_NAMESPACES
 from strongroom.api.kinds import parse_object
+from strongroom.api.workload import Workload, WorkloadPatch
 from strongroom.orchestrator import naming
-from strongroom.orchestrator.plan import Plan
+from strongroom.orchestrator.plan import Plan, WorkloadNode
 from strongroom.orchestrator.problems import Problems
+from strongroom.reconcile.workload import check
 
 #: Kinds in the order they are emitted (and applied).
 KIND_ORDER = ("Namespace", "SecretMapping", "Resource", "Workload", "WorkloadPatch")
@@ -106,7 +109,7 @@ def emit(plan: Plan) -> tuple[CRSet, Problems]:
             spec["resourceInputs"] = node.resource_inputs
         if node.definition.in_place_driver_change:
             spec["inPlaceDriverChange"] = True
-        annotations = {naming.DEFINITION_ANNOTATION: node.definition.name}
+        annotations = {**node.annotations, naming.DEFINITION_ANNOTATION: node.definition.name}
         objects.append(_object(plan, "Resource", node.name, spec, annotations=annotations))
     for workload in sorted(plan.workloads, key=lambda w: w.name):
         objects.append(_object(plan, "Workload", workload.name, copy.deepcopy(workload.spec)))
@@ -116,18 +119,33 @@ def emit(plan: Plan) -> tuple[CRSet, Problems]:
             annotations = {naming.DEFINITION_ANNOTATION: workload.patch_definition or ""}
             name = naming.workload_patch_name(workload.name)
             objects.append(_object(plan, "WorkloadPatch", name, patch, annotations=annotations))
+    parsed: dict[tuple[str, str], Any] = {}
     for obj in objects:
         if obj["apiVersion"] != c.API_VERSION:
             continue
         try:
-            parse_object(obj)
+            parsed[(obj["kind"], obj["metadata"]["name"])] = parse_object(obj)
         except pydantic.ValidationError as exc:
             where = f"{obj['kind']} {obj['metadata']['name']}"
-            for error in exc.errors(include_input=False, include_url=False):
-                loc = ".".join(str(part) for part in error["loc"] if part not in ("leaf", "branch"))
-                problems.add(f"{where}: {loc}", error["msg"])
+            for loc, message in validation_lines(exc):
+                problems.add(f"{where}: {loc}", message)
+    for workload_node in sorted(plan.workloads, key=lambda w: w.name):
+        _check_workload(workload_node, parsed, problems)
     crset = CRSet(plan.app, plan.env, plan.namespace, [_canonical(obj) for obj in objects])
     return crset, problems
+
+
+def _check_workload(node: WorkloadNode, parsed: dict[tuple[str, str], Any], problems: Problems) -> None:
+    """The operator's own checks of a Workload (with its patch), so that what renders here deploys."""
+    workload = parsed.get(("Workload", node.name))
+    if not isinstance(workload, Workload):
+        return  # already reported
+    patch = parsed.get(("WorkloadPatch", naming.workload_patch_name(node.name)))
+    result = check(workload, [patch] if isinstance(patch, WorkloadPatch) else [])
+    for why in result.patch_problems.values():
+        problems.add(f"{node.source} (patch from definition {node.patch_definition!r})", why)
+    for problem in result.problems:
+        problems.add(node.source, problem)
 
 
 def platform_drivers(plan: Plan, operator_namespace: str) -> list[dict[str, Any]]:

@@ -1,8 +1,10 @@
 """Reading what the orchestrator renders from: Score files, resource definitions, shared values.
 
-- **Score files** (`score.dev/v1b1`): one workload each. A file's `source` is read relative to the Score
-  file and inlined (`content`, or `binaryContent` when it is not UTF-8 text), because the operator cannot
-  read the developer's disk.
+- **Score files** (`score.dev/v1b1`): one workload each, read as score-go reads YAML and validated by the
+  Workload model (the Score schema's rules) plus the Score-only rules the Workload API does not have
+  (resource ids). `--image` options set container images first. A file's `source` is read relative to the
+  Score file and inlined (`content`, or `binaryContent` when it is not UTF-8 text), because the operator
+  cannot read the developer's disk.
 - **Resource definitions**, in two formats (any number of YAML documents per file; a directory is read
   recursively, `*.yaml` / `*.yml` in name order):
   - strongroom's own: `apiVersion: strongroom.dev/v1alpha1`, `kind: ResourceDefinition`,
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,12 +36,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from strongroom.api import constants as c
-from strongroom.api.common import ApiModel, SecretReference
+from strongroom.api.common import ApiModel, SecretReference, validation_lines
 from strongroom.api.driver import Driver
 from strongroom.api.resource import DriverInputs
-from strongroom.api.workload import WorkloadSpec
+from strongroom.api.workload import PLACEHOLDER_IMAGE, SCORE_RESOURCE_ID, SCORE_RESOURCE_ID_MAX, WorkloadSpec
 from strongroom.orchestrator.problems import Problems
 from strongroom.reconcile.placeholders import Placeholder, PlaceholderError, parse
+from strongroom.templating import TemplateError, parse_yaml
 
 SCORE_API_VERSION = "score.dev/v1b1"
 HUMANITEC_DEFINITION_API_VERSION = "entity.humanitec.io/v1b1"
@@ -110,32 +113,64 @@ class Inputs:
 
 
 # --- YAML -------------------------------------------------------------------------------------------------
+#
+# Two dialects, each the one the files' own tools read:
+# - Score files as score-go reads them (gopkg.in/yaml.v3, the YAML 1.2 core schema): `on`, `yes`, `y` and
+#   timestamps are text, only `true`/`false` are booleans;
+# - definition and values files as Kubernetes tooling reads them (sigs.k8s.io/yaml: go-yaml v2 resolution,
+#   numbers through float64), which is the project's one YAML dialect, `strongroom.templating.parse_yaml`.
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML as Kubernetes tooling reads it: timestamps stay strings, so everything stays plain JSON."""
+class _ScoreLoader(yaml.SafeLoader):
+    """YAML as score-go reads it: plain scalars resolve by the YAML 1.2 core schema; a key given twice in
+    one mapping is an error (merged `<<` keys may be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # unhashable: refused by the construction below
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"mapping key {key!r} already defined", key_node.start_mark
+                )
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+_ScoreLoader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+):
+    _ScoreLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
 
 
-def _documents(path: Path, problems: Problems) -> Iterator[tuple[str, Any]]:
-    """(where, document) for each non-empty YAML document in `path`."""
+def _read_text(path: Path, problems: Problems) -> str | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.add(str(path), f"cannot read: {exc.__class__.__name__}: {exc}")
-        return
-    try:
-        docs = list(yaml.load_all(text, Loader=_Loader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
-        return
+        return None
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError, problems: Problems) -> None:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problems.add(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
+
+
+def _located(path: Path, docs: list[Any]) -> Iterator[tuple[str, Any]]:
     count = sum(doc is not None for doc in docs)
     index = 0
     for doc in docs:
@@ -145,12 +180,51 @@ def _documents(path: Path, problems: Problems) -> Iterator[tuple[str, Any]]:
         yield (f"{path}#{index}" if count > 1 else str(path)), doc
 
 
+def _score_documents(path: Path, problems: Problems) -> Iterator[tuple[str, Any]]:
+    """(where, document) for each non-empty YAML document of a Score file."""
+    text = _read_text(path, problems)
+    if text is None:
+        return
+    try:
+        docs = list(yaml.load_all(text, Loader=_ScoreLoader))
+    except yaml.YAMLError as exc:
+        _yaml_error(path, exc, problems)
+        return
+    yield from _located(path, docs)
+
+
+def yaml_documents(path: Path, problems: Problems) -> Iterator[tuple[str, Any]]:
+    """(where, document) for each non-empty YAML document of a definitions, values or object file, read by
+    `strongroom.templating.parse_yaml` (which reads one document: the stream is cut where the YAML parser
+    puts each document's root node)."""
+    text = _read_text(path, problems)
+    if text is None:
+        return
+    try:
+        roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        _yaml_error(path, exc, problems)
+        return
+    docs: list[Any] = []
+    for root in roots:
+        if root is None:
+            docs.append(None)
+            continue
+        start = root.start_mark
+        # Pad with the lines before the root, so indentation and line numbers stay those of the file.
+        piece = "\n" * start.line + " " * start.column + text[start.index : root.end_mark.index]
+        try:
+            docs.append(parse_yaml(piece))
+        except TemplateError as exc:
+            problems.add(f"{path}:{start.line + 1}", f"not valid YAML: {exc}")
+            return
+    yield from _located(path, docs)
+
+
 def _validation_lines(where: str, exc: pydantic.ValidationError, problems: Problems) -> None:
     """One problem per validation error, located by field, without the offending input."""
-    for error in exc.errors(include_input=False, include_url=False):
-        # Tagged unions put their tag into the location; it means nothing to the person reading.
-        loc = [str(part) for part in error["loc"] if part not in ("leaf", "branch")]
-        problems.add(f"{where}: {'.'.join(loc)}" if loc else where, error["msg"])
+    for loc, message in validation_lines(exc):
+        problems.add(f"{where}: {loc}" if loc else where, message)
 
 
 # --- Score ------------------------------------------------------------------------------------------------
@@ -186,38 +260,123 @@ def _inline_sources(doc: dict[str, Any], base: Path, where: str, problems: Probl
                 entry.pop("noExpand", None)
 
 
-def load_score(path: Path, problems: Problems) -> ScoreWorkload | None:
-    docs = list(_documents(path, problems))
+@dataclass(frozen=True)
+class ImageOverride:
+    """One `--image [WORKLOAD[.CONTAINER]=]IMAGE` option: score-k8s's `--image`, per workload or container."""
+
+    image: str
+    workload: str | None = None
+    container: str | None = None
+
+    @property
+    def option(self) -> str:
+        """The option as written, for messages."""
+        target = ".".join(part for part in (self.workload, self.container) if part)
+        return f"--image {target}={self.image}" if target else f"--image {self.image}"
+
+
+def parse_image_option(text: str) -> ImageOverride:
+    """`IMAGE` (every workload's `.` images), `WORKLOAD=IMAGE` (that workload's `.` images) or
+    `WORKLOAD.CONTAINER=IMAGE` (that container's image, whatever the Score file says). Images hold no
+    `=`, so the first `=` separates the target. Raises ValueError with a readable message."""
+    target, equals, image = text.partition("=")
+    if not equals:
+        target, image = "", text
+    if not image or image != image.strip() or any(ch.isspace() for ch in image):
+        raise ValueError(f"{text!r}: the image must be non-empty and without whitespace")
+    if not equals:
+        return ImageOverride(image)
+    workload, dot, container = target.partition(".")
+    if not workload or (dot and not container):
+        raise ValueError(f"{text!r}: expected IMAGE, WORKLOAD=IMAGE or WORKLOAD.CONTAINER=IMAGE")
+    return ImageOverride(image, workload, container or None)
+
+
+def _apply_images(
+    doc: dict[str, Any], name: str, where: str, images: Sequence[ImageOverride], problems: Problems
+) -> set[ImageOverride]:
+    """Set container images from `images` (in place); the overrides that name this workload (and one of its
+    containers, for the per-container form)."""
+    containers = doc.get("containers")
+    if not isinstance(containers, dict):
+        return set()
+    named = {o for o in images if o.workload == name and (o.container is None or o.container in containers)}
+    for cname, container in containers.items():
+        if not isinstance(container, dict):
+            continue
+        exact = [o for o in images if o.workload == name and o.container == cname]
+        placeholder = [o for o in images if o.workload == name and o.container is None]
+        placeholder = placeholder or [o for o in images if o.workload is None]
+        chosen = exact or (placeholder if container.get("image") == PLACEHOLDER_IMAGE else [])
+        if len({o.image for o in chosen}) > 1:
+            problems.add(
+                f"{where}: containers.{cname}.image",
+                f"{' and '.join(sorted({o.option for o in chosen}))} give different images",
+            )
+            continue
+        if chosen:
+            container["image"] = chosen[0].image
+    return named
+
+
+def _score_file_problems(doc: Mapping[str, Any], where: str, problems: Problems) -> bool:
+    """Rules of the Score schema that the Workload API does not have (it holds what the orchestrator
+    writes, e.g. a resource id `shared.<id>` longer than Score's 63 characters). True if none."""
+    ok = True
+    resources = doc.get("resources")
+    for rname, resource in resources.items() if isinstance(resources, dict) else ():
+        res_id = resource.get("id") if isinstance(resource, dict) else None
+        if isinstance(res_id, str) and not (
+            2 <= len(res_id) <= SCORE_RESOURCE_ID_MAX and re.fullmatch(SCORE_RESOURCE_ID, res_id)
+        ):
+            problems.add(
+                f"{where}: resources.{rname}.id",
+                f"must be 2 to {SCORE_RESOURCE_ID_MAX} characters: labels of lower-case letters, digits and "
+                "'-' (not at either end) separated by '.' (Score)",
+            )
+            ok = False
+    return ok
+
+
+def load_score(
+    path: Path, problems: Problems, images: Sequence[ImageOverride] = ()
+) -> tuple[ScoreWorkload | None, set[ImageOverride]]:
+    """The workload of one Score file (None if it has problems), and the `images` that name it."""
+    before = len(problems.lines)
+    docs = list(_score_documents(path, problems))
     if not docs:
-        if path.exists():
+        if len(problems.lines) == before:  # not already reported as unreadable
             problems.add(str(path), "no Score workload in this file")
-        return None
+        return None, set()
     if len(docs) > 1:
         problems.add(str(path), "a Score file holds one workload; found several YAML documents")
-        return None
+        return None, set()
     where, doc = docs[0]
     if not isinstance(doc, dict):
         problems.add(where, "a Score file must be a YAML mapping")
-        return None
+        return None, set()
     doc = dict(doc)
     api_version = doc.pop("apiVersion", None)
     if api_version != SCORE_API_VERSION:
         problems.add(where, f"apiVersion must be {SCORE_API_VERSION}, not {api_version!r}")
-        return None
+        return None, set()
     name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
     if not isinstance(name, str) or not name:
         problems.add(where, "metadata.name is required")
-        return None
+        return None, set()
+    used = _apply_images(doc, name, where, images, problems)
     _inline_sources(doc, path.parent, where, problems)
+    if not _score_file_problems(doc, where, problems):
+        return None, used
     try:
         spec = WorkloadSpec.model_validate(doc)
     except pydantic.ValidationError as exc:
         _validation_lines(where, exc, problems)
-        return None
+        return None, used
     data: dict[str, Any] = spec.model_dump(
         mode="json", by_alias=True, exclude_none=True, exclude_defaults=True
     )
-    return ScoreWorkload(name=name, source=where, spec=data)
+    return ScoreWorkload(name=name, source=where, spec=data), used
 
 
 # --- Resource definitions ---------------------------------------------------------------------------------
@@ -486,7 +645,7 @@ def load_definitions(paths: list[Path], inputs: Inputs, problems: Problems) -> N
             problems.add(str(root), "no such file or directory")
             continue
         for path in _definition_files(root):
-            for where, doc in _documents(path, problems):
+            for where, doc in yaml_documents(path, problems):
                 if not isinstance(doc, dict):
                     problems.add(where, "expected a YAML mapping")
                     continue
@@ -528,7 +687,7 @@ def load_definitions(paths: list[Path], inputs: Inputs, problems: Problems) -> N
 
 
 def load_values(path: Path, inputs: Inputs, problems: Problems) -> None:
-    docs = list(_documents(path, problems))
+    docs = list(yaml_documents(path, problems))
     if not docs:
         return
     if len(docs) > 1:
@@ -561,14 +720,19 @@ def load_values(path: Path, inputs: Inputs, problems: Problems) -> None:
 
 
 def load_inputs(
-    score_files: list[Path], definition_paths: list[Path], values_file: Path | None
+    score_files: list[Path],
+    definition_paths: list[Path],
+    values_file: Path | None,
+    images: Sequence[ImageOverride] = (),
 ) -> tuple[Inputs, Problems]:
     """Read every input; problems are collected, not raised."""
     problems = Problems()
     inputs = Inputs()
     seen: dict[str, str] = {}
+    used: set[ImageOverride] = set()
     for path in score_files:
-        workload = load_score(path, problems)
+        workload, applied = load_score(path, problems, images)
+        used |= applied
         if workload is None:
             continue
         if workload.name in seen:
@@ -578,6 +742,12 @@ def load_inputs(
             continue
         seen[workload.name] = workload.source
         inputs.workloads.append(workload)
+    for override in images:
+        if override.workload is not None and override not in used:
+            named = f"workload {override.workload!r}"
+            if override.container is not None:
+                named += f" with a container {override.container!r}"
+            problems.add(override.option, f"no Score file has a {named}")
     load_definitions(definition_paths, inputs, problems)
     if values_file is not None:
         load_values(values_file, inputs, problems)

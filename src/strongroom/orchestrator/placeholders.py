@@ -44,14 +44,17 @@ def escape_literal(text: str) -> str:
     return text.replace(OPEN, ESCAPE)
 
 
-def rewrite(text: str, replace: Callable[[Placeholder], Replacement]) -> str:
+def rewrite(text: str, replace: Callable[[Placeholder], Replacement], *, score: bool = False) -> str:
     """`text` with each placeholder kept, replaced by literal text, or replaced by another placeholder.
+
+    `score`: `text` is Score text (`$$` is a literal `$`, see `parse`); the result is always written for
+    the Humanitec parser that reads Resource inputs.
 
     Raises PlaceholderError for malformed placeholders (from the parser) and for the one thing that cannot
     be written: literal text ending in `$` right before a placeholder (`$` + `${` would read as `$${`).
     """
     chunks: list[tuple[bool, str]] = []  # (is_placeholder, text)
-    for segment in parse(text):
+    for segment in parse(text, score=score):
         if isinstance(segment, Text):
             chunks.append((False, segment.text))
             continue
@@ -82,14 +85,14 @@ def rewrite(text: str, replace: Callable[[Placeholder], Replacement]) -> str:
     return "".join(out)
 
 
-def rewrite_tree(value: Any, replace: Callable[[Placeholder], Replacement]) -> Any:
+def rewrite_tree(value: Any, replace: Callable[[Placeholder], Replacement], *, score: bool = False) -> Any:
     """A copy of a JSON tree with `rewrite` applied to every string (keys are left alone)."""
     if isinstance(value, str):
-        return rewrite(value, replace)
+        return rewrite(value, replace, score=score)
     if isinstance(value, dict):
-        return {key: rewrite_tree(item, replace) for key, item in value.items()}
+        return {key: rewrite_tree(item, replace, score=score) for key, item in value.items()}
     if isinstance(value, list):
-        return [rewrite_tree(item, replace) for item in value]
+        return [rewrite_tree(item, replace, score=score) for item in value]
     return value
 
 

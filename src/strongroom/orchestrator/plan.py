@@ -52,10 +52,12 @@ from strongroom.reconcile.placeholders import (
     PlaceholderError,
     lookup,
     parse,
+    placeholders,
     resource_ref,
     single_placeholder,
     to_text,
 )
+from strongroom.reconcile.resource import PENDING_ANNOTATION
 
 CONTEXT = "context"
 VALUES = "values"
@@ -67,6 +69,8 @@ WORKLOAD_RESOURCE_KEY = "workload"
 #: Resource input naming the Workload that a workload-type resource's `update` patches (read by the operator).
 WORKLOAD_NAME_INPUT = "workloadName"
 ECHO_DRIVERS = frozenset({"humanitec/echo", "strongroom/echo"})
+#: Annotations strongroom itself writes on a Resource (the definition matched, the operator's marker).
+RESERVED_RESOURCE_ANNOTATIONS = frozenset({naming.DEFINITION_ANNOTATION, PENDING_ANNOTATION})
 #: Name of the orchestrator's fallback definition for `environment` resources.
 BUILTIN_ENVIRONMENT_DEFINITION = "strongroom-shared-values"
 
@@ -96,6 +100,8 @@ class ResourceNode:
     secrets: dict[str, Any] | None = None
     secret_refs: dict[str, Any] | None = None
     resource_inputs: dict[str, Any] | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    """Annotations of the Resource object, from the Score files' `resources.<name>.metadata.annotations`."""
     depends_on: set[ResUid] = field(default_factory=set)
     requested_by: list[str] = field(default_factory=list)
 
@@ -286,6 +292,7 @@ class _Planner:
         self.queue: deque[tuple[ResUid, str, dict[str, Any] | None]] = deque()
         self.params_origin: dict[ResUid, str] = {}
         self.param_deps: dict[ResUid, set[ResUid]] = {}
+        self.annotation_requests: dict[ResUid, list[tuple[str, dict[str, str]]]] = {}
 
     # -- context --
 
@@ -487,6 +494,10 @@ class _Planner:
             node.resources[rname] = uid
         metadata = wl.spec.get("metadata") or {}
         for rname, uid in sorted(node.resources.items()):
+            annotations = (declared[rname].get("metadata") or {}).get("annotations")
+            if annotations:
+                origin = f"{wl.source}: resources.{rname}.metadata.annotations"
+                self.annotation_requests.setdefault(uid, []).append((origin, dict(annotations)))
             params = declared[rname].get("params")
             where = f"{wl.source}: resources.{rname}.params"
             if params is not None:
@@ -525,7 +536,8 @@ class _Planner:
         result: dict[str, Any] = {}
         for key, value in params.items():
             try:
-                result[key] = rewrite_tree(value, replace)
+                # Score params: `$$` is Score's escape of `$` (the Resource's inputs are written unescaped).
+                result[key] = rewrite_tree(value, replace, score=True)
             except PlaceholderError as exc:
                 self.problems.add(f"{where}.{key}", str(exc))
         # Dependencies are recorded when the node exists (after this workload's requests are drained).
@@ -585,9 +597,10 @@ class _Planner:
                 volume["source"] = self.rewrite_checked(volume["source"], replace, where)
 
     def rewrite_checked(self, text: str, replace: Any, where: str) -> str:
-        """Check every placeholder of `text`; the text itself is kept exactly as written."""
+        """Check every placeholder of `text` (Score text); the text itself is kept exactly as written."""
         try:
-            rewrite(text, replace)
+            for placeholder in placeholders(text, score=True):
+                replace(placeholder)
         except PlaceholderError as exc:
             self.problems.add(where, str(exc))
         return text
@@ -677,6 +690,25 @@ class _Planner:
         node.resources[WORKLOAD_RESOURCE_KEY] = uid
         self.request(uid, f"{wl.source} (workload-type resource)", {WORKLOAD_NAME_INPUT: wl.name})
 
+    def settle_annotations(self) -> None:
+        """Resource annotations from the Score files; a shared resource gets the same ones everywhere."""
+        for uid, requests in sorted(self.annotation_requests.items()):
+            node = self.plan.resources.get(uid)
+            if node is None:
+                continue
+            first_origin, first = requests[0]
+            for origin, other in requests[1:]:
+                if other != first:
+                    self.problems.add(
+                        origin,
+                        f"annotations of shared resource {uid} differ from those given in {first_origin}",
+                    )
+            for key in sorted(set(first) & RESERVED_RESOURCE_ANNOTATIONS):
+                self.problems.add(
+                    first_origin, f"{key!r} is written by strongroom on every Resource; use another key"
+                )
+            node.annotations = first
+
     # -- cycles --
 
     def check_cycles(self) -> None:
@@ -717,6 +749,7 @@ class _Planner:
         for uid, deps in self.param_deps.items():
             if uid in self.plan.resources:
                 self.plan.resources[uid].depends_on |= deps
+        self.settle_annotations()
         for wl, node in nodes:
             self.finish_workload(wl, node)
             self.plan.workloads.append(node)

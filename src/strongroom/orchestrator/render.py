@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from strongroom.orchestrator.emit import CRSet, emit
-from strongroom.orchestrator.inputs import load_inputs
+from strongroom.orchestrator.inputs import ImageOverride, load_inputs
 from strongroom.orchestrator.plan import Plan, build_plan
 from strongroom.orchestrator.problems import InputProblems, Problems
 
@@ -25,9 +26,12 @@ def render(
     app: str,
     env: str,
     env_type: str | None = None,
+    images: Sequence[ImageOverride] = (),
 ) -> Rendered:
-    """Render the CR set of one environment; raises InputProblems listing every problem found."""
-    inputs, problems = load_inputs(score_files, definition_paths, values_file)
+    """Render the CR set of one environment; raises InputProblems listing every problem found.
+
+    `images`: `--image` options, applied to the Score files before anything is checked."""
+    inputs, problems = load_inputs(score_files, definition_paths, values_file, images)
     if not score_files:
         problems.add("-f/--score", "give at least one Score file")
     plan, plan_problems = build_plan(inputs, app, env, env_type)

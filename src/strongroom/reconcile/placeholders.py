@@ -7,7 +7,9 @@ Syntax (docs/workloads.md has the full story):
 - keys may be nested (`${resources.db.conn.host}`); a dot inside one key is written `\\.`, or the key is
   quoted: `${resources['db'].outputs['tls.crt']}`; an unquoted dotted key also matches when no nested
   path does (`${resources.cert.tls.crt}` finds the output `tls.crt`);
-- `$${` is a literal `${`; any other `$` is just a dollar sign.
+- `$${` is a literal `${`; any other `$` is just a dollar sign. In Score text (`parse(text, score=True)`:
+  Workload variables, file content, volume sources, resource params) `$$` is a literal `$`, as score-go
+  reads it, so `$${` is a literal `${` there too.
 
 The parser only splits text into literal text and placeholders; what a placeholder means is decided by
 the caller through a `resolve` function. That keeps one parser for both places placeholders appear: the
@@ -25,6 +27,8 @@ from typing import Any, Literal
 
 ESCAPE = "$${"
 OPEN = "${"
+#: Score's escape of one `$` (score-go un-escapes `$$` to `$` wherever it substitutes).
+SCORE_ESCAPE = "$$"
 
 
 class PlaceholderError(ValueError):
@@ -61,8 +65,11 @@ def _fail(text: str, start: int, why: str) -> PlaceholderError:
     return PlaceholderError(f"malformed placeholder {snippet!r}: {why}")
 
 
-def _parse_body(text: str, start: int) -> tuple[tuple[str, ...], int]:
-    """Parse the path after `${` (at `start - 2`); return the segments and the index after `}`."""
+def _parse_body(text: str, start: int, *, score: bool = False) -> tuple[tuple[str, ...], int]:
+    """Parse the path after `${` (at `start - 2`); return the segments and the index after `}`.
+
+    `score`: whitespace is part of a key, as score-go reads everything up to `}` (so `${ resources.x}`
+    names an unknown root rather than being malformed)."""
     opened = start - 2
     parts: list[str] = []
     current: list[str] = []
@@ -118,7 +125,7 @@ def _parse_body(text: str, start: int) -> tuple[tuple[str, ...], int]:
             continue
         if char == "]":
             raise _fail(text, opened, "unexpected ']'")
-        if char.isspace():
+        if char.isspace() and not score:
             raise _fail(text, opened, "whitespace is not allowed in a placeholder")
         if char == "$" and text.startswith(OPEN, i):
             raise _fail(text, opened, "placeholders cannot be nested")
@@ -127,10 +134,12 @@ def _parse_body(text: str, start: int) -> tuple[tuple[str, ...], int]:
     raise _fail(text, opened, "missing closing '}'")
 
 
-def parse(text: str) -> list[Segment]:
+def parse(text: str, *, score: bool = False) -> list[Segment]:
     """Split `text` into literal text and placeholders. Adjacent literal text is merged.
 
-    Raises PlaceholderError for a malformed placeholder.
+    `score`: Score's escaping, where `$$` is a literal `$` (score-go's substitution); otherwise only `$${`
+    is an escape (a literal `${`) and `$$` stays `$$` (Humanitec's driver inputs). Raises PlaceholderError
+    for a malformed placeholder.
     """
     segments: list[Segment] = []
     literal: list[str] = []
@@ -141,11 +150,14 @@ def parse(text: str) -> list[Segment]:
             literal.append(text[i:])
             break
         literal.append(text[i:dollar])
-        if text.startswith(ESCAPE, dollar):
+        if score and text.startswith(SCORE_ESCAPE, dollar):
+            literal.append("$")
+            i = dollar + len(SCORE_ESCAPE)
+        elif text.startswith(ESCAPE, dollar):
             literal.append(OPEN)
             i = dollar + len(ESCAPE)
         elif text.startswith(OPEN, dollar):
-            path, end = _parse_body(text, dollar + len(OPEN))
+            path, end = _parse_body(text, dollar + len(OPEN), score=score)
             if any(literal):
                 segments.append(Text("".join(literal)))
             literal = []
@@ -159,9 +171,9 @@ def parse(text: str) -> list[Segment]:
     return segments
 
 
-def placeholders(text: str) -> list[Placeholder]:
-    """The placeholders in `text`, in order of appearance."""
-    return [segment for segment in parse(text) if isinstance(segment, Placeholder)]
+def placeholders(text: str, *, score: bool = False) -> list[Placeholder]:
+    """The placeholders in `text`, in order of appearance (`score` as in `parse`)."""
+    return [segment for segment in parse(text, score=score) if isinstance(segment, Placeholder)]
 
 
 def single_placeholder(segments: Sequence[Segment]) -> Placeholder | None:
@@ -333,6 +345,7 @@ __all__ = [
     "METADATA",
     "OUTPUTS",
     "RESOURCES",
+    "SCORE_ESCAPE",
     "Placeholder",
     "PlaceholderError",
     "ResourceRef",

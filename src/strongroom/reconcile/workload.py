@@ -6,8 +6,9 @@ rules, in the order they are checked (docs/workloads.md is the user-facing versi
 
 1. WorkloadPatches apply first (reconcile.workloadpatch). A broken patch -> `patch_problems`, nothing is
    rendered: the controller keeps the last good rendering instead of rolling out half a change.
-2. Placeholders are checked without outputs (syntax, known roots, declared resources, file sources) so
-   a typo is reported at once, even while resources are still being provisioned.
+2. Everything that needs no outputs is checked (placeholder syntax, known roots, declared resources, file
+   sources, `before`, the `.` placeholder image) so a typo is reported at once, even while resources are
+   still being provisioned. Steps 1 and 2 are `check`, which `strongroom render` runs too.
 3. Every resource in `spec.resources` must be present and Ready, else `waiting_for` names the others and
    nothing is rendered (a pod started without its database only crash-loops).
 4. Rendering: one Deployment, a Service when ports exist, ConfigMaps for files, workload-owned Secrets
@@ -25,7 +26,6 @@ a reconcile that changes nothing yields identical manifests and server-side appl
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import hashlib
 import json
@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strongroom.api.constants import API_VERSION, MANAGED_LABEL
-from strongroom.api.workload import Container, ContainerProbe, Workload, WorkloadPatch, WorkloadSpec
+from strongroom.api.workload import (
+    PLACEHOLDER_IMAGE,
+    Container,
+    ContainerProbe,
+    Workload,
+    WorkloadPatch,
+    WorkloadSpec,
+)
 from strongroom.reconcile.placeholders import (
     METADATA,
     Placeholder,
@@ -259,12 +266,56 @@ def _check_placeholder(
     return ref
 
 
-def _static_problems(spec: WorkloadSpec) -> list[str]:
+_READY_STRENGTH = {"started": 0, "healthy": 1}
+
+
+def _startup_order(spec: WorkloadSpec) -> tuple[list[tuple[str, str]], list[str]]:
+    """Score `before` as Kubernetes init containers: (container, ready) in start order, and problems.
+
+    A container some other container names in `before` starts as an init container: `complete` runs to
+    completion first; `started` and `healthy` become sidecars (`restartPolicy: Always`) that keep running,
+    and for `healthy` the kubelet waits for the container's readiness probe (as its startup probe). Named
+    with `started` by one container and `healthy` by another, it waits until healthy.
+    """
+    modes: dict[str, str] = {}
     problems: list[str] = []
+    for cname in sorted(spec.containers):
+        for other, before in sorted((spec.containers[cname].before or {}).items()):
+            known = modes.setdefault(other, before.ready)
+            if known == before.ready:
+                continue
+            if "complete" in (known, before.ready):
+                problems.append(
+                    f"containers.{cname}.before.{other}: {other!r} is needed both to complete and to keep "
+                    "running by the containers that name it in `before`"
+                )
+            elif _READY_STRENGTH[before.ready] > _READY_STRENGTH[known]:
+                modes[other] = before.ready
+    for other, mode in sorted(modes.items()):
+        container = spec.containers[other]
+        if mode == "complete" and (container.liveness_probe or container.readiness_probe):
+            problems.append(
+                f"containers.{other}: it runs to completion before the others start (ready: complete in "
+                "`before`), so it cannot have probes (Kubernetes: init containers may not have probes)"
+            )
+    order: list[tuple[str, str]] = []
+    pending = set(modes)
+    while pending:
+        ready = sorted(name for name in pending if not (set(spec.containers[name].before or {}) & pending))
+        if not ready:
+            problems.append(f"containers: `before` forms a cycle among {', '.join(sorted(pending))}")
+            break
+        order.extend((name, modes[name]) for name in ready)
+        pending -= set(ready)
+    return order, problems
+
+
+def _static_problems(spec: WorkloadSpec) -> list[str]:
+    problems: list[str] = list(_startup_order(spec)[1])
 
     def check(where: str, text: str, *, whole_resource: bool = False) -> None:
         try:
-            for segment in parse(text):
+            for segment in parse(text, score=True):
                 if isinstance(segment, Placeholder):
                     _check_placeholder(segment, spec, whole_resource=whole_resource)
         except PlaceholderError as exc:
@@ -272,6 +323,11 @@ def _static_problems(spec: WorkloadSpec) -> list[str]:
 
     for cname in sorted(spec.containers):
         container = spec.containers[cname]
+        if container.image == PLACEHOLDER_IMAGE:
+            problems.append(
+                f"containers.{cname}.image: {PLACEHOLDER_IMAGE!r} is Score's placeholder for an image given "
+                "at deploy time; give it with `strongroom deploy --image` (or write the image)"
+            )
         for var, value in sorted((container.variables or {}).items()):
             check(f"containers.{cname}.variables.{var}", value)
         for target, file in sorted((container.files or {}).items()):
@@ -353,7 +409,10 @@ class _Renderer:
             ) from None
 
     def parts(self, text: str) -> list[_Part]:
-        return [seg.text if not isinstance(seg, Placeholder) else self.resolve(seg) for seg in parse(text)]
+        return [
+            seg.text if not isinstance(seg, Placeholder) else self.resolve(seg)
+            for seg in parse(text, score=True)
+        ]
 
     @staticmethod
     def secret_only(parts: Sequence[_Part]) -> _SecretPart | None:
@@ -468,11 +527,7 @@ class _Renderer:
             if file.mode is not None:
                 item["mode"] = int(file.mode, 8)
             try:
-                if file.binary_content is not None:
-                    try:
-                        base64.b64decode(file.binary_content, validate=True)
-                    except (binascii.Error, ValueError):
-                        raise _Problem("binaryContent is not valid base64") from None
+                if file.binary_content is not None:  # valid base64: the model checks it
                     binary[key] = file.binary_content
                     volume = cm_volume
                     plain_items.append(item)
@@ -563,7 +618,7 @@ class _Renderer:
             try:
                 if target in (container.files or {}):
                     raise _Problem("the same path is also a file of this container")
-                segments = parse(volume.source)
+                segments = parse(volume.source, score=True)
                 only = single_placeholder(segments)
                 ref = _check_placeholder(only, self.spec, whole_resource=True) if only is not None else None
                 if ref is not None and not ref.key:
@@ -590,14 +645,13 @@ class _Renderer:
             mounts.append(mount)
         return mounts
 
-    def probe(self, cname: str, kind: str, probe: ContainerProbe) -> dict[str, Any] | None:
-        if probe.exec is not None:
-            return {"exec": {"command": list(probe.exec.command)}}
+    @staticmethod
+    def probe(probe: ContainerProbe) -> dict[str, Any]:
         http = probe.http_get
-        assert http is not None  # the model guarantees exactly one handler
-        if http.port is None:
-            self.problems.append(f"containers.{cname}.{kind}.httpGet: port is required")
-            return None
+        if http is None:
+            assert probe.exec is not None  # the model guarantees a handler
+            return {"exec": {"command": list(probe.exec.command)}}
+        # With both, httpGet wins, as in score-k8s (Kubernetes takes one handler per probe).
         action: dict[str, Any] = {"path": http.path, "port": http.port}
         if http.host:
             action["host"] = http.host
@@ -626,9 +680,7 @@ class _Renderer:
             ("readinessProbe", container.readiness_probe),
         ):
             if probe is not None:
-                rendered = self.probe(cname, kind, probe)
-                if rendered is not None:
-                    manifest[kind] = rendered
+                manifest[kind] = self.probe(probe)
         mounts = self.files(cname, container) + self.volume_mounts(cname, container)
         if mounts:
             manifest["volumeMounts"] = sorted(mounts, key=lambda mount: mount["mountPath"])
@@ -754,26 +806,41 @@ class _Renderer:
                 {name: self.secret_hash(name) for name in consumed}
             )
 
-        pod_spec: dict[str, Any] = {"containers": containers + sidecars}
+        order, _ = _startup_order(self.spec)  # problems were reported before rendering
+        by_name = {manifest["name"]: manifest for manifest in containers}
+        init_containers = []
+        for name, ready in order:
+            manifest = by_name.pop(name)
+            if ready != "complete":
+                manifest["restartPolicy"] = "Always"  # a sidecar: the next starts once this one has started
+                if ready == "healthy" and "readinessProbe" in manifest:
+                    manifest["startupProbe"] = copy.deepcopy(manifest["readinessProbe"])
+            init_containers.append(manifest)
+        pod_spec: dict[str, Any] = {"containers": list(by_name.values()) + sidecars}
+        if init_containers:
+            pod_spec["initContainers"] = init_containers
         if self.volumes:
             pod_spec["volumes"] = [self.volumes[name][1] for name in sorted(self.volumes)]
         template_meta: dict[str, Any] = {"labels": dict(self.labels)}
         if pod_annotations:
             template_meta["annotations"] = pod_annotations
-        deployment = {
+        deployment: dict[str, Any] = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": self.object_meta(self.name, user_annotations),
             "spec": {
-                "replicas": 1,
                 "selector": {"matchLabels": dict(self.selector)},
                 "template": {"metadata": template_meta, "spec": pod_spec},
             },
         }
+        if self.spec.replicas is not None:
+            # Only when set: an unset field is left to Kubernetes and to a HorizontalPodAutoscaler, which a
+            # re-render would otherwise reset on every reconcile.
+            deployment["spec"]["replicas"] = self.spec.replicas
         objects: list[dict[str, Any]] = sorted(self.config_maps, key=lambda cm: str(cm["metadata"]["name"]))
         objects += [self.secret_object(name, self.owned_secrets[name]) for name in sorted(self.owned_secrets)]
         objects.append(deployment)
-        if self.spec.service is not None:
+        if self.spec.service is not None and self.spec.service.ports:
             ports = [
                 {
                     "name": pname,
@@ -794,6 +861,33 @@ class _Renderer:
         return RenderResult(objects=[_canonical(obj) for obj in objects], consumed_secrets=consumed)
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """A Workload after its patches, and every problem found without any resource outputs."""
+
+    spec: WorkloadSpec
+    """The effective spec (the Workload's spec with every valid patch applied)."""
+    applied_patches: list[str] = field(default_factory=list)
+    patch_problems: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.patch_problems or self.problems)
+
+
+def check(workload: Workload, patches: Sequence[WorkloadPatch]) -> CheckResult:
+    """Rules 1 and 2: apply the patches, then check everything that needs no outputs.
+
+    The one validation of a Workload short of rendering it: the operator runs it first thing in `render`,
+    and `strongroom render` runs it on every Workload it writes, so what renders offline deploys.
+    """
+    outcome = apply_patches(workload, patches)
+    if outcome.problems:
+        return CheckResult(outcome.spec, outcome.applied, outcome.problems)
+    return CheckResult(outcome.spec, outcome.applied, problems=_static_problems(outcome.spec))
+
+
 def render(
     workload: Workload,
     patches: Sequence[WorkloadPatch],
@@ -805,22 +899,23 @@ def render(
     `resources` is keyed by the workload's resource names (keys of `spec.resources`); `secret_hashes` maps
     Secret names to their `strongroom.dev/content-hash` annotation. See the module docstring for the rules.
     """
-    outcome = apply_patches(workload, patches)
-    if outcome.problems:
-        return RenderResult(patch_problems=outcome.problems, applied_patches=outcome.applied)
-    spec = outcome.spec
-    problems = _static_problems(spec)
+    checked = check(workload, patches)
+    if checked.patch_problems:
+        return RenderResult(patch_problems=checked.patch_problems, applied_patches=checked.applied_patches)
+    spec = checked.spec
     waiting = sorted(
         name for name in spec.resources or {} if name not in resources or not resources[name].ready
     )
-    if problems or waiting:
-        return RenderResult(waiting_for=waiting, problems=problems, applied_patches=outcome.applied)
+    if checked.problems or waiting:
+        return RenderResult(
+            waiting_for=waiting, problems=checked.problems, applied_patches=checked.applied_patches
+        )
     result = _Renderer(workload, spec, resources, secret_hashes).render()
     return RenderResult(
         objects=result.objects,
         problems=result.problems,
         consumed_secrets=result.consumed_secrets,
-        applied_patches=outcome.applied,
+        applied_patches=checked.applied_patches,
     )
 
 
@@ -834,8 +929,10 @@ __all__ = [
     "INSTANCE_LABEL",
     "NAME_LABEL",
     "SECRETS_CHECKSUM_ANNOTATION",
+    "CheckResult",
     "RenderResult",
     "ResourceOutputs",
+    "check",
     "env_secret_name",
     "file_key",
     "files_object_name",

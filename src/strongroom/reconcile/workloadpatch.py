@@ -24,6 +24,7 @@ from typing import Any
 
 import pydantic
 
+from strongroom.api.common import validation_lines
 from strongroom.api.workload import JsonPatchOperation, Workload, WorkloadPatch, WorkloadSpec, ordered_patches
 
 
@@ -128,8 +129,7 @@ def apply_operations(document: Any, operations: Sequence[JsonPatchOperation | Ma
 
 def describe_validation_error(exc: pydantic.ValidationError, limit: int = 5) -> str:
     """A compact "where: what" summary without the offending input values."""
-    errors = exc.errors(include_input=False, include_url=False)
-    parts = [f"{'.'.join(str(loc) for loc in error['loc']) or 'spec'}: {error['msg']}" for error in errors]
+    parts = [f"{loc or 'spec'}: {message}" for loc, message in validation_lines(exc)]
     more = f" (and {len(parts) - limit} more)" if len(parts) > limit else ""
     return "; ".join(parts[:limit]) + more
 

@@ -140,7 +140,7 @@ def composed_keys(spec: WorkloadSpec) -> dict[str, set[str]]:
         )
     for text in texts:
         try:
-            segments = parse(text)
+            segments = parse(text, score=True)
         except PlaceholderError:
             continue  # the renderer reports it
         if len(segments) == 1:
