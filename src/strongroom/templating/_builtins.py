@@ -3,6 +3,7 @@
 * eq/ne/lt/le/gt/ge: Go compares only basic kinds (bool, integers, floats, strings). A missing or
   nil operand makes `eq` false instead of an error, an int and a float are incomparable, and maps
   or lists are an error.
+* len: Go's messages (`len of type int64`, `len of nil pointer`), which name Go types.
 * index: map keys must be strings (`index .m 1` is an error in Go), a missing map key yields the
   zero value, and indexing through nil is an error.
 * print/printf/println: a missing value reaches Go's fmt as nil and prints `<nil>`.
@@ -118,7 +119,8 @@ def index(item: object, *indexes: object) -> object:
             # A missing key gives the map's zero value, nil, which prints as <no value>.
             item = item.get(key)
         else:
-            raise GoFunctionError(f"can't index item of type {go_type_name(item)}")
+            # index looks through a pointer first, as len does.
+            raise GoFunctionError(f"can't index item of type {go_type_name(item).removeprefix('*')}")
     return item
 
 
@@ -130,6 +132,21 @@ def _position(key: object, length: int) -> int:
     if key < 0 or key >= length:
         raise GoFunctionError(f"index out of range: {int(key)}")
     return int(key)
+
+
+def length(item: object) -> int:
+    if item is INVALID or item is UNTYPED_NIL:
+        # Go asks the type of the invalid reflect.Value and text/template reports the panic.
+        raise GoFunctionError("reflect: call of reflect.Value.Type on zero Value")
+    if item is None:
+        # A null from the data is a nil interface{} in Go, which len reports as a nil pointer.
+        raise GoFunctionError("len of nil pointer")
+    if isinstance(item, str):
+        return len(item.encode())
+    if isinstance(item, (list, tuple, Mapping)):
+        return len(item)
+    # len looks through a pointer first: a *semver.Version is "len of type semver.Version".
+    raise GoFunctionError(f"len of type {go_type_name(item).removeprefix('*')}")
 
 
 def _fmt_args(values: tuple[object, ...]) -> tuple[object, ...]:
@@ -325,6 +342,7 @@ BUILTIN_OVERRIDES: Final[dict[str, Callable[..., object]]] = {
     "gt": gt,
     "ge": ge,
     "index": index,
+    "len": length,
     "print": print_,
     "printf": printf,
     "println": println,

@@ -1,0 +1,345 @@
+"""Go's net/url, as far as Sprig's `urlJoin` reaches it: url.Parse and URL.String.
+
+Written from the rules of Go's net/url (RFC 3986 as Go applies it), not from its code:
+
+* which bytes each part of a URL escapes (`escape`): letters, digits and `-_.~` never; the host
+  keeps the sub-delims, `:`, `[]` and `<>"`; the path keeps every reserved character but `?`; the
+  userinfo keeps `$&+,;=` and escapes `@/?:`; the fragment keeps every reserved character and
+  `!()*`, but escapes `'`. Everything else, every non-ASCII byte included, becomes `%XX`.
+* how a string is taken apart (`parse`): the fragment is cut at the first `#`, control bytes are
+  refused, a scheme is `[A-Za-z][A-Za-z0-9+.-]*:`, the query starts at the first `?`, a rootless
+  rest after a scheme is opaque, `//` starts an authority that ends at the next `/`; its userinfo
+  ends at the last `@`, may only hold the RFC's userinfo characters plus `@`, and splits at its
+  first `:`; the host is `[IPv6]:port` or a name whose last `:` starts a numeric port, and may
+  %-escape only non-ASCII bytes (and `%25`, the zone separator).
+* how a URL is put together (`URL.string`): `scheme:opaque` or `scheme://userinfo@host/path`, the
+  `//` written only when there is a host, a path or a userinfo, a `/` added between a host and a
+  relative path, `./` before a relative path whose first segment has a colon.
+
+Go strings are bytes, so unescaped parts are bytes here too (`%FF` survives a round trip).
+
+Error messages have Go's wording, with every piece of the input replaced by `…`: the input may be a
+credential (a userinfo is user:password), and these messages end up in events and logs.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass
+from typing import Final
+
+_REDACTED: Final = '"…"'
+
+
+class Part(enum.Enum):
+    """The parts of a URL that escape differently (Go's encoding modes)."""
+
+    PATH = enum.auto()
+    HOST = enum.auto()
+    ZONE = enum.auto()
+    USER_PASSWORD = enum.auto()
+    FRAGMENT = enum.auto()
+
+
+_ALWAYS_SAFE: Final = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~"
+)  # RFC 3986 §2.3 unreserved
+_RESERVED: Final = frozenset(b"$&+,/:;=?@")  # RFC 2396 §2.2 reserved, which Go still uses
+# RFC 3986 §3.2.2 sub-delims, plus `:` (the port), `[]` (IPv6 literals) and `<>"`: Parse refuses a
+# host that %-escapes ASCII, so those three are left as they are.
+_HOST_SAFE: Final = frozenset(b"!$&'()*+,;=:[]<>\"")
+_RESERVED_SAFE: Final = {
+    Part.PATH: _RESERVED - frozenset(b"?"),
+    Part.USER_PASSWORD: _RESERVED - frozenset(b"@/?:"),  # `:` separates user and password
+    Part.FRAGMENT: _RESERVED,
+    Part.HOST: frozenset[int](),
+    Part.ZONE: frozenset[int](),
+}
+# Sub-delims a fragment keeps; `'` stays escaped for callers that relied on it (Go issue 19917).
+_FRAGMENT_EXTRA: Final = frozenset(b"!()*")
+
+
+def _safe_bytes(part: Part) -> frozenset[int]:
+    safe = _ALWAYS_SAFE | _RESERVED_SAFE[part]
+    if part in (Part.HOST, Part.ZONE):
+        safe |= _HOST_SAFE
+    if part is Part.FRAGMENT:
+        safe |= _FRAGMENT_EXTRA
+    return safe
+
+
+_SAFE: Final = {part: _safe_bytes(part) for part in Part}
+_ESCAPES: Final = {
+    part: tuple(chr(byte) if byte in safe else f"%{byte:02X}" for byte in range(256))
+    for part, safe in _SAFE.items()
+}
+_HEX: Final = frozenset(b"0123456789abcdefABCDEF")
+_USERINFO_CHARS: Final = _ALWAYS_SAFE | frozenset(b":!$&'()*+,;=%@")
+
+
+def should_escape(byte: int, part: Part) -> bool:
+    return byte not in _SAFE[part]
+
+
+def escape(data: bytes, part: Part) -> str:
+    table = _ESCAPES[part]
+    return "".join(table[byte] for byte in data)
+
+
+class URLError(ValueError):
+    """Go's *url.Error for Parse: `parse "URL": reason`, with the URL left out."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"parse {_REDACTED}: {reason}")
+
+
+class _PartError(ValueError):
+    """An error inside one part of a URL (Go's EscapeError, InvalidHostError, errors.New...)."""
+
+
+def _escape_error() -> _PartError:
+    return _PartError(f"invalid URL escape {_REDACTED}")
+
+
+def unescape(data: bytes, part: Part) -> bytes:
+    """%XX sequences decoded; a bad escape, or a host byte that may not appear, is an error."""
+    length = len(data)
+    index = 0
+    while index < length:
+        byte = data[index]
+        if byte == 0x25:  # %
+            if index + 2 >= length or data[index + 1] not in _HEX or data[index + 2] not in _HEX:
+                raise _escape_error()
+            escaped = data[index : index + 3]
+            value = int(escaped[1:], 16)
+            # A host may %-escape only non-ASCII bytes, and %25 (RFC 6874's zone separator); a
+            # zone only bytes a host may hold as they are, and a space (Windows zone names).
+            if part is Part.HOST and value < 0x80 and escaped != b"%25":
+                raise _escape_error()
+            if part is Part.ZONE and escaped != b"%25" and value != 0x20 and should_escape(value, Part.HOST):
+                raise _escape_error()
+            index += 3
+        else:
+            if part in (Part.HOST, Part.ZONE) and byte < 0x80 and should_escape(byte, part):
+                raise _PartError(f"invalid character {_REDACTED} in host name")
+            index += 1
+    if b"%" not in data:
+        return data
+    out = bytearray()
+    index = 0
+    while index < length:
+        if data[index] == 0x25:
+            out.append(int(data[index + 1 : index + 3], 16))
+            index += 3
+        else:
+            out.append(data[index])
+            index += 1
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class Userinfo:
+    username: bytes
+    password: bytes | None = None  # None: no `:` at all, which is not the same as ""
+
+    def string(self) -> str:
+        text = escape(self.username, Part.USER_PASSWORD)
+        if self.password is not None:
+            text += ":" + escape(self.password, Part.USER_PASSWORD)
+        return text
+
+
+@dataclass(frozen=True)
+class URL:
+    """The fields of Go's url.URL that Parse sets and String reads. Parts Go keeps escaped
+    (opaque, query) are text; unescaped parts (host, path, fragment) are bytes, as Go strings."""
+
+    scheme: str = ""
+    opaque: str = ""
+    user: Userinfo | None = None
+    host: bytes = b""
+    path: bytes = b""
+    raw_query: str = ""
+    fragment: bytes = b""
+    omit_host: bool = False
+    force_query: bool = False
+
+    def escaped_path(self) -> str:
+        # RawPath is never set here: Sprig's urlJoin builds URLs from unescaped parts.
+        if self.path == b"*":
+            return "*"  # not escaped (Go issue 11202)
+        return escape(self.path, Part.PATH)
+
+    def string(self) -> str:
+        out: list[str] = []
+        if self.scheme:
+            out += [self.scheme, ":"]
+        if self.opaque:
+            out.append(self.opaque)
+        else:
+            if (self.scheme or self.host or self.user is not None) and not (
+                self.omit_host and not self.host and self.user is None
+            ):
+                if self.host or self.path or self.user is not None:
+                    out.append("//")
+                if self.user is not None:
+                    out += [self.user.string(), "@"]
+                if self.host:
+                    out.append(escape(self.host, Part.HOST))
+            path = self.escaped_path()
+            if path and not path.startswith("/") and self.host:
+                out.append("/")
+            # RFC 3986 §4.2: a relative path whose first segment has a colon would read as a scheme.
+            if not out and ":" in path.partition("/")[0]:
+                out.append("./")
+            out.append(path)
+        if self.force_query or self.raw_query:
+            out += ["?", self.raw_query]
+        if self.fragment:
+            out += ["#", escape(self.fragment, Part.FRAGMENT)]
+        return "".join(out)
+
+
+def parse(raw: str) -> URL:
+    """url.Parse: a URL or a relative reference. Raises URLError with Go's reason."""
+    data = raw.encode("utf-8", "surrogatepass")
+    before, hash_mark, fragment = data.partition(b"#")
+    try:
+        url = _parse(before)
+    except _PartError as exc:
+        raise URLError(str(exc)) from None
+    if not hash_mark or not fragment:
+        return url
+    try:
+        return _replace(url, fragment=unescape(fragment, Part.FRAGMENT))
+    except _PartError as exc:
+        raise URLError(str(exc)) from None
+
+
+def _replace(url: URL, **changes: object) -> URL:
+    return URL(**{**url.__dict__, **changes})
+
+
+def _split_scheme(data: bytes) -> tuple[bytes, bytes]:
+    """(scheme, rest): a scheme is a letter, then letters, digits, `+-.`, then `:`."""
+    for index, byte in enumerate(data):
+        if 0x41 <= byte <= 0x5A or 0x61 <= byte <= 0x7A:
+            continue
+        if 0x30 <= byte <= 0x39 or byte in b"+-.":
+            if index == 0:
+                return b"", data
+            continue
+        if byte == 0x3A:  # :
+            if index == 0:
+                raise _PartError("missing protocol scheme")
+            return data[:index], data[index + 1 :]
+        return b"", data
+    return b"", data
+
+
+def _parse(data: bytes) -> URL:
+    if any(byte < 0x20 or byte == 0x7F for byte in data):
+        raise _PartError("net/url: invalid control character in URL")
+    if data == b"*":
+        return URL(path=b"*")
+    scheme_bytes, rest = _split_scheme(data)
+    scheme = scheme_bytes.decode("ascii").lower()
+    force_query = False
+    raw_query = b""
+    if rest.endswith(b"?") and rest.count(b"?") == 1:
+        force_query, rest = True, rest[:-1]
+    else:
+        rest, _, raw_query = rest.partition(b"?")
+    query = raw_query.decode("utf-8", "surrogatepass")
+    if not rest.startswith(b"/"):
+        if scheme:
+            # A rootless path after a scheme is opaque (RFC 3986).
+            return URL(
+                scheme=scheme,
+                opaque=rest.decode("utf-8", "surrogatepass"),
+                raw_query=query,
+                force_query=force_query,
+            )
+        if b":" in rest.partition(b"/")[0]:
+            raise _PartError("first path segment in URL cannot contain colon")
+    user: Userinfo | None = None
+    host = b""
+    omit_host = False
+    if (scheme or not rest.startswith(b"///")) and rest.startswith(b"//"):
+        authority, slash, path_rest = rest[2:].partition(b"/")
+        rest = slash + path_rest
+        user, host = _parse_authority(scheme, authority)
+    elif scheme and rest.startswith(b"/"):
+        omit_host = True
+    return URL(
+        scheme=scheme,
+        user=user,
+        host=host,
+        path=unescape(rest, Part.PATH),
+        raw_query=query,
+        omit_host=omit_host,
+        force_query=force_query,
+    )
+
+
+def _parse_authority(scheme: str, authority: bytes) -> tuple[Userinfo | None, bytes]:
+    userinfo, at, host_port = authority.rpartition(b"@")
+    host = _parse_host(scheme, host_port)
+    if not at:
+        return None, host
+    # RFC 3986 §3.2.1 userinfo characters, plus `@` (Go accepts user:p@ss@host).
+    if any(byte not in _USERINFO_CHARS for byte in userinfo):
+        raise _PartError("net/url: invalid userinfo")
+    if b":" not in userinfo:
+        return Userinfo(unescape(userinfo, Part.USER_PASSWORD)), host
+    username, _, password = userinfo.partition(b":")
+    return (
+        Userinfo(unescape(username, Part.USER_PASSWORD), unescape(password, Part.USER_PASSWORD)),
+        host,
+    )
+
+
+def _valid_optional_port(port: bytes) -> bool:
+    return not port or (port[:1] == b":" and all(0x30 <= byte <= 0x39 for byte in port[1:]))
+
+
+def _parse_host(scheme: str, host: bytes) -> bytes:
+    open_bracket = host.rfind(b"[")
+    if open_bracket > 0:
+        raise _PartError("invalid IP-literal")
+    if open_bracket == 0:
+        return _parse_ip_literal(host)
+    first_colon = host.find(b":")
+    if first_colon >= 0:
+        # Go allows several colons (host lists of PostgreSQL/MongoDB URLs) except for http(s),
+        # where only one may appear; the port starts at the colon that applies.
+        colon = first_colon if scheme in ("http", "https") else host.rfind(b":")
+        if not _valid_optional_port(host[colon:]):
+            raise _PartError(f"invalid port {_REDACTED} after host")
+    return unescape(host, Part.HOST)
+
+
+def _parse_ip_literal(host: bytes) -> bytes:
+    """`[IPv6]` or `[IPv6%25zone]`, with an optional `:port` (RFC 3986, RFC 6874)."""
+    close_bracket = host.rfind(b"]")
+    if close_bracket < 0:
+        raise _PartError("missing ']' in host")
+    port = host[close_bracket + 1 :]
+    if not _valid_optional_port(port):
+        raise _PartError(f"invalid port {_REDACTED} after host")
+    port = unescape(port, Part.HOST)
+    inside = host[1:close_bracket]
+    zone_start = inside.find(b"%25")
+    if zone_start >= 0:
+        address = unescape(inside[:zone_start], Part.HOST) + unescape(inside[zone_start:], Part.ZONE)
+    else:
+        address = unescape(inside, Part.HOST)
+    # Only an IPv6 address may stand in brackets; IPv4-mapped IPv6 is one.
+    try:
+        parsed = ipaddress.ip_address(address.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise _PartError(f"invalid host: ParseAddr({_REDACTED}): unable to parse IP") from None
+    if parsed.version == 4:
+        raise _PartError("invalid IP-literal")
+    return b"[" + address + b"]" + port
