@@ -23,7 +23,7 @@ from gotpl.runtime.gofmt import sprintf
 from gotpl.runtime.values import INVALID, UNTYPED_NIL
 
 from strongroom.templating._limits import GoFunctionError, SandboxLimitError, current
-from strongroom.templating._values import go_type_name, is_nil
+from strongroom.templating._values import go_object_type_name, go_type_name, is_nil
 
 _BOOL, _INT, _FLOAT, _STRING, _OTHER = "bool", "int", "float", "string", "other"
 
@@ -261,6 +261,12 @@ def _rewrite(
     flags: str, width: str | None, precision: str | None, verb: str, operand: object
 ) -> tuple[str | None, str]:
     """(replacement text or None, verb to use) for one directive with a known operand."""
+    if verb == "T":
+        go_type = go_object_type_name(operand)  # gotpl would print the Python class name
+        if go_type is not None:
+            return _pad_text(
+                go_type[: int(precision)] if precision is not None else go_type, flags, width
+            ), verb
     if isinstance(operand, (list, tuple, Mapping)):
         if verb not in "vT" or (verb == "v" and (width or precision) and not set(flags) & {"#", "+"}):
             # Go applies the directive to each element; gotpl formats the whole value.

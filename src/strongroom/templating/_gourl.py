@@ -25,7 +25,6 @@ credential (a userinfo is user:password), and these messages end up in events an
 from __future__ import annotations
 
 import enum
-import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
@@ -337,9 +336,116 @@ def _parse_ip_literal(host: bytes) -> bytes:
         address = unescape(inside, Part.HOST)
     # Only an IPv6 address may stand in brackets; IPv4-mapped IPv6 is one.
     try:
-        parsed = ipaddress.ip_address(address.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        raise _PartError(f"invalid host: ParseAddr({_REDACTED}): unable to parse IP") from None
-    if parsed.version == 4:
+        is_ipv4 = _parse_addr(address)
+    except _AddrError as exc:
+        raise _PartError(f"invalid host: {exc}") from None
+    if is_ipv4:
         raise _PartError("invalid IP-literal")
     return b"[" + address + b"]" + port
+
+
+class _AddrError(ValueError):
+    """netip.ParseAddr's error: `ParseAddr("IN"): reason (at "REST")`, inputs left out."""
+
+    def __init__(self, reason: str, *, rest: bytes = b"") -> None:
+        super().__init__(f"ParseAddr({_REDACTED}): {reason}" + (f" (at {_REDACTED})" if rest else ""))
+
+
+_HEX_VALUES: Final = {byte: int(chr(byte), 16) for byte in _HEX}
+
+
+def _parse_addr(text: bytes) -> bool:
+    """netip.ParseAddr's rules; True for an IPv4 address, False for IPv6, else _AddrError.
+
+    The first `.`, `:` or `%` decides: dotted IPv4 (four decimal fields, no leading zeros), IPv6
+    (hex groups of at most four digits, one `::`, an embedded IPv4 only as the last 32 bits, a
+    non-empty zone after `%` that may hold anything), or a zone without an address."""
+    for byte in text:
+        if byte == 0x2E:  # .
+            _parse_ipv4_fields(text)
+            return True
+        if byte == 0x3A:  # :
+            _parse_ipv6(text)
+            return False
+        if byte == 0x25:  # %
+            raise _AddrError("missing IPv6 address")
+    raise _AddrError("unable to parse IP")
+
+
+def _parse_ipv4_fields(text: bytes) -> None:
+    value = position = digits = 0
+    for index, byte in enumerate(text):
+        if 0x30 <= byte <= 0x39:
+            if digits == 1 and value == 0:
+                raise _AddrError("IPv4 field has octet with leading zero")
+            value = value * 10 + byte - 0x30
+            digits += 1
+            if value > 255:
+                raise _AddrError("IPv4 field has value >255")
+        elif byte == 0x2E:
+            if index == 0 or index == len(text) - 1 or text[index - 1] == 0x2E:
+                raise _AddrError("IPv4 field must have at least one digit", rest=text[index:])
+            if position == 3:
+                raise _AddrError("IPv4 address too long")
+            position += 1
+            value = digits = 0
+        else:
+            raise _AddrError("unexpected character", rest=text[index:])
+    if position < 3:
+        raise _AddrError("IPv4 address too short")
+
+
+def _parse_ipv6(text: bytes) -> None:
+    rest, percent, zone = text.partition(b"%")
+    if percent and not zone:
+        raise _AddrError("zone must be a non-empty string")
+    ellipsis = -1  # the byte offset of `::` in the 16-byte address
+    if rest.startswith(b"::"):
+        ellipsis, rest = 0, rest[2:]
+        if not rest:
+            return
+    filled = 0
+    while filled < 16:
+        digits = 0
+        value = 0
+        while digits < len(rest) and rest[digits] in _HEX_VALUES:
+            value = value * 16 + _HEX_VALUES[rest[digits]]
+            if digits > 3:
+                raise _AddrError("each group must have 4 or less digits", rest=rest)
+            digits += 1
+        if digits == 0:
+            raise _AddrError("each colon-separated field must have at least one digit", rest=rest)
+        if digits < len(rest) and rest[digits] == 0x2E:  # an embedded IPv4 address
+            if ellipsis < 0 and filled != 12:
+                raise _AddrError(
+                    "embedded IPv4 address must replace the final 2 fields of the address", rest=rest
+                )
+            if filled + 4 > 16:
+                raise _AddrError(
+                    "too many hex fields to fit an embedded IPv4 at the end of the address", rest=rest
+                )
+            _parse_ipv4_fields(rest)
+            rest = b""
+            filled += 4
+            break
+        filled += 2
+        rest = rest[digits:]
+        if not rest:
+            break
+        if rest[0] != 0x3A:
+            raise _AddrError("unexpected character, want colon", rest=rest)
+        if len(rest) == 1:
+            raise _AddrError("colon must be followed by more characters", rest=rest)
+        rest = rest[1:]
+        if rest[0] == 0x3A:
+            if ellipsis >= 0:
+                raise _AddrError("multiple :: in address", rest=rest)
+            ellipsis, rest = filled, rest[1:]
+            if not rest:
+                break
+    if rest:
+        raise _AddrError("trailing garbage after address", rest=rest)
+    if filled < 16 and ellipsis < 0:
+        raise _AddrError("address string too short")
+    if filled == 16 and ellipsis >= 0:
+        raise _AddrError("the :: must expand to at least one field of zeros")
