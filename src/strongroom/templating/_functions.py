@@ -433,8 +433,27 @@ def _dig(*values: object) -> object:
     raise AssertionError("unreachable: dig has at least one key")
 
 
+def _url_parse(raw: str) -> dict[str, object]:
+    """Sprig's urlParse: url.Parse, then the parts as strings (the userinfo escaped again)."""
+    try:
+        url = _gourl.parse(raw)
+    except _gourl.URLError as exc:
+        raise GoFunctionError(f"unable to parse url: {exc}") from None
+    return {
+        "scheme": url.scheme,
+        "host": _gourl.text(url.host),
+        "hostname": _gourl.text(url.hostname()),
+        "path": _gourl.text(url.path),
+        "query": url.raw_query,
+        "opaque": url.opaque,
+        "fragment": _gourl.text(url.fragment),
+        "userinfo": url.user.string() if url.user is not None else "",
+    }
+
+
 _REPLACEMENTS: Final[dict[str, _Impl]] = {
     "urlJoin": _url_join,
+    "urlParse": _url_parse,
     "dig": _dig,
     "round": _round,
     "toJson": _to_json,

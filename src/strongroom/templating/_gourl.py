@@ -1,4 +1,4 @@
-"""Go's net/url, as far as Sprig's `urlJoin` reaches it: url.Parse and URL.String.
+"""Go's net/url, as far as Sprig's `urlJoin` and `urlParse` reach it: url.Parse and URL.String.
 
 Written from the rules of Go's net/url (RFC 3986 as Go applies it), not from its code:
 
@@ -164,6 +164,16 @@ class URL:
     omit_host: bool = False
     force_query: bool = False
 
+    def hostname(self) -> bytes:
+        """The host without a valid `:port` and without IPv6 brackets (URL.Hostname)."""
+        host = self.host
+        colon = host.rfind(b":")
+        if colon >= 0 and _valid_optional_port(host[colon:]):
+            host = host[:colon]
+        if host.startswith(b"[") and host.endswith(b"]"):
+            host = host[1:-1]
+        return host
+
     def escaped_path(self) -> str:
         # RawPath is never set here: Sprig's urlJoin builds URLs from unescaped parts.
         if self.path == b"*":
@@ -198,6 +208,13 @@ class URL:
         if self.fragment:
             out += ["#", escape(self.fragment, Part.FRAGMENT)]
         return "".join(out)
+
+
+def text(data: bytes) -> str:
+    """A Go string as text: each byte that is not part of valid UTF-8 becomes U+FFFD, as Go's
+    encoders and range loops read it."""
+    decoded = data.decode("utf-8", "surrogateescape")
+    return "".join("\ufffd" if "\udc80" <= char <= "\udcff" else char for char in decoded)
 
 
 def parse(raw: str) -> URL:
