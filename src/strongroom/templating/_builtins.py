@@ -340,6 +340,21 @@ def _zero_padded_float(flags: str, width: int, precision: str | None, verb: str,
     return core.rjust(width, "0")
 
 
+# (fixed parameters, variadic) of Go's builtins, for `wrong number of args` before the call.
+BUILTIN_ARITY: Final[dict[str, tuple[int, bool]]] = {
+    "eq": (1, True),
+    "ne": (2, False),
+    "lt": (2, False),
+    "le": (2, False),
+    "gt": (2, False),
+    "ge": (2, False),
+    "index": (1, True),
+    "len": (1, False),
+    "print": (0, True),
+    "printf": (1, True),
+    "println": (0, True),
+}
+
 BUILTIN_OVERRIDES: Final[dict[str, Callable[..., object]]] = {
     "eq": eq,
     "ne": ne,

@@ -80,14 +80,19 @@ class GoVersion(Version):
     def String(self) -> str:
         return str(self)
 
+    def Compare(self, other: Version) -> int:
+        return super().Compare(_version_argument(other))
+
     def LessThan(self, other: Version) -> bool:
-        return bool(self < other)
+        return bool(self < _version_argument(other))
 
     def GreaterThan(self, other: Version) -> bool:
-        return bool(self > other)
+        return bool(self > _version_argument(other))
 
     def Equal(self, other: Version) -> bool:
-        return bool(self == other)
+        if is_nil(other):
+            return False  # the one comparison Go guards against a nil version
+        return bool(self == _version_argument(other))
 
     def __go_format_value__(self, kind: str, mode: str, *, nested: bool) -> str:
         # gotpl's formatter asks this hook for %T/typeOf, %#v and %v.
@@ -108,6 +113,16 @@ class GoVersion(Version):
 
 
 _Impl = Callable[..., object]
+
+
+def _version_argument(value: object) -> Version:
+    """The *semver.Version parameter of the comparison methods, checked as text/template does."""
+    if isinstance(value, Version):
+        return value
+    if is_nil(value):
+        # Go passes a nil pointer, which the method dereferences.
+        raise GoFunctionError("runtime error: invalid memory address or nil pointer dereference")
+    raise _arg_error(f"wrong type for value; expected *semver.Version; got {go_type_name(value)}")
 
 
 # --- replacements for gotpl implementations that differ from Go ----------------------------------
@@ -693,20 +708,27 @@ def _convert_arg(value: object, go_type: str) -> object:
     elif go_type in ("[]interface {}", "map[string]interface {}"):
         # A []string or map[string]string is not assignable to these in Go.
         ok = isinstance(value, (list, tuple, Mapping)) and go_type_name(value) == go_type
+    elif go_type == "time.Time":
+        ok = isinstance(value, datetime)
+    elif go_type == "sprig.certificate":
+        ok = isinstance(value, Certificate)
     else:
-        ok = True  # time.Time, certificates: gotpl's own objects, checked by gotpl
+        ok = True  # no other parameter type appears in SIGNATURES
     if not ok:
         raise _arg_error(f"wrong type for value; expected {go_type}; got {go_type_name(value)}")
     return value
 
 
+def _check_arg_count(name: str, count: int, fixed: int, variadic: bool) -> None:
+    if variadic and count < fixed:
+        raise _arg_error(f"wrong number of args for {name}: want at least {fixed} got {count}")
+    if not variadic and count != fixed:
+        raise _arg_error(f"wrong number of args for {name}: want {fixed} got {count}")
+
+
 def _convert_args(name: str, args: tuple[object, ...], signature: Signature) -> tuple[object, ...]:
     params, variadic, _ = signature
-    fixed = len(params) - 1 if variadic else len(params)
-    if variadic and len(args) < fixed:
-        raise _arg_error(f"wrong number of args for {name}: want at least {fixed} got {len(args)}")
-    if not variadic and len(args) != fixed:
-        raise _arg_error(f"wrong number of args for {name}: want {fixed} got {len(args)}")
+    _check_arg_count(name, len(args), len(params) - 1 if variadic else len(params), variadic)
     return tuple(_convert_arg(arg, params[min(i, len(params) - 1)]) for i, arg in enumerate(args))
 
 
@@ -793,7 +815,16 @@ def _check_result(state: RenderState, name: str, value: object) -> None:
         _check_list_length(state, len(value))
 
 
-def _guard(name: str, impl: _Impl, signature: Signature | None, *, with_context: bool = False) -> _Impl:
+def _guard(
+    name: str,
+    impl: _Impl,
+    signature: Signature | None,
+    *,
+    with_context: bool = False,
+    arity: tuple[int, bool] | None = None,
+) -> _Impl:
+    """`arity` (fixed parameters, variadic) stands in for the signature of text/template's
+    builtins, whose arguments are reflect.Values that Go passes unconverted."""
     precheck = _PRECHECKS.get(name)
     checks_list_kinds = name in _LIST_ARGUMENTS
 
@@ -805,6 +836,8 @@ def _guard(name: str, impl: _Impl, signature: Signature | None, *, with_context:
             context, args = args[:1], args[1:]
         if signature is not None:
             args = _convert_args(name, args, signature)
+        elif arity is not None:
+            _check_arg_count(name, len(args), *arity)
         if precheck is not None:
             precheck(state, args)
         try:
@@ -858,5 +891,5 @@ def function_map() -> dict[str, Callable[..., object]]:
         else:
             functions[name] = _guard(name, impl, signature)
     for name, builtin in _builtins.BUILTIN_OVERRIDES.items():
-        functions[name] = _guard(name, builtin, None)
+        functions[name] = _guard(name, builtin, None, arity=_builtins.BUILTIN_ARITY[name])
     return functions

@@ -203,6 +203,10 @@ _GO_WORDING: Final = (
     (re.compile(r"(?:attribute|method|property) '([^']*)' is not allowed"), r"can't evaluate field \1"),
     (re.compile(r"range cannot iterate over (\w+)"), lambda m: f"range can't iterate over {_go_type(m[1])}"),
     (re.compile(r"value of type (\w+) has no length"), lambda m: f"len of type {_go_type(m[1])}"),
+    (
+        re.compile(r"function '(and|or)' requires an argument"),
+        r"wrong number of args for \1: want at least 1 got 0",
+    ),
     # gotpl's wrapper around a failing function; Go says "error calling NAME: ...".
     (re.compile(r"function '([^']*)' failed: "), r"error calling \1: "),
 )
