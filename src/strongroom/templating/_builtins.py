@@ -102,14 +102,22 @@ def ge(first: object, second: object) -> bool:
 def index(item: object, *indexes: object) -> object:
     if is_nil(item):
         raise GoFunctionError("index of untyped nil")
+    is_byte = False  # an item taken from a string is a Go uint8, which cannot be indexed
     for key in indexes:
         if is_nil(item):
             raise GoFunctionError("index of nil pointer")
+        if is_byte:
+            raise GoFunctionError("can't index item of type uint8")
         if isinstance(item, (str, list, tuple)):
             sequence: bytes | list[object] | tuple[object, ...] = (
                 item.encode() if isinstance(item, str) else item
             )
             position = _position(key, len(sequence))
+            if position == len(sequence):
+                # Go's bound check lets the length itself through; reflect then panics.
+                kind = "string" if isinstance(item, str) else "slice"
+                raise GoFunctionError(f"reflect: {kind} index out of range")
+            is_byte = isinstance(item, str)
             item = sequence[position]
         elif isinstance(item, Mapping):
             if is_nil(key):
@@ -129,7 +137,7 @@ def _position(key: object, length: int) -> int:
         raise GoFunctionError("cannot index slice/array with nil")
     if isinstance(key, bool) or not isinstance(key, int):
         raise GoFunctionError(f"cannot index slice/array with type {go_type_name(key)}")
-    if key < 0 or key >= length:
+    if key < 0 or key > length:
         raise GoFunctionError(f"index out of range: {int(key)}")
     return int(key)
 
@@ -340,19 +348,20 @@ def _zero_padded_float(flags: str, width: int, precision: str | None, verb: str,
     return core.rjust(width, "0")
 
 
-# (fixed parameters, variadic) of Go's builtins, for `wrong number of args` before the call.
-BUILTIN_ARITY: Final[dict[str, tuple[int, bool]]] = {
-    "eq": (1, True),
-    "ne": (2, False),
-    "lt": (2, False),
-    "le": (2, False),
-    "gt": (2, False),
-    "ge": (2, False),
-    "index": (1, True),
-    "len": (1, False),
-    "print": (0, True),
-    "printf": (1, True),
-    "println": (0, True),
+# Go's parameters of the builtins: (fixed count, variadic, the type of the first parameter when
+# text/template converts it, as printf's `format string`; the others are reflect.Values or `any`).
+BUILTIN_PARAMETERS: Final[dict[str, tuple[int, bool, str | None]]] = {
+    "eq": (1, True, None),
+    "ne": (2, False, None),
+    "lt": (2, False, None),
+    "le": (2, False, None),
+    "gt": (2, False, None),
+    "ge": (2, False, None),
+    "index": (1, True, None),
+    "len": (1, False, None),
+    "print": (0, True, None),
+    "printf": (1, True, "string"),
+    "println": (0, True, None),
 }
 
 BUILTIN_OVERRIDES: Final[dict[str, Callable[..., object]]] = {

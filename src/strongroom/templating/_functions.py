@@ -466,11 +466,30 @@ def _url_parse(raw: str) -> dict[str, object]:
     }
 
 
+def _integral(value: object, step: Callable[[float], int]) -> float:
+    """math.Ceil/math.Floor: a float, and a zero keeps the argument's sign (ceil -0.5 is -0)."""
+    number = to_float64(value)
+    if not math.isfinite(number):
+        return number
+    result = float(step(number))
+    return math.copysign(result, number) if result == 0 else result
+
+
+def _ceil(value: object) -> float:
+    return _integral(value, math.ceil)
+
+
+def _floor(value: object) -> float:
+    return _integral(value, math.floor)
+
+
 _REPLACEMENTS: Final[dict[str, _Impl]] = {
     "urlJoin": _url_join,
     "urlParse": _url_parse,
     "dig": _dig,
     "round": _round,
+    "ceil": _ceil,
+    "floor": _floor,
     "toJson": _to_json,
     "mustToJson": _must_to_json,
     "toPrettyJson": _to_pretty_json,
@@ -780,8 +799,14 @@ def _convert_result(value: object, signature: Signature | None) -> object:
 # Quoted fragments in messages from gotpl's implementations can echo argument values.
 _QUOTED: Final = re.compile(r"'[^']*'|\"[^\"]*\"")
 _TEMPLATE_TEXT_MESSAGES: Final = frozenset({"fail", "required"})
-# gotpl's words for failures whose Go text comes from the runtime or reflect.
-_GO_REASONS: Final = {"slice bounds out of range": "reflect.Value.Slice: slice index out of bounds"}
+# Python's and gotpl's words for failures whose Go text comes from Go's runtime or reflect.
+_GO_REASONS: Final = {
+    "integer division or modulo by zero": "runtime error: integer divide by zero",  # div
+    "integer modulo by zero": "runtime error: integer divide by zero",  # mod
+    "slice bounds out of range": "reflect.Value.Slice: slice index out of bounds",
+    # chunk sizes the number of chunks with a division by the size, then makes that many.
+    "chunk size must be positive": "runtime error: makeslice: len out of range",
+}
 
 
 def _failure(name: str, error: BaseException) -> TemplateExecutionError:
@@ -795,8 +820,6 @@ def _failure(name: str, error: BaseException) -> TemplateExecutionError:
         reason = str(error)  # a nested template (include/tpl); already shaped and scrubbed later
     elif isinstance(error, GoFunctionError) or name in _TEMPLATE_TEXT_MESSAGES:
         reason = str(error)
-    elif isinstance(error, ZeroDivisionError):
-        reason = "runtime error: integer divide by zero"  # Go's panic; float division is Inf
     elif str(error) in _GO_REASONS:
         reason = _GO_REASONS[str(error)]
     else:
@@ -815,16 +838,20 @@ def _check_result(state: RenderState, name: str, value: object) -> None:
         _check_list_length(state, len(value))
 
 
+# Sprig computes these with shopspring/decimal and converts the result to float64.
+_DECIMAL_ARITHMETIC: Final = frozenset({"addf", "add1f", "subf", "mulf", "divf"})
+
+
 def _guard(
     name: str,
     impl: _Impl,
     signature: Signature | None,
     *,
     with_context: bool = False,
-    arity: tuple[int, bool] | None = None,
+    builtin_parameters: tuple[int, bool, str | None] | None = None,
 ) -> _Impl:
-    """`arity` (fixed parameters, variadic) stands in for the signature of text/template's
-    builtins, whose arguments are reflect.Values that Go passes unconverted."""
+    """`builtin_parameters` (see _builtins.BUILTIN_PARAMETERS) stands in for the signature of
+    text/template's builtins, most of whose arguments Go passes unconverted."""
     precheck = _PRECHECKS.get(name)
     checks_list_kinds = name in _LIST_ARGUMENTS
 
@@ -836,8 +863,11 @@ def _guard(
             context, args = args[:1], args[1:]
         if signature is not None:
             args = _convert_args(name, args, signature)
-        elif arity is not None:
-            _check_arg_count(name, len(args), *arity)
+        elif builtin_parameters is not None:
+            fixed, variadic, first_type = builtin_parameters
+            _check_arg_count(name, len(args), fixed, variadic)
+            if first_type is not None:
+                args = (_convert_arg(args[0], first_type), *args[1:])
         if precheck is not None:
             precheck(state, args)
         try:
@@ -851,6 +881,8 @@ def _guard(
                 raise _failure(name, result.error) from None
             result = result.value
         result = _containers(name, _convert_result(result, signature), signature)
+        if name in _DECIMAL_ARITHMETIC and result == 0.0:
+            result = 0.0  # a decimal zero has no sign: Go prints 0 where float math gives -0
         _check_result(state, name, result)
         return result
 
@@ -891,5 +923,5 @@ def function_map() -> dict[str, Callable[..., object]]:
         else:
             functions[name] = _guard(name, impl, signature)
     for name, builtin in _builtins.BUILTIN_OVERRIDES.items():
-        functions[name] = _guard(name, builtin, None, arity=_builtins.BUILTIN_ARITY[name])
+        functions[name] = _guard(name, builtin, None, builtin_parameters=_builtins.BUILTIN_PARAMETERS[name])
     return functions
