@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Final
 
+from gotpl.funcs.sprig.semver import Version
 from gotpl.runtime.gofmt import sprintf
 from gotpl.runtime.values import INVALID, UNTYPED_NIL
 
@@ -59,11 +61,37 @@ def eq(first: object, *others: object) -> bool:
         elif is_nil(first) or is_nil(other):
             truth = is_nil(first) and is_nil(other)
         else:
-            # Two maps, two lists, or other composite values: Go cannot compare them.
-            raise GoFunctionError(f"non-comparable type {go_type_name(other)}")
+            truth = _compare_composites(first, other)
         if truth:
             return True
     return False
+
+
+def _compare_composites(first: object, other: object) -> bool:
+    """eq of two values that are not basic kinds, as Go's: the reflect kinds must match, a map or
+    a slice never compares, values of different types are unequal, a pointer (*semver.Version) is
+    equal only to itself and a struct compares its fields. Go's messages print the values; these
+    print "…" in their place."""
+    first_kind, other_kind = _composite_kind(first), _composite_kind(other)
+    if first_kind != other_kind:
+        raise GoFunctionError(f"non-comparable types …: {go_type_name(first)}, {go_type_name(other)}: …")
+    if first_kind in ("map", "slice"):
+        raise GoFunctionError(f"non-comparable type …: {go_type_name(other)}")
+    if go_type_name(first) != go_type_name(other):
+        return False
+    if isinstance(first, Version):
+        return first is other
+    if isinstance(first, datetime) and isinstance(other, datetime):
+        return first == other and first.utcoffset() == other.utcoffset()
+    return first == other
+
+
+def _composite_kind(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "map"
+    if isinstance(value, (list, tuple)):
+        return "slice"
+    return "ptr" if isinstance(value, Version) else "struct"
 
 
 def ne(first: object, second: object) -> bool:
