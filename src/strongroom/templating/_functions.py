@@ -903,6 +903,17 @@ def _allocating_merge(impl: _Impl) -> _Impl:
     return merge
 
 
+def _nil_for_empty_list(impl: _Impl) -> _Impl:
+    """Sprig's slice returns nil for an empty list before it looks at the indexes."""
+
+    def slice_(items: object, *indexes: object) -> object:
+        if isinstance(items, (list, tuple)) and not items:
+            return None
+        return impl(items, *indexes)
+
+    return slice_
+
+
 @functools.cache
 def function_map() -> dict[str, Callable[..., object]]:
     """The guarded function map handed to gotpl (built once; the guards read per-render state)."""
@@ -914,6 +925,8 @@ def function_map() -> dict[str, Callable[..., object]]:
         impl: Any = _REPLACEMENTS.get(name) or helm.functions[name]
         if name in _MERGES:
             impl = _allocating_merge(impl)
+        if name in ("slice", "mustSlice"):
+            impl = _nil_for_empty_list(impl)
         if isinstance(impl, ContextFunction):
             assert impl.sync is not None
             functions[name] = ContextFunction(
