@@ -24,6 +24,7 @@ credential (a userinfo is user:password), and these messages end up in events an
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Final
@@ -228,13 +229,9 @@ def parse(raw: str) -> URL:
     if not hash_mark or not fragment:
         return url
     try:
-        return _replace(url, fragment=unescape(fragment, Part.FRAGMENT))
+        return dataclasses.replace(url, fragment=unescape(fragment, Part.FRAGMENT))
     except _PartError as exc:
         raise URLError(str(exc)) from None
-
-
-def _replace(url: URL, **changes: object) -> URL:
-    return URL(**{**url.__dict__, **changes})
 
 
 def _split_scheme(data: bytes) -> tuple[bytes, bytes]:
