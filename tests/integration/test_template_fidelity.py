@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from strongroom.templating import TemplateError, render
+from strongroom.templating._builtins import BUILTIN_OVERRIDES
 from strongroom.templating._functions import EXCLUDED, function_map
 from strongroom.templating._signatures import SIGNATURES
 from testenv.gotemplate import GoResult, GoTemplateOracle, oracle
@@ -60,7 +62,7 @@ def test_case_table_is_well_formed() -> None:
     ids = [case["id"] for case in CASES]
     assert len(ids) == len(set(ids)), "duplicate case ids"
     assert len(CASES) >= 40
-    allowed = {"id", "template", "data", "missingkey", "expect", "message", "shape", "xfail"}
+    allowed = {"id", "template", "data", "missingkey", "expect", "message", "same_message", "shape", "xfail"}
     for case in CASES:
         assert set(case) <= allowed, case["id"]
 
@@ -80,12 +82,28 @@ def test_matches_go(go: GoTemplateOracle, case: dict[str, Any]) -> None:
         assert expected.error is not None, f"Go did not fail: {expected.output!r}"
         assert error is not None, f"Go failed with {expected.error!r} but we rendered {output!r}"
         _assert_informative(error, case)
+        if case.get("same_message"):
+            assert message_shape(str(error)) == message_shape(expected.error)
     else:
         if expected.error is not None:
             assert error is not None, f"Go failed with {expected.error!r} but we rendered {output!r}"
         else:
             assert error is None, f"we failed with {error} but Go rendered {expected.output!r}"
             assert output == expected.output
+
+
+# Go's location prefix: `template: NAME:LINE:COL: executing "NAME" at <NODE>: ` (ours has no node).
+_MESSAGE_PREFIX = re.compile(r'^template: [^:]+:\d+(?::\d+)?: (?:executing "[^"]*"(?: at <.*?>)?: )?')
+_GO_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def message_shape(message: str) -> str:
+    """An error message without its location, every quoted string as "…".
+
+    Go quotes input values in some messages (`parse "proto://user:pw@host": ...`, `invalid port
+    ":x" after host`); strongroom writes "…" there, because these messages reach events and logs.
+    Everything else must be the same words."""
+    return _GO_QUOTED.sub('"…"', _MESSAGE_PREFIX.sub("", message))
 
 
 def _assert_informative(error: TemplateError, case: dict[str, Any]) -> None:
@@ -101,7 +119,7 @@ def _assert_informative(error: TemplateError, case: dict[str, Any]) -> None:
 def test_function_set_matches_go(go: GoTemplateOracle) -> None:
     """Same names as Go's map minus the excluded ones; text/template's builtins come on top."""
     go_names = set(go.signatures())
-    ours = set(function_map()) - {"eq", "ne", "lt", "le", "gt", "ge", "index", "print", "printf", "println"}
+    ours = set(function_map()) - set(BUILTIN_OVERRIDES)
     assert ours == go_names - EXCLUDED
 
 
@@ -191,3 +209,170 @@ def test_random_values_match_go(go: GoTemplateOracle, seed: int) -> None:
             if not same:
                 mismatches.append((template, data, expected, output or str(error)))
     assert not mismatches, mismatches[:3]
+
+
+# --- urlJoin against Go's net/url: every character in every part -------------------------------
+
+_URL_CHARACTERS = [chr(code) for code in range(0x20, 0x7F)] + [
+    "\t",
+    "\x01",
+    "\x7f",
+    "é",
+    "✓",
+    "\U0001f600",
+    "\u00a0",
+]
+_URL_PARTS = ("scheme", "user", "password", "host", "path", "query", "fragment", "opaque")
+# Every part set, so that a probed part also meets its neighbours (the `/` before a relative path,
+# `//` only with a host, path or userinfo, `./` before a colon in a first segment...).
+_URL_FULL = {
+    "scheme": "https",
+    "userinfo": "u:p",
+    "host": "example.com",
+    "path": "/p",
+    "query": "q=1",
+    "fragment": "f",
+}
+
+
+def _url_probe(base: dict[str, str], part: str, text: str) -> dict[str, str]:
+    parts = dict(base)
+    if part == "user":
+        parts["userinfo"] = text + (":p" if base else "")
+    elif part == "password":
+        parts["userinfo"] = "u:" + text
+    else:
+        parts[part] = text
+    return parts
+
+
+def _compare_url_join(go: GoTemplateOracle, parts: dict[str, Any]) -> tuple[bool, GoResult, str]:
+    template = "{{ urlJoin .parts }}"
+    expected = go.render(template, {"parts": parts})
+    output, error = _python({"template": template, "data": {"parts": parts}})
+    if expected.error is not None:
+        same = error is not None and message_shape(str(error)) == message_shape(expected.error)
+    else:
+        same = error is None and output == expected.output
+    return same, expected, str(error) if error is not None else str(output)
+
+
+def test_url_join_matches_go_for_every_character(go: GoTemplateOracle) -> None:
+    """Each printable ASCII character and a few others, alone, inside text and doubled, in each
+    part of the URL, with the other parts empty or all set: same URL as Go, or the same error."""
+    mismatches = []
+    outcomes = {"output": 0, "error": 0}
+    for character in _URL_CHARACTERS:
+        for text in (character, f"a{character}b", character * 2):
+            for base in ({}, _URL_FULL):
+                for part in _URL_PARTS:
+                    parts = _url_probe(base, part, text)
+                    same, expected, ours = _compare_url_join(go, parts)
+                    outcomes["output" if expected.ok else "error"] += 1
+                    if not same:
+                        mismatches.append((parts, expected, ours))
+    assert not mismatches, (len(mismatches), mismatches[:5])
+    # Both sides of the comparison were exercised: escaping, and userinfo that Go refuses.
+    assert outcomes["output"] > 4000
+    assert outcomes["error"] > 100
+
+
+_URL_PIECES = [
+    *"ab:@/?#%[]. -+*'\"<>!$&()=,;~_\\",
+    *("%25", "%2", "%zz", "%41", "%e9", "%C3%A9", "é", "\x01", "//", "*", "0", ":80"),
+    *("::1", "fe80::1", "1.2.3.4", "[::1]", "[fe80::1%25en0]", "[1.2.3.4]", "http", "https"),
+]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_url_join_random_parts_match_go(go: GoTemplateOracle, seed: int) -> None:
+    """Random combinations of awkward pieces in random parts, and now and then a value that is
+    not a string: the parts interact (a `/` in the userinfo ends Go's authority early)."""
+    rnd = random.Random(seed)
+    keys = ("scheme", "host", "path", "query", "opaque", "fragment", "userinfo")
+    mismatches = []
+    for _ in range(1500):
+        parts: dict[str, Any] = {
+            key: "".join(rnd.choice(_URL_PIECES) for _ in range(rnd.choice([0, 1, 2, 3, 5])))
+            for key in keys
+            if rnd.random() < 0.5
+        }
+        if rnd.random() < 0.05:
+            parts[rnd.choice(keys)] = rnd.choice([None, 0, 1, 1.5, True, [], ["a"], {}, {"a": 1}])
+        same, expected, ours = _compare_url_join(go, parts)
+        if not same:
+            mismatches.append((parts, expected, ours))
+    assert not mismatches, (len(mismatches), mismatches[:5])
+
+
+_IP_PIECES = [
+    "0",
+    "1",
+    "f",
+    "F",
+    "ffff",
+    "12345",
+    "00",
+    "255",
+    "256",
+    ":",
+    "::",
+    ".",
+    "%25",
+    "a",
+    "z",
+    "%41",
+    "é",
+    "%",
+]
+
+
+def test_url_join_userinfo_ip_literals_match_go(go: GoTemplateOracle) -> None:
+    """A `/`, `?` or `#` in the userinfo makes Go parse what precedes it as the host: bracketed
+    ones go through netip.ParseAddr, whose every refusal has its own reason."""
+    rnd = random.Random(0)
+    mismatches = []
+    for _ in range(2000):
+        literal = "".join(rnd.choice(_IP_PIECES) for _ in range(rnd.randint(0, 9)))
+        userinfo = f"[{literal}]{rnd.choice(['', ':1', ':x'])}{rnd.choice('/?#')}"
+        same, expected, ours = _compare_url_join(go, {"userinfo": userinfo, "host": "h"})
+        if not same:
+            mismatches.append((userinfo, expected, ours))
+    assert not mismatches, (len(mismatches), mismatches[:5])
+
+
+_URL_TEXT_PIECES = [
+    *"ab:@/?#%[]. -+*'\"<>!$&()=,;~_\\",
+    *("%25", "%2", "%zz", "%41", "%C3%A9", "é", "\x01", "//", "*", "0", ":80"),
+    *("http:", "https://", "mailto:", "HTTP:", "::1", "[::1]", "[fe80::1%25en0]", "1.2.3.4"),
+]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_url_parse_matches_go(go: GoTemplateOracle, seed: int) -> None:
+    """urlParse takes a URL apart as url.Parse does (or fails with its reason), and urlJoin puts
+    the parts back together as URL.String does."""
+    rnd = random.Random(seed)
+    template = "{{ $u := urlParse .u }}{{ toJson $u }} {{ urlJoin (omit $u `hostname`) }}"
+    mismatches = []
+    for _ in range(1500):
+        url = "".join(rnd.choice(_URL_TEXT_PIECES) for _ in range(rnd.randint(0, 7)))
+        if not _unescapes_to_utf8(url):
+            continue  # a known difference: case known-url-escape-of-invalid-utf8
+        expected = go.render(template, {"u": url})
+        output, error = _python({"template": template, "data": {"u": url}})
+        if expected.error is not None:
+            same = error is not None and message_shape(str(error)) == message_shape(expected.error)
+        else:
+            same = error is None and output == expected.output
+        if not same:
+            mismatches.append((url, expected, output or str(error)))
+    assert not mismatches, (len(mismatches), mismatches[:5])
+
+
+def _unescapes_to_utf8(url: str) -> bool:
+    try:
+        urllib.parse.unquote_to_bytes(url).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

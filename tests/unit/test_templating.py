@@ -174,6 +174,29 @@ def test_error_messages_never_contain_data_values(source: str) -> None:
     assert str(error).startswith("template: template:")
 
 
+@pytest.mark.parametrize(
+    "userinfo",
+    [
+        '(printf "user:%s word" $s)',  # net/url: invalid userinfo
+        '(printf "user:%s%%zz" $s)',  # invalid URL escape
+        '(printf "user:%s/" $s)',  # invalid port ":SECRET" after host
+        '(printf "%s a/" $s)',  # invalid character " " in host name
+        '(printf "[%s]/" $s)',  # invalid host: ParseAddr("SECRET")
+        '(printf "a/%s%%" $s)',  # a bad escape in the path after the cut
+        '(printf "a#%s%%" $s)',  # a bad escape in the fragment after the cut
+        '(printf "%s\t" $s)',  # invalid control character in URL
+    ],
+)
+def test_url_join_errors_leave_out_the_userinfo(userinfo: str) -> None:
+    """Go quotes the whole `proto://USER:PASSWORD@host` in these errors. A password built from
+    data (here upper-cased, so the scrubber for data strings cannot recognise it) stays out."""
+    source = f'{{{{ $s := upper .secret }}}}{{{{ urlJoin (dict "userinfo" {userinfo} "host" "h") }}}}'
+    with pytest.raises(TemplateError, match="unable to parse userinfo in dict: parse") as caught:
+        render(source, {"secret": CANARY})
+    assert CANARY.upper() not in str(caught.value)
+    assert "5F3A9C" not in str(caught.value)
+
+
 def test_template_text_stays_in_messages() -> None:
     # Only data is hidden: a message the template author wrote is shown as written.
     with pytest.raises(TemplateError, match="error calling fail: database name is required"):

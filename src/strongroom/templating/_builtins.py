@@ -3,6 +3,7 @@
 * eq/ne/lt/le/gt/ge: Go compares only basic kinds (bool, integers, floats, strings). A missing or
   nil operand makes `eq` false instead of an error, an int and a float are incomparable, and maps
   or lists are an error.
+* len: Go's messages (`len of type int64`, `len of nil pointer`), which name Go types.
 * index: map keys must be strings (`index .m 1` is an error in Go), a missing map key yields the
   zero value, and indexing through nil is an error.
 * print/printf/println: a missing value reaches Go's fmt as nil and prints `<nil>`.
@@ -16,13 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Final
 
+from gotpl.funcs.sprig.semver import Version
 from gotpl.runtime.gofmt import sprintf
 from gotpl.runtime.values import INVALID, UNTYPED_NIL
 
 from strongroom.templating._limits import GoFunctionError, SandboxLimitError, current
-from strongroom.templating._values import go_type_name, is_nil
+from strongroom.templating._values import go_object_type_name, go_type_name, is_nil
 
 _BOOL, _INT, _FLOAT, _STRING, _OTHER = "bool", "int", "float", "string", "other"
 
@@ -58,11 +61,37 @@ def eq(first: object, *others: object) -> bool:
         elif is_nil(first) or is_nil(other):
             truth = is_nil(first) and is_nil(other)
         else:
-            # Two maps, two lists, or other composite values: Go cannot compare them.
-            raise GoFunctionError(f"non-comparable type {go_type_name(other)}")
+            truth = _compare_composites(first, other)
         if truth:
             return True
     return False
+
+
+def _compare_composites(first: object, other: object) -> bool:
+    """eq of two values that are not basic kinds, as Go's: the reflect kinds must match, a map or
+    a slice never compares, values of different types are unequal, a pointer (*semver.Version) is
+    equal only to itself and a struct compares its fields. Go's messages print the values; these
+    print "…" in their place."""
+    first_kind, other_kind = _composite_kind(first), _composite_kind(other)
+    if first_kind != other_kind:
+        raise GoFunctionError(f"non-comparable types …: {go_type_name(first)}, {go_type_name(other)}: …")
+    if first_kind in ("map", "slice"):
+        raise GoFunctionError(f"non-comparable type …: {go_type_name(other)}")
+    if go_type_name(first) != go_type_name(other):
+        return False
+    if isinstance(first, Version):
+        return first is other
+    if isinstance(first, datetime) and isinstance(other, datetime):
+        return first == other and first.utcoffset() == other.utcoffset()
+    return first == other
+
+
+def _composite_kind(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "map"
+    if isinstance(value, (list, tuple)):
+        return "slice"
+    return "ptr" if isinstance(value, Version) else "struct"
 
 
 def ne(first: object, second: object) -> bool:
@@ -101,14 +130,22 @@ def ge(first: object, second: object) -> bool:
 def index(item: object, *indexes: object) -> object:
     if is_nil(item):
         raise GoFunctionError("index of untyped nil")
+    is_byte = False  # an item taken from a string is a Go uint8, which cannot be indexed
     for key in indexes:
         if is_nil(item):
             raise GoFunctionError("index of nil pointer")
+        if is_byte:
+            raise GoFunctionError("can't index item of type uint8")
         if isinstance(item, (str, list, tuple)):
             sequence: bytes | list[object] | tuple[object, ...] = (
                 item.encode() if isinstance(item, str) else item
             )
             position = _position(key, len(sequence))
+            if position == len(sequence):
+                # Go's bound check lets the length itself through; reflect then panics.
+                kind = "string" if isinstance(item, str) else "slice"
+                raise GoFunctionError(f"reflect: {kind} index out of range")
+            is_byte = isinstance(item, str)
             item = sequence[position]
         elif isinstance(item, Mapping):
             if is_nil(key):
@@ -118,7 +155,8 @@ def index(item: object, *indexes: object) -> object:
             # A missing key gives the map's zero value, nil, which prints as <no value>.
             item = item.get(key)
         else:
-            raise GoFunctionError(f"can't index item of type {go_type_name(item)}")
+            # index looks through a pointer first, as len does.
+            raise GoFunctionError(f"can't index item of type {go_type_name(item).removeprefix('*')}")
     return item
 
 
@@ -127,9 +165,24 @@ def _position(key: object, length: int) -> int:
         raise GoFunctionError("cannot index slice/array with nil")
     if isinstance(key, bool) or not isinstance(key, int):
         raise GoFunctionError(f"cannot index slice/array with type {go_type_name(key)}")
-    if key < 0 or key >= length:
+    if key < 0 or key > length:
         raise GoFunctionError(f"index out of range: {int(key)}")
     return int(key)
+
+
+def length(item: object) -> int:
+    if item is INVALID or item is UNTYPED_NIL:
+        # Go asks the type of the invalid reflect.Value and text/template reports the panic.
+        raise GoFunctionError("reflect: call of reflect.Value.Type on zero Value")
+    if item is None:
+        # A null from the data is a nil interface{} in Go, which len reports as a nil pointer.
+        raise GoFunctionError("len of nil pointer")
+    if isinstance(item, str):
+        return len(item.encode())
+    if isinstance(item, (list, tuple, Mapping)):
+        return len(item)
+    # len looks through a pointer first: a *semver.Version is "len of type semver.Version".
+    raise GoFunctionError(f"len of type {go_type_name(item).removeprefix('*')}")
 
 
 def _fmt_args(values: tuple[object, ...]) -> tuple[object, ...]:
@@ -244,6 +297,12 @@ def _rewrite(
     flags: str, width: str | None, precision: str | None, verb: str, operand: object
 ) -> tuple[str | None, str]:
     """(replacement text or None, verb to use) for one directive with a known operand."""
+    if verb == "T":
+        go_type = go_object_type_name(operand)  # gotpl would print the Python class name
+        if go_type is not None:
+            return _pad_text(
+                go_type[: int(precision)] if precision is not None else go_type, flags, width
+            ), verb
     if isinstance(operand, (list, tuple, Mapping)):
         if verb not in "vT" or (verb == "v" and (width or precision) and not set(flags) & {"#", "+"}):
             # Go applies the directive to each element; gotpl formats the whole value.
@@ -317,6 +376,22 @@ def _zero_padded_float(flags: str, width: int, precision: str | None, verb: str,
     return core.rjust(width, "0")
 
 
+# Go's parameters of the builtins: (fixed count, variadic, the type of the first parameter when
+# text/template converts it, as printf's `format string`; the others are reflect.Values or `any`).
+BUILTIN_PARAMETERS: Final[dict[str, tuple[int, bool, str | None]]] = {
+    "eq": (1, True, None),
+    "ne": (2, False, None),
+    "lt": (2, False, None),
+    "le": (2, False, None),
+    "gt": (2, False, None),
+    "ge": (2, False, None),
+    "index": (1, True, None),
+    "len": (1, False, None),
+    "print": (0, True, None),
+    "printf": (1, True, "string"),
+    "println": (0, True, None),
+}
+
 BUILTIN_OVERRIDES: Final[dict[str, Callable[..., object]]] = {
     "eq": eq,
     "ne": ne,
@@ -325,6 +400,7 @@ BUILTIN_OVERRIDES: Final[dict[str, Callable[..., object]]] = {
     "gt": gt,
     "ge": ge,
     "index": index,
+    "len": length,
     "print": print_,
     "printf": printf,
     "println": println,

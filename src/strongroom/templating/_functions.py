@@ -27,16 +27,20 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from gotpl.errors import BudgetExceededError, TemplateExecutionError
 from gotpl.exts import ContextFunction
 from gotpl.exts.helm import HelmExtension
+from gotpl.funcs.sprig.crypto import Certificate
 from gotpl.funcs.sprig.numeric import to_float64
 from gotpl.funcs.sprig.semver import Version
+from gotpl.runtime.gofmt import sprintf
 from gotpl.runtime.results import FunctionResult
+from gotpl.runtime.values import UNTYPED_NIL
 
-from strongroom.templating import _builtins, _goyaml
+from strongroom.templating import _builtins, _gourl, _goyaml
 from strongroom.templating._gojson import marshal
 from strongroom.templating._limits import (
     GoFunctionError,
@@ -50,10 +54,12 @@ from strongroom.templating._values import (
     GoIntList,
     GoList,
     GoMap,
+    GoNilMap,
     GoStringList,
     GoStringMap,
     Int64,
     go_containers,
+    go_object_type_name,
     go_type_name,
     is_nil,
 )
@@ -75,27 +81,80 @@ class GoVersion(Version):
     def String(self) -> str:
         return str(self)
 
+    def Compare(self, other: Version) -> int:
+        return super().Compare(_version_argument(other))
+
     def LessThan(self, other: Version) -> bool:
-        return bool(self < other)
+        return bool(self < _version_argument(other))
 
     def GreaterThan(self, other: Version) -> bool:
-        return bool(self > other)
+        return bool(self > _version_argument(other))
 
     def Equal(self, other: Version) -> bool:
-        return bool(self == other)
+        if is_nil(other):
+            return False  # the one comparison Go guards against a nil version
+        return bool(self == _version_argument(other))
+
+    def __go_format_value__(self, kind: str, mode: str, *, nested: bool) -> str:
+        # gotpl's formatter asks this hook for %T/typeOf, %#v and %v.
+        del mode, nested
+        if kind == "type":
+            return "*semver.Version"
+        if kind == "syntax":
+            fields = f"major:{self.Major:#x}, minor:{self.Minor:#x}, patch:{self.Patch:#x}, " + ", ".join(
+                f"{name}:{sprintf('%q', text)}"
+                for name, text in (
+                    ("pre", self.Prerelease()),
+                    ("metadata", self.Metadata()),
+                    ("original", self.Original()),
+                )
+            )
+            return f"&semver.Version{{{fields}}}"
+        return str(self)
 
 
 _Impl = Callable[..., object]
+
+
+def _version_argument(value: object) -> Version:
+    """The *semver.Version parameter of the comparison methods, checked as text/template does."""
+    if isinstance(value, Version):
+        return value
+    if is_nil(value):
+        # Go passes a nil pointer, which the method dereferences.
+        raise GoFunctionError("runtime error: invalid memory address or nil pointer dereference")
+    raise _arg_error(f"wrong type for value; expected *semver.Version; got {go_type_name(value)}")
 
 
 # --- replacements for gotpl implementations that differ from Go ----------------------------------
 
 
 def _json_extra(value: object) -> object:
-    # Types with their own MarshalJSON in Go: semver's Version marshals as its string form.
+    # Types with their own MarshalJSON in Go: semver's Version marshals as its string form, a
+    # time.Time as RFC 3339 with the fraction's trailing zeros cut; a certificate is a struct.
     if isinstance(value, Version):
         return str(value)
+    if isinstance(value, datetime):
+        return _rfc3339_nano(value)
+    if isinstance(value, Certificate):
+        return {"Cert": value.Cert, "Key": value.Key}
     return None
+
+
+def _rfc3339_nano(value: datetime) -> str:
+    fraction = f"{value.microsecond:06d}".rstrip("0")
+    offset = value.utcoffset()
+    if not offset:
+        zone = "Z"
+    else:
+        minutes = int(offset.total_seconds()) // 60
+        zone = f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+        + (f".{fraction}" if fraction else "")
+        + zone
+    )
 
 
 def _limit() -> int:
@@ -234,6 +293,20 @@ def _kind_of(value: object) -> str:
     return go_kind(value)
 
 
+def _type_of(value: object) -> str:
+    """fmt's %T; gotpl does not know the Go names of its date and certificate objects."""
+    return go_object_type_name(value) or sprintf("%T", value)
+
+
+def _type_is(target: str, value: object) -> bool:
+    return target == _type_of(value)
+
+
+def _type_is_like(target: str, value: object) -> bool:
+    actual = _type_of(value)
+    return actual in (target, f"*{target}")
+
+
 def _kind_is(target: str, value: object) -> bool:
     return target == go_kind(value)
 
@@ -300,8 +373,124 @@ def _round(value: object, places: int, *round_on: float) -> float:
     return rounded / power
 
 
+_URL_KEYS: Final = ("scheme", "host", "path", "query", "opaque", "fragment", "userinfo")
+
+
+def _url_part(parts: Mapping[str, object], key: str) -> str:
+    """Sprig's dictGetOrEmpty: a missing key is "", a present one must be a string."""
+    if key not in parts:
+        return ""
+    value = parts[key]
+    if is_nil(value):
+        # reflect.TypeOf(nil).Kind() dereferences a nil Type; text/template reports the panic.
+        raise GoFunctionError("runtime error: invalid memory address or nil pointer dereference")
+    if not isinstance(value, str):
+        raise GoFunctionError(
+            f"unable to parse {key} key, must be of type string, but {go_kind(value)} found"
+        )
+    return value
+
+
+def _url_join(parts: Mapping[str, object]) -> str:
+    """Sprig's urlJoin: a Go url.URL from the dict's parts, printed by URL.String.
+
+    The userinfo goes through url.Parse("proto://USERINFO@host") first, as in Sprig, so it is
+    taken apart (and may fail, or vanish when a `/`, `?` or `#` ends the authority early) the way
+    Go parses it, then escaped again."""
+    scheme, host, path, query, opaque, fragment, userinfo = (_url_part(parts, key) for key in _URL_KEYS)
+    user = None
+    if userinfo:
+        try:
+            user = _gourl.parse(f"proto://{userinfo}@host").user
+        except _gourl.URLError as exc:
+            raise GoFunctionError(f"unable to parse userinfo in dict: {exc}") from None
+    url = _gourl.URL(
+        scheme=scheme,
+        opaque=opaque,
+        user=user,
+        host=host.encode(),
+        path=path.encode(),
+        raw_query=query,
+        fragment=fragment.encode(),
+    )
+    return url.string()
+
+
+def _interface_conversion(value: object, wanted: str) -> GoFunctionError:
+    """The panic of a failed Go type assertion on an interface{} value."""
+    actual = "nil" if is_nil(value) else go_type_name(value)
+    return GoFunctionError(f"interface conversion: interface {{}} is {actual}, not {wanted}")
+
+
+def _as_map(value: object) -> Mapping[str, object]:
+    if isinstance(value, Mapping) and go_type_name(value) == "map[string]interface {}":
+        return value
+    raise _interface_conversion(value, "map[string]interface {}")
+
+
+def _dig(*values: object) -> object:
+    """Sprig's dig: type assertions on the dict and the keys, then a walk that stops at the
+    first missing key (giving the default) or at a value that is not a dict (an error)."""
+    if len(values) < 3:
+        raise GoFunctionError("dig needs at least three arguments")
+    current = _as_map(values[-1])
+    fallback = values[-2]
+    keys = values[:-2]
+    for key in keys:
+        if not isinstance(key, str):
+            raise _interface_conversion(key, "string")
+    for position, key in enumerate(keys):
+        assert isinstance(key, str)
+        if key not in current:
+            return fallback
+        if position == len(keys) - 1:
+            return current[key]
+        current = _as_map(current[key])
+    raise AssertionError("unreachable: dig has at least one key")
+
+
+def _url_parse(raw: str) -> dict[str, object]:
+    """Sprig's urlParse: url.Parse, then the parts as strings (the userinfo escaped again)."""
+    try:
+        url = _gourl.parse(raw)
+    except _gourl.URLError as exc:
+        raise GoFunctionError(f"unable to parse url: {exc}") from None
+    return {
+        "scheme": url.scheme,
+        "host": _gourl.text(url.host),
+        "hostname": _gourl.text(url.hostname()),
+        "path": _gourl.text(url.path),
+        "query": url.raw_query,
+        "opaque": url.opaque,
+        "fragment": _gourl.text(url.fragment),
+        "userinfo": url.user.string() if url.user is not None else "",
+    }
+
+
+def _integral(value: object, step: Callable[[float], int]) -> float:
+    """math.Ceil/math.Floor: a float, and a zero keeps the argument's sign (ceil -0.5 is -0)."""
+    number = to_float64(value)
+    if not math.isfinite(number):
+        return number
+    result = float(step(number))
+    return math.copysign(result, number) if result == 0 else result
+
+
+def _ceil(value: object) -> float:
+    return _integral(value, math.ceil)
+
+
+def _floor(value: object) -> float:
+    return _integral(value, math.floor)
+
+
 _REPLACEMENTS: Final[dict[str, _Impl]] = {
+    "urlJoin": _url_join,
+    "urlParse": _url_parse,
+    "dig": _dig,
     "round": _round,
+    "ceil": _ceil,
+    "floor": _floor,
     "toJson": _to_json,
     "mustToJson": _must_to_json,
     "toPrettyJson": _to_pretty_json,
@@ -316,6 +505,9 @@ _REPLACEMENTS: Final[dict[str, _Impl]] = {
     "fromJsonArray": _from_json_array,
     "mustFromJson": _must_from_json,
     "kindOf": _kind_of,
+    "typeOf": _type_of,
+    "typeIs": _type_is,
+    "typeIsLike": _type_is_like,
     "kindIs": _kind_is,
     "deepEqual": deep_equal,
     "has": _has,
@@ -325,6 +517,35 @@ _REPLACEMENTS: Final[dict[str, _Impl]] = {
     "uniq": _must_uniq,
     "mustUniq": _must_uniq,
 }
+
+
+# --- Go kinds in the messages of Sprig's list functions -------------------------------------------
+
+# Sprig names the reflect.Kind of a value that is not a list; gotpl's implementations do not know
+# that data integers are int64 or that a semver version is a pointer. Function name ->
+# (position of the list argument, or None for all arguments; message).
+_LIST_ARGUMENTS: Final[dict[str, tuple[int | None, str]]] = {
+    **dict.fromkeys(("first", "mustFirst"), (0, "Cannot find first on type {}")),
+    **dict.fromkeys(("last", "mustLast"), (0, "Cannot find last on type {}")),
+    **dict.fromkeys(("rest", "mustRest"), (0, "Cannot find rest on type {}")),
+    **dict.fromkeys(("initial", "mustInitial"), (0, "Cannot find initial on type {}")),
+    **dict.fromkeys(("reverse", "mustReverse"), (0, "Cannot find reverse on type {}")),
+    **dict.fromkeys(("append", "push", "mustAppend", "mustPush"), (0, "Cannot push on type {}")),
+    **dict.fromkeys(("prepend", "mustPrepend"), (0, "Cannot prepend on type {}")),
+    **dict.fromkeys(("compact", "mustCompact"), (0, "Cannot compact on type {}")),
+    **dict.fromkeys(("chunk", "mustChunk"), (1, "Cannot chunk type {}")),
+    **dict.fromkeys(("slice", "mustSlice"), (0, "list should be type of slice or array but {}")),
+    "concat": (None, "Cannot concat type {} as list"),
+}
+
+
+def _check_list_kinds(name: str, args: tuple[object, ...]) -> None:
+    position, message = _LIST_ARGUMENTS[name]
+    for value in args if position is None else args[position : position + 1]:
+        if is_nil(value):
+            return  # Go fails on the nil first; gotpl reproduces that panic's message
+        if not isinstance(value, (list, tuple)):
+            raise GoFunctionError(message.format(go_kind(value)))
 
 
 # --- size checks before functions whose output can be much larger than their input -------------
@@ -483,8 +704,12 @@ def _convert_arg(value: object, go_type: str) -> object:
     if go_type == "interface {}":
         return None if is_nil(value) else value
     if is_nil(value):
+        if go_type == "map[string]interface {}":
+            return GoNilMap()
         if go_type.startswith(_NILLABLE_PREFIXES):
             return None
+        if value is UNTYPED_NIL:  # the `nil` keyword itself
+            raise _arg_error(f"cannot assign nil to {go_type}")
         raise _arg_error(f"invalid value; expected {go_type}")
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if go_type == "string":
@@ -500,24 +725,30 @@ def _convert_arg(value: object, go_type: str) -> object:
         ok = isinstance(value, float) or (is_int and not isinstance(value, Int64))
     elif go_type == "bool":
         ok = isinstance(value, bool)
-    elif go_type == "[]interface {}":
-        ok = isinstance(value, (list, tuple))
-    elif go_type == "map[string]interface {}":
-        ok = isinstance(value, Mapping)
+    elif go_type in ("[]interface {}", "map[string]interface {}"):
+        # A []string or map[string]string is not assignable to these in Go.
+        ok = isinstance(value, (list, tuple, Mapping)) and go_type_name(value) == go_type
+    elif go_type == "time.Time":
+        ok = isinstance(value, datetime)
+    elif go_type == "sprig.certificate":
+        ok = isinstance(value, Certificate)
     else:
-        ok = True  # time.Time, certificates: gotpl's own objects, checked by gotpl
+        ok = True  # no other parameter type appears in SIGNATURES
     if not ok:
         raise _arg_error(f"wrong type for value; expected {go_type}; got {go_type_name(value)}")
     return value
 
 
+def _check_arg_count(name: str, count: int, fixed: int, variadic: bool) -> None:
+    if variadic and count < fixed:
+        raise _arg_error(f"wrong number of args for {name}: want at least {fixed} got {count}")
+    if not variadic and count != fixed:
+        raise _arg_error(f"wrong number of args for {name}: want {fixed} got {count}")
+
+
 def _convert_args(name: str, args: tuple[object, ...], signature: Signature) -> tuple[object, ...]:
     params, variadic, _ = signature
-    fixed = len(params) - 1 if variadic else len(params)
-    if variadic and len(args) < fixed:
-        raise _arg_error(f"wrong number of args for {name}: want at least {fixed} got {len(args)}")
-    if not variadic and len(args) != fixed:
-        raise _arg_error(f"wrong number of args for {name}: want {fixed} got {len(args)}")
+    _check_arg_count(name, len(args), len(params) - 1 if variadic else len(params), variadic)
     return tuple(_convert_arg(arg, params[min(i, len(params) - 1)]) for i, arg in enumerate(args))
 
 
@@ -569,6 +800,14 @@ def _convert_result(value: object, signature: Signature | None) -> object:
 # Quoted fragments in messages from gotpl's implementations can echo argument values.
 _QUOTED: Final = re.compile(r"'[^']*'|\"[^\"]*\"")
 _TEMPLATE_TEXT_MESSAGES: Final = frozenset({"fail", "required"})
+# Python's and gotpl's words for failures whose Go text comes from Go's runtime or reflect.
+_GO_REASONS: Final = {
+    "integer division or modulo by zero": "runtime error: integer divide by zero",  # div
+    "integer modulo by zero": "runtime error: integer divide by zero",  # mod
+    "slice bounds out of range": "reflect.Value.Slice: slice index out of bounds",
+    # chunk sizes the number of chunks with a division by the size, then makes that many.
+    "chunk size must be positive": "runtime error: makeslice: len out of range",
+}
 
 
 def _failure(name: str, error: BaseException) -> TemplateExecutionError:
@@ -582,8 +821,12 @@ def _failure(name: str, error: BaseException) -> TemplateExecutionError:
         reason = str(error)  # a nested template (include/tpl); already shaped and scrubbed later
     elif isinstance(error, GoFunctionError) or name in _TEMPLATE_TEXT_MESSAGES:
         reason = str(error)
+    elif str(error) in _GO_REASONS:
+        reason = _GO_REASONS[str(error)]
     else:
-        reason = _QUOTED.sub("'…'", str(error)) or type(error).__name__
+        # An exception without a message would otherwise say nothing; its Python class name
+        # would mean nothing to a template author.
+        reason = _QUOTED.sub("'…'", str(error)) or "runtime error"
     return TemplateExecutionError(f"error calling {name}: {reason}")
 
 
@@ -596,8 +839,22 @@ def _check_result(state: RenderState, name: str, value: object) -> None:
         _check_list_length(state, len(value))
 
 
-def _guard(name: str, impl: _Impl, signature: Signature | None, *, with_context: bool = False) -> _Impl:
+# Sprig computes these with shopspring/decimal and converts the result to float64.
+_DECIMAL_ARITHMETIC: Final = frozenset({"addf", "add1f", "subf", "mulf", "divf"})
+
+
+def _guard(
+    name: str,
+    impl: _Impl,
+    signature: Signature | None,
+    *,
+    with_context: bool = False,
+    builtin_parameters: tuple[int, bool, str | None] | None = None,
+) -> _Impl:
+    """`builtin_parameters` (see _builtins.BUILTIN_PARAMETERS) stands in for the signature of
+    text/template's builtins, most of whose arguments Go passes unconverted."""
     precheck = _PRECHECKS.get(name)
+    checks_list_kinds = name in _LIST_ARGUMENTS
 
     def call(*args: object) -> object:
         state = current()
@@ -607,9 +864,16 @@ def _guard(name: str, impl: _Impl, signature: Signature | None, *, with_context:
             context, args = args[:1], args[1:]
         if signature is not None:
             args = _convert_args(name, args, signature)
+        elif builtin_parameters is not None:
+            fixed, variadic, first_type = builtin_parameters
+            _check_arg_count(name, len(args), fixed, variadic)
+            if first_type is not None:
+                args = (_convert_arg(args[0], first_type), *args[1:])
         if precheck is not None:
             precheck(state, args)
         try:
+            if checks_list_kinds:
+                _check_list_kinds(name, args)
             result = impl(*context, *args)
         except Exception as exc:  # every failure becomes a template error; see _failure
             raise _failure(name, exc) from None
@@ -618,11 +882,37 @@ def _guard(name: str, impl: _Impl, signature: Signature | None, *, with_context:
                 raise _failure(name, result.error) from None
             result = result.value
         result = _containers(name, _convert_result(result, signature), signature)
+        if name in _DECIMAL_ARITHMETIC and result == 0.0:
+            result = 0.0  # a decimal zero has no sign: Go prints 0 where float math gives -0
         _check_result(state, name, result)
         return result
 
     call.__name__ = call.__qualname__ = f"template_function_{name}"
     return call
+
+
+# mergo allocates a nil destination map when a source map is not nil, so merging into nil works.
+_MERGES: Final = frozenset({"merge", "mergeOverwrite", "mustMerge", "mustMergeOverwrite"})
+
+
+def _allocating_merge(impl: _Impl) -> _Impl:
+    def merge(destination: object, *sources: object) -> object:
+        if isinstance(destination, GoNilMap) and not all(isinstance(s, GoNilMap) for s in sources):
+            destination = GoMap()
+        return impl(destination, *sources)
+
+    return merge
+
+
+def _nil_for_empty_list(impl: _Impl) -> _Impl:
+    """Sprig's slice returns nil for an empty list before it looks at the indexes."""
+
+    def slice_(items: object, *indexes: object) -> object:
+        if isinstance(items, (list, tuple)) and not items:
+            return None
+        return impl(items, *indexes)
+
+    return slice_
 
 
 @functools.cache
@@ -634,6 +924,10 @@ def function_map() -> dict[str, Callable[..., object]]:
         if name in EXCLUDED:
             continue
         impl: Any = _REPLACEMENTS.get(name) or helm.functions[name]
+        if name in _MERGES:
+            impl = _allocating_merge(impl)
+        if name in ("slice", "mustSlice"):
+            impl = _nil_for_empty_list(impl)
         if isinstance(impl, ContextFunction):
             assert impl.sync is not None
             functions[name] = ContextFunction(
@@ -643,5 +937,5 @@ def function_map() -> dict[str, Callable[..., object]]:
         else:
             functions[name] = _guard(name, impl, signature)
     for name, builtin in _builtins.BUILTIN_OVERRIDES.items():
-        functions[name] = _guard(name, builtin, None)
+        functions[name] = _guard(name, builtin, None, builtin_parameters=_builtins.BUILTIN_PARAMETERS[name])
     return functions

@@ -17,6 +17,7 @@ from typing import Final
 from gotpl.runtime.values import INVALID, UNTYPED_NIL
 
 from strongroom.templating._limits import GoFunctionError, SandboxLimitError
+from strongroom.templating._values import GoNilMap, go_type_name
 
 
 def shortest_digits(value: float) -> tuple[str, int]:
@@ -153,7 +154,7 @@ def marshal(
 def _encode(
     value: object, w: _Writer, escape_html: bool, indent: str | None, level: int, extra: Marshaler | None
 ) -> None:
-    if value is None or value is INVALID or value is UNTYPED_NIL:
+    if value is None or value is INVALID or value is UNTYPED_NIL or isinstance(value, GoNilMap):
         w.write("null")
     elif value is True:
         w.write("true")
@@ -172,7 +173,7 @@ def _encode(
     else:
         replacement = extra(value) if extra is not None else None
         if replacement is None:
-            raise GoFunctionError(f"json: unsupported type: {type(value).__name__}")
+            raise GoFunctionError(f"json: unsupported type: {go_type_name(value)}")
         _encode(replacement, w, escape_html, indent, level, extra)
 
 

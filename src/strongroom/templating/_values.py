@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar, Final
 
+from gotpl.funcs.sprig.crypto import Certificate
+from gotpl.funcs.sprig.semver import Version
 from gotpl.runtime.gofmt import sprintf
 from gotpl.runtime.values import INVALID, UNTYPED_NIL
 
@@ -74,6 +77,19 @@ class GoMap(dict[str, Any]):
     def __go_format_value__(self, kind: str, mode: str, *, nested: bool) -> str:
         del mode
         return _format_container(self, dict(self), kind, nested, self.go_type)
+
+
+class GoNilMap(GoMap):
+    """A nil map[string]interface{}: what Go passes for a nil or missing argument of that type.
+
+    Reading it finds nothing (`keys` is empty, `get` is ""), deleting from it does nothing, and
+    writing to it fails as Go's runtime does. encoding/json writes it as null."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        # The only way Sprig's functions write to a map (set, merge's destination).
+        raise _limits.GoFunctionError("assignment to entry in nil map")
 
 
 class GoStringMap(GoMap):
@@ -142,7 +158,24 @@ def go_type_name(value: object) -> str:
         return "map[string]interface {}"
     if isinstance(value, (list, tuple)):
         return "[]interface {}"
-    return "struct"
+    return go_object_type_name(value) or "struct"
+
+
+# The Go types of the objects gotpl's Sprig functions return (semver, date and certificate
+# functions), for messages and typeOf.
+_FUNCTION_RESULT_TYPES: Final[dict[type, str]] = {
+    Version: "*semver.Version",
+    datetime: "time.Time",
+    Certificate: "sprig.certificate",
+}
+
+
+def go_object_type_name(value: object) -> str | None:
+    """The Go type of a function-result object (a subclass counts), or None for other values."""
+    for python_type, go_type in _FUNCTION_RESULT_TYPES.items():
+        if isinstance(value, python_type):
+            return go_type
+    return None
 
 
 def import_data(data: Mapping[str, Any], name: str = "template") -> GoMap:

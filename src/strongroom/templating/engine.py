@@ -169,6 +169,7 @@ def _scrub(message: str, secrets: frozenset[str]) -> str:
 
 
 _SYNTAX_PREFIX: Final = re.compile(r"^template:\d+:\d+: ")
+# Python classes of template values that gotpl names in its messages, as Go names their types.
 _PYTHON_TYPES: Final = {
     "str": "string",
     "int": "int",
@@ -176,20 +177,38 @@ _PYTHON_TYPES: Final = {
     "float": "float64",
     "bool": "bool",
     "NoneType": "<nil>",
+    "_InvalidValue": "<nil>",
+    "_UntypedNil": "<nil>",
     "dict": "map[string]interface {}",
     "GoMap": "map[string]interface {}",
+    "GoNilMap": "map[string]interface {}",
+    "GoStringMap": "map[string]string",
     "list": "[]interface {}",
+    "tuple": "[]interface {}",
     "GoList": "[]interface {}",
+    "GoStringList": "[]string",
+    "GoIntList": "[]int",
+    "bytes": "[]uint8",
+    "Version": "*semver.Version",
+    "GoVersion": "*semver.Version",
+    "datetime": "time.Time",
+    "Certificate": "sprig.certificate",
 }
 # gotpl's phrasing of errors that Go words differently; rewritten so messages read like Go's.
 _GO_WORDING: Final = (
     (re.compile(r"missing key or attribute '([^']*)'"), r'map has no entry for key "\1"'),
     (re.compile(r"function '([^']*)' (?:is )?not defined"), r'function "\1" not defined'),
     (re.compile(r"undefined variable '([^']*)'"), r'undefined variable "\1"'),
-    (re.compile(r"template '([^']*)' is not defined"), r'no such template "\1"'),
+    (re.compile(r"template '([^']*)' is not defined"), r'template "\1" not defined'),
     (re.compile(r"(?:attribute|method|property) '([^']*)' is not allowed"), r"can't evaluate field \1"),
     (re.compile(r"range cannot iterate over (\w+)"), lambda m: f"range can't iterate over {_go_type(m[1])}"),
     (re.compile(r"value of type (\w+) has no length"), lambda m: f"len of type {_go_type(m[1])}"),
+    (
+        re.compile(r"function '(and|or)' requires an argument"),
+        r"wrong number of args for \1: want at least 1 got 0",
+    ),
+    # gotpl's wrapper around a failing function; Go says "error calling NAME: ...".
+    (re.compile(r"function '([^']*)' failed: "), r"error calling \1: "),
 )
 
 
