@@ -253,7 +253,8 @@ HOSTILE = [
 
 @pytest.mark.parametrize("source", HOSTILE)
 def test_hostile_templates_stop_at_a_limit(source: str) -> None:
-    started = time.monotonic()
+    # Behaviour only: each ends in a limit, not in a result. How soon is the sandbox's hard deadline's
+    # business (test_drivers_sandbox.py); a wall-clock bound here failed on a loaded machine.
     if "fromYaml" in source:
         # fromYaml reports its refusal in the result, as Helm does.
         assert "aliasing" in render(source, {}, limits=FAST)
@@ -261,7 +262,6 @@ def test_hostile_templates_stop_at_a_limit(source: str) -> None:
         with pytest.raises(TemplateError) as caught:
             render(source, {}, limits=FAST)
         assert caught.value.limit_exceeded, str(caught.value)
-    assert time.monotonic() - started < FAST.timeout_seconds + 3
 
 
 def test_template_size_limit() -> None:
