@@ -27,8 +27,9 @@ from strongroom.operator.controllers.resource import ResourceController, Resourc
 from strongroom.operator.controllers.secretmapping import SecretMappingController
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
-from strongroom.operator.kube import DriverResource, Kube, SecretStoreResource
+from strongroom.operator.kube import RENDERED_KINDS, DriverResource, Kube, SecretStoreResource
 from strongroom.operator.kubeconfig import USER_AGENT
+from strongroom.operator.owned import ObjectId, OwnedObjects, WatchedKind
 from strongroom.operator.storecache import StoreCache
 from strongroom.stores.base import StoreClient
 from strongroom.stores.credentials import KubernetesCredentialSource
@@ -89,7 +90,28 @@ class Runtime:
         # Resyncs at the refresh interval heal rendered objects deleted behind the operator's back.
         self.workloads = WorkloadController(self.kube, settings.refresh_interval)
         self.workloadpatches = self.workloads.patches
+        # Drift repair: what the operator wrote, watched by label; changes by others go to the owner.
+        self.owned = OwnedObjects(
+            self.client,
+            [WatchedKind(version, kind, resource) for (version, kind), resource in RENDERED_KINDS.items()],
+            self._owned_object_changed,
+        )
+        self.kube.on_written = self.owned.wrote
+        self.kube.on_removed = self.owned.removed
+        self._namespaces: tuple[str, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _owned_object_changed(
+        self, owner_kind: str, owner: tuple[str, str], uid: str, changed: ObjectId
+    ) -> None:
+        owners: dict[str, Controller] = {
+            "SecretMapping": self.secretmappings,
+            "Resource": self.resources,
+            "Workload": self.workloads,
+        }
+        controller = owners.get(owner_kind)
+        if controller is not None:
+            controller.drifted(owner, uid, changed)
 
     def _store_changed(self, store_name: str) -> None:
         self.secretmappings.store_changed(store_name)
@@ -117,6 +139,7 @@ class Runtime:
         deliver them; without this, a restart briefly marked them StoreNotFound/DriverNotFound (and
         their Workloads WaitingForResources) until the store's own event arrived.
         """
+        self._namespaces = namespaces
         for namespace in namespaces or (ALL_NS,):
             try:
                 async with asyncio.timeout(PRIME_TIMEOUT):
@@ -138,6 +161,7 @@ class Runtime:
                 self.drivers.observe("ADDED", body)
 
     def start(self) -> None:
+        self.owned.start(self._namespaces or (ALL_NS,))
         for controller in self._controllers():
             controller.namespace_worker_share = self.settings.namespace_worker_share
             self._tasks.append(
@@ -155,6 +179,7 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.owned.stop()
         await self.drivers.close()
         await self.registry.close()
         await self.stores.close()

@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Hashable, Mapping
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -63,31 +63,41 @@ class Controller(ABC):
         self.queue: WorkQueue[ObjectKey] = WorkQueue(group_of=namespace_of)
         self.namespace_worker_share = DEFAULT_NAMESPACE_WORKER_SHARE
         self.bodies: dict[ObjectKey, dict[str, Any]] = {}
-        self._generations: dict[ObjectKey, int | None] = {}
+        self._generations: dict[ObjectKey, Hashable] = {}
         self._failures: dict[ObjectKey, int] = {}
+        # Objects this one owns that someone else changed or deleted since its last reconcile
+        # (operator/owned.py reports them), as (apiVersion, kind, namespace, name).
+        self._drifted: dict[ObjectKey, set[tuple[str, str, str, str]]] = {}
         self._slots = FairSlots(1)  # sized by `run`
         self.logger = logging.getLogger(f"strongroom.controller.{self.kind.lower()}")
 
     # --- events -------------------------------------------------------------------------------------------
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Feed one watch event. Only new objects and spec changes are queued (status writes are ours)."""
+        """Feed one watch event. Only new objects and changes of `trigger_of` are queued (status writes are
+        ours)."""
         meta = body.get("metadata") or {}
         key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
         if event_type == "DELETED":
             self.bodies.pop(key, None)
             self._generations.pop(key, None)
             self._failures.pop(key, None)
+            self._drifted.pop(key, None)
             self.queue.forget(key)
             self.deleted(key)
             return
         self.bodies[key] = dict(body)
-        generation = meta.get("generation")
+        generation = self.trigger_of(body)
         if key not in self._generations or self._generations[key] != generation:
             self._generations[key] = generation
             self._failures.pop(key, None)
             self.changed(key)
             self.queue.add(key, Priority.HIGH)
+
+    def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
+        """What must change for an event to queue the object: its generation (so the operator's own status
+        writes never do). Kinds whose labels or annotations carry meaning add those."""
+        return (body.get("metadata") or {}).get("generation")
 
     def changed(self, key: ObjectKey) -> None:  # noqa: B027 - optional hook
         """Hook: an object appeared or its spec changed (before it is queued)."""
@@ -177,6 +187,22 @@ class Controller(ABC):
         delay = jittered(min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX), 0.2)
         self.queue.add_after(key, delay, Priority.LOW)
         return delay
+
+    def drifted(self, key: ObjectKey, uid: str, changed: tuple[str, str, str, str]) -> None:
+        """An object this one owns was changed or deleted by someone else: reconcile now to repair it.
+
+        Only the owner with that uid is woken (an owner reference names its owner by uid, and a forged
+        one names at most an object of the forger's own namespace, whose reconcile is level-based)."""
+        body = self.bodies.get(key)
+        if body is None or (body.get("metadata") or {}).get("uid") != uid:
+            return
+        self._drifted.setdefault(key, set()).add(changed)
+        self.log(logging.INFO, key, "%s %s was changed or deleted by someone else: repairing", *changed[1::2])
+        self.queue.add(key, Priority.HIGH)
+
+    def take_drifted(self, key: ObjectKey) -> set[tuple[str, str, str, str]]:
+        """The owned objects reported changed since the last call (the reconcile that repairs them asks)."""
+        return self._drifted.pop(key, set())
 
     def wake(self, key: ObjectKey) -> None:
         """Re-run an object now because something it waits for (a store, a resource) changed."""

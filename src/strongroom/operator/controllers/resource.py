@@ -412,6 +412,7 @@ class ResourceController(Controller):
         if observed_outputs is not None and not controlled_by(observed_outputs, uid):
             raise _Failed(self._conflict("Secret", plan.outputs_secret_name(name)))
         now = datetime.now(UTC)
+        drifted = bool(self.take_drifted(key))
         why = plan.apply_reason(
             resource,
             digest,
@@ -419,6 +420,7 @@ class ResourceController(Controller):
             outputs_secret_present=observed_outputs is not None,
             now=now,
             resync_seconds=self.resync_interval,
+            owned_objects_changed=drifted,
         )
         if why is None:
             self.succeeded(key, plan.seconds_until_resync(resource, now, self.resync_interval))
@@ -518,7 +520,7 @@ class ResourceController(Controller):
         # Secret records its hash (and is written after it).
         wanted_manifests = plan.manifests_secret(resource, outputs)
         manifests_hash = plan.content_hash_of(wanted_manifests)
-        if manifests_hash != plan.recorded_manifests_hash(observed_outputs):
+        if drifted or manifests_hash != plan.recorded_manifests_hash(observed_outputs):
             await self._apply_manifests_secret(resource, wanted_manifests)
         outputs_changed = False
         wanted_secret = plan.outputs_secret(resource, outputs.secrets, manifests_hash)

@@ -520,6 +520,8 @@ class WorkloadController(Controller):
         namespace, uid = workload.namespace, workload.metadata.uid or ""
         deployment = next(obj for obj in result.objects if obj["kind"] == "Deployment")
         selector = {MANAGED_LABEL: "true", INSTANCE_LABEL: deployment["metadata"]["labels"][INSTANCE_LABEL]}
+        # Objects someone else edited keep their rendered-hash annotation: apply them again regardless.
+        drifted = {(version, kind, name) for version, kind, _, name in self.take_drifted(key)}
         try:
             live: dict[ObjectId, dict[str, Any]] = {}
             for api_version, kind in RENDERED_KINDS:
@@ -539,9 +541,13 @@ class WorkloadController(Controller):
                         conflicts.append(f"{ident[1]} {ident[2]}")
                         continue
                     to_apply.append(manifest)
-                elif ((current.get("metadata") or {}).get("annotations") or {}).get(
-                    RENDERED_HASH_ANNOTATION
-                ) != manifest["metadata"]["annotations"][RENDERED_HASH_ANNOTATION]:
+                elif (
+                    ident in drifted
+                    or ((current.get("metadata") or {}).get("annotations") or {}).get(
+                        RENDERED_HASH_ANNOTATION
+                    )
+                    != manifest["metadata"]["annotations"][RENDERED_HASH_ANNOTATION]
+                ):
                     to_apply.append(manifest)
             if conflicts:
                 # Never take over an object someone else made (server-side apply with force would).
