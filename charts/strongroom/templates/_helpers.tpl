@@ -81,10 +81,15 @@ tests/integration/test_zz_rbac_audit.py compares them with the API server's audi
 - apiGroups: ["strongroom.dev"]
   resources: ["resources"]
   verbs: ["patch"]
-# Conditions, observedGeneration, outputs (Drivers have no status).
+# Conditions, observedGeneration, outputs; a Driver's Ready (key loaded, target reachable).
 - apiGroups: ["strongroom.dev"]
-  resources: ["secretstores/status", "secretmappings/status", "resources/status", "workloads/status", "workloadpatches/status"]
+  resources: ["secretstores/status", "secretmappings/status", "resources/status", "workloads/status", "workloadpatches/status", "drivers/status"]
   verbs: ["patch"]
+# Events about strongroom objects (synced, rotated, provisioned, failed): create, and patch to count a
+# repeated one (operator/events.py). core/v1, which `kubectl describe` and `kubectl get events` show.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
 # Owner references with blockOwnerDeletion to the kinds that own what the operator writes (Secrets,
 # rendered objects, WorkloadPatches); OwnerReferencesPermissionEnforcement checks this.
 - apiGroups: ["strongroom.dev"]

@@ -22,11 +22,13 @@ from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.net import kube_client
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.controllers.base import Controller
-from strongroom.operator.controllers.driver import DriverCache
+from strongroom.operator.controllers.driver import DEFAULT_KEY_SECRET, DriverCache, DriverStatusController
 from strongroom.operator.controllers.resource import ResourceController, ResourcePolicy
 from strongroom.operator.controllers.secretmapping import SecretMappingController
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
+from strongroom.operator.events import EventRecorder
+from strongroom.operator.failures import describe_failure
 from strongroom.operator.kube import RENDERED_KINDS, DriverResource, Kube, SecretStoreResource
 from strongroom.operator.kubeconfig import USER_AGENT
 from strongroom.operator.owned import ObjectId, OwnedObjects, WatchedKind
@@ -76,6 +78,7 @@ class Runtime:
             template_limits=settings.template_limits,
         )
         self.drivers = DriverCache(self.kube, settings.operator_namespace, self.registry)
+        self.driverstatus = DriverStatusController(self.kube, self.drivers, settings.store_check_interval)
         self.resources = ResourceController(
             self.kube,
             self.stores,
@@ -98,6 +101,10 @@ class Runtime:
         )
         self.kube.on_written = self.owned.wrote
         self.kube.on_removed = self.owned.removed
+        self.events = EventRecorder(self.client)
+        for controller in self._controllers():
+            controller.events = self.events
+            controller.operator_namespace = settings.operator_namespace
         self._namespaces: tuple[str, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -130,7 +137,14 @@ class Runtime:
         )
 
     def _controllers(self) -> tuple[Controller, ...]:
-        return (self.secretstores, self.secretmappings, self.workloads, self.workloadpatches, self.resources)
+        return (
+            self.secretstores,
+            self.secretmappings,
+            self.workloads,
+            self.workloadpatches,
+            self.resources,
+            self.driverstatus,
+        )
 
     async def prime(self, namespaces: tuple[str, ...]) -> None:
         """Load every SecretStore and Driver before any worker runs.
@@ -140,6 +154,7 @@ class Runtime:
         their Workloads WaitingForResources) until the store's own event arrived.
         """
         self._namespaces = namespaces
+        await self.check_prerequisites()
         for namespace in namespaces or (ALL_NS,):
             try:
                 async with asyncio.timeout(PRIME_TIMEOUT):
@@ -159,6 +174,37 @@ class Runtime:
                 self.secretstores.observe("ADDED", body)
             for body in drivers:
                 self.drivers.observe("ADDED", body)
+
+    async def check_prerequisites(self) -> None:
+        """Say once, at start, what the operator needs from its namespace and what of it is missing.
+
+        Creating the inputs HMAC key (which Resources need anyway) proves the namespace exists; the
+        operator's signing key is only needed by Drivers of the operator namespace that sign with it."""
+        namespace = self.settings.operator_namespace
+        lacks: list[str] = []
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT):
+                await self.resources.inputs_key()
+        except Exception as exc:
+            problem = describe_failure(exc, namespace)
+            lacks.append(f"the inputs HMAC key ({problem.reason}: {problem.message})")
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT):
+                key = await self.kube.get_secret(namespace, DEFAULT_KEY_SECRET)
+        except Exception as exc:
+            lacks.append(f"its signing key ({describe_failure(exc, namespace).message})")
+        else:
+            if key is None:
+                lacks.append(
+                    f"its signing key (Secret {namespace}/{DEFAULT_KEY_SECRET} does not exist; Drivers in "
+                    f"{namespace} that sign and name no privateKeySecretRef stay not Ready until it does: "
+                    "strongroom keys generate)"
+                )
+        needs = f"operator namespace {namespace} (inputs HMAC key, signing key {DEFAULT_KEY_SECRET})"
+        if lacks:
+            logger.warning("the operator needs its %s and lacks: %s", needs, "; ".join(lacks))
+        else:
+            logger.info("the operator needs its %s: all present", needs)
 
     def start(self) -> None:
         self.owned.start(self._namespaces or (ALL_NS,))
@@ -180,6 +226,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.owned.stop()
+        await self.events.close()
         await self.drivers.close()
         await self.registry.close()
         await self.stores.close()

@@ -17,14 +17,24 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Hashable, Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client import Counter, Histogram
 
 from strongroom.api.constants import API_VERSION
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
+from strongroom.operator.events import EventRecorder, EventType
+from strongroom.operator.failures import describe_failure
 from strongroom.operator.slots import FairSlots
 from strongroom.operator.workqueue import Priority, WorkQueue, group_limit, run_workers
+from strongroom.reconcile.conditions import READY, merge_conditions, not_ready
+from strongroom.reconcile.stores import Problem
+
+if TYPE_CHECKING:
+    from lightkube.generic_resource import GenericNamespacedResource
+
+    from strongroom.operator.kube import Kube
 
 ObjectKey = tuple[str, str]  # (namespace, name)
 
@@ -57,6 +67,12 @@ def jittered(seconds: float, spread: float = 0.1) -> float:
 
 class Controller(ABC):
     kind: str
+    kube: Kube
+    # Where a failure's condition is written (the kind's status subresource); None: nowhere.
+    status_resource: ClassVar[type[GenericNamespacedResource] | None] = None
+    # Events about this kind's objects (set by the runtime); None in tests that build controllers alone.
+    events: EventRecorder | None = None
+    operator_namespace: str = ""
 
     def __init__(self) -> None:
         # Fair across namespaces: round-robin turns, and at most `namespace_worker_share` of the workers each.
@@ -161,11 +177,46 @@ class Controller(ABC):
                 exc,
                 delay or 0,
             )
+            await self._record_failure(key, describe_failure(exc, self.operator_namespace))
             outcome = "error"
         finally:
             RECONCILE_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
         RECONCILES.labels(self.kind, outcome).inc()
         self.log(logging.DEBUG, key, "reconciled: %s in %.3fs", outcome, time.perf_counter() - started)
+
+    async def _record_failure(self, key: ObjectKey, problem: Problem) -> None:
+        """Make a failure visible on the object: the Ready condition (other conditions kept) and an Event."""
+        body = self.bodies.get(key)
+        if body is None:
+            return
+        self.report(key, "Warning", problem.reason, problem.message)
+        if self.status_resource is None:
+            return
+        generation = (body.get("metadata") or {}).get("generation")
+        previous = [c for c in (body.get("status") or {}).get("conditions") or [] if isinstance(c, dict)]
+        ready = merge_conditions(
+            previous, [not_ready(problem.reason, problem.message)], datetime.now(UTC), generation
+        )
+        status = {
+            "observedGeneration": generation,
+            "conditions": [*ready, *(c for c in previous if c.get("type") != READY)],
+        }
+        current = body.get("status") or {}
+        if all(current.get(k) == v for k, v in status.items()):
+            return
+        try:
+            await self.kube.patch_status(self.status_resource, key[0], key[1], status)
+        except Exception as exc:  # the status itself cannot be written (RBAC, API server): the log has it
+            self.log(logging.WARNING, key, "could not write the failure condition (%s)", type(exc).__name__)
+            return
+        body["status"] = {**current, **status}
+
+    def report(self, key: ObjectKey, type_: EventType, reason: str, message: str) -> None:
+        """An Event about one object (aggregated and rate-limited by the recorder); nothing without one."""
+        body = self.bodies.get(key)
+        if self.events is None or body is None:
+            return
+        self.events.record(body, type_, reason, message)
 
     @abstractmethod
     async def reconcile(self, key: ObjectKey) -> str:

@@ -132,6 +132,7 @@ class ResourcePolicy:
 
 class ResourceController(Controller):
     kind = "Resource"
+    status_resource = ResourceResource
 
     def __init__(
         self,
@@ -360,6 +361,7 @@ class ResourceController(Controller):
         else:
             status = plan.problem_status(resource, problem, datetime.now(UTC))
         await self._write_status(key, status)
+        self.report(key, "Warning", problem.reason, problem.message)
         if retry_after is not None:
             self.queue.add_after(key, retry_after)
             delay: float | None = retry_after
@@ -567,6 +569,7 @@ class ResourceController(Controller):
         before = dict((self.bodies.get(key) or {}).get("status") or {})
         await self._write_status(key, status)
         await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
+        self.report(key, "Normal", "Provisioned", f"driver {spec.driver_type!r} provisioned it: {why}")
         after = (self.bodies.get(key) or {}).get("status") or {}
         # Dependents re-run when what they read changed: readiness, output values, secret outputs.
         if (
@@ -1143,6 +1146,13 @@ class ResourceController(Controller):
             self._remember(key, obj)
             return obj
         raise AssertionError("unreachable")
+
+    async def inputs_key(self) -> bytes:
+        """Load (or make) the inputs HMAC key now; raises what loading it raises (operator start-up check)."""
+        try:
+            return await self._hmac()
+        except _Failed as failed:
+            raise ValueError(failed.problem.message) from None
 
     async def _hmac(self) -> bytes:
         """The key of `status.inputsHash`, from a Secret in the operator namespace (created on first use)."""

@@ -28,6 +28,7 @@ DEFAULT_STORE_CONDITION = "DefaultStore"
 
 class SecretStoreController(Controller):
     kind = "SecretStore"
+    status_resource = SecretStoreResource
 
     def __init__(
         self,
@@ -126,6 +127,8 @@ class SecretStoreController(Controller):
         if status_differs(body.get("status"), status):
             await self.kube.patch_status(SecretStoreResource, key[0], key[1], status)
             body["status"] = {**(body.get("status") or {}), **status}
+            first = conditions[0]
+            self.report(key, "Normal" if healthy else "Warning", first.reason, first.message)
             if healthy:
                 self._on_store_changed(key[1])  # referrers that failed on this store may now succeed
         if healthy:

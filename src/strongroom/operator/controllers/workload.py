@@ -39,6 +39,7 @@ from strongroom.api.resource import DEFAULT_CLASS
 from strongroom.api.resource import private_resource_id as default_resource_id
 from strongroom.api.workload import ScoreResource, Workload, WorkloadPatch, WorkloadSpec
 from strongroom.operator.controllers.base import Controller, ObjectKey
+from strongroom.operator.events import EventType
 from strongroom.operator.kube import (
     RENDERED_KINDS,
     Kube,
@@ -282,6 +283,7 @@ def decide(
 
 class WorkloadController(Controller):
     kind = "Workload"
+    status_resource = WorkloadResource
 
     def __init__(self, kube: Kube, resync_interval: float) -> None:
         super().__init__()
@@ -380,6 +382,13 @@ class WorkloadController(Controller):
         await self.patches.write_statuses(key, patch_bodies, result, broken)
 
         ready_now = decision.condition.status is True
+        if outcome == "applied":
+            self.report(key, "Normal", "Rendered", decision.condition.message)
+        elif not ready_now:
+            event_type: EventType = (
+                "Normal" if decision.condition.reason == "WaitingForResources" else "Warning"
+            )
+            self.report(key, event_type, decision.condition.reason, decision.condition.message)
         if ready_now or decision.condition.reason == "WaitingForResources":
             # Resource events wake a waiting workload; the resync only heals what events cannot see.
             self.succeeded(key, self.resync_interval)
@@ -661,6 +670,7 @@ class WorkloadPatchController(Controller):
     """
 
     kind = "WorkloadPatch"
+    status_resource = WorkloadPatchResource
 
     def __init__(self, kube: Kube, workloads: WorkloadController) -> None:
         super().__init__()
