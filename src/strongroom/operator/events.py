@@ -37,8 +37,11 @@ BURST = 10
 REFILL_SECONDS = 30.0
 # Objects and distinct events remembered; past that the least recently used are forgotten.
 MAX_TRACKED = 4096
-# Events being written at once; past that new ones are dropped (the API server is the bottleneck then).
-MAX_IN_FLIGHT = 64
+# Events waiting to be written (like client-go's broadcaster queue); past that new ones are dropped: under
+# such a burst the API server is the bottleneck, and the objects' conditions say the same.
+MAX_IN_FLIGHT = 1000
+# Events written at once: a burst of syncs must not take every connection to the API server.
+CONCURRENT_WRITES = 4
 MESSAGE_LIMIT = 1024
 
 EventType = Literal["Normal", "Warning"]
@@ -78,6 +81,7 @@ class EventRecorder:
         self._posted: OrderedDict[tuple[str, str, str, str], _Posted] = OrderedDict()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writing = asyncio.Semaphore(CONCURRENT_WRITES)
         self.dropped = 0
 
     def record(self, obj: Mapping[str, Any], type_: EventType, reason: str, message: str) -> None:
@@ -127,6 +131,12 @@ class EventRecorder:
         return True
 
     async def _write(
+        self, obj: Mapping[str, Any], posted: _Posted, type_: EventType, reason: str, message: str
+    ) -> None:
+        async with self._writing:
+            await self._write_now(obj, posted, type_, reason, message)
+
+    async def _write_now(
         self, obj: Mapping[str, Any], posted: _Posted, type_: EventType, reason: str, message: str
     ) -> None:
         meta = obj.get("metadata") or {}

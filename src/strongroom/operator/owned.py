@@ -56,8 +56,11 @@ Owners = tuple[tuple[str, str, str], ...]  # (kind, name, uid) of each strongroo
 # Called with (owner kind, (namespace, name), owner uid, the object that changed).
 DriftHandler = Callable[[str, tuple[str, str], str, ObjectId], None]
 
-# Metadata fields that identify or describe the object rather than being written by the operator.
+# The metadata the operator writes and an edit by hand could change (not identity or bookkeeping).
 _METADATA_FIELDS = ("labels", "annotations", "ownerReferences")
+# Annotations Kubernetes' own controllers write onto objects the operator made (the Deployment controller's
+# revision): not a change the owner must repair.
+_CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/",)
 
 
 def fingerprint(obj: Mapping[str, Any]) -> str:
@@ -65,6 +68,10 @@ def fingerprint(obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     content = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     content["metadata"] = {k: meta.get(k) for k in _METADATA_FIELDS}
+    annotations = meta.get("annotations") or {}
+    content["metadata"]["annotations"] = {
+        k: v for k, v in annotations.items() if not k.startswith(_CONTROLLER_ANNOTATIONS)
+    }
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
