@@ -108,9 +108,11 @@ class DriverCache:
                 self.drivers[key] = obj
                 self.invalid.pop(key, None)
                 # Events that leave the spec as it was (status or label updates, a watch restarting and
-                # listing everything again) keep the built driver and its open connections.
-                if previous is None or previous.spec != obj.spec:
-                    self._forget(key)
+                # listing everything again) keep the built driver and its open connections, and wake no
+                # Resource: the Driver's own status writes must not re-run (and re-PUT) its Resources.
+                if previous is not None and previous.spec == obj.spec:
+                    return
+                self._forget(key)
         self.on_change(key[1])
 
     def _forget(self, key: ObjectKey) -> None:
