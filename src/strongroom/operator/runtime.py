@@ -188,11 +188,15 @@ class Runtime:
         except Exception as exc:
             problem = describe_failure(exc, namespace)
             lacks.append(f"the inputs HMAC key ({problem.reason}: {problem.message})")
+        # Only Drivers of the operator namespace that sign with the operator's key need it: its absence is
+        # worth a line, not a warning (an installation without such Drivers never creates it).
+        level = logging.WARNING if lacks else logging.INFO
         try:
             async with asyncio.timeout(PRIME_TIMEOUT):
                 key = await self.kube.get_secret(namespace, DEFAULT_KEY_SECRET)
         except Exception as exc:
             lacks.append(f"its signing key ({describe_failure(exc, namespace).message})")
+            level = logging.WARNING
         else:
             if key is None:
                 lacks.append(
@@ -202,7 +206,7 @@ class Runtime:
                 )
         needs = f"operator namespace {namespace} (inputs HMAC key, signing key {DEFAULT_KEY_SECRET})"
         if lacks:
-            logger.warning("the operator needs its %s and lacks: %s", needs, "; ".join(lacks))
+            logger.log(level, "the operator needs its %s and lacks: %s", needs, "; ".join(lacks))
         else:
             logger.info("the operator needs its %s: all present", needs)
 
