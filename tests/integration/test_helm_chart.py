@@ -231,9 +231,7 @@ def test_cluster_wide_rbac(cluster: Cluster) -> None:
     # the operator writes (blockOwnerDeletion). Nothing the CRDs do not define. Exact verbs: every one is
     # used (tests/integration/test_zz_rbac_audit.py proves it against the audit log).
     owners = {"secretmappings", "resources", "workloads"}
-    assert resources == (
-        plurals | {f"{p}/status" for p in plurals} | {f"{p}/finalizers" for p in owners}
-    )
+    assert resources == (plurals | {f"{p}/status" for p in plurals} | {f"{p}/finalizers" for p in owners})
     by_resource: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         for g in rule["apiGroups"]:
