@@ -77,9 +77,9 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration", v1=False
     )
-    # No Kubernetes Events: conditions on the object say what happened and why, the chart grants no
-    # `events` verbs (least privilege, proven by tests/integration/test_zz_rbac_audit.py), and kopf's
-    # log lines (which can carry API error texts) must never reach readers of a namespace's events.
+    # kopf posts no Events: its log lines (which can carry API error texts) must never reach readers of a
+    # namespace's events. The operator posts its own, from conditions' reasons and messages
+    # (operator/events.py).
     settings.posting.enabled = False
     settings.posting.loggers = False
     settings.posting.level = logging.WARNING

@@ -132,6 +132,7 @@ class ResourcePolicy:
 
 class ResourceController(Controller):
     kind = "Resource"
+    status_resource = ResourceResource
 
     def __init__(
         self,
@@ -360,6 +361,7 @@ class ResourceController(Controller):
         else:
             status = plan.problem_status(resource, problem, datetime.now(UTC))
         await self._write_status(key, status)
+        self.report(key, "Warning", problem.reason, problem.message)
         if retry_after is not None:
             self.queue.add_after(key, retry_after)
             delay: float | None = retry_after
@@ -412,6 +414,7 @@ class ResourceController(Controller):
         if observed_outputs is not None and not controlled_by(observed_outputs, uid):
             raise _Failed(self._conflict("Secret", plan.outputs_secret_name(name)))
         now = datetime.now(UTC)
+        drifted = bool(self.take_drifted(key))
         why = plan.apply_reason(
             resource,
             digest,
@@ -419,6 +422,7 @@ class ResourceController(Controller):
             outputs_secret_present=observed_outputs is not None,
             now=now,
             resync_seconds=self.resync_interval,
+            owned_objects_changed=drifted,
         )
         if why is None:
             self.succeeded(key, plan.seconds_until_resync(resource, now, self.resync_interval))
@@ -518,7 +522,7 @@ class ResourceController(Controller):
         # Secret records its hash (and is written after it).
         wanted_manifests = plan.manifests_secret(resource, outputs)
         manifests_hash = plan.content_hash_of(wanted_manifests)
-        if manifests_hash != plan.recorded_manifests_hash(observed_outputs):
+        if drifted or manifests_hash != plan.recorded_manifests_hash(observed_outputs):
             await self._apply_manifests_secret(resource, wanted_manifests)
         outputs_changed = False
         wanted_secret = plan.outputs_secret(resource, outputs.secrets, manifests_hash)
@@ -565,6 +569,7 @@ class ResourceController(Controller):
         before = dict((self.bodies.get(key) or {}).get("status") or {})
         await self._write_status(key, status)
         await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
+        self.report(key, "Normal", "Provisioned", f"driver {spec.driver_type!r} provisioned it: {why}")
         after = (self.bodies.get(key) or {}).get("status") or {}
         # Dependents re-run when what they read changed: readiness, output values, secret outputs.
         if (
@@ -1141,6 +1146,13 @@ class ResourceController(Controller):
             self._remember(key, obj)
             return obj
         raise AssertionError("unreachable")
+
+    async def inputs_key(self) -> bytes:
+        """Load (or make) the inputs HMAC key now; raises what loading it raises (operator start-up check)."""
+        try:
+            return await self._hmac()
+        except _Failed as failed:
+            raise ValueError(failed.problem.message) from None
 
     async def _hmac(self) -> bytes:
         """The key of `status.inputsHash`, from a Secret in the operator namespace (created on first use)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from strongroom.api.constants import DEFAULT_STORE_LABELS
 from strongroom.api.secretstore import SecretStore
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.kube import Kube, SecretStoreResource
@@ -27,6 +28,7 @@ DEFAULT_STORE_CONDITION = "DefaultStore"
 
 class SecretStoreController(Controller):
     kind = "SecretStore"
+    status_resource = SecretStoreResource
 
     def __init__(
         self,
@@ -40,6 +42,11 @@ class SecretStoreController(Controller):
         self.stores = stores
         self.check_interval = check_interval
         self._on_store_changed = on_store_changed
+
+    def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
+        # The default-store label is metadata, not spec: labelling an existing store must take effect.
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        return (super().trigger_of(body), tuple(labels.get(label) for label in DEFAULT_STORE_LABELS))
 
     def changed(self, key: ObjectKey) -> None:
         # Index the store at once, so referrers resolve without waiting for its check.
@@ -120,6 +127,8 @@ class SecretStoreController(Controller):
         if status_differs(body.get("status"), status):
             await self.kube.patch_status(SecretStoreResource, key[0], key[1], status)
             body["status"] = {**(body.get("status") or {}), **status}
+            first = conditions[0]
+            self.report(key, "Normal" if healthy else "Warning", first.reason, first.message)
             if healthy:
                 self._on_store_changed(key[1])  # referrers that failed on this store may now succeed
         if healthy:
