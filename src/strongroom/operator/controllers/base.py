@@ -23,6 +23,7 @@ from prometheus_client import Counter, Histogram
 
 from strongroom.api.constants import API_VERSION
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
+from strongroom.operator.relist import RelistSweep
 from strongroom.operator.slots import FairSlots
 from strongroom.operator.workqueue import Priority, WorkQueue, group_limit, run_workers
 
@@ -67,6 +68,7 @@ class Controller(ABC):
         self._failures: dict[ObjectKey, int] = {}
         self._slots = FairSlots(1)  # sized by `run`
         self.logger = logging.getLogger(f"strongroom.controller.{self.kind.lower()}")
+        self.relist = RelistSweep(self.kind, self.bodies, self.current, self._forget)
 
     # --- events -------------------------------------------------------------------------------------------
 
@@ -74,6 +76,7 @@ class Controller(ABC):
         """Feed one watch event. Only new objects and spec changes are queued (status writes are ours)."""
         meta = body.get("metadata") or {}
         key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
+        self.relist.saw(event_type, key)
         if event_type == "DELETED":
             self.bodies.pop(key, None)
             self._generations.pop(key, None)
@@ -88,6 +91,16 @@ class Controller(ABC):
             self._failures.pop(key, None)
             self.changed(key)
             self.queue.add(key, Priority.HIGH)
+
+    def _forget(self, key: ObjectKey) -> None:
+        body = self.bodies.get(key)
+        if body is not None:
+            self.observe("DELETED", body)
+
+    async def current(self, key: ObjectKey) -> Mapping[str, Any] | None:
+        """The object as the API server has it now, None if it is gone; asked only for objects a re-list
+        did not return (operator/relist.py). A controller that cannot ask keeps them."""
+        return self.bodies.get(key)
 
     def changed(self, key: ObjectKey) -> None:  # noqa: B027 - optional hook
         """Hook: an object appeared or its spec changed (before it is queued)."""

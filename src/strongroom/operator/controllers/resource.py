@@ -205,6 +205,9 @@ class ResourceController(Controller):
         # A changed spec may break a cycle its dependents report, or change outputs they wait for.
         self._wake_dependents(key)
 
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(ResourceResource, *key)
+
     def deleted(self, key: ObjectKey) -> None:
         self._operations.pop(key, None)
         self._set_deps(key, frozenset())
