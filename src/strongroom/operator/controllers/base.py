@@ -66,6 +66,9 @@ class Controller(ABC):
         self.bodies: dict[ObjectKey, dict[str, Any]] = {}
         self._generations: dict[ObjectKey, int | None] = {}
         self._failures: dict[ObjectKey, int] = {}
+        # Retries back off exponentially up to this (every failure, whether a store's, a driver's or the API
+        # server's, counts towards it).
+        self.longest_retry = BACKOFF_MAX
         self._slots = FairSlots(1)  # sized by `run`
         self.logger = logging.getLogger(f"strongroom.controller.{self.kind.lower()}")
         self.relist = RelistSweep(self.kind, self.bodies, self.current, self._forget)
@@ -180,14 +183,15 @@ class Controller(ABC):
             self.queue.add_after(key, jittered(refresh_after), Priority.LOW)
 
     def failed(self, key: ObjectKey, retry: bool, fallback_after: float | None) -> float | None:
-        """Schedule a retry with exponential backoff (or, when retrying cannot help, a slow re-check)."""
+        """Schedule a retry with exponential backoff up to `longest_retry` (or, when retrying cannot help,
+        a slow re-check)."""
         if not retry:
             if fallback_after:
                 self.queue.add_after(key, jittered(fallback_after), Priority.LOW)
             return fallback_after
         count = self._failures.get(key, 0) + 1
         self._failures[key] = count
-        delay = jittered(min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX), 0.2)
+        delay = jittered(min(BACKOFF_BASE * 2 ** (count - 1), self.longest_retry), 0.2)
         self.queue.add_after(key, delay, Priority.LOW)
         return delay
 
