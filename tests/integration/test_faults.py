@@ -448,7 +448,8 @@ def test_etcd_restarted(env: Env) -> None:
 
 @dataclass
 class DeletingDriver:
-    """A remote driver that keeps what it provisioned and records every DELETE and its answer.
+    """A remote driver that keeps what it provisioned and records every DELETE and its answer (204 and
+    answers already gone alike: repeated DELETEs are safe, but deprovisioning happens once).
 
     `hold_first`: the first DELETE of a resource takes `hold_first` seconds and then deprovisions, even if
     the caller is gone by then (the operator is killed meanwhile). `pending`: DELETE answers 202 while the
@@ -456,6 +457,7 @@ class DeletingDriver:
 
     hold_first: float = 0.0
     release: threading.Event | None = None
+    secrets: dict[str, str] = field(default_factory=dict)  # secret outputs: stored by the operator
     provisioned: set[str] = field(default_factory=set)
     deletes: list[tuple[str, str]] = field(default_factory=list)  # (guresid, "202" | "204")
     deprovisioned: list[str] = field(default_factory=list)
@@ -464,7 +466,7 @@ class DeletingDriver:
 
     async def put(self, request: PutRequest) -> DriverResponse:
         self.provisioned.add(request.guresid)
-        return DriverResponse(values={"endpoint": f"{request.guresid}.example"})
+        return DriverResponse(values={"endpoint": f"{request.guresid}.example"}, secrets=self.secrets)
 
     async def delete(self, request: ResourceRequest) -> InProgress | None:
         guresid = request.guresid
@@ -555,3 +557,39 @@ def test_sigkill_during_deletion_finishes_once(env: Env) -> None:
     assert {g for g, _ in pending.deletes} == {guresids["gone-later"]}
     assert [answer for _, answer in pending.deletes].count("204") == 1, pending.deletes
     assert pending.deletes[-1][1] == "204", pending.deletes
+
+
+def test_store_down_during_deletion_sends_no_second_delete(env: Env) -> None:
+    """The driver confirmed; removing the outputs from the store fails. The deletion waits for the store
+    (finalizer kept, condition says why) and, when it is back, finishes without asking the driver again."""
+    ns = env.namespace
+    script = DeletingDriver(secrets={"token": "t-" + uuid.uuid4().hex})
+    served = Served(script.app(env.operator_key)).start()
+    env.served.append(served)
+    apply(
+        env.cluster,
+        driver("once-delete", ns, served.target),
+        resource("gone-once", ns, "once-delete", type="queue"),
+    )
+    obj = eventually(partial(settled_resource, env.cluster, ns, "gone-once"), timeout=60, what="Ready")
+    guresid = obj["status"]["guresid"]
+    assert secret_data(env.cluster, ns, "gone-once-outputs") == script.secrets
+
+    store = env.stable.processes[0]  # the default store, where the outputs are
+    store.stop()
+    try:
+        env.cluster.kubectl_run("-n", ns, "delete", "resource", "gone-once", "--wait=false")
+        assert (
+            eventually(partial(reason, env, "resource", "gone-once"), timeout=30, what="store failure")
+            == "StoreUnavailable"
+        )
+        time.sleep(7)  # retries after 2 and 4 s
+        waiting = get(env.cluster, "resource", ns, "gone-once")
+        assert waiting is not None
+        assert FINALIZER in waiting["metadata"]["finalizers"]
+        assert script.deletes == [(guresid, "204")]
+    finally:
+        store.restart()  # dev mode: its data is gone, which a delete of the outputs does not mind
+    eventually(lambda: get(env.cluster, "resource", ns, "gone-once") is None, timeout=60, what="deleted")
+    assert script.deletes == [(guresid, "204")]
+    assert script.deprovisioned == [guresid]
