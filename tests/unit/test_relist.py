@@ -122,3 +122,14 @@ async def test_recreated_under_the_same_name_during_the_check_is_kept() -> None:
     await settle()
     assert cache.bodies[("ns", "b")]["metadata"]["uid"] == "uid-new"
     assert cache.gone == []
+
+
+async def test_a_failing_object_listed_again_is_retried_at_once() -> None:
+    cache = Cache()
+    cache.create("a", "uid-a")
+    assert await asyncio.wait_for(cache.queue.get(), 1) == ("ns", "a")  # its first reconcile
+    cache.queue.done(("ns", "a"))
+    for _ in range(6):
+        cache.failed(("ns", "a"), retry=True, fallback_after=None)  # backoff grown to about a minute
+    cache.list_again()
+    assert await asyncio.wait_for(cache.queue.get(), 1) == ("ns", "a")

@@ -87,6 +87,10 @@ class Controller(ABC):
             self.queue.forget(key)
             self.deleted(key)
             return
+        if event_type is None and key in self._failures and key in self.bodies:
+            # Listed again while failing: a re-list follows a watch gap, so the failure was most likely the
+            # API server's absence; retry now, not at the end of a backoff that grew during the outage.
+            self.queue.add_after(key, 0.0, Priority.LOW)
         self.bodies[key] = dict(body)
         generation = meta.get("generation")
         if key not in self._generations or self._generations[key] != generation:
