@@ -73,7 +73,8 @@ def _call(addr: str, method: str, path: str, body: dict[str, object], token: str
     headers = {"Content-Type": "application/json"} | ({"X-Vault-Token": token} if token else {})
     url = f"{addr}/v1/{path}"  # loopback http URL we built
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method=method)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+    # sys/init (Raft storage, keys) takes 7-10 s here, more under load.
+    with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
         raw = resp.read()
     return json.loads(raw) if raw else None
 

@@ -130,7 +130,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     if len(services) < len(starters):
         for service in services.values():
             service.stop()
-        raise RuntimeError(next(str(f.exception()) for f in futures.values() if f.exception()))
+        failed = {name: f.exception() for name, f in futures.items() if f.exception()}
+        raise RuntimeError("; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in failed.items()))
     stable, frozen, persistent = services["bao-stable"], services["bao-frozen"], services["bao-persistent"]
     cluster = Cluster.from_info(services["kubernetes"].info)
     environment = Env(
