@@ -159,6 +159,8 @@ class Runtime:
         their Workloads WaitingForResources) until the store's own event arrived.
         """
         self._namespaces = namespaces
+        for controller in self._controllers():
+            controller.relist.per_namespace = bool(namespaces)  # one list per watched namespace
         for namespace in namespaces or (ALL_NS,):
             try:
                 async with asyncio.timeout(PRIME_TIMEOUT):

@@ -26,6 +26,7 @@ from strongroom.api.constants import API_VERSION
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.events import EventRecorder, EventType
 from strongroom.operator.failures import describe_failure
+from strongroom.operator.relist import RelistSweep
 from strongroom.operator.slots import FairSlots
 from strongroom.operator.workqueue import Priority, WorkQueue, group_limit, run_workers
 from strongroom.reconcile.conditions import READY, merge_conditions, not_ready
@@ -91,8 +92,12 @@ class Controller(ABC):
         # Objects this one owns that someone else changed or deleted since its last reconcile
         # (operator/owned.py reports them), as (apiVersion, kind, namespace, name).
         self._drifted: dict[ObjectKey, set[tuple[str, str, str, str]]] = {}
+        # Retries back off exponentially up to this (every failure, whether a store's, a driver's or the API
+        # server's, counts towards it).
+        self.longest_retry = BACKOFF_MAX
         self._slots = FairSlots(1)  # sized by `run`
         self.logger = logging.getLogger(f"strongroom.controller.{self.kind.lower()}")
+        self.relist = RelistSweep(self.kind, self.bodies, self.current, self._forget)
 
     # --- events -------------------------------------------------------------------------------------------
 
@@ -101,6 +106,7 @@ class Controller(ABC):
         ours)."""
         meta = body.get("metadata") or {}
         key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
+        self.relist.saw(event_type, key)
         if event_type == "DELETED":
             self.bodies.pop(key, None)
             self._generations.pop(key, None)
@@ -109,6 +115,10 @@ class Controller(ABC):
             self.queue.forget(key)
             self.deleted(key)
             return
+        if event_type is None and key in self._failures and key in self.bodies:
+            # Listed again while failing: a re-list follows a watch gap, so the failure was most likely the
+            # API server's absence; retry now, not at the end of a backoff that grew during the outage.
+            self.queue.add_after(key, 0.0, Priority.LOW)
         self.bodies[key] = dict(body)
         generation = self.trigger_of(body)
         if key not in self._generations or self._generations[key] != generation:
@@ -121,6 +131,16 @@ class Controller(ABC):
         """What must change for an event to queue the object: its generation (so the operator's own status
         writes never do). Kinds whose labels or annotations carry meaning add those."""
         return (body.get("metadata") or {}).get("generation")
+
+    def _forget(self, key: ObjectKey) -> None:
+        body = self.bodies.get(key)
+        if body is not None:
+            self.observe("DELETED", body)
+
+    async def current(self, key: ObjectKey) -> Mapping[str, Any] | None:
+        """The object as the API server has it now, None if it is gone; asked only for objects a re-list
+        did not return (operator/relist.py). A controller that cannot ask keeps them."""
+        return self.bodies.get(key)
 
     def changed(self, key: ObjectKey) -> None:  # noqa: B027 - optional hook
         """Hook: an object appeared or its spec changed (before it is queued)."""
@@ -235,14 +255,15 @@ class Controller(ABC):
             self.queue.add_after(key, jittered(refresh_after), Priority.LOW)
 
     def failed(self, key: ObjectKey, retry: bool, fallback_after: float | None) -> float | None:
-        """Schedule a retry with exponential backoff (or, when retrying cannot help, a slow re-check)."""
+        """Schedule a retry with exponential backoff up to `longest_retry` (or, when retrying cannot help,
+        a slow re-check)."""
         if not retry:
             if fallback_after:
                 self.queue.add_after(key, jittered(fallback_after), Priority.LOW)
             return fallback_after
         count = self._failures.get(key, 0) + 1
         self._failures[key] = count
-        delay = jittered(min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX), 0.2)
+        delay = jittered(min(BACKOFF_BASE * 2 ** (count - 1), self.longest_retry), 0.2)
         self.queue.add_after(key, delay, Priority.LOW)
         return delay
 

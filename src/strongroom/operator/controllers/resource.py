@@ -166,6 +166,9 @@ class ResourceController(Controller):
         # Remote PUTs the driver is still working on (202/409), by Resource, with the driver type they
         # went to: the next reconcile continues them (deadline, backoff, a cookie set by a 202).
         self._operations: dict[ObjectKey, tuple[str, DriverOperation]] = {}
+        # (uid, driver type, GUResID) a driver confirmed deleting, by Resource, while the rest of its deletion
+        # (store entries, the finalizer) is still to be done: a retry of that rest sends no DELETE again.
+        self._deleted_through: dict[ObjectKey, set[tuple[str, str, str]]] = {}
         drivers.on_change = self.driver_changed
 
     async def run(self, workers: int, slots: int) -> None:
@@ -206,8 +209,12 @@ class ResourceController(Controller):
         # A changed spec may break a cycle its dependents report, or change outputs they wait for.
         self._wake_dependents(key)
 
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(ResourceResource, *key)
+
     def deleted(self, key: ObjectKey) -> None:
         self._operations.pop(key, None)
+        self._deleted_through.pop(key, None)
         self._set_deps(key, frozenset())
         self._set_identity(key, None)
         for index in (self._waiting_on_store, self._waiting_on_driver):
@@ -958,7 +965,13 @@ class ResourceController(Controller):
         await self._write_status(
             key, plan.progress_status(resource, "Deleting", "deprovisioning through the driver", now)
         )
-        holders = self._holders(key, resource, pending)
+        uid = resource.metadata.uid or ""
+        confirmed = self._deleted_through.setdefault(key, set())
+        holders = [
+            (driver_type, guresid)
+            for driver_type, guresid in self._holders(key, resource, pending)
+            if (uid, driver_type, guresid) not in confirmed
+        ]
         if holders:
             cookie = await self._read_cookie(resource, lenient=True)
             for driver_type, guresid in holders:
@@ -975,10 +988,12 @@ class ResourceController(Controller):
                             "driver %s has no DELETE (405): nothing to delete",
                             driver_type,
                         )
+                        confirmed.add((uid, driver_type, guresid))
                         continue
                     message = f"the driver {driver_type!r} did not delete the resource: {exc}"
                     problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
                     raise _Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
+                confirmed.add((uid, driver_type, guresid))
                 self.log(logging.INFO, key, "deleted through driver %s", driver_type)
 
         # Objects the drivers' manifests made (namespaced ones would also go with their owner), each only if

@@ -35,6 +35,9 @@ class SecretMappingController(Controller):
         # store name -> mappings that name it, to wake them when such a store appears or recovers
         self._waiting_on: dict[str, set[ObjectKey]] = {}
 
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(SecretMappingResource, *key)
+
     def deleted(self, key: ObjectKey) -> None:
         for keys in self._waiting_on.values():
             keys.discard(key)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from strongroom.api.constants import DEFAULT_STORE_LABELS
 from strongroom.api.secretstore import SecretStore
-from strongroom.operator.controllers.base import Controller, ObjectKey
+from strongroom.operator.controllers.base import BACKOFF_MAX, Controller, ObjectKey
 from strongroom.operator.kube import Kube, SecretStoreResource
 from strongroom.operator.storecache import StoreCache
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready, ready
@@ -41,6 +41,10 @@ class SecretStoreController(Controller):
         self.kube = kube
         self.stores = stores
         self.check_interval = check_interval
+        # A failing store is checked at least as often as a healthy one: its recovery is what wakes the
+        # mappings and Resources waiting on it (after a minute's outage the backoff had reached 64 s, and
+        # an API server outage on top of it took it to 280 s).
+        self.longest_retry = min(check_interval, BACKOFF_MAX)
         self._on_store_changed = on_store_changed
 
     def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
@@ -57,6 +61,9 @@ class SecretStoreController(Controller):
         self.stores.observe(store)
         self._requeue_default_peers(key)
         self._on_store_changed(key[1])
+
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(SecretStoreResource, *key)
 
     def deleted(self, key: ObjectKey) -> None:
         store_key = StoreKey(*key)

@@ -300,6 +300,9 @@ class WorkloadController(Controller):
 
     # --- events -----------------------------------------------------------------------------------------
 
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(WorkloadResource, *key)
+
     def deleted(self, key: ObjectKey) -> None:
         self._set_needs(key, set())
         # Its patches now point at nothing; their status says so.
@@ -678,6 +681,9 @@ class WorkloadPatchController(Controller):
         self.workloads = workloads
         # Workload key -> keys of the patches that name it.
         self._by_target: dict[ObjectKey, set[ObjectKey]] = {}
+
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(WorkloadPatchResource, *key)
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
