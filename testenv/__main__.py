@@ -68,13 +68,20 @@ def cmd_status(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_install(_: argparse.Namespace) -> int:
+def cmd_install(args: argparse.Namespace) -> int:
     """Build and fetch everything the services need, so later starts are quick."""
     from testenv.stores import install_all
 
     tools.ensure()
     gobuild.KUBERNETES.ensure()
     install_all()
+    if args.node:
+        from testenv import image
+
+        node.ensure_packages()
+        gobuild.KUBERNETES_NODE.ensure()
+        image.pause_image()
+        image.operator_image()
     print("testenv: installed", file=sys.stderr)
     return 0
 
@@ -92,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="show what is running").set_defaults(func=cmd_status)
-    sub.add_parser("install", help="build/fetch all binaries (cached)").set_defaults(func=cmd_install)
+    install = sub.add_parser("install", help="build/fetch all binaries (cached)")
+    install.add_argument("--node", action="store_true", help="also the node's binaries and images (root)")
+    install.set_defaults(func=cmd_install)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

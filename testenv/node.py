@@ -318,3 +318,7 @@ def clean_up(info: dict[str, Any]) -> None:
     ]
     for mount in sorted(mounts, key=len, reverse=True):
         _run(["umount", "-l", mount], check=False)
+    # kube-proxy's Service rules would otherwise outlive it (and point at pods that are gone).
+    proxy = KUBERNETES_NODE.binary("kube-proxy")
+    if proxy.exists():
+        _run([str(proxy), "--cleanup"], check=False)
