@@ -9,7 +9,8 @@ the python image's /usr/local/bin, and the root filesystem holds just what pytho
 Steps, each cached under the testenv cache by the hash of its inputs:
 1. a root filesystem of Debian bookworm packages (`mmdebstrap --variant=extract`: the packages and
    their dependencies unpacked, no maintainer scripts, no apt/dpkg state), docs and locales pruned;
-2. the virtualenv: `uv export --no-dev` of uv.lock, installed with the project's wheel (`uv build`);
+2. the virtualenv, by the Dockerfile's command (`uv sync --frozen --no-dev --no-editable`: the locked
+   runtime dependencies and the project's wheel), with Debian's /usr/bin/python3.11;
 3. an OCI image archive (uncompressed layers, so no time is spent compressing what stays local),
    named by the `io.containerd.image.name` annotation so `ctr images import` tags it.
 """
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from testenv.gobuild import Sink
 from testenv.paths import REPO_ROOT, cache_dir
@@ -35,7 +37,8 @@ SUITE = "bookworm"
 REGISTRY = "strongroom.local"  # never pulled: pods use these with imagePullPolicy Never/IfNotPresent
 NONROOT = 65532
 VENV = "/opt/strongroom"
-PYTHON_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "ca-certificates", "netbase", "tzdata")
+# No Debian tzdata: the locked dependencies carry the `tzdata` wheel, which zoneinfo falls back to.
+PYTHON_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "ca-certificates", "netbase")
 # Not needed at run time; most of a Debian root filesystem's size that is not the interpreter.
 PRUNED_PREFIXES = (
     "usr/share/doc/",
@@ -46,6 +49,9 @@ PRUNED_PREFIXES = (
     "var/cache/",
     "var/lib/apt/",
     "var/log/",
+    "usr/lib/x86_64-linux-gnu/gconv/",  # iconv charsets (8 MB): Python's codecs do not use them
+    "usr/lib/python3.11/test/",
+    "usr/lib/python3.11/pydoc_data/",
 )
 OPERATOR_ENV = {
     "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -201,76 +207,39 @@ def _uv() -> str:
 
 
 def build_venv(staging: Path, extra_requirements: Iterable[str] = (), project: bool = True) -> Path:
-    """The Dockerfile's /opt/strongroom: locked runtime dependencies (+ the project's wheel)."""
+    """The Dockerfile's /opt/strongroom, made by the Dockerfile's own command: `uv sync --frozen
+    --no-dev --no-editable` (the locked runtime dependencies and the project's wheel, bytecode
+    compiled), into the staging directory. `extra_requirements` go on top (workload images)."""
     uv = _uv()
     venv = staging / VENV.lstrip("/")
     venv.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, UV_PYTHON_DOWNLOADS="never", UV_LINK_MODE="copy")
+    env = dict(
+        os.environ,
+        UV_PYTHON_DOWNLOADS="never",
+        UV_LINK_MODE="copy",
+        UV_COMPILE_BYTECODE="1",
+        UV_PROJECT_ENVIRONMENT=str(venv),
+    )
     env.pop("VIRTUAL_ENV", None)
 
     def run(argv: list[str]) -> None:
         subprocess.run(argv, check=True, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
 
-    run([uv, "venv", "--quiet", "--python", "/usr/bin/python3.11", str(venv)])
-    python = str(venv / "bin" / "python")
+    # Debian's interpreter, the one the image has at the same path.
+    python_flag = ["--python", "/usr/bin/python3.11"]
     if project:
-        requirements = staging / "requirements.txt"
-        run(
-            [
-                uv,
-                "export",
-                "--quiet",
-                "--frozen",
-                "--no-dev",
-                "--no-emit-project",
-                "--no-hashes",
-                "-o",
-                str(requirements),
-            ]
-        )
-        run(
-            [
-                uv,
-                "pip",
-                "install",
-                "--quiet",
-                "--python",
-                python,
-                "--compile-bytecode",
-                "-r",
-                str(requirements),
-            ]
-        )
-        wheels = staging / "wheels"
-        run([uv, "build", "--quiet", "--wheel", "--out-dir", str(wheels), str(REPO_ROOT)])
-        (wheel,) = wheels.glob("strongroom-*.whl")
-        run(
-            [
-                uv,
-                "pip",
-                "install",
-                "--quiet",
-                "--python",
-                python,
-                "--compile-bytecode",
-                "--no-deps",
-                str(wheel),
-            ]
-        )
-        shutil.rmtree(wheels)
-        requirements.unlink()
+        run([uv, "sync", "--quiet", "--frozen", "--no-dev", "--no-editable", *python_flag])
+    else:
+        run([uv, "venv", "--quiet", *python_flag, str(venv)])
     extra = list(extra_requirements)
     if extra:
-        run([uv, "pip", "install", "--quiet", "--python", python, "--compile-bytecode", *extra])
+        run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *extra])
     # Console scripts name the interpreter by the staging path; in the image it lives at VENV.
     for script in (venv / "bin").iterdir():
         if script.is_file() and not script.is_symlink():
             data = script.read_bytes()
             if data.startswith(b"#!" + str(venv).encode()):
                 script.write_bytes(data.replace(str(venv).encode(), VENV.encode(), 1))
-    # uv's marker files and caches are not part of the Dockerfile's layout either.
-    for junk in venv.rglob("*.lock"):
-        junk.unlink()
     return venv
 
 
@@ -428,3 +397,36 @@ def pause_image(sink: Sink | None = None) -> BuiltImage:
         name="pause", packages=("catatonit",), entrypoint=["/usr/bin/catatonit", "-P"], user="65535:65535"
     )
     return build(spec, None, sink)
+
+
+def _manifest(tar: tarfile.TarFile) -> dict[str, Any]:
+    def blob(digest: str) -> dict[str, Any]:
+        member = tar.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+        assert member is not None
+        data: dict[str, Any] = json.load(member)
+        return data
+
+    index_file = tar.extractfile("index.json")
+    assert index_file is not None
+    manifest = blob(json.load(index_file)["manifests"][0]["digest"])
+    manifest["config_blob"] = blob(manifest["config"]["digest"])
+    return manifest
+
+
+def image_config(archive: Path) -> dict[str, Any]:
+    """The `config` of an image archive written here (User, Env, Entrypoint, ExposedPorts)."""
+    with tarfile.open(archive) as tar:
+        config: dict[str, Any] = _manifest(tar)["config_blob"]["config"]
+        return config
+
+
+def image_files(archive: Path) -> set[str]:
+    """Paths of the regular files and symlinks in all layers of an image archive written here."""
+    names: set[str] = set()
+    with tarfile.open(archive) as tar:
+        for layer in _manifest(tar)["layers"]:
+            member = tar.extractfile(f"blobs/sha256/{layer['digest'].removeprefix('sha256:')}")
+            assert member is not None
+            with tarfile.open(fileobj=member, mode="r|") as layer_tar:
+                names.update(m.name for m in layer_tar if not m.isdir())
+    return names
