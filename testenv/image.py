@@ -206,12 +206,14 @@ def _uv() -> str:
     return found
 
 
-def build_venv(staging: Path, extra_requirements: Iterable[str] = (), project: bool = True) -> Path:
+def build_venv(
+    staging: Path, extra_requirements: Iterable[str] = (), project: bool = True, path: str = VENV
+) -> Path:
     """The Dockerfile's /opt/strongroom, made by the Dockerfile's own command: `uv sync --frozen
     --no-dev --no-editable` (the locked runtime dependencies and the project's wheel, bytecode
     compiled), into the staging directory. `extra_requirements` go on top (workload images)."""
     uv = _uv()
-    venv = staging / VENV.lstrip("/")
+    venv = staging / path.lstrip("/")
     venv.parent.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
@@ -234,13 +236,34 @@ def build_venv(staging: Path, extra_requirements: Iterable[str] = (), project: b
     extra = list(extra_requirements)
     if extra:
         run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *extra])
-    # Console scripts name the interpreter by the staging path; in the image it lives at VENV.
+    # Console scripts name the interpreter by the staging path; in the image it lives at `path`.
     for script in (venv / "bin").iterdir():
         if script.is_file() and not script.is_symlink():
             data = script.read_bytes()
             if data.startswith(b"#!" + str(venv).encode()):
-                script.write_bytes(data.replace(str(venv).encode(), VENV.encode(), 1))
+                script.write_bytes(data.replace(str(venv).encode(), path.encode(), 1))
     return venv
+
+
+def locked_requirements(*names: str) -> list[str]:
+    """`name==version` lines for these packages as uv.lock pins them (any dependency group)."""
+    exported = subprocess.run(
+        [_uv(), "export", "--quiet", "--frozen", "--all-groups", "--no-emit-project", "--no-hashes"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    ).stdout
+    pins = {}
+    for line in exported.splitlines():
+        requirement = line.split(";")[0].strip()
+        name, sep, _ = requirement.partition("==")
+        if sep:
+            pins[name.lower()] = requirement
+    missing = [n for n in names if n not in pins]
+    if missing:
+        raise RuntimeError(f"uv.lock pins no {', '.join(missing)}")
+    return [pins[n] for n in names]
 
 
 def _write_archive(spec: ImageSpec, tag: str, layers: list[Path], target: Path) -> int:
@@ -430,3 +453,26 @@ def image_files(archive: Path) -> set[str]:
             with tarfile.open(fileobj=member, mode="r|") as layer_tar:
                 names.update(m.name for m in layer_tar if not m.isdir())
     return names
+
+
+WEB_APP = REPO_ROOT / "examples" / "app" / "web"
+WEB_VENV = "/opt/web"
+
+
+def web_image(sink: Sink | None = None) -> BuiltImage:
+    """The example app's `web` workload (examples/app/web/server.py) with psycopg as uv.lock pins it."""
+    requirements = locked_requirements("psycopg", "psycopg-binary", "typing-extensions")
+    spec = ImageSpec(
+        name="example-web",
+        packages=PYTHON_PACKAGES,
+        entrypoint=[f"{WEB_VENV}/bin/python", "/app/server.py"],
+        env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"},
+        ports=("8080/tcp",),
+        key_inputs=(*(r.encode() for r in requirements), (WEB_APP / "server.py").read_bytes()),
+    )
+
+    def populate(staging: Path) -> dict[str, Path]:
+        venv = build_venv(staging, requirements, project=False, path=WEB_VENV)
+        return {WEB_VENV.lstrip("/"): venv, "app": WEB_APP}
+
+    return build(spec, populate, sink)

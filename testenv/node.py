@@ -231,6 +231,9 @@ def start(workdir: Path, kubernetes: dict[str, Any], sink: Sink | None = None) -
         import_image(socket, pause.archive)
         operator = image.operator_image(sink)
         import_image(socket, operator.archive)
+        web = image.web_image(sink)  # the example app's workload (examples/app/web)
+        import_image(socket, web.archive)
+        service.info["web_image"] = web.reference
 
         scheduler = ManagedProcess(
             "kube-scheduler",

@@ -120,11 +120,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @dataclass
 class NodeEnvironment:
-    """The control plane with a real node (testenv.node), OpenBao, and the operator image built here."""
+    """The control plane with a real node (testenv.node), OpenBao, PostgreSQL and the images built here."""
 
     cluster: Cluster
     env: testenv.Environment
     image: str  # the operator image reference, imported into the node's containerd
+    web_image: str  # the example app's web workload image, imported too
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +136,9 @@ def node_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeE
     because every server must bind the pod bridge's address for pods to reach it.
     """
     bin_dir = tools.ensure()
-    env_started = testenv.start(tmp_path_factory.mktemp("testenv-node"), ["kubernetes", "openbao"], node=True)
+    env_started = testenv.start(
+        tmp_path_factory.mktemp("testenv-node"), ["kubernetes", "openbao", "postgres"], node=True
+    )
     info = env_started.info("kubernetes")
     kubeconfig = Path(info["kubeconfig"])
     env = dict(
@@ -152,6 +155,8 @@ def node_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeE
         env=env,
     )
     try:
-        yield NodeEnvironment(cluster, env_started, env_started.env["STRONGROOM_IMAGE"])
+        yield NodeEnvironment(
+            cluster, env_started, env_started.env["STRONGROOM_IMAGE"], env_started.info("node")["web_image"]
+        )
     finally:
         env_started.stop()
