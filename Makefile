@@ -55,8 +55,9 @@ testenv-node: install
 test-node: testenv-node
 	STRONGROOM_TESTENV_HOST=$(NODE_HOST) $(VENV)/bin/pytest -m node tests/integration
 
-demo: testenv
-	$(PY) -m testenv.demo
+# The demo runs the example app's pods on a real node (root; testenv.node), hence the node's address.
+demo: testenv-node
+	STRONGROOM_TESTENV_HOST=$(NODE_HOST) $(PY) -m testenv.demo
 
 up: testenv
 	@$(PY) -m testenv up

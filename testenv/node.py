@@ -313,6 +313,10 @@ def clean_up(info: dict[str, Any]) -> None:
                     if not pid_alive(pid):
                         break
                     time.sleep(0.02)
+    # The pods' network namespaces outlive their processes (containerd pins them under /run/netns), and
+    # with them their veths on the bridge and addresses the next run hands out again: two pods with one
+    # IP. Every namespace holding an address of POD_CIDR is a testenv pod (the bridge is testenv's).
+    _delete_pod_netns()
     # Volumes (tmpfs secrets, projected tokens) and container root filesystems, deepest first.
     mounts = [
         line.split()[1]
@@ -325,3 +329,16 @@ def clean_up(info: dict[str, Any]) -> None:
     proxy = KUBERNETES_NODE.binary("kube-proxy")
     if proxy.exists():
         _run([str(proxy), "--cleanup"], check=False)
+
+
+def _delete_pod_netns() -> None:
+    netns_dir = Path("/run/netns")
+    if not netns_dir.is_dir():
+        return
+    prefix = POD_CIDR.rsplit(".", 1)[0] + "."
+    for netns in netns_dir.iterdir():
+        if not netns.name.startswith("cni-"):
+            continue
+        addrs = _run(["ip", "-n", netns.name, "-4", "-o", "addr", "show"], check=False).stdout
+        if f"inet {prefix}" in addrs:
+            _run(["ip", "netns", "delete", netns.name], check=False)

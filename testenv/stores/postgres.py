@@ -247,6 +247,7 @@ def start(workdir: Path) -> Service:
         "dsn": dsn,
         "data_dir": str(data),
         "socket_dir": str(socket_dir),
+        "bin_dir": str(pg_bin),  # psql & co., for the PATH the demo prints
         "version": version_match.group(1) if version_match else "",
     }
     return service

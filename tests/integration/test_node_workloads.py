@@ -26,6 +26,7 @@ import pytest
 from psycopg import sql
 
 from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
+from strongroom.reconcile.workload import SECRETS_CHECKSUM_ANNOTATION
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
 from testenv.paths import REPO_ROOT
 from testenv.process import LOOPBACK, ManagedProcess, free_port, tcp_open
@@ -197,3 +198,26 @@ def test_service_answers_from_the_host_shell(app: App) -> None:
         "LOG_LEVEL",
     }
     assert API_KEY not in json.dumps(body)
+
+
+def test_rotating_the_password_through_the_driver_rolls_the_deployment(app: App) -> None:
+    (old_pod,) = eventually(app.ready_pods, timeout=180, what="web pod Ready")
+    old_password = app.secret("postgres-web-db-outputs")["password"]
+    old_checksum = old_pod["metadata"]["annotations"][SECRETS_CHECKSUM_ANNOTATION]
+    # The platform rotates: a new `passwordRotation` input makes the driver set a new password.
+    app.kubectl(
+        "patch", "resource", "-n", NAMESPACE, "postgres-web-db", "--type=merge",
+        "-p", json.dumps({"spec": {"driverInputs": {"values": {"passwordRotation": "2026-12-05"}}}}),
+    )  # fmt: skip
+    eventually(
+        lambda: app.secret("postgres-web-db-outputs")["password"] != old_password,
+        timeout=90,
+        what="the outputs Secret holds the rotated password",
+    )
+
+    def rolled() -> dict[str, Any] | None:
+        ready = [p for p in app.ready_pods() if p["metadata"]["name"] != old_pod["metadata"]["name"]]
+        return ready[0] if ready and len(app.pods()) == 1 else None
+
+    new_pod = eventually(rolled, timeout=180, what="a new web pod Ready with the new password")
+    assert new_pod["metadata"]["annotations"][SECRETS_CHECKSUM_ANNOTATION] != old_checksum
