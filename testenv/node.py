@@ -301,6 +301,7 @@ def clean_up(info: dict[str, Any]) -> None:
     """
     workdir = Path(info["workdir"])
     socket = info["containerd_socket"]
+    _kill_containers(workdir)
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -342,3 +343,27 @@ def _delete_pod_netns() -> None:
         addrs = _run(["ip", "-n", netns.name, "-4", "-o", "addr", "show"], check=False).stdout
         if f"inet {prefix}" in addrs:
             _run(["ip", "netns", "delete", netns.name], check=False)
+
+
+def _kill_containers(workdir: Path) -> None:
+    """SIGKILL the containers' processes: they outlive their shims. containerd puts each container in
+    the cgroup `k8s.io/<container id>` of every hierarchy; the ids are the task directories of this
+    node's own containerd state, so only this run's containers are touched."""
+    tasks = workdir / "containerd" / "state" / "io.containerd.runtime.v2.task" / CONTAINERD_NAMESPACE
+    if not tasks.is_dir():
+        return
+    cgroup_roots = [p for p in Path("/sys/fs/cgroup").iterdir() if (p / CONTAINERD_NAMESPACE).is_dir()]
+    if Path("/sys/fs/cgroup/cgroup.procs").exists():  # cgroup v2: one hierarchy
+        cgroup_roots.append(Path("/sys/fs/cgroup"))
+    for task in tasks.iterdir():
+        for root in cgroup_roots:
+            group = root / CONTAINERD_NAMESPACE / task.name
+            with contextlib.suppress(OSError):
+                for pid in (group / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), 9)
+    time.sleep(0.2)
+    for task in tasks.iterdir():
+        for root in cgroup_roots:
+            with contextlib.suppress(OSError):
+                (root / CONTAINERD_NAMESPACE / task.name).rmdir()

@@ -27,6 +27,7 @@ from psycopg import sql
 
 from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
 from strongroom.reconcile.workload import SECRETS_CHECKSUM_ANNOTATION
+from testenv import image
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
 from testenv.paths import REPO_ROOT
 from testenv.process import LOOPBACK, ManagedProcess, free_port, tcp_open
@@ -221,3 +222,59 @@ def test_rotating_the_password_through_the_driver_rolls_the_deployment(app: App)
 
     new_pod = eventually(rolled, timeout=180, what="a new web pod Ready with the new password")
     assert new_pod["metadata"]["annotations"][SECRETS_CHECKSUM_ANNOTATION] != old_checksum
+
+
+def test_a_sidecar_from_a_resource_manifest_runs_next_to_the_workload(app: App) -> None:
+    """A Resource's `containers` manifest becomes a second container of the pod, and it runs: the main
+    container reaches it on localhost (one network namespace per pod)."""
+    web = app.node.web_image
+    python = f"{image.WEB_VENV}/bin/python"
+    manifests = (
+        "helper:\n"
+        "  location: containers\n"
+        "  data:\n"
+        "    name: helper\n"
+        f"    image: {web}\n"
+        f"    command: [{python}, -m, http.server, '9090', --directory, /app]\n"
+        "    readinessProbe: {tcpSocket: {port: 9090}}\n"
+    )
+    apply(
+        app.node.cluster,
+        {
+            "apiVersion": "strongroom.dev/v1alpha1",
+            "kind": "Resource",
+            "metadata": {"name": "sidecar-helper", "namespace": NAMESPACE},
+            "spec": {
+                "type": "helper",
+                "id": "modules.sidecar.externals.helper",
+                "driverType": "strongroom/template",
+                "driverInputs": {"values": {"templates": {"manifests": manifests}}},
+            },
+        },
+        {
+            "apiVersion": "strongroom.dev/v1alpha1",
+            "kind": "Workload",
+            "metadata": {"name": "sidecar", "namespace": NAMESPACE},
+            "spec": {
+                "containers": {
+                    "main": {"image": web, "command": [python, "-c", "import time; time.sleep(3600)"]}
+                },
+                "resources": {"helper": {"type": "helper"}},
+            },
+        },
+    )
+
+    def ready_pod() -> dict[str, Any] | None:
+        out = app.kubectl(
+            "get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=sidecar", "-o", "json"
+        )
+        pods = [p for p in json.loads(out.stdout)["items"] if (c := condition(p)) and c["status"] == "True"]
+        return pods[0] if pods else None
+
+    pod = eventually(ready_pod, timeout=180, what="sidecar pod Ready")
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["main", "helper"]
+    fetched = app.kubectl(
+        "exec", "-n", NAMESPACE, pod["metadata"]["name"], "-c", "main", "--", python, "-c",
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9090/server.py').status)",
+    )  # fmt: skip
+    assert fetched.stdout.strip() == "200"
