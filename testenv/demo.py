@@ -6,8 +6,11 @@ namespace from `strongroom render --drivers` for the demo's environments (shop-d
 the README's gitops walkthrough); then `strongroom deploy` applying the app's CRs and printing the status
 table once the operator has provisioned a real database through the reference postgres driver (signed
 JWT), written the outputs to OpenBao and rendered the web Deployment with secrets as `secretKeyRef`s;
-plus a SecretMapping materialising a Secret from OpenBao. The operator then keeps running in the
-foreground; Ctrl-C (or SIGTERM) stops it and everything the demo started.
+plus a SecretMapping materialising a Secret from OpenBao. With STRONGROOM_TESTENV_HOST set to the node
+address (`make demo` does), a real node (testenv.node) runs the web pod from the image built of
+examples/app/web: the demo waits until it is Ready (it logged in to its database with DB_PASSWORD) and
+shows its answer on the Service. The operator then keeps running in the foreground; Ctrl-C (or SIGTERM)
+stops it and everything the demo started.
 """
 
 from __future__ import annotations
