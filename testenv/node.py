@@ -59,17 +59,25 @@ def ensure_packages(sink: Sink | None = None) -> None:
     if sink:
         sink(f"[testenv] apt-get install {' '.join(APT_PACKAGES)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
-    subprocess.run(
+    for argv in (
+        ["apt-get", "update", "-q"],
         ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
+    ):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(argv[:2])} failed (missing: {', '.join(missing)}): {done.stderr[-500:]}"
+            )
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise RuntimeError("a node needs root (containerd, runc, a network bridge, iptables)")
 
 
 def prepare_network() -> None:
     """Create the pod bridge with NODE_HOST before any server binds it (idempotent)."""
+    _require_root()
     if _run(["ip", "link", "show", BRIDGE], check=False).returncode != 0:
         _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
     addrs = _run(["ip", "-4", "-o", "addr", "show", "dev", BRIDGE]).stdout
@@ -208,6 +216,7 @@ def start(workdir: Path, kubernetes: dict[str, Any], sink: Sink | None = None) -
     """Start the node against a running control plane (its `info`); return when the Node is Ready."""
     from testenv import image, tools
 
+    _require_root()
     ensure_packages(sink)
     prepare_network()
     bin_dir = KUBERNETES_NODE.ensure(sink)
