@@ -20,7 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+# The address every testenv server binds and advertises: loopback, unless STRONGROOM_TESTENV_HOST names
+# another address of this machine. `--node` sets it to the host's address on the pod bridge
+# (testenv.node.NODE_HOST), so that pods reach the same URLs the host shell uses. Read once at import.
+LOOPBACK = os.environ.get("STRONGROOM_TESTENV_HOST", "127.0.0.1")
 
 
 class StartupError(RuntimeError):

@@ -121,3 +121,47 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         if env_started is not None:
             env_started.stop()
+
+
+@dataclass
+class NodeEnvironment:
+    """The control plane with a real node (testenv.node), OpenBao, PostgreSQL and the images built here."""
+
+    cluster: Cluster
+    env: testenv.Environment
+    image: str  # the operator image reference, imported into the node's containerd
+    web_image: str  # the example app's web workload image, imported too
+
+
+@pytest.fixture(scope="session")
+def node_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeEnvironment]:
+    """`python -m testenv up --node` for tests marked `node` (run them with `make test-node`).
+
+    Needs root and STRONGROOM_TESTENV_HOST=10.244.0.1 before Python starts (the Makefile sets it),
+    because every server must bind the pod bridge's address for pods to reach it.
+    """
+    bin_dir = tools.ensure()
+    env_started = testenv.start(
+        tmp_path_factory.mktemp("testenv-node"), ["kubernetes", "openbao", "postgres"], node=True
+    )
+    info = env_started.info("kubernetes")
+    kubeconfig = Path(info["kubeconfig"])
+    env = dict(
+        os.environ,
+        KUBECONFIG=str(kubeconfig),
+        PATH=f"{bin_dir}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+    )
+    cluster = Cluster(
+        kubeconfig=kubeconfig,
+        server=info["server"],
+        kubectl=bin_dir / "kubectl",
+        helm=bin_dir / "helm",
+        info=info,
+        env=env,
+    )
+    try:
+        yield NodeEnvironment(
+            cluster, env_started, env_started.env["STRONGROOM_IMAGE"], env_started.info("node")["web_image"]
+        )
+    finally:
+        env_started.stop()
