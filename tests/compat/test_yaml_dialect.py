@@ -43,7 +43,6 @@ KEYS = [
     # Keys equal as YAML values are one key (the last wins). `1` and `'1'` are different YAML keys that
     # collide as strings: Go then keeps either, depending on map order (docs/templates.md).
     "y: a\ntrue: b",
-    "1: a\n1.0: b",
     "? [1, 2]\n: a",
     "? {x: 1}\n: a",
     "a: 1\na: 2",
@@ -175,3 +174,16 @@ def test_the_case_lists_hold_what_they_say(go: GoTemplateOracle) -> None:
     assert go_value("a: 12345678901234567890") == {"a": 12345678901234567000}
     assert go_value("a:\t1") == {"a": 1}
     assert go_value("a: 2024-01-02") == {"a": "2024-01-02"}
+
+
+def test_keys_that_collide_as_text_are_one_key(go: GoTemplateOracle) -> None:
+    # `1` and `1.0` are two keys in YAML but one ("1") in JSON. sigs.k8s.io/yaml converts a Go map, whose
+    # iteration order is random, so which value survives differs from run to run in Go itself (seen in
+    # CI): both sides must read one key holding one of the two values, not the same one.
+    text = "1: a\n1.0: b"
+    expected = go.parse_yaml(text)
+    assert expected.output is not None
+    assert json.loads(expected.output) in ({"1": "a"}, {"1": "b"})
+    ours, error = _ours(text)
+    assert error is None
+    assert ours in ({"1": "a"}, {"1": "b"})
