@@ -3,8 +3,9 @@
 
 The file uses what strongroom used to refuse or drop: the placeholder image `.` (set with `--image`, per
 workload and per container), `$$` escapes, a probe with both httpGet and exec, an upper-case resource
-type, resource annotations, `before`, and a Deployment scaled by someone else (as an HPA does) must keep
-its replicas when the Workload is rendered again.
+type, resource annotations, `before`, a relative file target (score-k8s writes it as the mountPath; the
+API server takes it and the kubelet mounts it below the container's root), and a Deployment scaled by
+someone else (as an HPA does) must keep its replicas when the Workload is rendered again.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ containers:
     before:
       migrate: {{ready: complete}}
       proxy: {{ready: healthy}}
+    files:
+    - target: conf/app.conf
+      content: "price={price}"
   migrate:
     image: .
     command: [/migrate, "--dsn=$$DSN"]
@@ -117,6 +121,9 @@ def test_a_score_k8s_style_file_deploys_on_the_operator(
     # Both handlers given: httpGet, as score-k8s does (the API server stored the probe as rendered).
     assert set(main_container["livenessProbe"]) >= {"httpGet"}
     assert "exec" not in main_container["livenessProbe"]
+    # The relative target is the mountPath, as score-k8s writes it, and the API server stored it.
+    (file_mount,) = main_container["volumeMounts"]
+    assert file_mount["mountPath"] == "conf/app.conf"
     assert main_container["resources"] == {
         "requests": {"cpu": "250m", "memory": "64Mi"},
         "limits": {"cpu": "1", "memory": "128Mi"},

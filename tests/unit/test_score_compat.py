@@ -19,7 +19,7 @@ from strongroom.orchestrator.inputs import ImageOverride, parse_image_option
 from strongroom.orchestrator.problems import InputProblems
 from strongroom.orchestrator.render import Rendered, render
 from strongroom.reconcile.placeholders import Placeholder, Text, parse
-from strongroom.reconcile.workload import check
+from strongroom.reconcile.workload import ResourceOutputs, check, file_key
 from strongroom.reconcile.workload import render as render_workload
 from tests.unit.test_workload_render import DB, container, db_outputs, get, make_patch, make_workload, ok
 
@@ -70,6 +70,27 @@ def test_double_dollar_in_variables_and_files_but_not_in_no_expand_files() -> No
     ]
     data = get(result, "ConfigMap", "api-main-files")["data"]
     assert sorted(data.values()) == ["echo $$HOME ${x}", "echo $HOME db.internal"]
+
+
+def test_relative_targets_are_mounted_where_score_k8s_mounts_them() -> None:
+    # score-k8s writes a relative target as it is (a file's directory for a file); the kubelet mounts
+    # it below the container's root, so `conf/app.conf` is at /conf/app.conf either way.
+    spec = {
+        "containers": {
+            "main": {
+                "image": "app:1",
+                "files": [{"target": "conf/app.conf", "content": "a=1"}],
+                "volumes": [{"target": "data", "source": "${resources.scratch}"}],
+            }
+        },
+        "resources": {"scratch": {"type": "volume"}},
+    }
+    resources = {"scratch": ResourceOutputs(True, values={"source": {"emptyDir": {}}})}
+    result = ok(render_workload(make_workload(spec), [], resources, {}))
+    assert container(result, "main")["volumeMounts"] == [
+        {"name": "files-main", "mountPath": "conf/app.conf", "subPath": file_key("main", "conf/app.conf")},
+        {"name": "vol-scratch", "mountPath": "data"},
+    ]
 
 
 # --- probes, replicas, service ----------------------------------------------------------------------------
@@ -210,6 +231,7 @@ def with_container(**fields: Any) -> dict[str, Any]:
         (with_container(volumes={"/d": {"source": "v", "path": "a/../.."}}), "volumes./d.path", "subPath"),
         (with_container(volumes={"/d": {"source": "v", "readOnly": "yes"}}), "readOnly", "valid boolean"),
         (with_container(files={"/f": {"content": "x", "noExpand": 1}}), "noExpand", "valid boolean"),
+        (with_container(files={"": {"content": "x"}}), "files", "at least 1 character"),
         ({"containers": {"main": {"image": "app:1 "}}}, "containers.main.image", "whitespace (Kubernetes)"),
         (
             {**GOOD, "service": {"ports": {"http": {"port": 80}, "web": {"port": 80, "protocol": "TCP"}}}},
