@@ -93,6 +93,71 @@ def test_relative_targets_are_mounted_where_score_k8s_mounts_them() -> None:
     ]
 
 
+# --- k8s.score.dev/kind: StatefulSet -------------------------------------------------------------------
+
+CLAIM = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+
+
+def stateful(**spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "api", "annotations": {"k8s.score.dev/kind": "StatefulSet"}},
+        "containers": {"main": {"image": "app:1", "volumes": {"/data": {"source": "${resources.data}"}}}},
+        "resources": {"data": {"type": "volume"}},
+        **spec,
+    }
+
+
+def test_statefulset_annotation_renders_a_statefulset_with_its_headless_service() -> None:
+    spec = stateful(service={"ports": {"http": {"port": 80, "targetPort": 8080}}})
+    resources = {"data": ResourceOutputs(True, values={"claimSpec": CLAIM})}
+    result = ok(render_workload(make_workload(spec), [], resources, {}))
+    assert [(obj["kind"], obj["metadata"]["name"]) for obj in result.objects] == [
+        ("Service", "api-headless-svc"),
+        ("StatefulSet", "api"),
+        ("Service", "api"),
+    ]
+    headless = get(result, "Service", "api-headless-svc")["spec"]
+    statefulset = get(result, "StatefulSet", "api")["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"] == statefulset["selector"]["matchLabels"]
+    assert [port["port"] for port in headless["ports"]] == [80]
+    assert statefulset["serviceName"] == "api-headless-svc"
+    # The claimSpec output is a volumeClaimTemplate (one claim per pod), not a pod volume.
+    assert statefulset["volumeClaimTemplates"] == [{"metadata": {"name": "vol-data"}, "spec": CLAIM}]
+    assert "volumes" not in statefulset["template"]["spec"]
+    (main,) = statefulset["template"]["spec"]["containers"]
+    assert main["volumeMounts"] == [{"name": "vol-data", "mountPath": "/data"}]
+
+
+def test_statefulset_without_ports_or_claims() -> None:
+    spec = stateful(containers={"main": {"image": "app:1"}}, resources={})
+    result = ok(render_workload(make_workload(spec), [], {}, {}))
+    assert [obj["kind"] for obj in result.objects] == ["Service", "StatefulSet"]
+    assert get(result, "Service")["spec"] == {
+        "clusterIP": "None",
+        "selector": result.objects[1]["spec"]["selector"]["matchLabels"],
+    }
+    assert "volumeClaimTemplates" not in get(result, "StatefulSet")["spec"]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "claim", "message"),
+    [
+        ({}, CLAIM, "needs a StatefulSet (annotation k8s.score.dev/kind: StatefulSet"),
+        ({"k8s.score.dev/kind": "StatefulSet"}, "x", "claimSpec output must be a non-empty object"),
+        ({"k8s.score.dev/kind": "DaemonSet"}, CLAIM, "must be Deployment or StatefulSet"),
+    ],
+)
+def test_statefulset_problems(annotations: dict[str, str], claim: Any, message: str) -> None:
+    spec = stateful(metadata={"name": "api", "annotations": annotations})
+    result = render_workload(
+        make_workload(spec), [], {"data": ResourceOutputs(True, values={"claimSpec": claim})}, {}
+    )
+    assert result.objects == []
+    assert len(result.problems) == 1, result.problems
+    assert message in result.problems[0]
+
+
 # --- probes, replicas, service ----------------------------------------------------------------------------
 
 

@@ -61,7 +61,13 @@ from strongroom.reconcile.secretmapping import (
     decode_secret_data,
     status_differs,
 )
-from strongroom.reconcile.workload import INSTANCE_LABEL, RenderResult, ResourceOutputs, render
+from strongroom.reconcile.workload import (
+    INSTANCE_LABEL,
+    WORKLOAD_KINDS,
+    RenderResult,
+    ResourceOutputs,
+    render,
+)
 from strongroom.reconcile.workloadpatch import apply_patches, describe_validation_error
 from strongroom.stores.base import SecretValue
 
@@ -518,8 +524,8 @@ class WorkloadController(Controller):
     ) -> tuple[Decision, list[dict[str, Any]] | None, str]:
         """Apply a complete rendering and prune what it no longer contains."""
         namespace, uid = workload.namespace, workload.metadata.uid or ""
-        deployment = next(obj for obj in result.objects if obj["kind"] == "Deployment")
-        selector = {MANAGED_LABEL: "true", INSTANCE_LABEL: deployment["metadata"]["labels"][INSTANCE_LABEL]}
+        pods = next(obj for obj in result.objects if obj["kind"] in WORKLOAD_KINDS)
+        selector = {MANAGED_LABEL: "true", INSTANCE_LABEL: pods["metadata"]["labels"][INSTANCE_LABEL]}
         try:
             live: dict[ObjectId, dict[str, Any]] = {}
             for api_version, kind in RENDERED_KINDS:
