@@ -165,3 +165,67 @@ def test_a_score_k8s_style_file_deploys_on_the_operator(
 
     scaled = eventually(rerendered, timeout=60, what="the Deployment with the new PRICE")
     assert scaled["spec"]["replicas"] == 3
+
+
+STATEFUL_DEFINITIONS = """\
+apiVersion: strongroom.dev/v1alpha1
+kind: ResourceDefinition
+metadata: {name: disk}
+spec:
+  type: volume
+  driverType: strongroom/echo
+  criteria: [{}]
+  driverInputs:
+    values:
+      claimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"""
+
+STATEFUL_SCORE = """\
+apiVersion: score.dev/v1b1
+metadata:
+  name: db
+  annotations: {k8s.score.dev/kind: StatefulSet}
+containers:
+  main:
+    image: ghcr.io/example/db:1
+    volumes:
+    - target: /var/lib/db
+      source: ${resources.data}
+service:
+  ports:
+    sql: {port: 5432}
+resources:
+  data: {type: volume}
+"""
+
+
+def test_the_statefulset_annotation_makes_a_statefulset(
+    cluster: Cluster, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """score-k8s's `k8s.score.dev/kind: StatefulSet`: the API server takes the StatefulSet, its headless
+    Service and the volumeClaimTemplate the claimSpec output became."""
+    app = f"sts{uuid.uuid4().hex[:4]}"
+    namespace = f"{app}-dev"
+    (tmp_path / "db.yaml").write_text(STATEFUL_SCORE)
+    (tmp_path / "definitions.yaml").write_text(STATEFUL_DEFINITIONS)
+    args = ["deploy", "-f", str(tmp_path / "db.yaml"), "-d", str(tmp_path / "definitions.yaml")]
+    args += ["--app", app, "--env", "dev", "--mode", "operator", "--timeout", "2m"]
+    result = CliRunner().invoke(main, args, env=cluster.env)
+    assert result.exit_code == 0, result.output
+
+    statefulset = eventually(
+        lambda: get(cluster, "statefulset", namespace, "db"), timeout=60, what="the StatefulSet"
+    )
+    assert get(cluster, "deployment", namespace, "db") is None
+    spec = statefulset["spec"]
+    assert spec["serviceName"] == "db-headless-svc"
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "vol-data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    (main_container,) = spec["template"]["spec"]["containers"]
+    assert main_container["volumeMounts"] == [{"name": "vol-data", "mountPath": "/var/lib/db"}]
+    headless = get(cluster, "service", namespace, "db-headless-svc")
+    assert headless is not None
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert get(cluster, "service", namespace, "db") is not None
