@@ -229,3 +229,32 @@ def test_the_statefulset_annotation_makes_a_statefulset(
     assert headless["spec"]["clusterIP"] == "None"
     assert headless["spec"]["selector"] == spec["selector"]["matchLabels"]
     assert get(cluster, "service", namespace, "db") is not None
+
+
+def test_direct_mode_applies_and_prunes_the_statefulset(cluster: Cluster, tmp_path: Path) -> None:
+    """Direct mode renders the same StatefulSet, and prunes it (and its headless Service) once the
+    annotation goes and the pods run in a Deployment."""
+    app = f"stsd{uuid.uuid4().hex[:4]}"
+    namespace = f"{app}-dev"
+    (tmp_path / "definitions.yaml").write_text(STATEFUL_DEFINITIONS)
+    args = ["deploy", "-f", str(tmp_path / "db.yaml"), "-d", str(tmp_path / "definitions.yaml")]
+    args += ["--app", app, "--env", "dev", "--mode", "direct", "--store-dir", str(tmp_path / "store")]
+
+    (tmp_path / "db.yaml").write_text(STATEFUL_SCORE)
+    result = CliRunner().invoke(main, args, env=cluster.env)
+    assert result.exit_code == 0, result.output
+    statefulset = get(cluster, "statefulset", namespace, "db")
+    assert statefulset is not None
+    assert statefulset["spec"]["serviceName"] == "db-headless-svc"
+    assert get(cluster, "service", namespace, "db-headless-svc") is not None
+
+    # Without the annotation (and so without the claim, which would need the StatefulSet).
+    (tmp_path / "db.yaml").write_text(
+        "apiVersion: score.dev/v1b1\nmetadata: {name: db}\n"
+        "containers: {main: {image: ghcr.io/example/db:1}}\nservice: {ports: {sql: {port: 5432}}}\n"
+    )
+    result = CliRunner().invoke(main, args, env=cluster.env)
+    assert result.exit_code == 0, result.output
+    assert get(cluster, "deployment", namespace, "db") is not None
+    assert get(cluster, "statefulset", namespace, "db") is None
+    assert get(cluster, "service", namespace, "db-headless-svc") is None
