@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx2
 from lightkube import AsyncClient, KubeConfig, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
@@ -27,7 +28,8 @@ SecretStoreRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "Secre
 
 
 def client_for(kubeconfig: Path) -> AsyncClient:
-    return AsyncClient(KubeConfig.from_file(kubeconfig), field_manager="bench")
+    # lightkube's 10 s default is too short for a deletecollection of 5000 objects on a busy API server.
+    return AsyncClient(KubeConfig.from_file(kubeconfig), field_manager="bench", timeout=httpx2.Timeout(120.0))
 
 
 async def ensure_namespace(client: AsyncClient, name: str) -> None:

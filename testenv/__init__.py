@@ -67,9 +67,25 @@ class Environment:
         return {"workdir": str(self.workdir), "services": [s.to_state() for s in self.services.values()]}
 
 
-def start(workdir: Path, names: Iterable[str] | None = None) -> Environment:
-    """Start the named services (all by default) concurrently; on any failure stop what started."""
+def start(workdir: Path, names: Iterable[str] | None = None, node: bool = False) -> Environment:
+    """Start the named services (all by default) concurrently; on any failure stop what started.
+
+    `node`: also a kubelet and what it needs (testenv.node), after the control plane is up; needs
+    STRONGROOM_TESTENV_HOST=testenv.node.NODE_HOST in the environment before testenv is imported.
+    """
     wanted = list(names) if names is not None else list(SERVICE_MODULES)
+    if node:
+        from testenv import node as node_module
+        from testenv.process import LOOPBACK
+
+        if LOOPBACK != node_module.NODE_HOST:
+            raise RuntimeError(
+                f"a node needs the servers on {node_module.NODE_HOST}: set "
+                f"{node_module.HOST_ENV}={node_module.NODE_HOST} before starting Python"
+            )
+        if "kubernetes" not in wanted:
+            wanted.append("kubernetes")
+        node_module.prepare_network()  # the servers below bind the bridge's address
     starters = {name: starter(name) for name in wanted}
     workdir.mkdir(parents=True, exist_ok=True)
     env = Environment(workdir=workdir)
@@ -81,6 +97,11 @@ def start(workdir: Path, names: Iterable[str] | None = None) -> Environment:
                 env.services[name] = future.result()
             except Exception as exc:
                 errors.append(f"{name}: {exc}")
+    if not errors and node:
+        try:
+            env.services["node"] = node_module.start(workdir / "node", env.info("kubernetes"))
+        except Exception as exc:
+            errors.append(f"node: {exc}")
     if errors:
         env.stop()
         raise RuntimeError("test environment failed to start:\n" + "\n".join(errors))

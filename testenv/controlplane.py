@@ -55,6 +55,11 @@ def _write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, 
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def _loopback() -> bool:
+    """True unless testenv binds another address because a node runs (testenv.node)."""
+    return LOOPBACK.startswith("127.")
+
+
 def start(workdir: Path, sink: Sink | None = None) -> Service:
     """Start etcd, kube-apiserver and kube-controller-manager; return when the apiserver is ready."""
     bin_dir = KUBERNETES.ensure(sink)
@@ -125,10 +130,12 @@ def start(workdir: Path, sink: Sink | None = None) -> Service:
                 f"--service-account-key-file={sa_key}",
                 f"--service-account-signing-key-file={sa_key}",
                 "--api-audiences=https://kubernetes.default.svc.cluster.local",
-                # No pods run here, so nothing needs the `kubernetes` Service endpoints, and 1.37
-                # refuses to publish a loopback address there.
-                "--endpoint-reconciler-type=none",
+                # Without a node nothing needs the `kubernetes` Service endpoints, and 1.37 refuses to
+                # publish a loopback address there; with one (testenv.node) pods reach us through it.
+                f"--endpoint-reconciler-type={'none' if _loopback() else 'lease'}",
                 "--enable-priority-and-fairness=false",
+                # `kubectl logs/exec` reach the node (testenv.node) by its address, not a DNS name.
+                "--kubelet-preferred-address-types=InternalIP",
                 # As on hardened clusters: an owner reference with blockOwnerDeletion needs `update` on
                 # the owner's `finalizers` (the chart grants it; tests/integration/test_zz_rbac_audit.py).
                 "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
@@ -157,7 +164,9 @@ def start(workdir: Path, sink: Sink | None = None) -> Service:
                 f"--kubeconfig={kcm_kubeconfig}",
                 f"--authentication-kubeconfig={kcm_kubeconfig}",
                 f"--authorization-kubeconfig={kcm_kubeconfig}",
-                "--controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token",
+                # With a node (testenv.node) all controllers: Deployments, ReplicaSets, EndpointSlices...
+                "--controllers="
+                + ("garbagecollector,namespace,serviceaccount,serviceaccount-token" if _loopback() else "*"),
                 f"--service-account-private-key-file={sa_key}",
                 f"--root-ca-file={ca.cert_path}",
                 "--use-service-account-credentials=false",

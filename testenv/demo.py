@@ -6,8 +6,11 @@ namespace from `strongroom render --drivers` for the demo's environments (shop-d
 the README's gitops walkthrough); then `strongroom deploy` applying the app's CRs and printing the status
 table once the operator has provisioned a real database through the reference postgres driver (signed
 JWT), written the outputs to OpenBao and rendered the web Deployment with secrets as `secretKeyRef`s;
-plus a SecretMapping materialising a Secret from OpenBao. The operator then keeps running in the
-foreground; Ctrl-C (or SIGTERM) stops it and everything the demo started.
+plus a SecretMapping materialising a Secret from OpenBao. With STRONGROOM_TESTENV_HOST set to the node
+address (`make demo` does), a real node (testenv.node) runs the web pod from the image built of
+examples/app/web: the demo waits until it is Ready (it logged in to its database with DB_PASSWORD) and
+shows its answer on the Service. The operator then keeps running in the foreground; Ctrl-C (or SIGTERM)
+stops it and everything the demo started.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import testenv
 from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
 from testenv import tools
+from testenv.node import NODE_HOST
 from testenv.paths import REPO_ROOT
 from testenv.process import LOOPBACK, ManagedProcess, free_port, tcp_open
 
@@ -72,6 +76,7 @@ ORG_ID = "demo-org"
 EXAMPLE = REPO_ROOT / "examples" / "app"
 DRIVER_SCRIPT = REPO_ROOT / "examples" / "drivers" / "postgres" / "driver.py"
 EXAMPLE_DRIVER_TARGET = "http://postgres-driver.strongroom-system.svc:8080/"
+EXAMPLE_WEB_IMAGE = "ghcr.io/example/web:1.0.0"
 
 
 def _start_driver(workdir: Path, postgres_env: dict[str, str]) -> tuple[ManagedProcess, str, bytes]:
@@ -93,6 +98,8 @@ def _start_driver(workdir: Path, postgres_env: dict[str, str]) -> tuple[ManagedP
             ORG_ID,
             "--audience",
             f"http://{LOOPBACK}:{port}/",
+            "--host",
+            LOOPBACK,
         ],
         workdir / "postgres-driver.log",
         env=postgres_env,
@@ -102,18 +109,43 @@ def _start_driver(workdir: Path, postgres_env: dict[str, str]) -> tuple[ManagedP
     return driver, f"http://{LOOPBACK}:{port}/", private_key_pem(key)
 
 
-def _definitions(workdir: Path, driver_target: str) -> Path:
-    """The example's resource definitions, with the Driver pointed at the driver running here."""
+def _definitions(workdir: Path, driver_target: str, web_image: str | None) -> Path:
+    """The example's resource definitions, with the Driver pointed at the driver running here, and its
+    Score file next to them (`web.yaml`), with the web image built here when a node runs it."""
     definitions = workdir / "definitions"
     shutil.copytree(EXAMPLE / "definitions", definitions)
     text = (definitions / "postgres.yaml").read_text()
     (definitions / "postgres.yaml").write_text(text.replace(EXAMPLE_DRIVER_TARGET, driver_target))
+    score = (EXAMPLE / "score" / "web.yaml").read_text()
+    if web_image:
+        score = score.replace(EXAMPLE_WEB_IMAGE, web_image)
+    (workdir / "web.yaml").write_text(score)
     return definitions
+
+
+def _show_running_app(shell_env: dict[str, str]) -> str:
+    """Wait for the web pod (Ready only once it logged in to its database); its answer on the Service."""
+    namespace = f"{APP}-dev"
+    _kubectl(shell_env, "-n", namespace, "rollout", "status", "deployment/web", "--timeout=180s")
+    kubectl = str(tools.tool("kubectl"))
+    pods = subprocess.run(
+        [kubectl, "-n", namespace, "get", "pods", "-o", "wide"], env=shell_env, capture_output=True, text=True
+    ).stdout
+    ip = subprocess.run(
+        [kubectl, "-n", namespace, "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"],
+        env=shell_env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    with urllib.request.urlopen(f"http://{ip}/", timeout=10) as resp:
+        answer = resp.read().decode()
+    _say(
+        f"\n[demo] the web pod runs on the node:\n{pods}\n[demo] curl http://{ip}/  (its Service)\n{answer}\n"
+    )
+    return ip
 
 
 def _example_args(definitions: Path, env: str) -> list[str]:
     return [
-        "-f", str(EXAMPLE / "score" / "web.yaml"), "-d", str(definitions),
+        "-f", str(definitions.parent / "web.yaml"), "-d", str(definitions),
         "--values", str(EXAMPLE / "values.yaml"), "--app", APP, "--env", env,
     ]  # fmt: skip
 
@@ -226,10 +258,14 @@ def _set_up(shell_env: dict[str, str], bao: dict[str, Any], driver_key: bytes) -
 
 def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="strongroom-demo-"))
+    # With STRONGROOM_TESTENV_HOST (the Makefile sets it) a real node runs the app's pods.
+    node = LOOPBACK == NODE_HOST
     _say(
-        "[demo] starting kube-apiserver, etcd, kube-controller-manager, OpenBao, PostgreSQL on 127.0.0.1 ..."
+        "[demo] starting kube-apiserver, etcd, kube-controller-manager, OpenBao, PostgreSQL"
+        + (", and a node (containerd, kubelet)" if node else "")
+        + f" on {LOOPBACK} ..."
     )
-    env = testenv.start(workdir, ["kubernetes", "openbao", "postgres"])
+    env = testenv.start(workdir, ["kubernetes", "openbao", "postgres"], node=node)
     driver: ManagedProcess | None = None
     operator: subprocess.Popen[bytes] | None = None
     try:
@@ -251,7 +287,7 @@ def main() -> int:
             ],
             env=shell_env,
         )
-        definitions = _definitions(workdir, driver_target)
+        definitions = _definitions(workdir, driver_target, env.info("node")["web_image"] if node else None)
         _say(
             f"[demo] installing the example's postgres Driver in {OPERATOR_NAMESPACE} for "
             + ", ".join(f"{APP}-{env}" for env in APP_ENVS)
@@ -268,9 +304,15 @@ def main() -> int:
             _say(
                 f"[demo] the deploy failed; the operator keeps running, logs of every server are in {workdir}"
             )
+        elif node:
+            web_ip = _show_running_app(shell_env)
+        # kubectl and helm, bao (.venv), psql (PostgreSQL's bin directory).
+        tool_path = ":".join(
+            [str(tools.bin_dir()), str(REPO_ROOT / ".venv" / "bin"), env.info("postgres")["bin_dir"]]
+        )
         exports = (
             env.export_lines()
-            + f'export PATH={tools.bin_dir()}:"$PATH"\n'
+            + f'export PATH={tool_path}:"$PATH"\n'
             # The example's definitions with the Driver pointed at the local driver (README: gitops).
             + f"export DEMO_DEFINITIONS={definitions}\n"
         )
@@ -282,11 +324,17 @@ def main() -> int:
             "kubectl -n shop-dev get resources,workloads,deployments,secrets\n"
             "kubectl -n shop-dev get deployment web -o yaml | grep -B2 -A3 secretKeyRef\n"
             "psql -c '\\l'     # the database the reference postgres driver created\n"
-            "# a SecretMapping in namespace demo; rotate its source and watch the Secret follow (30 s):\n"
+            + (
+                f"kubectl -n shop-dev get pods   # the web pod: Ready only while DB_PASSWORD logs in\n"
+                f"curl http://{web_ip}/          # the web Service, from this shell\n"
+                if node and deployed.returncode == 0
+                else ""
+            )
+            + "# a SecretMapping in namespace demo; rotate its source and watch the Secret follow (30 s):\n"
             "kubectl get secretstores,secretmappings -A\n"
             f"kubectl -n {OPERATOR_NAMESPACE} get driver postgres -o yaml   # the platform's Driver\n"
             "bao kv put -mount=secret demo/db username=demo password=rotated\n"
-            f"# bao is {REPO_ROOT / '.venv' / 'bin' / 'bao'}; logs of every server are in {workdir}\n"
+            f"# logs of every server are in {workdir}\n"
             "\n[demo] the operator runs in the foreground (Ctrl-C stops it and all the demo started) ...\n"
         )
 

@@ -141,6 +141,18 @@ def _run_with_progress(argv: list[str], cwd: Path, env: dict[str, str], label: s
 K8S_VERSION = "v1.37.2"
 _K8S_VERSION_PKG = "k8s.io/component-base/version"
 
+# Stamp the release into the binaries, as the upstream release build does, so discovery and
+# `kubectl version` report v1.37.2 instead of v0.0.0-master.
+_K8S_LDFLAGS = " ".join(
+    [
+        "-s -w",
+        f"-X {_K8S_VERSION_PKG}.gitVersion={K8S_VERSION}",
+        f"-X {_K8S_VERSION_PKG}.gitMajor=1",
+        f"-X {_K8S_VERSION_PKG}.gitMinor=37",
+        f"-X {_K8S_VERSION_PKG}.gitTreeState=clean",
+    ]
+)
+
 KUBERNETES = GoBuild(
     module_dir="kubernetes",
     label=f"kubernetes-{K8S_VERSION}",
@@ -149,15 +161,19 @@ KUBERNETES = GoBuild(
         GoProgram("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"),
         GoProgram("k8s.io/kubernetes/cmd/kube-controller-manager", "kube-controller-manager"),
     ),
-    # Stamp the release into the binaries, as the upstream release build does, so discovery and
-    # `kubectl version` report v1.37.2 instead of v0.0.0-master.
-    ldflags=" ".join(
-        [
-            "-s -w",
-            f"-X {_K8S_VERSION_PKG}.gitVersion={K8S_VERSION}",
-            f"-X {_K8S_VERSION_PKG}.gitMajor=1",
-            f"-X {_K8S_VERSION_PKG}.gitMinor=37",
-            f"-X {_K8S_VERSION_PKG}.gitTreeState=clean",
-        ]
+    ldflags=_K8S_LDFLAGS,
+)
+
+# The node (`testenv up --node`): same Kubernetes release, its own module directory so that adding it
+# left the control plane's cache key (and every cached apiserver build) unchanged, and the fast
+# default path never builds a kubelet.
+KUBERNETES_NODE = GoBuild(
+    module_dir="kubernetes-node",
+    label=f"kubernetes-node-{K8S_VERSION}",
+    programs=(
+        GoProgram("k8s.io/kubernetes/cmd/kubelet", "kubelet"),
+        GoProgram("k8s.io/kubernetes/cmd/kube-scheduler", "kube-scheduler"),
+        GoProgram("k8s.io/kubernetes/cmd/kube-proxy", "kube-proxy"),
     ),
+    ldflags=_K8S_LDFLAGS,
 )

@@ -20,7 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+# The address every testenv server binds and advertises: loopback, unless STRONGROOM_TESTENV_HOST names
+# another address of this machine. `--node` sets it to the host's address on the pod bridge
+# (testenv.node.NODE_HOST), so that pods reach the same URLs the host shell uses. Read once at import.
+LOOPBACK = os.environ.get("STRONGROOM_TESTENV_HOST", "127.0.0.1")
 
 
 class StartupError(RuntimeError):
@@ -71,6 +74,8 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
+            if sig == signal.SIGTERM:
+                os.killpg(pid, signal.SIGCONT)  # a paused (SIGSTOPped) server only sees SIGTERM once resumed
         deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 5.0)
         while time.monotonic() < deadline:
             if not pid_alive(pid):
@@ -88,6 +93,8 @@ class ManagedProcess:
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     pid: int = 0
+    # The probe of the last successful `wait_ready`: `restart` waits on it again.
+    ready_probe: Callable[[], bool] | None = field(default=None, repr=False)
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> ManagedProcess:
@@ -129,6 +136,7 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if probe():
+                self.ready_probe = probe
                 return
             if not self.alive():
                 raise StartupError(f"{self.name} exited during start-up; last log lines:\n{self.log_tail()}")
@@ -142,3 +150,22 @@ class ManagedProcess:
         if self._popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(timeout=1)
+
+    def restart(self, timeout: float = 90.0) -> None:
+        """Start again after `stop()`: same argv, so the same ports and data directory; the log is appended
+        to. Waits on the probe the first start was ready by (fault tests: a server down, then back)."""
+        probe = self.ready_probe
+        if probe is None:
+            raise RuntimeError(f"{self.name} was never ready; nothing to restart")
+        if self.alive():
+            raise RuntimeError(f"{self.name} is still running; stop it first")
+        self.start()
+        self.wait_ready(probe, timeout=timeout)
+
+    def pause(self) -> None:
+        """SIGSTOP the process group: the port stays bound and the kernel still accepts connections, but
+        nothing answers (a server that hangs, or a network that drops every reply)."""
+        os.killpg(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.pid, signal.SIGCONT)

@@ -28,6 +28,25 @@ class Cluster:
     info: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> Cluster:
+        """The cluster a testenv `kubernetes` service describes (its `info`), with kubectl and helm."""
+        bin_dir = tools.ensure()
+        kubeconfig = Path(info["kubeconfig"])
+        env = dict(
+            os.environ,
+            KUBECONFIG=str(kubeconfig),
+            PATH=f"{bin_dir}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+        )
+        return cls(
+            kubeconfig=kubeconfig,
+            server=info["server"],
+            kubectl=bin_dir / "kubectl",
+            helm=bin_dir / "helm",
+            info=info,
+            env=env,
+        )
+
     def run(
         self, *argv: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
@@ -90,7 +109,6 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testenv.Environ
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    bin_dir = tools.ensure()
     reused = _reused_environment()
     env_started: testenv.Environment | None = None
     if reused is not None:
@@ -98,21 +116,52 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     else:
         env_started = testenv.start(tmp_path_factory.mktemp("testenv"), ["kubernetes"])
         info = env_started.info("kubernetes")
+    try:
+        yield Cluster.from_info(info)
+    finally:
+        if env_started is not None:
+            env_started.stop()
+
+
+@dataclass
+class NodeEnvironment:
+    """The control plane with a real node (testenv.node), OpenBao, PostgreSQL and the images built here."""
+
+    cluster: Cluster
+    env: testenv.Environment
+    image: str  # the operator image reference, imported into the node's containerd
+    web_image: str  # the example app's web workload image, imported too
+
+
+@pytest.fixture(scope="session")
+def node_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeEnvironment]:
+    """`python -m testenv up --node` for tests marked `node` (run them with `make test-node`).
+
+    Needs root and STRONGROOM_TESTENV_HOST=10.244.0.1 before Python starts (the Makefile sets it),
+    because every server must bind the pod bridge's address for pods to reach it.
+    """
+    bin_dir = tools.ensure()
+    env_started = testenv.start(
+        tmp_path_factory.mktemp("testenv-node"), ["kubernetes", "openbao", "postgres"], node=True
+    )
+    info = env_started.info("kubernetes")
     kubeconfig = Path(info["kubeconfig"])
     env = dict(
         os.environ,
         KUBECONFIG=str(kubeconfig),
         PATH=f"{bin_dir}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
     )
+    cluster = Cluster(
+        kubeconfig=kubeconfig,
+        server=info["server"],
+        kubectl=bin_dir / "kubectl",
+        helm=bin_dir / "helm",
+        info=info,
+        env=env,
+    )
     try:
-        yield Cluster(
-            kubeconfig=kubeconfig,
-            server=info["server"],
-            kubectl=bin_dir / "kubectl",
-            helm=bin_dir / "helm",
-            info=info,
-            env=env,
+        yield NodeEnvironment(
+            cluster, env_started, env_started.env["STRONGROOM_IMAGE"], env_started.info("node")["web_image"]
         )
     finally:
-        if env_started is not None:
-            env_started.stop()
+        env_started.stop()

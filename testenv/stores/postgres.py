@@ -177,6 +177,11 @@ def start(workdir: Path) -> Service:
             )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed (exit {result.returncode}):\n{initdb_log.read_text()[-3000:]}")
+        if not LOOPBACK.startswith("127."):
+            # With a node (testenv.node) pods log in too, from the bridge's subnet: password auth as on
+            # loopback. `samenet`: the subnets of this machine's own addresses, the pod bridge included.
+            with (data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all samenet scram-sha-256\n")
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         if link is not None:
@@ -242,6 +247,7 @@ def start(workdir: Path) -> Service:
         "dsn": dsn,
         "data_dir": str(data),
         "socket_dir": str(socket_dir),
+        "bin_dir": str(pg_bin),  # psql & co., for the PATH the demo prints
         "version": version_match.group(1) if version_match else "",
     }
     return service

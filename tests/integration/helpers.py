@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import hvac
+import uvicorn
 from hvac.exceptions import InvalidPath
 
+from strongroom.drivers.sdk import DriverApp
 from strongroom.reconcile.resource import PENDING_ANNOTATION
+from testenv.process import LOOPBACK, free_port
 from tests.conftest import Cluster
 
 T = TypeVar("T")
@@ -108,3 +112,96 @@ def settled_resource(cluster: Cluster, namespace: str, name: str) -> dict[str, A
     if PENDING_ANNOTATION in (obj["metadata"].get("annotations") or {}):
         return None
     return obj
+
+
+class Served:
+    """A driver app served by uvicorn on 127.0.0.1 in a thread of its own (own event loop)."""
+
+    def __init__(self, build: Callable[[str], DriverApp], port: int | None = None) -> None:
+        """`build(target)`: the app, whose audience is the URL it is served at."""
+        self.port = port or free_port()
+        app = build(self.target)
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=LOOPBACK, port=self.port, lifespan="off", log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name=f"driver-{self.port}")
+
+    @property
+    def target(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/"
+
+    def start(self) -> Served:
+        self.thread.start()
+        eventually(lambda: self.server.started, timeout=10, what="driver server started")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+# --- manifests ---------------------------------------------------------------------------------------------
+
+
+def vault_store(name: str, namespace: str, addr: str, token_secret: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretStore",
+        "metadata": {"name": name, "namespace": namespace, **extra.pop("metadata", {})},
+        "spec": {
+            "vault": {
+                "url": addr,
+                "path": "secret",
+                "auth": {"tokenSecretRef": {"name": token_secret, "key": "token"}},
+            },
+            **extra,
+        },
+    }
+
+
+def mapping(
+    name: str, namespace: str, secret_name: str, entries: list[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretMapping",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"secretName": secret_name, "secretData": entries, **spec},
+    }
+
+
+def entry(
+    key: str, store: str, ref: str, version: str | None = None, prop: str | None = None
+) -> dict[str, Any]:
+    remote: dict[str, Any] = {"key": ref}
+    if version:
+        remote["version"] = version
+    if prop:
+        remote["property"] = prop
+    return {"secretKey": key, "secretStoreName": store, "remoteRef": remote}
+
+
+def resource(name: str, namespace: str, driver_type: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "Resource",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "type": spec.pop("type", "postgres"),
+            "id": spec.pop("id", f"shared.{name}"),
+            "driverType": driver_type,
+            **spec,
+        },
+    }
+
+
+def driver(name: str, namespace: str, target: str, **spec: Any) -> dict[str, Any]:
+    """A Driver signing with the namespace's own `strongroom-driver-key` unless `spec` names another key."""
+    if spec.get("sign", True):
+        spec.setdefault("privateKeySecretRef", {"name": "strongroom-driver-key"})
+    return {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "Driver",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"target": target, **spec},
+    }

@@ -218,6 +218,27 @@ async def test_put_without_the_cookie_rotates_to_a_working_password(
     await driver.delete(_request(guresid))
 
 
+async def test_a_new_password_rotation_input_sets_a_new_password(
+    postgres: Service, postgres_driver: str, signer: SigningKey, remote: Remote
+) -> None:
+    driver = remote(postgres_driver, signing_key=signer, timings=FAST)
+    guresid = "it-rotation-input-0004"
+    name = pg_example.object_name(guresid)
+    first = await driver.apply(_request(guresid))
+    old = reveal_tree(first.secrets)["password"]
+    rotate = {"size": "small", "passwordRotation": "2026-12-05"}
+    rotated = await driver.apply(_request(guresid, cookie=first.cookie, values=rotate))
+    new = reveal_tree(rotated.secrets)["password"]
+    assert new != old
+    assert await _login(postgres, name, name, new) == name
+    with pytest.raises(psycopg.OperationalError):
+        await _login(postgres, name, name, old)
+    # The same rotation input again, with the cookie kept: the password stays.
+    again = await driver.apply(_request(guresid, cookie=rotated.cookie, values=rotate))
+    assert reveal_tree(again.secrets)["password"] == new
+    await driver.delete(_request(guresid, cookie=again.cookie))
+
+
 async def test_wrong_key_is_refused_and_not_retried(postgres_driver: str, remote: Remote) -> None:
     stranger = SigningKey(generate_private_key(2048), "org-it")
     driver = remote(postgres_driver, signing_key=stranger, timings=FAST)

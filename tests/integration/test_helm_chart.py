@@ -282,19 +282,18 @@ def test_cluster_wide_rbac(cluster: Cluster) -> None:
     role = _one(docs, "ClusterRole", "strongroom-manager")
     plurals = _crd_plurals()
     resources = _strongroom_resources(role["rules"])
-    # Every served kind; the status of those that have one; the finalizers of the kinds that own objects
+    # Every served kind; the status of every kind (Drivers' too); the finalizers of the kinds that own objects
     # the operator writes (blockOwnerDeletion). Nothing the CRDs do not define. Exact verbs: every one is
     # used (tests/integration/test_zz_rbac_audit.py proves it against the audit log).
     owners = {"secretmappings", "resources", "workloads"}
-    assert resources == (
-        plurals | {f"{p}/status" for p in plurals - {"drivers"}} | {f"{p}/finalizers" for p in owners}
-    )
+    assert resources == (plurals | {f"{p}/status" for p in plurals} | {f"{p}/finalizers" for p in owners})
     by_resource: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         for g in rule["apiGroups"]:
             for r in rule["resources"]:
                 by_resource.setdefault((g, r), set()).update(rule["verbs"])
-    assert by_resource[("strongroom.dev", "secretstores")] == {"list", "watch"}
+    # get: a cached object a re-list after a watch gap did not return is looked up (operator/relist.py).
+    assert by_resource[("strongroom.dev", "secretstores")] == {"get", "list", "watch"}
     assert by_resource[("strongroom.dev", "resources")] == {"get", "list", "watch", "patch"}
     assert by_resource[("strongroom.dev", "workloadpatches")] == {
         "get",
@@ -306,10 +305,13 @@ def test_cluster_wide_rbac(cluster: Cluster) -> None:
     }
     assert by_resource[("strongroom.dev", "secretstores/status")] == {"patch"}
     assert by_resource[("strongroom.dev", "resources/finalizers")] == {"update"}
-    assert by_resource[("", "secrets")] == {"get", "list", "create", "patch", "delete"}
-    # Not granted: events (never posted), service accounts' tokens cluster-wide, namespaces (cluster-wide
-    # mode does not watch them), token reviews.
-    for absent in ("events", "serviceaccounts/token", "namespaces"):
+    # Secrets are watched only label-selected (what the operator wrote), for drift repair.
+    assert by_resource[("", "secrets")] == {"get", "list", "watch", "create", "patch", "delete"}
+    # Events: posted and, when repeated, counted; never read.
+    assert by_resource[("", "events")] == {"create", "patch"}
+    # Not granted: service accounts' tokens cluster-wide, namespaces (cluster-wide mode does not watch
+    # them), token reviews.
+    for absent in ("serviceaccounts/token", "namespaces"):
         assert ("", absent) not in by_resource
     assert ("authentication.k8s.io", "tokenreviews") not in by_resource
     assert not [rule for rule in role["rules"] if "*" in rule["verbs"] or "*" in rule["resources"]]

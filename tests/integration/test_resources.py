@@ -24,7 +24,6 @@ from typing import Any
 import hvac
 import psycopg
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import testenv
@@ -45,13 +44,16 @@ from testenv.process import LOOPBACK, ManagedProcess, free_port, tcp_open
 from testenv.service import Service
 from tests.conftest import Cluster
 from tests.integration.helpers import (
+    Served,
     apply,
     bao_value,
     condition,
+    driver,
     ensure_namespace,
     eventually,
     get,
     k8s_secret,
+    resource,
     secret_data,
     seed,
     settled_resource,
@@ -81,32 +83,6 @@ pg_example = _load_driver_module()
 
 
 # --- SDK drivers served over HTTP from a thread (the tests themselves are synchronous) ----------------------
-
-
-class Served:
-    """A driver app served by uvicorn on 127.0.0.1 in a thread of its own (own event loop)."""
-
-    def __init__(self, build: Callable[[str], DriverApp], port: int | None = None) -> None:
-        """`build(target)`: the app, whose audience is the URL it is served at."""
-        self.port = port or free_port()
-        app = build(self.target)
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host=LOOPBACK, port=self.port, lifespan="off", log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True, name=f"driver-{self.port}")
-
-    @property
-    def target(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/"
-
-    def start(self) -> Served:
-        self.thread.start()
-        eventually(lambda: self.server.started, timeout=10, what="driver server started")
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @dataclass
@@ -298,32 +274,6 @@ def env(
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
-
-
-def resource(name: str, namespace: str, driver_type: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "strongroom.dev/v1alpha1",
-        "kind": "Resource",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "type": spec.pop("type", "postgres"),
-            "id": spec.pop("id", f"shared.{name}"),
-            "driverType": driver_type,
-            **spec,
-        },
-    }
-
-
-def driver(name: str, namespace: str, target: str, **spec: Any) -> dict[str, Any]:
-    """A Driver signing with the namespace's own `strongroom-driver-key` unless `spec` names another key."""
-    if spec.get("sign", True):
-        spec.setdefault("privateKeySecretRef", {"name": "strongroom-driver-key"})
-    return {
-        "apiVersion": "strongroom.dev/v1alpha1",
-        "kind": "Driver",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"target": target, **spec},
-    }
 
 
 def ready(env: Env, name: str) -> dict[str, Any] | None:

@@ -30,10 +30,13 @@ from tests.integration.helpers import (
     apply,
     condition,
     ensure_namespace,
+    entry,
     eventually,
     get,
     k8s_secret,
+    mapping,
     secret_data,
+    vault_store,
 )
 
 pytestmark = pytest.mark.integration
@@ -53,44 +56,6 @@ class Env:
     def bao(self) -> hvac.Client:
         info = self.stores.info("openbao")
         return hvac.Client(url=info["addr"], token=info["root_token"])
-
-
-def vault_store(name: str, namespace: str, addr: str, token_secret: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "strongroom.dev/v1alpha1",
-        "kind": "SecretStore",
-        "metadata": {"name": name, "namespace": namespace, **extra.pop("metadata", {})},
-        "spec": {
-            "vault": {
-                "url": addr,
-                "path": "secret",
-                "auth": {"tokenSecretRef": {"name": token_secret, "key": "token"}},
-            },
-            **extra,
-        },
-    }
-
-
-def mapping(
-    name: str, namespace: str, secret_name: str, entries: list[dict[str, Any]], **spec: Any
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "strongroom.dev/v1alpha1",
-        "kind": "SecretMapping",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"secretName": secret_name, "secretData": entries, **spec},
-    }
-
-
-def entry(
-    key: str, store: str, ref: str, version: str | None = None, prop: str | None = None
-) -> dict[str, Any]:
-    remote: dict[str, Any] = {"key": ref}
-    if version:
-        remote["version"] = version
-    if prop:
-        remote["property"] = prop
-    return {"secretKey": key, "secretStoreName": store, "remoteRef": remote}
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from strongroom.reconcile.resource import PENDING_ANNOTATION
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
 from tests.conftest import Cluster
 from tests.integration.helpers import (
+    Served,
     apply,
     bao_value,
     condition,
@@ -41,7 +42,6 @@ from tests.integration.helpers import (
     settled_resource,
 )
 from tests.integration.tenancy import Tenant, make_tenant
-from tests.integration.test_resources import Served
 
 pytestmark = pytest.mark.integration
 

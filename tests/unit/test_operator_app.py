@@ -20,6 +20,9 @@ def test_settings() -> None:
     assert settings.watching.server_timeout == 600
     assert settings.watching.client_timeout is not None
     assert settings.watching.client_timeout > settings.watching.server_timeout
+    # A watch broken by an API server outage is retried at least every 5 s: it resumes soon after.
+    assert isinstance(settings.networking.error_backoffs, tuple)
+    assert max(settings.networking.error_backoffs) <= 5
     # No Kubernetes Events at all (the chart grants no `events` verbs); log lines never become Events.
     assert settings.posting.enabled is False
     assert settings.posting.level == logging.WARNING

@@ -77,18 +77,24 @@ tests/integration/test_zz_rbac_audit.py compares them with the API server's audi
 - apiGroups: ["strongroom.dev"]
   resources: ["secretstores", "secretmappings", "drivers", "resources", "workloads", "workloadpatches"]
   verbs: ["list", "watch"]
-# Read on demand: a Workload's Resources and patches, the WorkloadPatch a Resource owns.
+# Read on demand: a Workload's Resources and patches, the WorkloadPatch a Resource owns; after a watch
+# gap, each cached object a re-list did not return (is it gone?).
 - apiGroups: ["strongroom.dev"]
-  resources: ["resources", "workloads", "workloadpatches"]
+  resources: ["secretstores", "secretmappings", "resources", "workloads", "workloadpatches"]
   verbs: ["get"]
 # The operator's own finalizer on Resources (a metadata patch).
 - apiGroups: ["strongroom.dev"]
   resources: ["resources"]
   verbs: ["patch"]
-# Conditions, observedGeneration, outputs (Drivers have no status).
+# Conditions, observedGeneration, outputs; a Driver's Ready (key loaded, target reachable).
 - apiGroups: ["strongroom.dev"]
-  resources: ["secretstores/status", "secretmappings/status", "resources/status", "workloads/status", "workloadpatches/status"]
+  resources: ["secretstores/status", "secretmappings/status", "resources/status", "workloads/status", "workloadpatches/status", "drivers/status"]
   verbs: ["patch"]
+# Events about strongroom objects (synced, rotated, provisioned, failed): create, and patch to count a
+# repeated one (operator/events.py). core/v1, which `kubectl describe` and `kubectl get events` show.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
 # Owner references with blockOwnerDeletion to the kinds that own what the operator writes (Secrets,
 # rendered objects, WorkloadPatches); OwnerReferencesPermissionEnforcement checks this.
 - apiGroups: ["strongroom.dev"]
@@ -101,19 +107,20 @@ tests/integration/test_zz_rbac_audit.py compares them with the API server's audi
   verbs: ["create", "patch", "delete"]
 # Secrets written for SecretMappings and Resource outputs (server-side apply: create + patch); read for
 # store credentials, driver keys and, for the kubernetes backend, as the store itself; listed by label
-# to prune a Workload's rendered Secrets. Nothing watches them.
+# to prune a Workload's rendered Secrets. list + watch with the label selector strongroom.dev/managed=true
+# (only what the operator wrote) repair what is edited or deleted by hand (operator/owned.py).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # What rendered Workloads (and driver manifests) consist of: server-side apply (create + patch), a
-# label-selected list to find what to prune, get to refuse objects someone else owns, delete to prune.
-# Nothing watches or updates them.
+# label-selected list to find what to prune, get to refuse objects someone else owns, delete to prune,
+# and a label-selected watch for drift repair, like Secrets. Nothing updates them.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
 
 {{/* Cluster-scoped reads kopf needs in either mode. */}}

@@ -16,6 +16,9 @@ with `--org-id`, for this organisation. A token harvested by another driver, or 
 - The password is generated on the first PUT and handed back as the driver cookie; the operator keeps the
   cookie in its default secret store and sends it with every later call, so the password stays the same
   across PUTs. A PUT without a cookie (lost, or reset by a delete) sets a new password: still consistent.
+- Rotation: a PUT whose driver input `passwordRotation` differs from the one in the cookie sets a new
+  password (the role's, at once) and returns it; the operator stores the new version and the workloads
+  using it roll (docs/workloads.md). Change the input, e.g. to today's date, to rotate.
 - GET reports the database if it exists (the password only when the cookie is there).
 - DELETE drops the database (closing its connections) and the role; deleting again is fine.
 
@@ -63,14 +66,22 @@ def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def _password_from(cookie: bytes | None) -> str | None:
+def _cookie_state(cookie: bytes | None) -> dict[str, Any]:
     if not cookie:
-        return None
+        return {}
     try:
         state = json.loads(cookie)
     except ValueError:
-        return None  # not ours: start over with a new password
-    password = state.get("password") if isinstance(state, dict) else None
+        return {}  # not ours: start over with a new password
+    return state if isinstance(state, dict) else {}
+
+
+def _password_from(cookie: bytes | None, rotation: str = "") -> str | None:
+    """The password kept in the cookie, unless the inputs ask for another rotation than it was made for."""
+    state = _cookie_state(cookie)
+    if str(state.get("rotation", "")) != rotation:
+        return None
+    password = state.get("password")
     return password if isinstance(password, str) and password else None
 
 
@@ -106,7 +117,9 @@ async def put(request: PutRequest) -> DriverResponse:
     if request.type != RESOURCE_TYPE:
         raise DriverFailure(f"this driver provisions type {RESOURCE_TYPE!r}, not {request.type!r}")
     name = object_name(request.guresid)
-    password = _password_from(request.cookie) or secrets.token_urlsafe(24)
+    # `passwordRotation` (any text, e.g. a date): changing it makes this PUT set a new password.
+    rotation = str(request.values.get("passwordRotation", ""))
+    password = _password_from(request.cookie, rotation) or secrets.token_urlsafe(24)
     async with _admin() as conn, _locked(conn, name):
         # The server only ever sees the SCRAM verifier, never the password (statement logs stay clean).
         verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256").decode()
@@ -128,7 +141,7 @@ async def put(request: PutRequest) -> DriverResponse:
     return DriverResponse(
         values={**location, "name": name},
         secrets={"username": name, "password": password},
-        cookie=json.dumps({"password": password}),
+        cookie=json.dumps({"password": password, "rotation": rotation}),
     )
 
 
@@ -138,7 +151,7 @@ async def get(request: ResourceRequest) -> DriverResponse | None:
         if not await _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", name):
             return None
         location = _location(conn)
-    password = _password_from(request.cookie)
+    password = _password_from(request.cookie, str(_cookie_state(request.cookie).get("rotation", "")))
     found = {"username": name} | ({"password": password} if password else {})
     return DriverResponse(type=RESOURCE_TYPE, values={**location, "name": name}, secrets=found)
 

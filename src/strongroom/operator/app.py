@@ -64,6 +64,10 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     # A little above the server's timeout, so the server ends the watch, not the client.
     settings.watching.client_timeout = WATCH_SERVER_TIMEOUT + 30
     settings.watching.connect_timeout = 30
+    # kopf retries a failed request (a watch too) after 1, 1, 2, 3, 5, 8, 13, 21 s; a watch broken by an API
+    # server outage then resumed up to 21 s after the server was back (tests/integration/test_faults.py).
+    # The same number of tries, none more than 5 s apart: watches resume within 5 s of its return.
+    settings.networking.error_backoffs = (1, 1, 2, 3, 5, 5, 5, 5)
     # kopf's per-object workers only hand events to our controllers, whose own workers (as many as
     # --worker-limit) do the real work. Capping kopf's workers would stall event delivery: each one
     # lingers for idle_timeout after its last event, so a burst of new objects waited in batches of
@@ -77,9 +81,9 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration", v1=False
     )
-    # No Kubernetes Events: conditions on the object say what happened and why, the chart grants no
-    # `events` verbs (least privilege, proven by tests/integration/test_zz_rbac_audit.py), and kopf's
-    # log lines (which can carry API error texts) must never reach readers of a namespace's events.
+    # kopf posts no Events: its log lines (which can carry API error texts) must never reach readers of a
+    # namespace's events. The operator posts its own, from conditions' reasons and messages
+    # (operator/events.py).
     settings.posting.enabled = False
     settings.posting.loggers = False
     settings.posting.level = logging.WARNING

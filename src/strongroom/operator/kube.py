@@ -7,6 +7,7 @@ subresource as a merge patch of the fields the operator owns.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from lightkube import AsyncClient
@@ -65,6 +66,10 @@ class Kube:
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
+        # Told about every object the operator writes (the API server's answer) or deletes, so that the
+        # watch of owned objects (operator/owned.py) can tell the operator's own writes from anyone else's.
+        self.on_written: Callable[[dict[str, Any]], None] = lambda _obj: None
+        self.on_removed: Callable[[str, str, str, str], None] = lambda _v, _k, _ns, _n: None
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -78,7 +83,10 @@ class Kube:
 
     async def apply_secret(self, manifest: dict[str, Any]) -> None:
         secret: Secret = Secret.from_dict(manifest)  # type: ignore[assignment]  # lightkube types it loosely
-        await self.client.apply(secret, field_manager=FIELD_MANAGER, force=True)
+        self._written(await self.client.apply(secret, field_manager=FIELD_MANAGER, force=True))
+
+    def _written(self, obj: Any) -> None:
+        self.on_written(_as_dict(obj))
 
     async def patch_status(
         self, resource: type[GenericNamespacedResource], namespace: str, name: str, status: dict[str, Any]
@@ -116,7 +124,7 @@ class Kube:
         """Server-side apply one rendered manifest as it is (a plain dict: no round trip through lightkube's
         models, which would drop fields they do not know, e.g. of sidecars emitted by drivers)."""
         meta = manifest["metadata"]
-        await self.client.patch(
+        obj = await self.client.patch(
             _rendered_kind(manifest["apiVersion"], manifest["kind"]),
             meta["name"],
             manifest,
@@ -125,6 +133,7 @@ class Kube:
             field_manager=FIELD_MANAGER,
             force=True,
         )
+        self._written(obj)
 
     async def get_rendered(
         self, api_version: str, kind: str, namespace: str, name: str
@@ -150,6 +159,7 @@ class Kube:
 
     async def delete_rendered(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete one rendered object; one that is already gone counts as deleted."""
+        self.on_removed(api_version, kind, namespace, name)
         try:
             await self.client.delete(_rendered_kind(api_version, kind), name, namespace=namespace)
         except ApiError as exc:
@@ -176,7 +186,7 @@ class Kube:
         """Create a Secret unless one of that name exists; True if this call created it."""
         secret: Secret = Secret.from_dict(manifest)  # type: ignore[assignment]  # lightkube types it loosely
         try:
-            await self.client.create(secret)
+            self._written(await self.client.create(secret))
         except ApiError as exc:
             if exc.status.code == 409:
                 return False
@@ -184,6 +194,7 @@ class Kube:
         return True
 
     async def delete_secret(self, namespace: str, name: str) -> None:
+        self.on_removed("v1", "Secret", namespace, name)
         try:
             await self.client.delete(Secret, name, namespace=namespace)
         except ApiError as exc:
@@ -213,7 +224,7 @@ class Kube:
             scope = "namespaced" if is_namespaced else "cluster-scoped"
             raise ValueError(f"{manifest['kind']} ({manifest['apiVersion']}) is {scope}")
         meta = manifest["metadata"]
-        await self.client.patch(
+        obj = await self.client.patch(
             kind,
             meta["name"],
             manifest,
@@ -222,6 +233,7 @@ class Kube:
             field_manager=FIELD_MANAGER,
             force=True,
         )
+        self._written(obj)
 
     async def get_object(
         self, api_version: str, kind: str, name: str, namespace: str | None
@@ -248,6 +260,7 @@ class Kube:
             resource = await self.object_kind(api_version, kind)
         except LookupError:
             return
+        self.on_removed(api_version, kind, namespace or "", name)
         try:
             if issubclass(resource, NamespacedResource):
                 await self.client.delete(resource, name, namespace=namespace)

@@ -22,13 +22,16 @@ from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.net import kube_client
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.controllers.base import Controller
-from strongroom.operator.controllers.driver import DriverCache
+from strongroom.operator.controllers.driver import DEFAULT_KEY_SECRET, DriverCache, DriverStatusController
 from strongroom.operator.controllers.resource import ResourceController, ResourcePolicy
 from strongroom.operator.controllers.secretmapping import SecretMappingController
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
-from strongroom.operator.kube import DriverResource, Kube, SecretStoreResource
+from strongroom.operator.events import EventRecorder
+from strongroom.operator.failures import describe_failure
+from strongroom.operator.kube import RENDERED_KINDS, DriverResource, Kube, SecretStoreResource
 from strongroom.operator.kubeconfig import USER_AGENT
+from strongroom.operator.owned import ObjectId, OwnedObjects, WatchedKind
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Activity, Pace
 from strongroom.stores.base import StoreClient
@@ -80,6 +83,7 @@ class Runtime:
             template_limits=settings.template_limits,
         )
         self.drivers = DriverCache(self.kube, settings.operator_namespace, self.registry)
+        self.driverstatus = DriverStatusController(self.kube, self.drivers, settings.store_check_interval)
         self.resources = ResourceController(
             self.kube,
             self.stores,
@@ -94,7 +98,32 @@ class Runtime:
         # Resyncs at the refresh interval heal rendered objects deleted behind the operator's back.
         self.workloads = WorkloadController(self.kube, settings.refresh_interval)
         self.workloadpatches = self.workloads.patches
+        # Drift repair: what the operator wrote, watched by label; changes by others go to the owner.
+        self.owned = OwnedObjects(
+            self.client,
+            [WatchedKind(version, kind, resource) for (version, kind), resource in RENDERED_KINDS.items()],
+            self._owned_object_changed,
+        )
+        self.kube.on_written = self.owned.wrote
+        self.kube.on_removed = self.owned.removed
+        self.events = EventRecorder(self.client)
+        for controller in self._controllers():
+            controller.events = self.events
+            controller.operator_namespace = settings.operator_namespace
+        self._namespaces: tuple[str, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _owned_object_changed(
+        self, owner_kind: str, owner: tuple[str, str], uid: str, changed: ObjectId
+    ) -> None:
+        owners: dict[str, Controller] = {
+            "SecretMapping": self.secretmappings,
+            "Resource": self.resources,
+            "Workload": self.workloads,
+        }
+        controller = owners.get(owner_kind)
+        if controller is not None:
+            controller.drifted(owner, uid, changed)
 
     def _store_changed(self, store_name: str) -> None:
         self.secretmappings.store_changed(store_name)
@@ -113,7 +142,14 @@ class Runtime:
         )
 
     def _controllers(self) -> tuple[Controller, ...]:
-        return (self.secretstores, self.secretmappings, self.workloads, self.workloadpatches, self.resources)
+        return (
+            self.secretstores,
+            self.secretmappings,
+            self.workloads,
+            self.workloadpatches,
+            self.resources,
+            self.driverstatus,
+        )
 
     async def prime(self, namespaces: tuple[str, ...]) -> None:
         """Load every SecretStore and Driver before any worker runs.
@@ -122,6 +158,9 @@ class Runtime:
         deliver them; without this, a restart briefly marked them StoreNotFound/DriverNotFound (and
         their Workloads WaitingForResources) until the store's own event arrived.
         """
+        self._namespaces = namespaces
+        for controller in self._controllers():
+            controller.relist.per_namespace = bool(namespaces)  # one list per watched namespace
         for namespace in namespaces or (ALL_NS,):
             try:
                 async with asyncio.timeout(PRIME_TIMEOUT):
@@ -142,9 +181,48 @@ class Runtime:
             for body in drivers:
                 self.drivers.observe("ADDED", body)
 
+    async def check_prerequisites(self) -> None:
+        """Say once, at start, what the operator needs from its namespace and what of it is missing.
+
+        Creating the inputs HMAC key (which Resources need anyway) proves the namespace exists; the
+        operator's signing key is only needed by Drivers of the operator namespace that sign with it."""
+        namespace = self.settings.operator_namespace
+        lacks: list[str] = []
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT):
+                await self.resources.inputs_key()
+        except Exception as exc:
+            problem = describe_failure(exc, namespace)
+            lacks.append(f"the inputs HMAC key ({problem.reason}: {problem.message})")
+        # Only Drivers of the operator namespace that sign with the operator's key need it: its absence is
+        # worth a line, not a warning (an installation without such Drivers never creates it).
+        level = logging.WARNING if lacks else logging.INFO
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT):
+                key = await self.kube.get_secret(namespace, DEFAULT_KEY_SECRET)
+        except Exception as exc:
+            lacks.append(f"its signing key ({describe_failure(exc, namespace).message})")
+            level = logging.WARNING
+        else:
+            if key is None:
+                lacks.append(
+                    f"its signing key (Secret {namespace}/{DEFAULT_KEY_SECRET} does not exist; Drivers in "
+                    f"{namespace} that sign and name no privateKeySecretRef stay not Ready until it does: "
+                    "strongroom keys generate)"
+                )
+        needs = f"operator namespace {namespace} (inputs HMAC key, signing key {DEFAULT_KEY_SECRET})"
+        if lacks:
+            logger.log(level, "the operator needs its %s and lacks: %s", needs, "; ".join(lacks))
+        else:
+            logger.info("the operator needs its %s: all present", needs)
+
     def start(self, leading: asyncio.Event | None = None) -> None:
         """Start every controller's workers; with `leading`, only once it is set (a standby's controllers keep
         their caches and queues current, but take no key until this replica leads: leader.py)."""
+        # The owned-object watches only read: a standby keeps them current like its other caches.
+        self.owned.start(self._namespaces or (ALL_NS,))
+        # The check creates the inputs HMAC key: a write, so a standby makes it when it comes to lead.
+        self._tasks.append(asyncio.create_task(self._check_when_leading(leading), name="strongroom check"))
         activity = Activity()  # one for every kind: contention is judged across kinds
         for controller in self._controllers():
             controller.namespace_worker_share = self.settings.namespace_worker_share
@@ -160,6 +238,11 @@ class Runtime:
                 )
             )
 
+    async def _check_when_leading(self, leading: asyncio.Event | None) -> None:
+        if leading is not None:
+            await leading.wait()
+        await self.check_prerequisites()
+
     async def _run_controller(self, controller: Controller, leading: asyncio.Event | None) -> None:
         if leading is not None:
             await leading.wait()
@@ -173,6 +256,8 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.owned.stop()
+        await self.events.close()
         await self.drivers.close()
         await self.registry.close()
         await self.stores.close()

@@ -644,8 +644,12 @@ def apply_reason(
     outputs_secret_present: bool,
     now: datetime,
     resync_seconds: float,
+    owned_objects_changed: bool = False,
 ) -> str | None:
-    """Why the driver must be called now (a PUT), or None when the last PUT still stands."""
+    """Why the driver must be called now (a PUT), or None when the last PUT still stands.
+
+    `owned_objects_changed`: someone else edited or deleted an object the Resource owns (its outputs or
+    manifests Secret, an object of a manifest); the driver's answer is what restores it."""
     status = resource.status
     if pending is not None:
         return "a driver call that did not finish is repeated"
@@ -659,6 +663,8 @@ def apply_reason(
         return "the last attempt did not succeed"
     if not outputs_secret_present:
         return "the outputs Secret is missing"
+    if owned_objects_changed:
+        return "an object it owns was changed or deleted by someone else"
     if (now - status.last_applied_time).total_seconds() >= resync_seconds:
         return "periodic resync"
     return None

@@ -16,15 +16,26 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Hashable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client import Counter, Histogram
 
 from strongroom.api.constants import API_VERSION
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
+from strongroom.operator.events import EventRecorder, EventType
+from strongroom.operator.failures import describe_failure
+from strongroom.operator.relist import RelistSweep
 from strongroom.operator.slots import FairSlots
 from strongroom.operator.workqueue import Priority, WorkQueue, group_limit, run_workers
+from strongroom.reconcile.conditions import READY, merge_conditions, not_ready
+from strongroom.reconcile.stores import Problem
+
+if TYPE_CHECKING:
+    from lightkube.generic_resource import GenericNamespacedResource
+
+    from strongroom.operator.kube import Kube
 
 ObjectKey = tuple[str, str]  # (namespace, name)
 
@@ -63,6 +74,12 @@ def jittered(seconds: float, spread: float = 0.1) -> float:
 
 class Controller(ABC):
     kind: str
+    kube: Kube
+    # Where a failure's condition is written (the kind's status subresource); None: nowhere.
+    status_resource: ClassVar[type[GenericNamespacedResource] | None] = None
+    # Events about this kind's objects (set by the runtime); None in tests that build controllers alone.
+    events: EventRecorder | None = None
+    operator_namespace: str = ""
 
     def __init__(self) -> None:
         # Fair across namespaces: round-robin turns, and at most `namespace_worker_share` of the workers each.
@@ -70,31 +87,60 @@ class Controller(ABC):
         self.queue.on_pause = lambda _namespace: NAMESPACE_PAUSES.labels(self.kind).inc()
         self.namespace_worker_share = DEFAULT_NAMESPACE_WORKER_SHARE
         self.bodies: dict[ObjectKey, dict[str, Any]] = {}
-        self._generations: dict[ObjectKey, int | None] = {}
+        self._generations: dict[ObjectKey, Hashable] = {}
         self._failures: dict[ObjectKey, int] = {}
+        # Objects this one owns that someone else changed or deleted since its last reconcile
+        # (operator/owned.py reports them), as (apiVersion, kind, namespace, name).
+        self._drifted: dict[ObjectKey, set[tuple[str, str, str, str]]] = {}
+        # Retries back off exponentially up to this (every failure, whether a store's, a driver's or the API
+        # server's, counts towards it).
+        self.longest_retry = BACKOFF_MAX
         self._slots = FairSlots(1)  # sized by `run`
         self.logger = logging.getLogger(f"strongroom.controller.{self.kind.lower()}")
+        self.relist = RelistSweep(self.kind, self.bodies, self.current, self._forget)
 
     # --- events -------------------------------------------------------------------------------------------
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Feed one watch event. Only new objects and spec changes are queued (status writes are ours)."""
+        """Feed one watch event. Only new objects and changes of `trigger_of` are queued (status writes are
+        ours)."""
         meta = body.get("metadata") or {}
         key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
+        self.relist.saw(event_type, key)
         if event_type == "DELETED":
             self.bodies.pop(key, None)
             self._generations.pop(key, None)
             self._failures.pop(key, None)
+            self._drifted.pop(key, None)
             self.queue.forget(key)
             self.deleted(key)
             return
+        if event_type is None and key in self._failures and key in self.bodies:
+            # Listed again while failing: a re-list follows a watch gap, so the failure was most likely the
+            # API server's absence; retry now, not at the end of a backoff that grew during the outage.
+            self.queue.add_after(key, 0.0, Priority.LOW)
         self.bodies[key] = dict(body)
-        generation = meta.get("generation")
+        generation = self.trigger_of(body)
         if key not in self._generations or self._generations[key] != generation:
             self._generations[key] = generation
             self._failures.pop(key, None)
             self.changed(key)
             self.queue.add(key, Priority.HIGH)
+
+    def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
+        """What must change for an event to queue the object: its generation (so the operator's own status
+        writes never do). Kinds whose labels or annotations carry meaning add those."""
+        return (body.get("metadata") or {}).get("generation")
+
+    def _forget(self, key: ObjectKey) -> None:
+        body = self.bodies.get(key)
+        if body is not None:
+            self.observe("DELETED", body)
+
+    async def current(self, key: ObjectKey) -> Mapping[str, Any] | None:
+        """The object as the API server has it now, None if it is gone; asked only for objects a re-list
+        did not return (operator/relist.py). A controller that cannot ask keeps them."""
+        return self.bodies.get(key)
 
     def changed(self, key: ObjectKey) -> None:  # noqa: B027 - optional hook
         """Hook: an object appeared or its spec changed (before it is queued)."""
@@ -158,11 +204,46 @@ class Controller(ABC):
                 exc,
                 delay or 0,
             )
+            await self._record_failure(key, describe_failure(exc, self.operator_namespace))
             outcome = "error"
         finally:
             RECONCILE_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
         RECONCILES.labels(self.kind, outcome).inc()
         self.log(logging.DEBUG, key, "reconciled: %s in %.3fs", outcome, time.perf_counter() - started)
+
+    async def _record_failure(self, key: ObjectKey, problem: Problem) -> None:
+        """Make a failure visible on the object: the Ready condition (other conditions kept) and an Event."""
+        body = self.bodies.get(key)
+        if body is None:
+            return
+        self.report(key, "Warning", problem.reason, problem.message)
+        if self.status_resource is None:
+            return
+        generation = (body.get("metadata") or {}).get("generation")
+        previous = [c for c in (body.get("status") or {}).get("conditions") or [] if isinstance(c, dict)]
+        ready = merge_conditions(
+            previous, [not_ready(problem.reason, problem.message)], datetime.now(UTC), generation
+        )
+        status = {
+            "observedGeneration": generation,
+            "conditions": [*ready, *(c for c in previous if c.get("type") != READY)],
+        }
+        current = body.get("status") or {}
+        if all(current.get(k) == v for k, v in status.items()):
+            return
+        try:
+            await self.kube.patch_status(self.status_resource, key[0], key[1], status)
+        except Exception as exc:  # the status itself cannot be written (RBAC, API server): the log has it
+            self.log(logging.WARNING, key, "could not write the failure condition (%s)", type(exc).__name__)
+            return
+        body["status"] = {**current, **status}
+
+    def report(self, key: ObjectKey, type_: EventType, reason: str, message: str) -> None:
+        """An Event about one object (aggregated and rate-limited by the recorder); nothing without one."""
+        body = self.bodies.get(key)
+        if self.events is None or body is None:
+            return
+        self.events.record(body, type_, reason, message)
 
     @abstractmethod
     async def reconcile(self, key: ObjectKey) -> str:
@@ -174,16 +255,33 @@ class Controller(ABC):
             self.queue.add_after(key, jittered(refresh_after), Priority.LOW)
 
     def failed(self, key: ObjectKey, retry: bool, fallback_after: float | None) -> float | None:
-        """Schedule a retry with exponential backoff (or, when retrying cannot help, a slow re-check)."""
+        """Schedule a retry with exponential backoff up to `longest_retry` (or, when retrying cannot help,
+        a slow re-check)."""
         if not retry:
             if fallback_after:
                 self.queue.add_after(key, jittered(fallback_after), Priority.LOW)
             return fallback_after
         count = self._failures.get(key, 0) + 1
         self._failures[key] = count
-        delay = jittered(min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX), 0.2)
+        delay = jittered(min(BACKOFF_BASE * 2 ** (count - 1), self.longest_retry), 0.2)
         self.queue.add_after(key, delay, Priority.LOW)
         return delay
+
+    def drifted(self, key: ObjectKey, uid: str, changed: tuple[str, str, str, str]) -> None:
+        """An object this one owns was changed or deleted by someone else: reconcile now to repair it.
+
+        Only the owner with that uid is woken (an owner reference names its owner by uid, and a forged
+        one names at most an object of the forger's own namespace, whose reconcile is level-based)."""
+        body = self.bodies.get(key)
+        if body is None or (body.get("metadata") or {}).get("uid") != uid:
+            return
+        self._drifted.setdefault(key, set()).add(changed)
+        self.log(logging.INFO, key, "%s %s was changed or deleted by someone else: repairing", *changed[1::2])
+        self.queue.add(key, Priority.HIGH)
+
+    def take_drifted(self, key: ObjectKey) -> set[tuple[str, str, str, str]]:
+        """The owned objects reported changed since the last call (the reconcile that repairs them asks)."""
+        return self._drifted.pop(key, set())
 
     def wake(self, key: ObjectKey) -> None:
         """Re-run an object now because something it waits for (a store, a resource) changed."""

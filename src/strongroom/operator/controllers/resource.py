@@ -132,6 +132,7 @@ class ResourcePolicy:
 
 class ResourceController(Controller):
     kind = "Resource"
+    status_resource = ResourceResource
 
     def __init__(
         self,
@@ -165,6 +166,9 @@ class ResourceController(Controller):
         # Remote PUTs the driver is still working on (202/409), by Resource, with the driver type they
         # went to: the next reconcile continues them (deadline, backoff, a cookie set by a 202).
         self._operations: dict[ObjectKey, tuple[str, DriverOperation]] = {}
+        # (uid, driver type, GUResID) a driver confirmed deleting, by Resource, while the rest of its deletion
+        # (store entries, the finalizer) is still to be done: a retry of that rest sends no DELETE again.
+        self._deleted_through: dict[ObjectKey, set[tuple[str, str, str]]] = {}
         drivers.on_change = self.driver_changed
 
     async def run(self, workers: int, slots: int) -> None:
@@ -205,8 +209,12 @@ class ResourceController(Controller):
         # A changed spec may break a cycle its dependents report, or change outputs they wait for.
         self._wake_dependents(key)
 
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(ResourceResource, *key)
+
     def deleted(self, key: ObjectKey) -> None:
         self._operations.pop(key, None)
+        self._deleted_through.pop(key, None)
         self._set_deps(key, frozenset())
         self._set_identity(key, None)
         for index in (self._waiting_on_store, self._waiting_on_driver):
@@ -360,6 +368,7 @@ class ResourceController(Controller):
         else:
             status = plan.problem_status(resource, problem, datetime.now(UTC))
         await self._write_status(key, status)
+        self.report(key, "Warning", problem.reason, problem.message)
         if retry_after is not None:
             self.queue.add_after(key, retry_after)
             delay: float | None = retry_after
@@ -412,6 +421,7 @@ class ResourceController(Controller):
         if observed_outputs is not None and not controlled_by(observed_outputs, uid):
             raise _Failed(self._conflict("Secret", plan.outputs_secret_name(name)))
         now = datetime.now(UTC)
+        drifted = bool(self.take_drifted(key))
         why = plan.apply_reason(
             resource,
             digest,
@@ -419,6 +429,7 @@ class ResourceController(Controller):
             outputs_secret_present=observed_outputs is not None,
             now=now,
             resync_seconds=self.resync_interval,
+            owned_objects_changed=drifted,
         )
         if why is None:
             self.succeeded(key, plan.seconds_until_resync(resource, now, self.resync_interval))
@@ -518,7 +529,7 @@ class ResourceController(Controller):
         # Secret records its hash (and is written after it).
         wanted_manifests = plan.manifests_secret(resource, outputs)
         manifests_hash = plan.content_hash_of(wanted_manifests)
-        if manifests_hash != plan.recorded_manifests_hash(observed_outputs):
+        if drifted or manifests_hash != plan.recorded_manifests_hash(observed_outputs):
             await self._apply_manifests_secret(resource, wanted_manifests)
         outputs_changed = False
         wanted_secret = plan.outputs_secret(resource, outputs.secrets, manifests_hash)
@@ -565,6 +576,7 @@ class ResourceController(Controller):
         before = dict((self.bodies.get(key) or {}).get("status") or {})
         await self._write_status(key, status)
         await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
+        self.report(key, "Normal", "Provisioned", f"driver {spec.driver_type!r} provisioned it: {why}")
         after = (self.bodies.get(key) or {}).get("status") or {}
         # Dependents re-run when what they read changed: readiness, output values, secret outputs.
         if (
@@ -953,7 +965,13 @@ class ResourceController(Controller):
         await self._write_status(
             key, plan.progress_status(resource, "Deleting", "deprovisioning through the driver", now)
         )
-        holders = self._holders(key, resource, pending)
+        uid = resource.metadata.uid or ""
+        confirmed = self._deleted_through.setdefault(key, set())
+        holders = [
+            (driver_type, guresid)
+            for driver_type, guresid in self._holders(key, resource, pending)
+            if (uid, driver_type, guresid) not in confirmed
+        ]
         if holders:
             cookie = await self._read_cookie(resource, lenient=True)
             for driver_type, guresid in holders:
@@ -970,10 +988,12 @@ class ResourceController(Controller):
                             "driver %s has no DELETE (405): nothing to delete",
                             driver_type,
                         )
+                        confirmed.add((uid, driver_type, guresid))
                         continue
                     message = f"the driver {driver_type!r} did not delete the resource: {exc}"
                     problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
                     raise _Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
+                confirmed.add((uid, driver_type, guresid))
                 self.log(logging.INFO, key, "deleted through driver %s", driver_type)
 
         # Objects the drivers' manifests made (namespaced ones would also go with their owner), each only if
@@ -1141,6 +1161,13 @@ class ResourceController(Controller):
             self._remember(key, obj)
             return obj
         raise AssertionError("unreachable")
+
+    async def inputs_key(self) -> bytes:
+        """Load (or make) the inputs HMAC key now; raises what loading it raises (operator start-up check)."""
+        try:
+            return await self._hmac()
+        except _Failed as failed:
+            raise ValueError(failed.problem.message) from None
 
     async def _hmac(self) -> bytes:
         """The key of `status.inputsHash`, from a Secret in the operator namespace (created on first use)."""

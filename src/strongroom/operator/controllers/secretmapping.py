@@ -22,6 +22,7 @@ from strongroom.stores.base import AuthenticationFailed, SecretRef, StoreError
 
 class SecretMappingController(Controller):
     kind = "SecretMapping"
+    status_resource = SecretMappingResource
 
     def __init__(
         self, kube: Kube, stores: StoreCache, operator_namespace: str, default_refresh: float
@@ -33,6 +34,9 @@ class SecretMappingController(Controller):
         self.default_refresh = default_refresh
         # store name -> mappings that name it, to wake them when such a store appears or recovers
         self._waiting_on: dict[str, set[ObjectKey]] = {}
+
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(SecretMappingResource, *key)
 
     def deleted(self, key: ObjectKey) -> None:
         for keys in self._waiting_on.values():
@@ -88,15 +92,22 @@ class SecretMappingController(Controller):
         outcomes = await asyncio.gather(*(self._read(mapping, entry) for entry in mapping.spec.secret_data))
         observed = await self.kube.get_secret(namespace, mapping.spec.secret_name)
         result = plan(mapping, outcomes, observed, datetime.now(UTC))
+        drifted = self.take_drifted(key)
         if result.secret is not None:
             await self.kube.apply_secret(result.secret)
-            self.log(
-                logging.INFO,
-                key,
-                "wrote Secret %s (%d keys)",
-                mapping.spec.secret_name,
-                len(result.secret["data"]),
-            )
+            count = len(result.secret["data"])
+            self.log(logging.INFO, key, "wrote Secret %s (%d keys)", mapping.spec.secret_name, count)
+            name = mapping.spec.secret_name
+            if observed is None and not drifted:
+                self.report(
+                    key, "Normal", "Synced", f"created Secret {name!r} with {count} keys from the stores"
+                )
+            elif drifted:
+                self.report(
+                    key, "Normal", "Restored", f"Secret {name!r} was changed or deleted by hand: restored"
+                )
+            else:
+                self.report(key, "Normal", "Rotated", f"Secret {name!r} updated: the stores hold new values")
         await self._write_status(key, body, result.status)
 
         refresh = self._refresh_interval(mapping)
@@ -105,6 +116,7 @@ class SecretMappingController(Controller):
             return "synced" if result.secret is not None else "unchanged"
         delay = self.failed(key, result.retryable, refresh)
         ready = result.status["conditions"][0]
+        self.report(key, "Warning", ready["reason"], ready["message"])
         self.log(
             logging.INFO,
             key,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from strongroom.api.constants import DEFAULT_STORE_LABELS
 from strongroom.api.secretstore import SecretStore
-from strongroom.operator.controllers.base import Controller, ObjectKey
+from strongroom.operator.controllers.base import BACKOFF_MAX, Controller, ObjectKey
 from strongroom.operator.kube import Kube, SecretStoreResource
 from strongroom.operator.storecache import StoreCache
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready, ready
@@ -27,6 +28,7 @@ DEFAULT_STORE_CONDITION = "DefaultStore"
 
 class SecretStoreController(Controller):
     kind = "SecretStore"
+    status_resource = SecretStoreResource
 
     def __init__(
         self,
@@ -39,7 +41,16 @@ class SecretStoreController(Controller):
         self.kube = kube
         self.stores = stores
         self.check_interval = check_interval
+        # A failing store is checked at least as often as a healthy one: its recovery is what wakes the
+        # mappings and Resources waiting on it (after a minute's outage the backoff had reached 64 s, and
+        # an API server outage on top of it took it to 280 s).
+        self.longest_retry = min(check_interval, BACKOFF_MAX)
         self._on_store_changed = on_store_changed
+
+    def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
+        # The default-store label is metadata, not spec: labelling an existing store must take effect.
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        return (super().trigger_of(body), tuple(labels.get(label) for label in DEFAULT_STORE_LABELS))
 
     def changed(self, key: ObjectKey) -> None:
         # Index the store at once, so referrers resolve without waiting for its check.
@@ -50,6 +61,9 @@ class SecretStoreController(Controller):
         self.stores.observe(store)
         self._requeue_default_peers(key)
         self._on_store_changed(key[1])
+
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(SecretStoreResource, *key)
 
     def deleted(self, key: ObjectKey) -> None:
         store_key = StoreKey(*key)
@@ -120,6 +134,8 @@ class SecretStoreController(Controller):
         if status_differs(body.get("status"), status):
             await self.kube.patch_status(SecretStoreResource, key[0], key[1], status)
             body["status"] = {**(body.get("status") or {}), **status}
+            first = conditions[0]
+            self.report(key, "Normal" if healthy else "Warning", first.reason, first.message)
             if healthy:
                 self._on_store_changed(key[1])  # referrers that failed on this store may now succeed
         if healthy:

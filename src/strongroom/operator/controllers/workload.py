@@ -39,6 +39,7 @@ from strongroom.api.resource import DEFAULT_CLASS
 from strongroom.api.resource import private_resource_id as default_resource_id
 from strongroom.api.workload import ScoreResource, Workload, WorkloadPatch, WorkloadSpec
 from strongroom.operator.controllers.base import Controller, ObjectKey
+from strongroom.operator.events import EventType
 from strongroom.operator.kube import (
     RENDERED_KINDS,
     Kube,
@@ -288,6 +289,7 @@ def decide(
 
 class WorkloadController(Controller):
     kind = "Workload"
+    status_resource = WorkloadResource
 
     def __init__(self, kube: Kube, resync_interval: float) -> None:
         super().__init__()
@@ -303,6 +305,9 @@ class WorkloadController(Controller):
         self._needs: dict[ObjectKey, set[ResourceIdentity]] = {}
 
     # --- events -----------------------------------------------------------------------------------------
+
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(WorkloadResource, *key)
 
     def deleted(self, key: ObjectKey) -> None:
         self._set_needs(key, set())
@@ -386,6 +391,13 @@ class WorkloadController(Controller):
         await self.patches.write_statuses(key, patch_bodies, result, broken)
 
         ready_now = decision.condition.status is True
+        if outcome == "applied":
+            self.report(key, "Normal", "Rendered", decision.condition.message)
+        elif not ready_now:
+            event_type: EventType = (
+                "Normal" if decision.condition.reason == "WaitingForResources" else "Warning"
+            )
+            self.report(key, event_type, decision.condition.reason, decision.condition.message)
         if ready_now or decision.condition.reason == "WaitingForResources":
             # Resource events wake a waiting workload; the resync only heals what events cannot see.
             self.succeeded(key, self.resync_interval)
@@ -526,6 +538,8 @@ class WorkloadController(Controller):
         namespace, uid = workload.namespace, workload.metadata.uid or ""
         pods = next(obj for obj in result.objects if obj["kind"] in WORKLOAD_KINDS)
         selector = {MANAGED_LABEL: "true", INSTANCE_LABEL: pods["metadata"]["labels"][INSTANCE_LABEL]}
+        # Objects someone else edited keep their rendered-hash annotation: apply them again regardless.
+        drifted = {(version, kind, name) for version, kind, _, name in self.take_drifted(key)}
         try:
             live: dict[ObjectId, dict[str, Any]] = {}
             for api_version, kind in RENDERED_KINDS:
@@ -545,9 +559,13 @@ class WorkloadController(Controller):
                         conflicts.append(f"{ident[1]} {ident[2]}")
                         continue
                     to_apply.append(manifest)
-                elif ((current.get("metadata") or {}).get("annotations") or {}).get(
-                    RENDERED_HASH_ANNOTATION
-                ) != manifest["metadata"]["annotations"][RENDERED_HASH_ANNOTATION]:
+                elif (
+                    ident in drifted
+                    or ((current.get("metadata") or {}).get("annotations") or {}).get(
+                        RENDERED_HASH_ANNOTATION
+                    )
+                    != manifest["metadata"]["annotations"][RENDERED_HASH_ANNOTATION]
+                ):
                     to_apply.append(manifest)
             if conflicts:
                 # Never take over an object someone else made (server-side apply with force would).
@@ -661,6 +679,7 @@ class WorkloadPatchController(Controller):
     """
 
     kind = "WorkloadPatch"
+    status_resource = WorkloadPatchResource
 
     def __init__(self, kube: Kube, workloads: WorkloadController) -> None:
         super().__init__()
@@ -668,6 +687,9 @@ class WorkloadPatchController(Controller):
         self.workloads = workloads
         # Workload key -> keys of the patches that name it.
         self._by_target: dict[ObjectKey, set[ObjectKey]] = {}
+
+    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self.kube.get_custom(WorkloadPatchResource, *key)
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}

@@ -15,6 +15,7 @@ KIND = (GROUP, PLURAL)
 
 async def on_driver_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo.runtime.drivers.observe(event.get("type"), event["object"])
+    memo.runtime.driverstatus.observe(event.get("type"), event["object"])
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

@@ -1,0 +1,195 @@
+"""Kubernetes Events (core/v1) for the state changes users care about: synced, rotated, provisioned, failed.
+
+Aggregated the way client-go's recorder does it: an event equal to one posted before for the same object
+(type, reason, message) is not posted again; the existing Event's `count` and `lastTimestamp` are patched
+instead. Writes are rate-limited per object (a token bucket: `BURST` writes, then one per `REFILL_SECONDS`);
+repeats that find no token are counted and carried by the next patch. Both caches are bounded (least
+recently used objects are forgotten first).
+
+Events are posted in the background: a reconcile never waits for one, and an Event that cannot be written
+(no RBAC, API server busy) is dropped with a debug log line, never failing the reconcile. What an Event
+says is a condition's reason and message, which never carry a secret value (the controllers redact them);
+kopf's own event posting stays off (it would post its log lines, which can quote API error texts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Event
+from lightkube.types import PatchType
+
+logger = logging.getLogger("strongroom.operator.events")
+
+COMPONENT = "strongroom"
+BURST = 10
+REFILL_SECONDS = 30.0
+# Objects and distinct events remembered; past that the least recently used are forgotten.
+MAX_TRACKED = 4096
+# Events waiting to be written (like client-go's broadcaster queue); past that new ones are dropped: under
+# such a burst the API server is the bottleneck, and the objects' conditions say the same.
+MAX_IN_FLIGHT = 1000
+# Events written at once: a burst of syncs must not take every connection to the API server.
+CONCURRENT_WRITES = 4
+MESSAGE_LIMIT = 1024
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass
+class _Posted:
+    name: str
+    count: int  # how often the event happened
+    written: int = 0  # the count the API server has (0: not created yet)
+    busy: bool = False  # a write is in flight: later repeats only count
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EventRecorder:
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        burst: int = BURST,
+        refill_seconds: float = REFILL_SECONDS,
+        instance: str | None = None,
+    ) -> None:
+        self.client = client
+        self.burst = burst
+        self.refill_seconds = refill_seconds
+        self.instance = instance or socket.gethostname()
+        self._posted: OrderedDict[tuple[str, str, str, str], _Posted] = OrderedDict()
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writing = asyncio.Semaphore(CONCURRENT_WRITES)
+        self.dropped = 0
+
+    def record(self, obj: Mapping[str, Any], type_: EventType, reason: str, message: str) -> None:
+        """Post (or count) one Event about `obj` (a Kubernetes object as a dict) in the background."""
+        meta = obj.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid or not meta.get("namespace"):
+            return
+        message = message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
+        key = (uid, type_, reason, message)
+        posted = self._posted.get(key)
+        if posted is None:
+            posted = _Posted(f"{meta.get('name')}.{secrets.token_hex(8)}", 1)
+            self._posted[key] = posted
+            if len(self._posted) > MAX_TRACKED:
+                self._posted.popitem(last=False)
+        else:
+            self._posted.move_to_end(key)
+            posted.count += 1
+        if posted.busy or not self._take_token(uid):
+            return  # counted; the next write for this event carries it
+        if len(self._tasks) >= MAX_IN_FLIGHT:
+            self.dropped += 1
+            return
+        posted.busy = True
+        task = asyncio.get_running_loop().create_task(
+            self._write(obj, posted, type_, reason, message), name=f"strongroom event {reason}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _take_token(self, uid: str) -> bool:
+        now = time.monotonic()
+        bucket = self._buckets.get(uid)
+        if bucket is None:
+            bucket = _Bucket(float(self.burst), now)
+            self._buckets[uid] = bucket
+            if len(self._buckets) > MAX_TRACKED:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(uid)
+            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) / self.refill_seconds)
+            bucket.at = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+    async def _write(
+        self, obj: Mapping[str, Any], posted: _Posted, type_: EventType, reason: str, message: str
+    ) -> None:
+        async with self._writing:
+            await self._write_now(obj, posted, type_, reason, message)
+
+    async def _write_now(
+        self, obj: Mapping[str, Any], posted: _Posted, type_: EventType, reason: str, message: str
+    ) -> None:
+        meta = obj.get("metadata") or {}
+        namespace = str(meta["namespace"])
+        count = posted.count
+        try:
+            if posted.written:
+                try:
+                    await self.client.patch(
+                        Event,
+                        posted.name,
+                        {"count": count, "lastTimestamp": _now()},
+                        namespace=namespace,
+                        patch_type=PatchType.MERGE,
+                    )
+                    posted.written = count
+                    return
+                except ApiError as exc:
+                    if exc.status.code != 404:
+                        raise
+                    # Expired (Events live about an hour): post a new one under a new name.
+                    posted.name = f"{meta.get('name')}.{secrets.token_hex(8)}"
+            now = _now()
+            event = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": posted.name, "namespace": namespace},
+                "involvedObject": {
+                    "apiVersion": obj.get("apiVersion"),
+                    "kind": obj.get("kind"),
+                    "name": meta.get("name"),
+                    "namespace": namespace,
+                    "uid": meta.get("uid"),
+                },
+                "type": type_,
+                "reason": reason,
+                "message": message,
+                "count": count,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "source": {"component": COMPONENT},
+                "reportingComponent": COMPONENT,
+                "reportingInstance": self.instance,
+            }
+            manifest: Event = Event.from_dict(event)  # type: ignore[assignment]  # lightkube types it loosely
+            await self.client.create(manifest)
+            posted.written = count
+        except Exception as exc:  # an Event is a courtesy: never fail or slow a reconcile for it
+            logger.debug("could not post Event %s (%s: %s)", reason, type(exc).__name__, exc)
+        finally:
+            posted.busy = False
+
+    async def close(self) -> None:
+        """Wait for Events being written (operator shutdown), briefly."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2)

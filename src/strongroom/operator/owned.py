@@ -1,0 +1,276 @@
+"""Drift repair: watch the objects the operator wrote and hand changes made by anyone else to their owner.
+
+Everything the operator writes into a namespace carries `strongroom.dev/managed: "true"` (MANAGED_LABEL;
+Secrets and rendered objects also carry `app.kubernetes.io/managed-by: strongroom`, objects of drivers'
+namespace manifests only the former, so the watches select on it). One list+watch per watched kind and
+namespace asks the API server for exactly those objects (a label selector on the request), so the process
+never receives, let alone keeps, the cluster's other Secrets. Of each object it keeps a fingerprint only (a
+digest of labels, annotations, owner references and content, without status or bookkeeping fields) and its
+owners, not the object.
+
+Which changes count: the operator records the fingerprint of every object it writes (`wrote`, called by
+`Kube` with the API server's answer) and every object it deletes (`removed`). An event whose fingerprint is
+the recorded one is the operator's own write coming back and is dropped, so its writes never cause work. Any
+other event - an edit, a deletion, a status-only change of a Deployment does not change the fingerprint - is
+looked at after a short delay (`DEBOUNCE`, so the answer to a write that raced its own watch event is
+recorded first) and reported to the owner named by the object's owner references.
+
+Tenancy: labels and owner references are written by whoever can write the object, so a tenant can forge
+both. What a forged object can do: name, through an owner reference, an object of *its own* namespace (owner
+references never cross namespaces and the namespace used is the event's own), and only an owner whose uid
+matches; the owner's reconcile is level-based and checks ownership of everything it touches, so the most a
+forgery can do is make a tenant's own object reconcile again. Objects naming no strongroom owner are not
+recorded at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lightkube import ALL_NS, AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.core.resource import NamespacedResource
+
+from strongroom.api.constants import GROUP, MANAGED_LABEL
+
+logger = logging.getLogger("strongroom.operator.owned")
+
+#: The label selector of the watches: what the operator labels as its own.
+SELECTOR = {MANAGED_LABEL: "true"}
+# Seconds an event that does not match a recorded write waits before it counts as someone else's change.
+DEBOUNCE = 0.5
+# Seconds between attempts to list+watch again after a watch failed (doubling up to the maximum).
+RETRY_MIN, RETRY_MAX = 1.0, 60.0
+# Kinds that own what the operator writes (their controllers repair it).
+OWNER_KINDS = frozenset({"SecretMapping", "Resource", "Workload"})
+
+ObjectId = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
+Owners = tuple[tuple[str, str, str], ...]  # (kind, name, uid) of each strongroom owner
+# Called with (owner kind, (namespace, name), owner uid, the object that changed).
+DriftHandler = Callable[[str, tuple[str, str], str, ObjectId], None]
+
+# The metadata the operator writes and an edit by hand could change (not identity or bookkeeping).
+_METADATA_FIELDS = ("labels", "annotations", "ownerReferences")
+# Annotations Kubernetes' own controllers write onto objects the operator made (the Deployment controller's
+# revision): not a change the owner must repair.
+_CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/",)
+
+
+def fingerprint(obj: Mapping[str, Any]) -> str:
+    """A digest of what an edit by hand could change and the operator cares about (not status)."""
+    meta = obj.get("metadata") or {}
+    content = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    content["metadata"] = {k: meta.get(k) for k in _METADATA_FIELDS}
+    annotations = meta.get("annotations") or {}
+    content["metadata"]["annotations"] = {
+        k: v for k, v in annotations.items() if not k.startswith(_CONTROLLER_ANNOTATIONS)
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def object_id(obj: Mapping[str, Any]) -> ObjectId:
+    meta = obj.get("metadata") or {}
+    return (
+        obj.get("apiVersion") or "",
+        obj.get("kind") or "",
+        meta.get("namespace") or "",
+        meta.get("name") or "",
+    )
+
+
+def owners_of(obj: Mapping[str, Any]) -> Owners:
+    """(kind, name, uid) of the strongroom objects named in the object's owner references."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return tuple(
+        (ref["kind"], ref["name"], ref.get("uid") or "")
+        for ref in refs
+        if isinstance(ref, dict)
+        and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+        and ref.get("kind") in OWNER_KINDS
+        and ref.get("name")
+    )
+
+
+@dataclass(frozen=True)
+class WatchedKind:
+    api_version: str
+    kind: str
+    resource: type[NamespacedResource]
+
+
+class OwnedObjects:
+    """Fingerprints of the objects the operator owns, fed by its own writes and by label-selected watches."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        kinds: Iterable[WatchedKind],
+        on_drift: DriftHandler,
+        *,
+        debounce: float = DEBOUNCE,
+    ) -> None:
+        self.client = client
+        self.kinds = {(k.api_version, k.kind): k for k in kinds}
+        self.on_drift = on_drift
+        self.debounce = debounce
+        # The fingerprint of the state the operator wrote or last accepted, and the owners, per owned object.
+        self.known: dict[ObjectId, tuple[str, Owners]] = {}
+        # Objects whose last event did not match `known`, with that event's fingerprint (None: deleted)
+        # and owners, waiting out the debounce.
+        self._pending: dict[ObjectId, tuple[str | None, Owners]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.drifts = 0  # changes by someone else handed to owners (tests and metrics read it)
+
+    # --- the operator's own writes ----------------------------------------------------------------------
+
+    def wrote(self, obj: Mapping[str, Any]) -> None:
+        """The API server's answer to a write of the operator: its watch event is not a change."""
+        ident = object_id(obj)
+        owners = owners_of(obj)
+        if (ident[0], ident[1]) in self.kinds and owners:
+            self.known[ident] = (fingerprint(obj), owners)
+
+    def removed(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """The operator deleted this object: its DELETED event is not a change."""
+        self.known.pop((api_version, kind, namespace, name), None)
+
+    # --- events -----------------------------------------------------------------------------------------
+
+    def seen(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        """One watch event (or one object of a re-list, as ADDED)."""
+        ident = object_id(obj)
+        owners = owners_of(obj)
+        if event_type == "DELETED":
+            if ident not in self.known:
+                return  # deleted by the operator, or never one of its objects
+            self._suspect(ident, None, owners or self.known[ident][1])
+            return
+        if not owners:
+            return
+        current = fingerprint(obj)
+        if self._fingerprint(ident) == current:
+            self._pending.pop(ident, None)
+            return
+        self._suspect(ident, current, owners)
+
+    def _fingerprint(self, ident: ObjectId) -> str | None:
+        known = self.known.get(ident)
+        return known[0] if known is not None else None
+
+    def _suspect(self, ident: ObjectId, current: str | None, owners: Owners) -> None:
+        first = ident not in self._pending
+        self._pending[ident] = (current, owners)
+        if first:
+            asyncio.get_running_loop().call_later(self.debounce, self._settle, ident)
+
+    def _settle(self, ident: ObjectId) -> None:
+        pending = self._pending.pop(ident, None)
+        if pending is None:
+            return
+        current, owners = pending
+        if current is not None and self._fingerprint(ident) == current:
+            return  # the answer to the operator's own write arrived meanwhile
+        if current is None:
+            if ident not in self.known:
+                return  # the operator deleted it meanwhile
+            self.known.pop(ident, None)
+        else:
+            self.known[ident] = (current, owners)
+        self.drifts += 1
+        for kind, name, uid in owners:
+            self.on_drift(kind, (ident[2], name), uid, ident)
+
+    def _relisted(self, api_version: str, kind: str, namespace: str, objects: list[dict[str, Any]]) -> None:
+        """A fresh list after a watch broke: what changed or went meanwhile counts as a change."""
+        listed = {object_id(obj) for obj in objects}
+        for ident in [
+            i
+            for i in self.known
+            if i[0] == api_version and i[1] == kind and (namespace == ALL_NS or i[2] == namespace)
+        ]:
+            if ident not in listed:
+                self._suspect(ident, None, self.known[ident][1])
+        for obj in objects:
+            self.seen("ADDED", obj)
+
+    # --- watching ---------------------------------------------------------------------------------------
+
+    def start(self, namespaces: Iterable[str]) -> None:
+        """One list+watch per watched kind and namespace (`ALL_NS` when cluster-wide)."""
+        for namespace in namespaces:
+            for watched in self.kinds.values():
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._watch(watched, namespace),
+                        name=f"strongroom owned {watched.kind} in {namespace or 'all namespaces'}",
+                    )
+                )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _watch(self, watched: WatchedKind, namespace: str) -> None:
+        selector: dict[str, Any] = dict(SELECTOR)
+        delay = RETRY_MIN
+        first = True
+        while True:
+            try:
+                listing = self.client.list(watched.resource, namespace=namespace, labels=selector)
+                objects = [_as_dict(obj, watched) async for obj in listing]
+                version = _list_version(listing)
+                if first:
+                    # What exists at start is the operator's as it stands: owners are all reconciled at start.
+                    for obj in objects:
+                        owners = owners_of(obj)
+                        if owners:
+                            self.known.setdefault(object_id(obj), (fingerprint(obj), owners))
+                    first = False
+                else:
+                    self._relisted(watched.api_version, watched.kind, namespace, objects)
+                delay = RETRY_MIN
+                async for event_type, item in self.client.watch(
+                    watched.resource, namespace=namespace, labels=selector, resource_version=version
+                ):
+                    self.seen(event_type, _as_dict(item, watched))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                gone = isinstance(exc, ApiError) and exc.status.code == 410
+                log = logger.debug if gone else logger.warning
+                log(
+                    "watch of managed %s objects in %s ended (%s: %s); listing again in %.0fs",
+                    watched.kind,
+                    namespace or "all namespaces",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+
+
+def _as_dict(obj: Any, watched: WatchedKind) -> dict[str, Any]:
+    data: dict[str, Any] = obj.to_dict()
+    # Watch events of typed resources carry apiVersion/kind; a list's items may not.
+    data.setdefault("apiVersion", watched.api_version)
+    data.setdefault("kind", watched.kind)
+    return data
+
+
+def _list_version(listing: Any) -> str | None:
+    try:
+        return str(listing.resourceVersion)
+    except Exception:  # an empty list may carry none: watch from "now"
+        return None

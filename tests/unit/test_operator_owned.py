@@ -1,0 +1,105 @@
+"""Drift detection of owned objects (operator/owned.py): which watch events count as someone else's change."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from lightkube.resources.core_v1 import Secret
+
+from strongroom.operator.owned import OwnedObjects, WatchedKind, fingerprint
+
+OWNER_UID = "uid-1"
+
+
+def secret(data: str = "dmFsdWU=", *, owner: str = "m", uid: str = OWNER_UID, **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "s",
+            "namespace": "team-a",
+            "resourceVersion": meta.pop("rv", "1"),
+            "labels": {"strongroom.dev/managed": "true"},
+            "ownerReferences": [
+                {"apiVersion": "strongroom.dev/v1alpha1", "kind": "SecretMapping", "name": owner, "uid": uid}
+            ],
+            **meta,
+        },
+        "data": {"k": data},
+    }
+
+
+def recorder() -> tuple[OwnedObjects, list[tuple[str, tuple[str, str], str, tuple[str, str, str, str]]]]:
+    calls: list[tuple[str, tuple[str, str], str, tuple[str, str, str, str]]] = []
+    owned = OwnedObjects(
+        None,  # type: ignore[arg-type]  # no watch runs: events are fed by hand
+        [WatchedKind("v1", "Secret", Secret)],
+        lambda *args: calls.append(args),
+        debounce=0.01,
+    )
+    return owned, calls
+
+
+async def settle() -> None:
+    await asyncio.sleep(0.05)
+
+
+def test_fingerprint_ignores_status_and_bookkeeping_but_not_content() -> None:
+    base = secret()
+    assert fingerprint(base) == fingerprint(secret(rv="7", managedFields=[{"manager": "x"}]))
+    assert fingerprint(base) != fingerprint(secret("b3RoZXI="))
+    relabelled = secret()
+    relabelled["metadata"]["labels"]["extra"] = "1"
+    assert fingerprint(base) != fingerprint(relabelled)
+
+
+@pytest.mark.asyncio
+async def test_own_writes_are_not_changes_but_edits_and_deletions_are() -> None:
+    owned, calls = recorder()
+    owned.wrote(secret())
+    owned.seen("MODIFIED", secret(rv="2"))  # the operator's write coming back
+    await settle()
+    assert calls == []
+
+    owned.seen("MODIFIED", secret("ZWRpdGVk", rv="3"))  # edited by hand
+    await settle()
+    assert calls == [("SecretMapping", ("team-a", "m"), OWNER_UID, ("v1", "Secret", "team-a", "s"))]
+
+    owned.seen("DELETED", secret("ZWRpdGVk", rv="4"))
+    await settle()
+    assert len(calls) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_write_answer_arriving_after_its_event_is_not_a_change() -> None:
+    owned, calls = recorder()
+    owned.seen("MODIFIED", secret("bmV3"))
+    owned.wrote(secret("bmV3"))  # within the debounce
+    await settle()
+    assert calls == []
+
+
+@pytest.mark.asyncio
+async def test_deletions_by_the_operator_and_objects_without_strongroom_owner_are_ignored() -> None:
+    owned, calls = recorder()
+    owned.wrote(secret())
+    owned.removed("v1", "Secret", "team-a", "s")
+    owned.seen("DELETED", secret())
+    forged = secret()
+    not_ours = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u"}
+    forged["metadata"]["ownerReferences"] = [not_ours]
+    owned.seen("ADDED", forged)
+    await settle()
+    assert calls == []
+    assert owned.known == {}
+
+
+@pytest.mark.asyncio
+async def test_objects_gone_while_the_watch_was_down_count_as_deleted() -> None:
+    owned, calls = recorder()
+    owned.wrote(secret())
+    owned._relisted("v1", "Secret", "team-a", [])
+    await settle()
+    assert [call[1] for call in calls] == [("team-a", "m")]
