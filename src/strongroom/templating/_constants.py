@@ -13,11 +13,26 @@ piped is a float64 in Go as well and is left alone.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Collection, Iterator
 from typing import Final
 
 from gotpl.errors import TemplateSyntaxError
-from gotpl.parse.nodes import CommandNode, IdentifierNode, NumberNode
+from gotpl.parse.nodes import (
+    ActionNode,
+    BlockNode,
+    CommandNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NumberNode,
+    ParenthesizedNode,
+    ParsedTemplate,
+    PipeNode,
+    RangeNode,
+    TemplateCallNode,
+    WithNode,
+)
 from gotpl.parse.parser import parse_template
 from gotpl.runtime.values import number_value
 
@@ -26,6 +41,9 @@ from strongroom.templating._signatures import SIGNATURES
 _INTEGER_TYPES: Final = frozenset({"int", "int64"})
 _UNSIGNED_TYPES: Final = frozenset({"uint", "uint8", "uint16", "uint32", "uint64"})
 _INT64_RANGE: Final = (-(2**63), 2**63)
+# Text that may be part of a float literal (`2.0`, `.5`, `1e3`, `0x1p4`). A source without any is
+# compiled as it is, without parsing it twice.
+_MAYBE_FLOAT: Final = re.compile(r"[0-9]\.|\.[0-9]|[0-9][eE]|0[xX]")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,11 +65,14 @@ class Rewrite:
 
 def integral_arguments(source: str, name: str, functions: Collection[str]) -> Rewrite:
     """`source` with each integral float literal passed to an integer parameter written as an int."""
+    if not _MAYBE_FLOAT.search(source):
+        return Rewrite(source, ())
     try:
         parsed = parse_template(source, name=name, functions=functions)
     except TemplateSyntaxError:
         return Rewrite(source, ())  # gotpl reports the error from the unchanged source
-    replacements = sorted(_replacements(parsed))
+    # A set: a `block` body is both in the tree and among the definitions.
+    replacements = sorted(set(_replacements(parsed)))
     if not replacements:
         return Rewrite(source, ())
     parts: list[str] = []
@@ -69,8 +90,9 @@ def integral_arguments(source: str, name: str, functions: Collection[str]) -> Re
     return Rewrite("".join(parts), tuple(edits))
 
 
-def _replacements(node: object) -> Iterator[tuple[int, int, str]]:
-    for command in _commands(node):
+def _replacements(parsed: ParsedTemplate) -> Iterator[tuple[int, int, str]]:
+    lists = [parsed.root, *(definition.body for definition in parsed.definitions)]
+    for command in _commands(lists):
         head = command.arguments[0] if command.arguments else None
         if not isinstance(head, IdentifierNode) or head.name not in SIGNATURES:
             continue
@@ -96,14 +118,19 @@ def _integral(text: str, *, unsigned: bool) -> int | None:
     return integer if low <= integer < high else None
 
 
-def _commands(node: object) -> Iterator[CommandNode]:
-    """Every command in a parse tree, nested pipelines included."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, CommandNode):
-            yield item
-        if isinstance(item, tuple):
-            stack.extend(item)
-        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-            stack.extend(getattr(item, field.name) for field in dataclasses.fields(item))
+def _commands(lists: list[ListNode]) -> Iterator[CommandNode]:
+    """Every command in the parse tree, those of nested (parenthesized) pipelines included."""
+    pipes: list[PipeNode] = []
+    while lists:
+        for node in lists.pop().nodes:
+            with_pipeline = (ActionNode, IfNode, WithNode, RangeNode, BlockNode, TemplateCallNode)
+            if isinstance(node, with_pipeline) and node.pipeline is not None:
+                pipes.append(node.pipeline)
+            if isinstance(node, (IfNode, WithNode, RangeNode)):
+                lists.extend(body for body in (node.body, node.else_body) if body is not None)
+            elif isinstance(node, BlockNode):
+                lists.append(node.body)
+    while pipes:
+        for command in pipes.pop().commands:
+            yield command
+            pipes.extend(arg.pipeline for arg in command.arguments if isinstance(arg, ParenthesizedNode))
