@@ -129,6 +129,24 @@ def test_statefulset_annotation_renders_a_statefulset_with_its_headless_service(
     assert main["volumeMounts"] == [{"name": "vol-data", "mountPath": "/data"}]
 
 
+def test_two_containers_mounting_one_claim_share_one_claim_template() -> None:
+    volume = {"source": "${resources.data}"}
+    spec = stateful(
+        containers={
+            "ca": {"image": "a:1", "volumes": {"/data": volume}},
+            "cb": {"image": "b:1", "volumes": {"/mnt": {**volume, "readOnly": True}}},
+        }
+    )
+    resources = {"data": ResourceOutputs(True, values={"claimSpec": CLAIM})}
+    statefulset = get(ok(render_workload(make_workload(spec), [], resources, {})), "StatefulSet")["spec"]
+    assert statefulset["volumeClaimTemplates"] == [{"metadata": {"name": "vol-data"}, "spec": CLAIM}]
+    mounts = [c["volumeMounts"] for c in statefulset["template"]["spec"]["containers"]]
+    assert mounts == [
+        [{"name": "vol-data", "mountPath": "/data"}],
+        [{"name": "vol-data", "mountPath": "/mnt", "readOnly": True}],
+    ]
+
+
 def test_statefulset_without_ports_or_claims() -> None:
     spec = stateful(containers={"main": {"image": "app:1"}}, resources={})
     result = ok(render_workload(make_workload(spec), [], {}, {}))
