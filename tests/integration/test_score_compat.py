@@ -3,8 +3,9 @@
 
 The file uses what strongroom used to refuse or drop: the placeholder image `.` (set with `--image`, per
 workload and per container), `$$` escapes, a probe with both httpGet and exec, an upper-case resource
-type, resource annotations, `before`, and a Deployment scaled by someone else (as an HPA does) must keep
-its replicas when the Workload is rendered again.
+type, resource annotations, `before`, a relative file target (score-k8s writes it as the mountPath; the
+API server takes it and the kubelet mounts it below the container's root), and a Deployment scaled by
+someone else (as an HPA does) must keep its replicas when the Workload is rendered again.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ containers:
     before:
       migrate: {{ready: complete}}
       proxy: {{ready: healthy}}
+    files:
+    - target: conf/app.conf
+      content: "price={price}"
   migrate:
     image: .
     command: [/migrate, "--dsn=$$DSN"]
@@ -117,6 +121,9 @@ def test_a_score_k8s_style_file_deploys_on_the_operator(
     # Both handlers given: httpGet, as score-k8s does (the API server stored the probe as rendered).
     assert set(main_container["livenessProbe"]) >= {"httpGet"}
     assert "exec" not in main_container["livenessProbe"]
+    # The relative target is the mountPath, as score-k8s writes it, and the API server stored it.
+    (file_mount,) = main_container["volumeMounts"]
+    assert file_mount["mountPath"] == "conf/app.conf"
     assert main_container["resources"] == {
         "requests": {"cpu": "250m", "memory": "64Mi"},
         "limits": {"cpu": "1", "memory": "128Mi"},
@@ -158,3 +165,96 @@ def test_a_score_k8s_style_file_deploys_on_the_operator(
 
     scaled = eventually(rerendered, timeout=60, what="the Deployment with the new PRICE")
     assert scaled["spec"]["replicas"] == 3
+
+
+STATEFUL_DEFINITIONS = """\
+apiVersion: strongroom.dev/v1alpha1
+kind: ResourceDefinition
+metadata: {name: disk}
+spec:
+  type: volume
+  driverType: strongroom/echo
+  criteria: [{}]
+  driverInputs:
+    values:
+      claimSpec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"""
+
+STATEFUL_SCORE = """\
+apiVersion: score.dev/v1b1
+metadata:
+  name: db
+  annotations: {k8s.score.dev/kind: StatefulSet}
+containers:
+  main:
+    image: ghcr.io/example/db:1
+    volumes:
+    - target: /var/lib/db
+      source: ${resources.data}
+service:
+  ports:
+    sql: {port: 5432}
+resources:
+  data: {type: volume}
+"""
+
+
+def test_the_statefulset_annotation_makes_a_statefulset(
+    cluster: Cluster, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """score-k8s's `k8s.score.dev/kind: StatefulSet`: the API server takes the StatefulSet, its headless
+    Service and the volumeClaimTemplate the claimSpec output became."""
+    app = f"sts{uuid.uuid4().hex[:4]}"
+    namespace = f"{app}-dev"
+    (tmp_path / "db.yaml").write_text(STATEFUL_SCORE)
+    (tmp_path / "definitions.yaml").write_text(STATEFUL_DEFINITIONS)
+    args = ["deploy", "-f", str(tmp_path / "db.yaml"), "-d", str(tmp_path / "definitions.yaml")]
+    args += ["--app", app, "--env", "dev", "--mode", "operator", "--timeout", "2m"]
+    result = CliRunner().invoke(main, args, env=cluster.env)
+    assert result.exit_code == 0, result.output
+
+    statefulset = eventually(
+        lambda: get(cluster, "statefulset", namespace, "db"), timeout=60, what="the StatefulSet"
+    )
+    assert get(cluster, "deployment", namespace, "db") is None
+    spec = statefulset["spec"]
+    assert spec["serviceName"] == "db-headless-svc"
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "vol-data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    (main_container,) = spec["template"]["spec"]["containers"]
+    assert main_container["volumeMounts"] == [{"name": "vol-data", "mountPath": "/var/lib/db"}]
+    headless = get(cluster, "service", namespace, "db-headless-svc")
+    assert headless is not None
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert get(cluster, "service", namespace, "db") is not None
+
+
+def test_direct_mode_applies_and_prunes_the_statefulset(cluster: Cluster, tmp_path: Path) -> None:
+    """Direct mode renders the same StatefulSet, and prunes it (and its headless Service) once the
+    annotation goes and the pods run in a Deployment."""
+    app = f"stsd{uuid.uuid4().hex[:4]}"
+    namespace = f"{app}-dev"
+    (tmp_path / "definitions.yaml").write_text(STATEFUL_DEFINITIONS)
+    args = ["deploy", "-f", str(tmp_path / "db.yaml"), "-d", str(tmp_path / "definitions.yaml")]
+    args += ["--app", app, "--env", "dev", "--mode", "direct", "--store-dir", str(tmp_path / "store")]
+
+    (tmp_path / "db.yaml").write_text(STATEFUL_SCORE)
+    result = CliRunner().invoke(main, args, env=cluster.env)
+    assert result.exit_code == 0, result.output
+    statefulset = get(cluster, "statefulset", namespace, "db")
+    assert statefulset is not None
+    assert statefulset["spec"]["serviceName"] == "db-headless-svc"
+    assert get(cluster, "service", namespace, "db-headless-svc") is not None
+
+    # Without the annotation (and so without the claim, which would need the StatefulSet).
+    (tmp_path / "db.yaml").write_text(
+        "apiVersion: score.dev/v1b1\nmetadata: {name: db}\n"
+        "containers: {main: {image: ghcr.io/example/db:1}}\nservice: {ports: {sql: {port: 5432}}}\n"
+    )
+    result = CliRunner().invoke(main, args, env=cluster.env)
+    assert result.exit_code == 0, result.output
+    assert get(cluster, "deployment", namespace, "db") is not None
+    assert get(cluster, "statefulset", namespace, "db") is None
+    assert get(cluster, "service", namespace, "db-headless-svc") is None

@@ -451,6 +451,17 @@ def _drive(cluster: Cluster, stores: testenv.Environment, ns: str, operator_ns: 
             "service": {"ports": {"http": {"port": 80}}},
         },
     }
+    # score-k8s's StatefulSet annotation: the operator applies a StatefulSet and its headless Service,
+    # and prunes both when the annotation goes (the pods then run in a Deployment).
+    stateful: dict[str, Any] = {
+        "apiVersion": API,
+        "kind": "Workload",
+        "metadata": {"name": "db", "namespace": ns},
+        "spec": {
+            "metadata": {"name": "db", "annotations": {"k8s.score.dev/kind": "StatefulSet"}},
+            "containers": {"main": {"image": "ghcr.io/example/db:1"}},
+        },
+    }
     user_patch = {
         "apiVersion": API,
         "kind": "WorkloadPatch",
@@ -460,7 +471,7 @@ def _drive(cluster: Cluster, stores: testenv.Environment, ns: str, operator_ns: 
             "patches": [{"op": "add", "path": "/spec/containers/main/variables/Y", "value": "2"}],
         },
     }
-    apply(cluster, mapping, echo, template, update, remote, workload, user_patch)
+    apply(cluster, mapping, echo, template, update, remote, workload, stateful, user_patch)
 
     eventually(lambda: _ready(cluster, "secretstore", ns, "bao"), timeout=60, what="store bao Ready")
     eventually(
@@ -475,6 +486,9 @@ def _drive(cluster: Cluster, stores: testenv.Environment, ns: str, operator_ns: 
     eventually(lambda: get(cluster, "workloadpatch", ns, "api-workload"), timeout=60, what="WorkloadPatch")
     eventually(lambda: _ready(cluster, "workload", ns, "api"), timeout=60, what="Workload rendered")
     eventually(
+        lambda: _ready(cluster, "workload", ns, "db"), timeout=60, what="StatefulSet Workload rendered"
+    )
+    eventually(
         lambda: _settled(cluster, "workloadpatch", ns, "by-hand"), timeout=60, what="WorkloadPatch status"
     )
     owners = _owner_kinds(
@@ -486,6 +500,7 @@ def _drive(cluster: Cluster, stores: testenv.Environment, ns: str, operator_ns: 
             get(cluster, "configmap", ns, "api-main-files"),
             get(cluster, "workloadpatch", ns, "api-workload"),
             get(cluster, "deployment", ns, "api"),
+            get(cluster, "statefulset", ns, "db"),
         ]
     )
 
@@ -495,8 +510,11 @@ def _drive(cluster: Cluster, stores: testenv.Environment, ns: str, operator_ns: 
     template["spec"]["driverInputs"]["values"]["templates"] = dict(TEMPLATES, manifests="{}\n")
     workload["spec"] = {"containers": {"main": {"image": "ghcr.io/example/api:1"}}}
     update["spec"]["driverInputs"] = {"values": {"host": "db"}}
-    apply(cluster, template, workload, update)
+    stateful["spec"] = {"containers": {"main": {"image": "ghcr.io/example/db:1"}}}
+    apply(cluster, template, workload, update, stateful)
     for kind, name in [
+        ("statefulset", "db"),
+        ("service", "db-headless-svc"),
         ("deployment", "audit-deploy"),
         ("secret", "tpl-manifests"),
         ("service", "api"),
@@ -507,6 +525,7 @@ def _drive(cluster: Cluster, stores: testenv.Environment, ns: str, operator_ns: 
     for name in ("api-workload", "echo", "tpl"):
         cluster.kubectl_run("-n", ns, "delete", "resource", name, "--wait=false")
     cluster.kubectl_run("-n", ns, "delete", "workload", "api", "--wait=false")
+    cluster.kubectl_run("-n", ns, "delete", "workload", "db", "--wait=false")
     cluster.kubectl_run("-n", ns, "delete", "secretmapping", "m", "--wait=false")
     for name in ("api-workload", "echo", "tpl"):
         eventually(partial(_gone, cluster, "resource", ns, name), timeout=60, what=f"{name} gone")

@@ -509,10 +509,10 @@ MALFORMED: list[Malformed] = [
         "exactly one of content, binaryContent or source",
     ),
     Malformed(
-        "workload-file-relative-target",
-        _obj("Workload", {"containers": {"main": _with(_CONTAINER, files={"etc/x": {"content": "x"}})}}),
+        "workload-file-empty-target",
+        _obj("Workload", {"containers": {"main": _with(_CONTAINER, files={"": {"content": "x"}})}}),
         "spec.containers[main].files",
-        "keys must match",
+        "keys must not be empty",
     ),
     Malformed(
         "workload-port-out-of-range",

@@ -19,7 +19,7 @@ from strongroom.orchestrator.inputs import ImageOverride, parse_image_option
 from strongroom.orchestrator.problems import InputProblems
 from strongroom.orchestrator.render import Rendered, render
 from strongroom.reconcile.placeholders import Placeholder, Text, parse
-from strongroom.reconcile.workload import check
+from strongroom.reconcile.workload import ResourceOutputs, check, file_key
 from strongroom.reconcile.workload import render as render_workload
 from tests.unit.test_workload_render import DB, container, db_outputs, get, make_patch, make_workload, ok
 
@@ -70,6 +70,110 @@ def test_double_dollar_in_variables_and_files_but_not_in_no_expand_files() -> No
     ]
     data = get(result, "ConfigMap", "api-main-files")["data"]
     assert sorted(data.values()) == ["echo $$HOME ${x}", "echo $HOME db.internal"]
+
+
+def test_relative_targets_are_mounted_where_score_k8s_mounts_them() -> None:
+    # score-k8s writes a relative target as it is (a file's directory for a file); the kubelet mounts
+    # it below the container's root, so `conf/app.conf` is at /conf/app.conf either way.
+    spec = {
+        "containers": {
+            "main": {
+                "image": "app:1",
+                "files": [{"target": "conf/app.conf", "content": "a=1"}],
+                "volumes": [{"target": "data", "source": "${resources.scratch}"}],
+            }
+        },
+        "resources": {"scratch": {"type": "volume"}},
+    }
+    resources = {"scratch": ResourceOutputs(True, values={"source": {"emptyDir": {}}})}
+    result = ok(render_workload(make_workload(spec), [], resources, {}))
+    assert container(result, "main")["volumeMounts"] == [
+        {"name": "files-main", "mountPath": "conf/app.conf", "subPath": file_key("main", "conf/app.conf")},
+        {"name": "vol-scratch", "mountPath": "data"},
+    ]
+
+
+# --- k8s.score.dev/kind: StatefulSet -------------------------------------------------------------------
+
+CLAIM = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+
+
+def stateful(**spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "api", "annotations": {"k8s.score.dev/kind": "StatefulSet"}},
+        "containers": {"main": {"image": "app:1", "volumes": {"/data": {"source": "${resources.data}"}}}},
+        "resources": {"data": {"type": "volume"}},
+        **spec,
+    }
+
+
+def test_statefulset_annotation_renders_a_statefulset_with_its_headless_service() -> None:
+    spec = stateful(service={"ports": {"http": {"port": 80, "targetPort": 8080}}})
+    resources = {"data": ResourceOutputs(True, values={"claimSpec": CLAIM})}
+    result = ok(render_workload(make_workload(spec), [], resources, {}))
+    assert [(obj["kind"], obj["metadata"]["name"]) for obj in result.objects] == [
+        ("Service", "api-headless-svc"),
+        ("StatefulSet", "api"),
+        ("Service", "api"),
+    ]
+    headless = get(result, "Service", "api-headless-svc")["spec"]
+    statefulset = get(result, "StatefulSet", "api")["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"] == statefulset["selector"]["matchLabels"]
+    assert [port["port"] for port in headless["ports"]] == [80]
+    assert statefulset["serviceName"] == "api-headless-svc"
+    # The claimSpec output is a volumeClaimTemplate (one claim per pod), not a pod volume.
+    assert statefulset["volumeClaimTemplates"] == [{"metadata": {"name": "vol-data"}, "spec": CLAIM}]
+    assert "volumes" not in statefulset["template"]["spec"]
+    (main,) = statefulset["template"]["spec"]["containers"]
+    assert main["volumeMounts"] == [{"name": "vol-data", "mountPath": "/data"}]
+
+
+def test_two_containers_mounting_one_claim_share_one_claim_template() -> None:
+    volume = {"source": "${resources.data}"}
+    spec = stateful(
+        containers={
+            "ca": {"image": "a:1", "volumes": {"/data": volume}},
+            "cb": {"image": "b:1", "volumes": {"/mnt": {**volume, "readOnly": True}}},
+        }
+    )
+    resources = {"data": ResourceOutputs(True, values={"claimSpec": CLAIM})}
+    statefulset = get(ok(render_workload(make_workload(spec), [], resources, {})), "StatefulSet")["spec"]
+    assert statefulset["volumeClaimTemplates"] == [{"metadata": {"name": "vol-data"}, "spec": CLAIM}]
+    mounts = [c["volumeMounts"] for c in statefulset["template"]["spec"]["containers"]]
+    assert mounts == [
+        [{"name": "vol-data", "mountPath": "/data"}],
+        [{"name": "vol-data", "mountPath": "/mnt", "readOnly": True}],
+    ]
+
+
+def test_statefulset_without_ports_or_claims() -> None:
+    spec = stateful(containers={"main": {"image": "app:1"}}, resources={})
+    result = ok(render_workload(make_workload(spec), [], {}, {}))
+    assert [obj["kind"] for obj in result.objects] == ["Service", "StatefulSet"]
+    assert get(result, "Service")["spec"] == {
+        "clusterIP": "None",
+        "selector": result.objects[1]["spec"]["selector"]["matchLabels"],
+    }
+    assert "volumeClaimTemplates" not in get(result, "StatefulSet")["spec"]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "claim", "message"),
+    [
+        ({}, CLAIM, "needs a StatefulSet (annotation k8s.score.dev/kind: StatefulSet"),
+        ({"k8s.score.dev/kind": "StatefulSet"}, "x", "claimSpec output must be a non-empty object"),
+        ({"k8s.score.dev/kind": "DaemonSet"}, CLAIM, "must be Deployment or StatefulSet"),
+    ],
+)
+def test_statefulset_problems(annotations: dict[str, str], claim: Any, message: str) -> None:
+    spec = stateful(metadata={"name": "api", "annotations": annotations})
+    result = render_workload(
+        make_workload(spec), [], {"data": ResourceOutputs(True, values={"claimSpec": claim})}, {}
+    )
+    assert result.objects == []
+    assert len(result.problems) == 1, result.problems
+    assert message in result.problems[0]
 
 
 # --- probes, replicas, service ----------------------------------------------------------------------------
@@ -210,6 +314,7 @@ def with_container(**fields: Any) -> dict[str, Any]:
         (with_container(volumes={"/d": {"source": "v", "path": "a/../.."}}), "volumes./d.path", "subPath"),
         (with_container(volumes={"/d": {"source": "v", "readOnly": "yes"}}), "readOnly", "valid boolean"),
         (with_container(files={"/f": {"content": "x", "noExpand": 1}}), "noExpand", "valid boolean"),
+        (with_container(files={"": {"content": "x"}}), "files", "at least 1 character"),
         ({"containers": {"main": {"image": "app:1 "}}}, "containers.main.image", "whitespace (Kubernetes)"),
         (
             {**GOOD, "service": {"ports": {"http": {"port": 80}, "web": {"port": 80, "protocol": "TCP"}}}},

@@ -59,6 +59,30 @@ def test_parse_error_names_template_and_line() -> None:
     assert caught.value.line == 2
 
 
+def test_integral_float_literals_are_ints_for_int_parameters() -> None:
+    # Go converts an integral constant to the int parameter; computed floats stay float64.
+    assert render("{{ until 2.0 }} {{ trunc 1e1 .s }} {{ until 0x1p1 | len }}", {"s": "x" * 20}) == (
+        "[0 1] xxxxxxxxxx 2"
+    )
+    with pytest.raises(TemplateError, match="expected int; got float64"):
+        render("{{ $n := 2.0 }}{{ until $n }}", {})
+    with pytest.raises(TemplateError, match="expected int"):
+        render("{{ until 2.5 }}", {})
+
+
+def test_error_columns_are_those_of_the_source_as_written() -> None:
+    # `1e3` is rewritten to `1000` before compiling; a later error on the line keeps its column.
+    plain = "{{ until 999 | len }} {{ .a.b }}"
+    folded = "{{ until 1e3 | len }} {{ .a.b }}"
+    columns = []
+    for source in (plain, folded):
+        with pytest.raises(TemplateError) as caught:
+            render(source, {"a": None})
+        columns.append(caught.value.column)
+        assert f"template:1:{caught.value.column}:" in str(caught.value)
+    assert columns[0] == columns[1]
+
+
 def test_undefined_function_reads_like_go() -> None:
     with pytest.raises(TemplateError, match='function "nope" not defined'):
         render("{{ nope }}", {})

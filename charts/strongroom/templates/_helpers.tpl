@@ -119,7 +119,7 @@ tests/integration/test_zz_rbac_audit.py compares them with the API server's audi
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
-  resources: ["deployments"]
+  resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
 

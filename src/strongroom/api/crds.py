@@ -219,6 +219,10 @@ def _key_rule(names: Mapping[str, Any], where: str) -> dict[str, str]:
     """CEL rule for `propertyNames` (which structural schemas lack): check every key of the map."""
     checks: list[str] = []
     described: list[str] = []
+    if "minLength" in names:
+        checks.append(f"size(k) >= {int(names['minLength'])}")
+        minimum = int(names["minLength"])
+        described.append("not be empty" if minimum == 1 else f"have at least {minimum} characters")
     if "maxLength" in names:
         checks.append(f"size(k) <= {int(names['maxLength'])}")
         described.append(f"have at most {int(names['maxLength'])} characters")
@@ -228,7 +232,7 @@ def _key_rule(names: Mapping[str, Any], where: str) -> dict[str, str]:
             raise CrdSchemaError(f"{where}: key pattern {pattern!r} cannot be quoted in CEL")
         checks.append(f"k.matches(r'{pattern}')")
         described.insert(0, f"match {pattern}")
-    unknown = set(names) - {"maxLength", "pattern", "type"}
+    unknown = set(names) - {"minLength", "maxLength", "pattern", "type"}
     if unknown or not checks:
         raise CrdSchemaError(f"{where}: unsupported propertyNames {dict(names)}")
     return {"rule": f"self.all(k, {' && '.join(checks)})", "message": f"keys must {' and '.join(described)}"}

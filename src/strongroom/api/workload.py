@@ -128,7 +128,9 @@ AnnotationKey = Annotated[
     AfterValidator(_annotation_key),
 ]
 Annotations = dict[AnnotationKey, str]
-MountPath = Annotated[str, Field(pattern=r"^/", max_length=4096)]
+# Absolute or relative, as score-k8s writes it: Kubernetes only requires a mountPath (the kubelet mounts a
+# relative one below the container's root, `conf/app.conf` at `/conf/app.conf`).
+MountPath = Annotated[str, Field(min_length=1, max_length=4096)]
 CpuQuantity = Annotated[
     str,
     *_rule(CPU_QUANTITY, "must be whole or fractional CPUs or milli-CPUs, e.g. 2, 0.5 or 125m (Score)", 64),

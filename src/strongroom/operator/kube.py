@@ -19,7 +19,7 @@ from lightkube.generic_resource import (
     async_load_in_cluster_generic_resources,
     create_namespaced_resource,
 )
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service
 from lightkube.types import PatchType
 
@@ -43,6 +43,7 @@ RENDERED_KINDS: dict[tuple[str, str], type[NamespacedResource]] = {
     ("v1", "ConfigMap"): ConfigMap,
     ("v1", "Secret"): Secret,
     ("apps/v1", "Deployment"): Deployment,
+    ("apps/v1", "StatefulSet"): StatefulSet,
     ("v1", "Service"): Service,
 }
 

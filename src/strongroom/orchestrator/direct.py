@@ -1,5 +1,5 @@
 """Direct mode: no operator. The orchestrator provisions the resources itself and applies what the operator
-would have rendered: Deployments, Services, ConfigMaps and Secrets.
+would have rendered: Deployments or StatefulSets, Services, ConfigMaps and Secrets.
 
 It runs the operator's own code on the same CR set that operator mode would apply:
 `reconcile.resource` (placeholder resolution between Resources, the driver request, checking the driver's
@@ -61,7 +61,13 @@ from strongroom.stores.registry import build_store_client
 STATE_CONFIGMAP = "strongroom-direct"
 STATE_KEY = "state.json"
 #: Kinds direct mode applies into the namespace and prunes by label.
-PRUNED_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"), ("v1", "Secret"))
+PRUNED_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+)
 
 
 class DirectError(ValueError):

@@ -11,8 +11,9 @@ rules, in the order they are checked (docs/workloads.md is the user-facing versi
    still being provisioned. Steps 1 and 2 are `check`, which `strongroom render` runs too.
 3. Every resource in `spec.resources` must be present and Ready, else `waiting_for` names the others and
    nothing is rendered (a pod started without its database only crash-loops).
-4. Rendering: one Deployment, a Service when ports exist, ConfigMaps for files, workload-owned Secrets
-   only where a secret must be composed with text. Any problem -> nothing is rendered.
+4. Rendering: one Deployment (a StatefulSet and its headless Service with score-k8s's annotation
+   `k8s.score.dev/kind: StatefulSet`), a Service when ports exist, ConfigMaps for files, workload-owned
+   Secrets only where a secret must be composed with text. Any problem -> nothing is rendered.
 
 Secrets reach the pod only by reference: an env var or file that is exactly one secret output points
 at the resource's Secret (`secretKeyRef`, Secret volume); text mixed with secret outputs is composed
@@ -70,6 +71,10 @@ CONFIG_CHECKSUM_ANNOTATION = "strongroom.dev/config-checksum"
 
 _OWN_ANNOTATIONS = (SECRETS_CHECKSUM_ANNOTATION, CONFIG_CHECKSUM_ANNOTATION)
 
+#: score-k8s's workload annotation choosing what the pods run in: Deployment (the default) or StatefulSet.
+KIND_ANNOTATION = "k8s.score.dev/kind"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+
 
 @dataclass(frozen=True)
 class ResourceOutputs:
@@ -101,8 +106,8 @@ class RenderResult:
     """What to apply, or why not."""
 
     objects: list[dict[str, Any]] = field(default_factory=list)
-    """Complete manifests for server-side apply, dependencies first: ConfigMaps, Secrets, Deployment,
-    Service. Empty whenever anything below is non-empty."""
+    """Complete manifests for server-side apply, dependencies first: ConfigMaps, Secrets, the Deployment
+    or the headless Service and StatefulSet, Service. Empty whenever anything below is non-empty."""
     waiting_for: list[str] = field(default_factory=list)
     """Resources (names in spec.resources) that are missing or not Ready."""
     patch_problems: dict[str, str] = field(default_factory=dict)
@@ -152,6 +157,12 @@ def _service_name(name: str) -> str:
     """Services need an RFC 1035 label (starts with a letter); the workload name when it is one."""
     label = _dns_label(name)
     return label if label[0].isalpha() else _dns_label("svc", name)
+
+
+def _headless_service_name(name: str) -> str:
+    """The StatefulSet's governing Service, named as score-k8s names it (`<workload>-headless-svc`)."""
+    label = _dns_label(name, "headless-svc")
+    return label if label[0].isalpha() else _dns_label("svc", name, "headless-svc")
 
 
 def _label_value(value: str) -> str:
@@ -310,8 +321,18 @@ def _startup_order(spec: WorkloadSpec) -> tuple[list[tuple[str, str]], list[str]
     return order, problems
 
 
+def workload_kind(spec: WorkloadSpec) -> str:
+    """What runs the pods: the `k8s.score.dev/kind` annotation, as score-k8s reads it, or Deployment."""
+    return ((spec.metadata.annotations if spec.metadata else None) or {}).get(KIND_ANNOTATION, "Deployment")
+
+
 def _static_problems(spec: WorkloadSpec) -> list[str]:
     problems: list[str] = list(_startup_order(spec)[1])
+    if workload_kind(spec) not in WORKLOAD_KINDS:
+        problems.append(
+            f"metadata.annotations.{KIND_ANNOTATION}: must be Deployment or StatefulSet (score-k8s refuses "
+            "other workload kinds too)"
+        )
 
     def check(where: str, text: str, *, whole_resource: bool = False) -> None:
         try:
@@ -363,6 +384,9 @@ class _Renderer:
         self.problems: list[str] = []
         self.consumed: set[str] = set()
         self.volumes: dict[str, tuple[str, dict[str, Any]]] = {}  # pod volume name -> (origin, manifest)
+        self.kind = workload_kind(spec)
+        # StatefulSet volumeClaimTemplates: volume name -> (origin, PersistentVolumeClaim spec)
+        self.claims: dict[str, tuple[str, dict[str, Any]]] = {}
         self.config_maps: list[dict[str, Any]] = []
         self.owned_secrets: dict[str, dict[str, bytes]] = {}  # owned Secret name -> data
         # env vars composed from text and secrets: variable -> container -> value
@@ -451,6 +475,8 @@ class _Renderer:
         return "".join(out).encode()
 
     def add_volume(self, name: str, manifest: dict[str, Any], origin: str) -> None:
+        if name in self.claims:
+            raise _Problem(f"pod volume name {name!r} is used by both {self.claims[name][0]} and {origin}")
         existing = self.volumes.get(name)
         if existing is None:
             self.volumes[name] = (origin, manifest)
@@ -593,10 +619,7 @@ class _Renderer:
             self.add_volume(name, {**copy.deepcopy(dict(source)), "name": name}, f"resource {resource!r}")
             return name
         if "claimSpec" in outputs.values:
-            raise _Problem(
-                f"resource {resource!r} outputs a claimSpec, which needs a StatefulSet; output a volume "
-                "`source` (e.g. persistentVolumeClaim) or emit a volume manifest instead"
-            )
+            return self.claim(resource, outputs.values["claimSpec"])
         names = [str(volume.get("name")) for volume in outputs.volumes]
         if len(names) == 1:
             return names[0]
@@ -609,6 +632,23 @@ class _Renderer:
             f"resource {resource!r} emits {len(names)} volumes ({', '.join(sorted(names))}); "
             "mount one by its name instead"
         )
+
+    def claim(self, resource: str, claim_spec: object) -> str:
+        """A `claimSpec` output (score-k8s): a volumeClaimTemplate of the StatefulSet, one claim per pod."""
+        if self.kind != "StatefulSet":
+            raise _Problem(
+                f"resource {resource!r} outputs a claimSpec, which needs a StatefulSet (annotation "
+                f"{KIND_ANNOTATION}: StatefulSet, as in score-k8s); or output a volume `source` (e.g. "
+                "persistentVolumeClaim) or emit a volume manifest instead"
+            )
+        if not isinstance(claim_spec, Mapping) or not claim_spec:
+            raise _Problem(f"resource {resource!r}: the claimSpec output must be a non-empty object")
+        name = _dns_label("vol", resource)
+        origin = f"resource {resource!r}"
+        if name in self.volumes:
+            raise _Problem(f"pod volume name {name!r} is used by both {self.volumes[name][0]} and {origin}")
+        self.claims[name] = (origin, copy.deepcopy(dict(claim_spec)))
+        return name
 
     def volume_mounts(self, cname: str, container: Container) -> list[dict[str, Any]]:
         mounts: list[dict[str, Any]] = []
@@ -824,9 +864,9 @@ class _Renderer:
         template_meta: dict[str, Any] = {"labels": dict(self.labels)}
         if pod_annotations:
             template_meta["annotations"] = pod_annotations
-        deployment: dict[str, Any] = {
+        pods: dict[str, Any] = {
             "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "kind": self.kind,
             "metadata": self.object_meta(self.name, user_annotations),
             "spec": {
                 "selector": {"matchLabels": dict(self.selector)},
@@ -836,20 +876,42 @@ class _Renderer:
         if self.spec.replicas is not None:
             # Only when set: an unset field is left to Kubernetes and to a HorizontalPodAutoscaler, which a
             # re-render would otherwise reset on every reconcile.
-            deployment["spec"]["replicas"] = self.spec.replicas
+            pods["spec"]["replicas"] = self.spec.replicas
+        ports = [
+            {
+                "name": pname,
+                "port": port.port,
+                "targetPort": port.target_port or port.port,
+                "protocol": port.protocol or "TCP",
+            }
+            for pname, port in sorted(
+                ((self.spec.service.ports if self.spec.service else None) or {}).items()
+            )
+        ]
         objects: list[dict[str, Any]] = sorted(self.config_maps, key=lambda cm: str(cm["metadata"]["name"]))
         objects += [self.secret_object(name, self.owned_secrets[name]) for name in sorted(self.owned_secrets)]
-        objects.append(deployment)
-        if self.spec.service is not None and self.spec.service.ports:
-            ports = [
+        if self.kind == "StatefulSet":
+            # As score-k8s: a headless Service governs the pods' network identities (`serviceName`), and
+            # claimSpec outputs become volumeClaimTemplates.
+            headless = _headless_service_name(self.name)
+            headless_spec: dict[str, Any] = {"clusterIP": "None", "selector": dict(self.selector)}
+            if ports:
+                headless_spec["ports"] = copy.deepcopy(ports)
+            objects.append(
                 {
-                    "name": pname,
-                    "port": port.port,
-                    "targetPort": port.target_port or port.port,
-                    "protocol": port.protocol or "TCP",
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": self.object_meta(headless, user_annotations),
+                    "spec": headless_spec,
                 }
-                for pname, port in sorted(self.spec.service.ports.items())
-            ]
+            )
+            pods["spec"]["serviceName"] = headless
+            if self.claims:
+                pods["spec"]["volumeClaimTemplates"] = [
+                    {"metadata": {"name": name}, "spec": self.claims[name][1]} for name in sorted(self.claims)
+                ]
+        objects.append(pods)
+        if ports:
             objects.append(
                 {
                     "apiVersion": "v1",
@@ -927,8 +989,10 @@ def required_resources(workload: Workload, patches: Sequence[WorkloadPatch]) -> 
 __all__ = [
     "CONFIG_CHECKSUM_ANNOTATION",
     "INSTANCE_LABEL",
+    "KIND_ANNOTATION",
     "NAME_LABEL",
     "SECRETS_CHECKSUM_ANNOTATION",
+    "WORKLOAD_KINDS",
     "CheckResult",
     "RenderResult",
     "ResourceOutputs",
@@ -938,4 +1002,5 @@ __all__ = [
     "files_object_name",
     "render",
     "required_resources",
+    "workload_kind",
 ]

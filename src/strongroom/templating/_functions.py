@@ -41,6 +41,7 @@ from gotpl.runtime.results import FunctionResult
 from gotpl.runtime.values import UNTYPED_NIL
 
 from strongroom.templating import _builtins, _gourl, _goyaml
+from strongroom.templating._constants import integral_arguments
 from strongroom.templating._gojson import marshal
 from strongroom.templating._limits import (
     GoFunctionError,
@@ -915,6 +916,20 @@ def _nil_for_empty_list(impl: _Impl) -> _Impl:
     return slice_
 
 
+def _tpl_with_integral_constants(impl: ContextFunction) -> ContextFunction:
+    """`tpl` compiles its source as render() does: integral float literals are ints for int parameters."""
+    assert impl.sync is not None
+    render_source = impl.sync
+    names = frozenset(SIGNATURES) - EXCLUDED | frozenset(_builtins.BUILTIN_OVERRIDES)
+
+    def tpl(context: Any, source: object, data: object) -> object:
+        if isinstance(source, str):
+            source = integral_arguments(source, "__helm_tpl__", names).source
+        return render_source(context, source, data)
+
+    return ContextFunction(sync=tpl, capabilities=impl.capabilities)
+
+
 @functools.cache
 def function_map() -> dict[str, Callable[..., object]]:
     """The guarded function map handed to gotpl (built once; the guards read per-render state)."""
@@ -928,6 +943,8 @@ def function_map() -> dict[str, Callable[..., object]]:
             impl = _allocating_merge(impl)
         if name in ("slice", "mustSlice"):
             impl = _nil_for_empty_list(impl)
+        if name == "tpl":
+            impl = _tpl_with_integral_constants(impl)
         if isinstance(impl, ContextFunction):
             assert impl.sync is not None
             functions[name] = ContextFunction(

@@ -16,6 +16,7 @@ from gotpl.errors import (
 )
 from gotpl.errors import TemplateError as GotplError
 
+from strongroom.templating._constants import Rewrite, integral_arguments
 from strongroom.templating._functions import ALLOWED_ATTRIBUTES, ALLOWED_METHODS, function_map
 from strongroom.templating._goyaml import YamlBudgetExceeded
 from strongroom.templating._goyaml import parse_yaml as _parse_yaml
@@ -67,14 +68,15 @@ def render(
         )
     values = import_data(data, name)
     failure: TemplateError
+    rewrite = Rewrite(source, ())
     with rendering(limits):
         try:
-            template = _compile(source, name, missing_key, limits)
+            template, rewrite = _compile(source, name, missing_key, limits)
             return template.render(values)
         except TemplateSyntaxError as exc:
             failure = _syntax_error(exc, name, _secrets(values, source))
         except GotplError as exc:
-            failure = _execution_error(exc, name, _secrets(values, source))
+            failure = _execution_error(exc, name, _secrets(values, source), rewrite)
         except RecursionError:
             failure = TemplateError(
                 f"template: {name}: template or values nest too deeply",
@@ -114,16 +116,21 @@ def parse_yaml(text: str, *, limits: Limits | None = None) -> Any:
         raise TemplateError(str(exc).removeprefix("yaml: ")) from None
 
 
-def _compile(source: str, name: str, missing_key: MissingKey, limits: Limits) -> Template:
+def _compile(source: str, name: str, missing_key: MissingKey, limits: Limits) -> tuple[Template, Rewrite]:
     if len(source) <= _CACHED_SOURCE_CHARS:
         return _compile_cached(source, name, missing_key, limits)
-    return _environment(missing_key, limits).from_string(source, name=name)
+    return _compile_uncached(source, name, missing_key, limits)
 
 
-@functools.lru_cache(maxsize=512)
-def _compile_cached(source: str, name: str, missing_key: MissingKey, limits: Limits) -> Template:
-    # gotpl templates are immutable and safe to share between threads and renders.
-    return _environment(missing_key, limits).from_string(source, name=name)
+def _compile_uncached(
+    source: str, name: str, missing_key: MissingKey, limits: Limits
+) -> tuple[Template, Rewrite]:
+    rewrite = integral_arguments(source, name, function_map())
+    return _environment(missing_key, limits).from_string(rewrite.source, name=name), rewrite
+
+
+# gotpl templates are immutable and safe to share between threads and renders.
+_compile_cached = functools.lru_cache(maxsize=512)(_compile_uncached)
 
 
 @functools.lru_cache(maxsize=16)
@@ -232,11 +239,16 @@ def _syntax_error(exc: TemplateSyntaxError, name: str, secrets: frozenset[str]) 
     )
 
 
-def _execution_error(exc: GotplError, name: str, secrets: frozenset[str]) -> TemplateError:
+def _execution_error(exc: GotplError, name: str, secrets: frozenset[str], rewrite: Rewrite) -> TemplateError:
     line = column = None
+    text = str(exc)
     if isinstance(exc, TemplateExecutionError):
         line, column = exc.line, exc.column
-    text = str(exc)
+        if rewrite.edits and line is not None and column is not None:
+            # Report the column of the source the user wrote, not of the rewritten one.
+            moved = rewrite.original_column(line, column)
+            text = text.replace(f"{name}:{line}:{column}:", f"{name}:{line}:{moved}:", 1)
+            column = moved
     limited = isinstance(exc, (SandboxLimitError, BudgetExceededError)) or (
         isinstance(exc, SandboxViolationError) and "limit" in text
     )

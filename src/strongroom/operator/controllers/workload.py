@@ -62,7 +62,13 @@ from strongroom.reconcile.secretmapping import (
     decode_secret_data,
     status_differs,
 )
-from strongroom.reconcile.workload import INSTANCE_LABEL, RenderResult, ResourceOutputs, render
+from strongroom.reconcile.workload import (
+    INSTANCE_LABEL,
+    WORKLOAD_KINDS,
+    RenderResult,
+    ResourceOutputs,
+    render,
+)
 from strongroom.reconcile.workloadpatch import apply_patches, describe_validation_error
 from strongroom.stores.base import SecretValue
 
@@ -530,8 +536,8 @@ class WorkloadController(Controller):
     ) -> tuple[Decision, list[dict[str, Any]] | None, str]:
         """Apply a complete rendering and prune what it no longer contains."""
         namespace, uid = workload.namespace, workload.metadata.uid or ""
-        deployment = next(obj for obj in result.objects if obj["kind"] == "Deployment")
-        selector = {MANAGED_LABEL: "true", INSTANCE_LABEL: deployment["metadata"]["labels"][INSTANCE_LABEL]}
+        pods = next(obj for obj in result.objects if obj["kind"] in WORKLOAD_KINDS)
+        selector = {MANAGED_LABEL: "true", INSTANCE_LABEL: pods["metadata"]["labels"][INSTANCE_LABEL]}
         # Objects someone else edited keep their rendered-hash annotation: apply them again regardless.
         drifted = {(version, kind, name) for version, kind, _, name in self.take_drifted(key)}
         try:
