@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -148,13 +148,18 @@ MemoryQuantity = Annotated[
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 
 
-def _check_annotations_size(annotations: Mapping[str, str] | None) -> None:
-    size = sum(len(key) + len(value) for key, value in (annotations or {}).items())
+def _check_annotations_size(annotations: dict[str, str]) -> dict[str, str]:
+    size = sum(len(key) + len(value) for key, value in annotations.items())
     if size > ANNOTATIONS_TOTAL_MAX:
         raise ValueError(
             f"annotations take {size} bytes (Kubernetes: all annotations of an object together may take "
             f"at most {ANNOTATIONS_TOTAL_MAX} bytes)"
         )
+    return annotations
+
+
+#: Annotations of one object: valid keys, at most 256 of them, within Kubernetes' total size.
+ObjectAnnotations = Annotated[Annotations, Field(max_length=256), AfterValidator(_check_annotations_size)]
 
 
 _QUANTITY_UNITS: dict[str, Decimal] = {
@@ -456,14 +461,8 @@ class ResourceMetadata(ApiModel):
 
     model_config = ConfigDict(extra="allow")
 
-    annotations: Annotations | None = Field(default=None, max_length=256)
+    annotations: ObjectAnnotations | None = None
     """Annotations of the resource; `strongroom render/deploy` puts them on the Resource object."""
-
-    @field_validator("annotations")
-    @classmethod
-    def _size(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        _check_annotations_size(value)
-        return value
 
 
 class ScoreResource(ApiModel):
@@ -489,14 +488,8 @@ class WorkloadMetadata(ApiModel):
 
     name: ScoreName | None = None
     """Workload name; the object's name if absent."""
-    annotations: Annotations | None = Field(default=None, max_length=256)
+    annotations: ObjectAnnotations | None = None
     """Annotations passed on to the rendered objects."""
-
-    @field_validator("annotations")
-    @classmethod
-    def _size(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        _check_annotations_size(value)
-        return value
 
 
 class WorkloadSpec(ApiModel):
