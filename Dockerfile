@@ -8,6 +8,10 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# binutils for `strip` (container/prune_venv.py); build stage only.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends binutils \
+ && rm -rf /var/lib/apt/lists/*
 # Same uv as the Makefile, so the lock file is read the way CI reads it.
 ARG UV_VERSION=0.13.9
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
@@ -24,6 +28,10 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY src ./src
 # --no-editable: install strongroom itself as a package, so /src is not needed at run time.
 RUN uv sync --frozen --no-dev --no-editable
+# What the dependencies ship but the operator never runs (unused AWS/GCP API models, debug symbols,
+# test suites, type stubs): the same script testenv.image runs, so both images hold the same files.
+COPY container/prune_venv.py ./container/
+RUN python container/prune_venv.py "$UV_PROJECT_ENVIRONMENT"
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="strongroom" \

@@ -30,8 +30,8 @@ testenv: install
 	$(PY) -m testenv install
 
 lint: install
-	$(VENV)/bin/ruff check src tests testenv bench examples
-	$(VENV)/bin/ruff format --check src tests testenv bench examples
+	$(VENV)/bin/ruff check src tests testenv bench examples container
+	$(VENV)/bin/ruff format --check src tests testenv bench examples container
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -9,8 +9,9 @@ the python image's /usr/local/bin, and the root filesystem holds just what pytho
 Steps, each cached under the testenv cache by the hash of its inputs:
 1. a root filesystem of Debian bookworm packages (`mmdebstrap --variant=extract`: the packages and
    their dependencies unpacked, no maintainer scripts, no apt/dpkg state), docs and locales pruned;
-2. the virtualenv, by the Dockerfile's command (`uv sync --frozen --no-dev --no-editable`: the locked
-   runtime dependencies and the project's wheel), with Debian's /usr/bin/python3.11;
+2. the virtualenv, by the Dockerfile's commands (`uv sync --frozen --no-dev --no-editable`: the locked
+   runtime dependencies and the project's wheel, then container/prune_venv.py), with Debian's
+   /usr/bin/python3.11;
 3. an OCI image archive (uncompressed layers, so no time is spent compressing what stays local),
    named by the `io.containerd.image.name` annotation so `ctr images import` tags it.
 """
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterable
@@ -38,7 +40,8 @@ REGISTRY = "strongroom.local"  # never pulled: pods use these with imagePullPoli
 NONROOT = 65532
 VENV = "/opt/strongroom"
 # No Debian tzdata: the locked dependencies carry the `tzdata` wheel, which zoneinfo falls back to.
-PYTHON_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "ca-certificates", "netbase")
+# libstdc++6: grpc, protobuf's upb, google-crc32c and frozenlist are C++ (the python image has it).
+PYTHON_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "ca-certificates", "netbase", "libstdc++6")
 # Not needed at run time; most of a Debian root filesystem's size that is not the interpreter.
 PRUNED_PREFIXES = (
     "usr/share/doc/",
@@ -52,6 +55,39 @@ PRUNED_PREFIXES = (
     "usr/lib/x86_64-linux-gnu/gconv/",  # iconv charsets (8 MB): Python's codecs do not use them
     "usr/lib/python3.11/test/",
     "usr/lib/python3.11/pydoc_data/",
+    # Package and admin tools that come as dependencies (dpkg, debconf, tar, openssl's CLI): an image
+    # runs its one entrypoint and has no shell or perl that could run them.
+    "bin/tar",
+    "sbin/start-stop-daemon",
+    "usr/bin/c_rehash",
+    "usr/bin/debconf",
+    "usr/bin/dpkg",
+    "usr/bin/openssl",
+    "usr/bin/update-alternatives",
+    "usr/sbin/dpkg-",
+    "usr/sbin/rmt-tar",
+    "usr/sbin/tarcat",
+    "usr/sbin/update-ca-certificates",
+    "usr/share/debconf/",
+    "usr/share/dpkg/",
+    "usr/share/perl5/",
+    # ... and the libraries only those tools link (no Python module does).
+    "lib/x86_64-linux-gnu/libselinux.so",
+    "usr/lib/x86_64-linux-gnu/libacl.so",
+    "usr/lib/x86_64-linux-gnu/libmd.so",
+    "usr/lib/x86_64-linux-gnu/libpcre2-8.so",
+    "usr/lib/x86_64-linux-gnu/libzstd.so",
+    # The `nis` module (deprecated, gone in Python 3.13, imported by nothing here) and the RPC and
+    # Kerberos libraries only it links (2 MB).
+    "usr/lib/python3.11/lib-dynload/nis.",
+    "usr/lib/x86_64-linux-gnu/libnsl.so.2",
+    "lib/x86_64-linux-gnu/libtirpc.so",
+    "usr/lib/x86_64-linux-gnu/libgssapi_krb5.so",
+    "usr/lib/x86_64-linux-gnu/libkrb5",
+    "usr/lib/x86_64-linux-gnu/libk5crypto.so",
+    "usr/lib/x86_64-linux-gnu/krb5/",
+    "lib/x86_64-linux-gnu/libcom_err.so",
+    "lib/x86_64-linux-gnu/libkeyutils.so",
 )
 OPERATOR_ENV = {
     "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -60,6 +96,8 @@ OPERATOR_ENV = {
 }
 OPERATOR_ENTRYPOINT = ["strongroom", "operator", "run"]
 OPERATOR_PORTS = ("8080/tcp", "8081/tcp")
+# Run by the Dockerfile after `uv sync`, and here after the same command.
+PRUNE_VENV = REPO_ROOT / "container" / "prune_venv.py"
 
 
 @dataclass(frozen=True)
@@ -84,8 +122,6 @@ def _say(sink: Sink | None, line: str) -> None:
     if sink:
         sink(line)
     else:
-        import sys
-
         print(line, file=sys.stderr, flush=True)
 
 
@@ -104,9 +140,11 @@ def _images_dir() -> Path:
 
 
 def rootfs_layer(packages: Iterable[str], sink: Sink | None = None) -> Path:
-    """A layer tar of the Debian packages (and their dependencies), pruned; cached by the package list."""
+    """A layer tar of the Debian packages (and their dependencies), pruned; cached by the package list
+    and the pruned prefixes."""
     wanted = sorted(packages)
-    target = _images_dir() / f"rootfs-{SUITE}-{_digest(*(p.encode() for p in wanted))}.tar"
+    key = _digest(*(p.encode() for p in wanted), "\0".join(PRUNED_PREFIXES).encode())
+    target = _images_dir() / f"rootfs-{SUITE}-{key}.tar"
     if target.exists():
         return target
     _say(sink, f"[testenv] image: unpacking Debian {SUITE} packages {', '.join(wanted)} (mmdebstrap)")
@@ -209,9 +247,10 @@ def _uv() -> str:
 def build_venv(
     staging: Path, extra_requirements: Iterable[str] = (), project: bool = True, path: str = VENV
 ) -> Path:
-    """The Dockerfile's /opt/strongroom, made by the Dockerfile's own command: `uv sync --frozen
+    """The Dockerfile's /opt/strongroom, made by the Dockerfile's own commands: `uv sync --frozen
     --no-dev --no-editable` (the locked runtime dependencies and the project's wheel, bytecode
-    compiled), into the staging directory. `extra_requirements` go on top (workload images)."""
+    compiled) and container/prune_venv.py, into the staging directory. `extra_requirements` go on
+    top (workload images, not pruned)."""
     uv = _uv()
     venv = staging / path.lstrip("/")
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +270,8 @@ def build_venv(
     python_flag = ["--python", "/usr/bin/python3.11"]
     if project:
         run([uv, "sync", "--quiet", "--frozen", "--no-dev", "--no-editable", *python_flag])
+        # The Dockerfile's next step: the same script, so both images hold the same files.
+        run([sys.executable, str(PRUNE_VENV), str(venv)])
     else:
         run([uv, "venv", "--quiet", *python_flag, str(venv)])
     extra = list(extra_requirements)
@@ -394,7 +435,7 @@ def build(
 
 def _project_inputs() -> tuple[bytes, ...]:
     """What the operator image is made of, for its tag: the lock, the project metadata and the code."""
-    paths = [REPO_ROOT / "uv.lock", REPO_ROOT / "pyproject.toml", REPO_ROOT / "README.md"]
+    paths = [REPO_ROOT / "uv.lock", REPO_ROOT / "pyproject.toml", REPO_ROOT / "README.md", PRUNE_VENV]
     paths += sorted(p for p in (REPO_ROOT / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     return tuple(str(p.relative_to(REPO_ROOT)).encode() + b"\0" + p.read_bytes() for p in paths)
 
@@ -453,6 +494,16 @@ def image_files(archive: Path) -> set[str]:
             with tarfile.open(fileobj=member, mode="r|") as layer_tar:
                 names.update(m.name for m in layer_tar if not m.isdir())
     return names
+
+
+def unpack(archive: Path, target: Path) -> None:
+    """Extract all layers of an image archive written here into `target` (its root filesystem)."""
+    with tarfile.open(archive) as tar:
+        for layer in _manifest(tar)["layers"]:
+            member = tar.extractfile(f"blobs/sha256/{layer['digest'].removeprefix('sha256:')}")
+            assert member is not None
+            with tarfile.open(fileobj=member, mode="r|") as layer_tar:
+                layer_tar.extractall(target, filter="tar")
 
 
 WEB_APP = REPO_ROOT / "examples" / "app" / "web"

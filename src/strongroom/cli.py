@@ -945,6 +945,9 @@ async def _deploy_operator(
         await cluster.close()
     for name in outcome.pruned:
         click.echo(f"pruned {name}", err=True)
+    for state in outcome.states:
+        if state.pods_error:
+            click.echo(f"note: cannot read the pods of {state.label}: {state.pods_error}", err=True)
     sys.stdout.write(table(outcome.states))
     if not wait:
         return True

@@ -103,7 +103,9 @@ def release(node_environment: NodeEnvironment) -> Iterator[Release]:
     ensure_namespace(cluster, OPERATOR_NAMESPACE)
     ensure_namespace(cluster, TEAM)
     # Re-read stores every 2s (the default is minutes), so rotations show within the tests' timeouts.
-    rel.helm("install", "--set=extraArgs={--refresh-interval=2s,--store-read-ttl=0s}")
+    # One replica: these tests follow "the" pod through upgrades; the chart's default of two (leader
+    # election) is covered by tests/integration/test_leader_election.py and test_helm_chart.py.
+    rel.helm("install", "--set=extraArgs={--refresh-interval=2s,--store-read-ttl=0s}", "--set=replicaCount=1")
     yield rel
     rel.cluster.run(str(cluster.helm), "uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, check=False)
 

@@ -52,6 +52,7 @@ class App:
     operator: OperatorProcess
     score: Path
     definitions: Path
+    deploy_args: list[str]
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.node.cluster.kubectl_run(*args, check=check)
@@ -135,10 +136,10 @@ def app(node_environment: NodeEnvironment, tmp_path_factory: pytest.TempPathFact
         .replace("ghcr.io/example/web:1.0.0", node_environment.web_image)
     )
     operator = start_operator(cluster.kubeconfig, workdir / "operator.log", ["--refresh-interval=2s"])
-    example = App(node_environment, operator, score, definitions)
+    args = ["-f", str(score), "-d", str(definitions), "--values", str(EXAMPLE / "values.yaml")]
+    args += ["--app", APP, "--env", ENV]
+    example = App(node_environment, operator, score, definitions, args)
     try:
-        args = ["-f", str(score), "-d", str(definitions), "--values", str(EXAMPLE / "values.yaml")]
-        args += ["--app", APP, "--env", ENV]
         drivers = subprocess.run(
             [STRONGROOM, "render", "--drivers", *args], capture_output=True, text=True, check=True
         ).stdout
@@ -199,6 +200,19 @@ def test_service_answers_from_the_host_shell(app: App) -> None:
         "LOG_LEVEL",
     }
     assert API_KEY not in json.dumps(body)
+
+
+def test_deploy_table_shows_the_workloads_ready_pods(app: App) -> None:
+    eventually(app.ready_pods, timeout=180, what="web pod Ready")
+    deployed = app.node.cluster.run(
+        STRONGROOM, "deploy", "--mode", "operator", *app.deploy_args, "--timeout", "1m", check=False
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    lines = deployed.stdout.splitlines()
+    assert lines[0].split()[:4] == ["KIND", "NAME", "READY", "PODS"]
+    rows = {tuple(line.split()[:2]): line.split()[2:4] for line in lines[1:]}
+    assert rows[("Workload", "web")] == ["True", "1/1"]
+    assert rows[("Resource", "postgres-web-db")] == ["True", "-"]
 
 
 def test_rotating_the_password_through_the_driver_rolls_the_deployment(app: App) -> None:

@@ -1,8 +1,9 @@
 """The operator image built without Docker (testenv.image) against the Dockerfile users build.
 
-Docker is not available here, so the Dockerfile's build stage is replayed: its `uv sync` command with
-its UV_* settings, into a scratch directory. The image's /opt/strongroom must hold exactly the files
-that produces, and the image's user, entrypoint, ports and Python settings must be the Dockerfile's.
+Docker is not available here, so the Dockerfile's build stage is replayed: its commands that make the
+virtualenv (`uv sync`, then container/prune_venv.py) with its UV_* settings, into a scratch directory.
+The image's /opt/strongroom must hold exactly the files that produces, and the image's user,
+entrypoint, ports and Python settings must be the Dockerfile's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,27 +48,37 @@ def _runtime_stage() -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
+def _build_stage() -> list[tuple[str, str]]:
+    instructions = _instructions()
+    froms = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    return instructions[froms[0] : froms[1]]
+
+
 def test_venv_has_the_files_the_dockerfile_build_makes(tmp_path: Path) -> None:
     built = image.operator_image()
     build_env: dict[str, str] = {}
-    sync: list[str] = []
-    for keyword, args in _instructions():
+    steps: list[str] = []  # the RUN commands that make the virtualenv: `uv ...`, `python ...`
+    for keyword, args in _build_stage():
         if keyword == "ENV":
             build_env.update(_env(args))
-        if keyword == "RUN" and args.startswith("uv sync"):
-            sync = shlex.split(args)
-    assert sync, "the Dockerfile installs with `uv sync`"
+        if keyword == "RUN" and args.split()[0] in ("uv", "python"):
+            steps.append(args)
+    assert any(step.startswith("uv sync") for step in steps), "the Dockerfile installs with `uv sync`"
+    assert any("prune_venv.py" in step for step in steps), "the Dockerfile prunes the virtualenv"
     venv_path = build_env["UV_PROJECT_ENVIRONMENT"]
+    # The build stage's tools, as the host has them: its uv, a Python 3.11 as `python`, Debian's
+    # interpreter for the virtualenv (the one the image has).
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "uv").symlink_to(image._uv())
+    (tools / "python").symlink_to(sys.executable)
     env = dict(os.environ, **{k: v for k, v in build_env.items() if k.startswith("UV_")})
     env["UV_PROJECT_ENVIRONMENT"] = str(tmp_path / venv_path.lstrip("/"))
+    env["UV_PYTHON"] = "/usr/bin/python3.11"
+    env["PATH"] = f"{tools}:{env['PATH']}"
     env.pop("VIRTUAL_ENV", None)
-    subprocess.run(
-        [image._uv(), *sync[1:], "--python", "/usr/bin/python3.11"],
-        cwd=REPO_ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    for step in steps:  # in the shell, as RUN does: `$UV_PROJECT_ENVIRONMENT` is the scratch venv
+        subprocess.run(["/bin/sh", "-c", step], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
     docker_files = {
         str(p.relative_to(tmp_path))
         for p in (tmp_path / venv_path.lstrip("/")).rglob("*")
@@ -97,3 +109,57 @@ def test_config_is_the_dockerfiles() -> None:
             assert image_env["PATH"].split(":")[0] == value.split(":")[0]
         else:
             assert image_env[key] == value
+
+
+# Run inside the image: every compiled module loads (the stripped extension modules, the libraries
+# left in the pruned root filesystem), every store backend imports, and botocore builds a client from
+# each service model the pruned virtualenv keeps for strongroom (Secrets Manager; STS for assumed
+# roles) and for botocore's own credential chain (STS web identity, SSO, `aws login`).
+IN_IMAGE_CHECK = """
+import asyncio, importlib, sys, sysconfig
+from pathlib import Path
+
+roots = [Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload", Path(sysconfig.get_paths()["purelib"])]
+modules = []
+for root in roots:
+    for so in root.rglob("*.so"):
+        parts = [*so.relative_to(root).parent.parts, so.name.split(".")[0]]
+        if all(part.isidentifier() for part in parts):
+            modules.append(".".join(parts))
+for name in sorted(modules):
+    importlib.import_module(name)
+
+import strongroom.cli, strongroom.operator.app
+import strongroom.stores.awssm, strongroom.stores.azurekv, strongroom.stores.gcpsm
+import strongroom.stores.kubernetes, strongroom.stores.vault
+from aiobotocore.session import get_session
+
+async def clients():
+    for service in ("secretsmanager", "sts", "sso", "sso-oidc", "signin"):
+        async with get_session().create_client(
+            service, region_name="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s"
+        ) as client:
+            assert client.meta.service_model.service_name == service
+
+asyncio.run(clients())
+print(len(modules))
+"""
+
+
+def test_modules_and_store_clients_load_in_the_image(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root (the node tests run as root)")
+    built = image.operator_image()
+    config = image.image_config(built.archive)
+    root = tmp_path / "rootfs"
+    image.unpack(built.archive, root)
+    env = dict(item.split("=", 1) for item in config["Env"])
+    result = subprocess.run(
+        ["chroot", f"--userspec={config['User']}", str(root), "python", "-c", IN_IMAGE_CHECK],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 20  # the extension modules of the stdlib and of the dependencies

@@ -370,7 +370,7 @@ def test_operator_mode(e2e: Env) -> None:
     result = e2e.deploy("op", "--mode", "operator", "--timeout", "3m")
     namespace = e2e.namespace("op")
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["KIND", "NAME", "READY", "REASON", "MESSAGE"]
+    assert lines[0].split() == ["KIND", "NAME", "READY", "PODS", "REASON", "MESSAGE"]
     readiness = {tuple(line.split()[:3]) for line in lines[1:]}
     assert readiness >= {
         ("SecretMapping", "shared-values", "True"),

@@ -9,9 +9,10 @@ from typing import Any
 
 from strongroom.api import constants as c
 from strongroom.orchestrator.emit import CRSet
-from strongroom.orchestrator.operator_mode import DeployOutcome, check_drivers, deploy
+from strongroom.orchestrator.kube import ClusterError
+from strongroom.orchestrator.operator_mode import DeployOutcome, check_drivers, deploy, with_pods
 from strongroom.orchestrator.render import Rendered, render
-from strongroom.orchestrator.status import ObjectState
+from strongroom.orchestrator.status import ObjectState, Pods
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "app"
@@ -246,3 +247,39 @@ def test_timeout_and_stalled() -> None:
     assert not outcome.timed_out
     assert not outcome.ok
     assert any(state.stalled for state in outcome.states)
+
+
+def test_the_outcome_has_each_workloads_pods_from_its_listed_deployment() -> None:
+    cluster = FakeCluster()
+    outcome, seen = run(cluster, example())
+    (web,) = [state for state in outcome.states if state.kind == "Workload"]
+    assert web.pods is None  # the stand-in renders no Deployment: none listed in the status
+    assert all(state.pods is None for states in seen for state in states)  # read once, at the end
+    cluster.objects[("Workload", "web")]["status"]["objects"] = [
+        {"apiVersion": "v1", "kind": "Service", "name": "web"},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+    ]
+    cluster.objects[("Deployment", "web")] = {"spec": {"replicas": 2}, "status": {"readyReplicas": 1}}
+    (web,) = [s for s in asyncio.run(with_pods(cluster, "shop-dev", outcome.states)) if s.kind == "Workload"]  # type: ignore[arg-type]
+    assert web.pods == Pods(ready=1, desired=2)
+
+
+def test_unreadable_pods_are_noted_not_fatal() -> None:
+    class Forbidden(FakeCluster):
+        async def get(
+            self, api_version: str, kind: str, namespace: str | None, name: str
+        ) -> dict[str, Any] | None:
+            if kind == "Deployment":
+                raise ClusterError("reading Deployment web: forbidden (HTTP 403)")
+            return await super().get(api_version, kind, namespace, name)
+
+    cluster = Forbidden()
+    outcome, _ = run(cluster, example())
+    cluster.objects[("Workload", "web")]["status"]["objects"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    ]
+    states = asyncio.run(with_pods(cluster, "shop-dev", outcome.states))  # type: ignore[arg-type]
+    (web,) = [state for state in states if state.kind == "Workload"]
+    assert (web.pods, web.pods_text) == (None, "?")
+    assert web.pods_error == "reading Deployment web: forbidden (HTTP 403)"
+    assert [s.ready for s in states] == [s.ready for s in outcome.states]

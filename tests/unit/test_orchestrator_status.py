@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import Any
 
-from strongroom.orchestrator.status import Progress, deleted_state, failures, object_state, table
+from strongroom.orchestrator.status import (
+    Pods,
+    Progress,
+    deleted_state,
+    failures,
+    object_state,
+    pod_controllers,
+    pods,
+    table,
+)
 
 
 def obj(generation: int, observed: int | None, *conditions: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +74,10 @@ def test_table_and_progress() -> None:
     ]
     text = table(states)
     lines = text.splitlines()
-    assert lines[0].split() == ["KIND", "NAME", "READY", "REASON", "MESSAGE"]
-    assert lines[1].split()[:4] == ["Resource", "postgres-web-db", "True", "Provisioned"]
+    assert lines[0].split() == ["KIND", "NAME", "READY", "PODS", "REASON", "MESSAGE"]
+    assert lines[1].split()[:5] == ["Resource", "postgres-web-db", "True", "-", "Provisioned"]
     assert lines[1].endswith("...")
-    assert len(lines[1]) < 140
+    assert len(lines[1]) - lines[1].index("xxx") == 80  # the message is clipped to its width
     stream = io.StringIO()
     progress = Progress(stream)
     progress.update(states, 1.0)
@@ -77,4 +87,58 @@ def test_table_and_progress() -> None:
     assert stream.getvalue().splitlines() == [
         "[   1s] 1/2 ready; waiting for Workload/web: WaitingForResources (db)",
         "[   3s] 1/1 ready",
+    ]
+
+
+def workload(*objects: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "objects": list(objects)}}
+
+
+def controller(replicas: int | None, ready: int | None) -> dict[str, Any]:
+    spec = {} if replicas is None else {"replicas": replicas}
+    status = {} if ready is None else {"readyReplicas": ready}
+    return {"spec": spec, "status": status}
+
+
+def test_pod_controllers_are_the_deployments_and_statefulsets_a_workload_lists() -> None:
+    live = workload(
+        {"apiVersion": "v1", "kind": "Service", "name": "web"},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "web-files"},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"},
+    )
+    assert pod_controllers(live) == [("apps/v1", "Deployment", "web"), ("apps/v1", "StatefulSet", "db")]
+    assert pod_controllers(workload()) == []
+    assert pod_controllers({"metadata": {}}) == []  # no status yet
+    assert pod_controllers(None) == []  # not created yet
+
+
+def test_pods_count_ready_out_of_desired_replicas() -> None:
+    assert pods([controller(2, 1)]) == Pods(ready=1, desired=2)
+    assert pods([controller(None, None)]) == Pods(ready=0, desired=1)  # the replicas default, no pod ready
+    assert pods([controller(3, 3), controller(1, 0)]) == Pods(ready=3, desired=4)
+    assert pods([controller(1, 1), None]) == Pods(ready=1, desired=1)  # one not created yet
+    assert pods([None]) is None
+    assert pods([]) is None
+
+
+def test_table_shows_workload_pods() -> None:
+    web = object_state("Workload", "web", obj(1, 1, cond("Ready", "True", "Applied")))
+    worker = object_state("Workload", "worker", obj(1, 1, cond("Ready", "False", "WaitingForResources")))
+    db = object_state("Resource", "db", obj(1, 1, cond("Ready", "True", "Provisioned")))
+    gone = deleted_state("Workload", "old", None)
+    states = [
+        dataclasses.replace(web, pods=Pods(ready=1, desired=1)),
+        worker,  # its Deployment is not there yet
+        dataclasses.replace(web, name="api", pods_error="reading Deployment api: forbidden (HTTP 403)"),
+        db,
+        gone,
+    ]
+    rows = [line.split()[:4] for line in table(states).splitlines()[1:]]
+    assert rows == [
+        ["Workload", "web", "True", "1/1"],
+        ["Workload", "worker", "False", "<none>"],
+        ["Workload", "api", "True", "?"],
+        ["Resource", "db", "True", "-"],
+        ["Workload", "old", "Deleted", "-"],
     ]

@@ -14,11 +14,14 @@ everything is Ready.
 3. Wait: until every object is Ready for its current generation and every pruned object is gone (a
    Resource's finalizer deprovisions it through its driver first), or until the timeout, or until an
    object reports `Stalled`.
+4. For the status table, once: each Workload's pods, read from the Deployments and StatefulSets its
+   status lists (read only; not waited for).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +34,14 @@ from strongroom.orchestrator import naming
 from strongroom.orchestrator.emit import MANAGED_KINDS, CRSet
 from strongroom.orchestrator.kube import Cluster, ClusterError
 from strongroom.orchestrator.plan import Plan
-from strongroom.orchestrator.status import WAITED_KINDS, ObjectState, deleted_state, object_state
+from strongroom.orchestrator.status import (
+    WAITED_KINDS,
+    ObjectState,
+    deleted_state,
+    object_state,
+    pod_controllers,
+    pods,
+)
 
 
 @dataclass
@@ -130,6 +140,26 @@ async def observe(cluster: Cluster, crset: CRSet, pruned: Sequence[tuple[str, st
     return states
 
 
+async def with_pods(cluster: Cluster, namespace: str, states: Sequence[ObjectState]) -> list[ObjectState]:
+    """The states with each (not deleted) Workload's pods filled in; a read error is kept per Workload."""
+    out: list[ObjectState] = []
+    for state in states:
+        if state.kind != "Workload" or state.deleting:
+            out.append(state)
+            continue
+        try:
+            live = await cluster.get(c.API_VERSION, "Workload", namespace, state.name)
+            controllers = [
+                await cluster.get(api_version, kind, namespace, name)
+                for api_version, kind, name in pod_controllers(live)
+            ]
+        except ClusterError as exc:
+            out.append(dataclasses.replace(state, pods_error=str(exc)))
+            continue
+        out.append(dataclasses.replace(state, pods=pods(controllers)))
+    return out
+
+
 async def deploy(
     cluster: Cluster,
     crset: CRSet,
@@ -148,11 +178,10 @@ async def deploy(
         elapsed = time.monotonic() - start
         if on_progress is not None:
             on_progress(states, elapsed)
-        if all(state.ready for state in states):
-            return outcome
-        if any(state.stalled for state in states):
-            return outcome
-        if elapsed >= wait_seconds:
-            outcome.timed_out = True
+        done = all(state.ready for state in states)
+        stalled = any(state.stalled for state in states)
+        outcome.timed_out = not done and not stalled and elapsed >= wait_seconds
+        if done or stalled or outcome.timed_out:
+            outcome.states = await with_pods(cluster, crset.namespace, states)
             return outcome
         await asyncio.sleep(min(interval, max(wait_seconds - elapsed, 0.05)))

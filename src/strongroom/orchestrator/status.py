@@ -5,6 +5,10 @@ An object counts as Ready when its `Ready` condition is True for its current gen
 fails at once; anything else is waited for until the timeout. WorkloadPatches are done unless their
 `Ready` is False (the operator writes a condition on a patch when it applies it or cannot). Objects the
 deploy pruned are done when they are gone (a Resource's finalizer deprovisions it first).
+
+The table also shows each Workload's pods: ready/desired replicas of the Deployments and StatefulSets the
+Workload's status lists, as `kubectl get deployment` counts them. It is shown, not waited for: a
+Workload is Ready once its objects are applied, and pods take as long as their images and probes take.
 """
 
 from __future__ import annotations
@@ -17,6 +21,20 @@ from typing import Any, TextIO
 
 #: Kinds that get a Ready condition from the operator, and are waited for.
 WAITED_KINDS = frozenset({"Resource", "Workload", "SecretMapping", "WorkloadPatch"})
+#: Kinds a Workload runs its pods with, whose replica counts the table shows.
+POD_CONTROLLER_KINDS = frozenset({"Deployment", "StatefulSet"})
+
+
+@dataclass(frozen=True)
+class Pods:
+    """A Workload's pods: Ready replicas out of the desired ones, summed over its pod controllers."""
+
+    ready: int
+    desired: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.ready}/{self.desired}"
 
 
 @dataclass(frozen=True)
@@ -30,10 +48,22 @@ class ObjectState:
     deleting: bool = False
     stalled: bool = False
     """`Stalled=True`: the operator gave up until something changes; waiting longer cannot help."""
+    pods: Pods | None = None
+    """Workloads only: their pods, once a pod controller of theirs exists."""
+    pods_error: str = ""
+    """Workloads only: why their pods could not be read (the table shows `?`)."""
 
     @property
     def label(self) -> str:
         return f"{self.kind}/{self.name}"
+
+    @property
+    def pods_text(self) -> str:
+        if self.kind != "Workload" or self.deleting:
+            return "-"
+        if self.pods_error:
+            return "?"
+        return self.pods.text if self.pods is not None else "<none>"
 
     @property
     def word(self) -> str:
@@ -87,6 +117,33 @@ def object_state(kind: str, name: str, obj: Mapping[str, Any] | None) -> ObjectS
     return ObjectState(
         kind, name, ready=False, failed=ready.get("status") == "False", reason=reason, message=message
     )
+
+
+def pod_controllers(workload: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of the Deployments and StatefulSets a Workload's status lists."""
+    if workload is None:
+        return []
+    found = []
+    for ref in (workload.get("status") or {}).get("objects") or []:
+        kind, name, api_version = ref.get("kind"), ref.get("name"), ref.get("apiVersion")
+        if kind in POD_CONTROLLER_KINDS and isinstance(name, str) and isinstance(api_version, str):
+            found.append((api_version, str(kind), name))
+    return found
+
+
+def pods(controllers: Sequence[Mapping[str, Any] | None]) -> Pods | None:
+    """Ready out of desired replicas of these pod controllers (None for one not created yet); None when
+    none exists. Desired is `spec.replicas` (default 1), Ready is `status.readyReplicas`."""
+    live = [obj for obj in controllers if obj is not None]
+    if not live:
+        return None
+    ready = desired = 0
+    for obj in live:
+        replicas = (obj.get("spec") or {}).get("replicas", 1)
+        desired += replicas if isinstance(replicas, int) else 0
+        ready_replicas = (obj.get("status") or {}).get("readyReplicas", 0)
+        ready += ready_replicas if isinstance(ready_replicas, int) else 0
+    return Pods(ready=ready, desired=desired)
 
 
 def deleted_state(kind: str, name: str, obj: Mapping[str, Any] | None) -> ObjectState:
@@ -143,9 +200,10 @@ class Progress:
 
 
 def table(states: Sequence[ObjectState], message_width: int = 80) -> str:
-    """The status table printed after a deploy: KIND, NAME, READY, REASON, MESSAGE."""
-    header = ("KIND", "NAME", "READY", "REASON", "MESSAGE")
-    rows = [(s.kind, s.name, s.word, s.reason, _clip(s.message, message_width)) for s in states]
+    """The status table printed after a deploy: KIND, NAME, READY, PODS (a Workload's Ready/desired pods,
+    `<none>` before its Deployment exists, `?` when unreadable, `-` for other kinds), REASON, MESSAGE."""
+    header = ("KIND", "NAME", "READY", "PODS", "REASON", "MESSAGE")
+    rows = [(s.kind, s.name, s.word, s.pods_text, s.reason, _clip(s.message, message_width)) for s in states]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = []
     for row in [header, *rows]:
