@@ -47,12 +47,18 @@ from lightkube.types import PatchType
 
 import testenv
 from bench.common import Row, SecretMappingRes, bounded, client_for, ensure_namespace, print_table
-from bench.resources import DriverRes, ResourceRes, obj, resource, secret
+from bench.resources import (
+    ResourceRes,
+    install_operator_namespace,
+    obj,
+    resource,
+    secret,
+    start_remote_driver,
+    vault_spec,
+)
 from bench.secretmappings import install_crds, mapping
-from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
-from testenv.paths import REPO_ROOT
-from testenv.process import LOOPBACK, ManagedProcess, free_port, tcp_open
+from testenv.process import LOOPBACK, ManagedProcess
 
 ORG = "bench-org"
 LEASE = "strongroom-operator"
@@ -174,81 +180,25 @@ async def setup(client: AsyncClient, env: testenv.Environment, workdir: Path) ->
         for path, value in (("bench/fo-old", "v1"), ("bench/fo-new", "v2")):
             response = await vault.post(f"/v1/secret/data/{path}", json={"data": {"value": value}})
             response.raise_for_status()
-    key = generate_private_key(2048)
-    public = workdir / "operator.pub"
-    public.write_bytes(public_key_pem(key))
-    for namespace in (OPERATOR_NAMESPACE, MAPPINGS_NS):
-        await client.apply(secret(namespace, "bao-token", {"token": bao["root_token"]}))
-    await client.apply(
-        secret(
-            OPERATOR_NAMESPACE,
-            "strongroom-driver-key",
-            {"privateKey": private_key_pem(key).decode(), "organisationID": ORG},
-        )
-    )
-    vault_spec = {
-        "url": bao["addr"],
-        "path": "secret",
-        "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}},
-    }
-    await client.apply(
-        obj(
-            {
-                "apiVersion": "strongroom.dev/v1alpha1",
-                "kind": "SecretStore",
-                "metadata": {
-                    "name": "bao",
-                    "namespace": OPERATOR_NAMESPACE,
-                    "labels": {"strongroom.dev/default-store": "true"},
-                },
-                "spec": {
-                    "vault": vault_spec,
-                    "rateLimit": {"qps": 5000, "burst": 5000},
-                    "access": [{"namespaces": ["*"], "keyPrefixes": ["bench/"]}],
-                },
-            }
-        )
-    )
+    public = await install_operator_namespace(client, bao, workdir)
+    await client.apply(secret(MAPPINGS_NS, "bao-token", {"token": bao["root_token"]}))
     await client.apply(
         obj(
             {
                 "apiVersion": "strongroom.dev/v1alpha1",
                 "kind": "SecretStore",
                 "metadata": {"name": "bao", "namespace": MAPPINGS_NS},
-                "spec": {"vault": vault_spec, "rateLimit": {"qps": 5000, "burst": 5000}},
+                "spec": {"vault": vault_spec(bao), "rateLimit": {"qps": 5000, "burst": 5000}},
             }
         )
     )
-    port = free_port()
-    driver = ManagedProcess(
-        "bench-driver",
-        [
-            sys.executable,
-            "-m",
-            "bench.failover",
-            "serve-driver",
-            "--port",
-            str(port),
-            "--public-key",
-            str(public),
-            "--record",
-            str(workdir / "driver-puts.jsonl"),
-        ],
-        workdir / "driver.log",
-        cwd=REPO_ROOT,
-    ).start()
-    driver.wait_ready(lambda: tcp_open(port), timeout=30)
-    await client.apply(
-        DriverRes.from_dict(
-            {
-                "apiVersion": "strongroom.dev/v1alpha1",
-                "kind": "Driver",
-                "metadata": {"name": "remote", "namespace": OPERATOR_NAMESPACE},
-                "spec": {"target": f"http://{LOOPBACK}:{port}/", "allowedNamespaces": ["*"]},
-            }
-        )
+    return await start_remote_driver(
+        client,
+        ["bench.failover", "serve-driver"],
+        public,
+        workdir,
+        ["--record", str(workdir / "driver-puts.jsonl")],
     )
-    return driver
 
 
 def election_args(args: argparse.Namespace, identity: str) -> list[str]:

@@ -173,6 +173,78 @@ async def scenario(
     return Outcome(last - started, operator_s, driver_s, cpu, requests)
 
 
+def vault_spec(bao: dict[str, Any]) -> dict[str, Any]:
+    """The testenv OpenBao as a SecretStore's `vault` spec (its root token in Secret bao-token)."""
+    return {
+        "url": bao["addr"],
+        "path": "secret",
+        "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}},
+    }
+
+
+async def install_operator_namespace(client: AsyncClient, bao: dict[str, Any], workdir: Path) -> Path:
+    """What a remote-driver benchmark needs in the operator namespace: the OpenBao token, the default store
+    (reads and driver outputs under bench/, open to every namespace) and the operator's signing key.
+    Returns the path of the public key the benchmark's driver verifies requests with."""
+    key = generate_private_key(2048)
+    public = workdir / "operator.pub"
+    public.write_bytes(public_key_pem(key))
+    await client.apply(secret(OPERATOR_NAMESPACE, "bao-token", {"token": bao["root_token"]}))
+    await client.apply(
+        secret(
+            OPERATOR_NAMESPACE,
+            "strongroom-driver-key",
+            {"privateKey": private_key_pem(key).decode(), "organisationID": ORG},
+        )
+    )
+    await client.apply(
+        obj(
+            {
+                "apiVersion": "strongroom.dev/v1alpha1",
+                "kind": "SecretStore",
+                "metadata": {
+                    "name": "bao",
+                    "namespace": OPERATOR_NAMESPACE,
+                    "labels": {"strongroom.dev/default-store": "true"},
+                },
+                "spec": {
+                    "vault": vault_spec(bao),
+                    "rateLimit": {"qps": 5000, "burst": 5000},
+                    # Driver outputs go to strongroom/<namespace>/: naming the namespaces is enough.
+                    "access": [{"namespaces": ["*"], "keyPrefixes": ["bench/"]}],
+                },
+            }
+        )
+    )
+    return public
+
+
+async def start_remote_driver(
+    client: AsyncClient, command: list[str], public: Path, workdir: Path, extra: list[str] | None = None
+) -> ManagedProcess:
+    """Start a benchmark's driver (`python -m <command> --port P --public-key K ...`) and the operator-
+    namespace Driver `remote` that points at it, open to every namespace."""
+    port = free_port()
+    driver = ManagedProcess(
+        "bench-driver",
+        [sys.executable, "-m", *command, "--port", str(port), "--public-key", str(public), *(extra or [])],
+        workdir / "driver.log",
+        cwd=REPO_ROOT,
+    ).start()
+    driver.wait_ready(lambda: tcp_open(port), timeout=30)
+    await client.apply(
+        obj(
+            {
+                "apiVersion": "strongroom.dev/v1alpha1",
+                "kind": "Driver",
+                "metadata": {"name": "remote", "namespace": OPERATOR_NAMESPACE},
+                "spec": {"target": f"http://{LOOPBACK}:{port}/", "allowedNamespaces": ["*"]},
+            }
+        )
+    )
+    return driver
+
+
 async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path) -> list[Row]:
     rows: list[Row] = []
     operator: OperatorProcess | None = None
@@ -182,40 +254,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
     try:
         await ensure_namespace(client, OPERATOR_NAMESPACE)
         bao = env.info("openbao")
-        key = generate_private_key(2048)
-        public = workdir / "operator.pub"
-        public.write_bytes(public_key_pem(key))
-        await client.apply(secret(OPERATOR_NAMESPACE, "bao-token", {"token": bao["root_token"]}))
-        await client.apply(
-            secret(
-                OPERATOR_NAMESPACE,
-                "strongroom-driver-key",
-                {"privateKey": private_key_pem(key).decode(), "organisationID": ORG},
-            )
-        )
-        await client.apply(
-            obj(
-                {
-                    "apiVersion": "strongroom.dev/v1alpha1",
-                    "kind": "SecretStore",
-                    "metadata": {
-                        "name": "bao",
-                        "namespace": OPERATOR_NAMESPACE,
-                        "labels": {"strongroom.dev/default-store": "true"},
-                    },
-                    "spec": {
-                        "vault": {
-                            "url": bao["addr"],
-                            "path": "secret",
-                            "auth": {"tokenSecretRef": {"name": "bao-token", "key": "token"}},
-                        },
-                        "rateLimit": {"qps": 5000, "burst": 5000},
-                        # Driver outputs go to strongroom/<namespace>/: naming the namespaces is enough.
-                        "access": [{"namespaces": ["*"], "keyPrefixes": ["bench/"]}],
-                    },
-                }
-            )
-        )
+        public = await install_operator_namespace(client, bao, workdir)
         import httpx
 
         async with httpx.AsyncClient(
@@ -224,33 +263,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
             response = await vault.post("/v1/secret/data/bench/db-password", json={"data": {"value": "pw"}})
             response.raise_for_status()
 
-        port = free_port()
-        driver_proc = ManagedProcess(
-            "bench-driver",
-            [
-                sys.executable,
-                "-m",
-                "bench.resources",
-                "serve-driver",
-                "--port",
-                str(port),
-                "--public-key",
-                str(public),
-            ],
-            workdir / "driver.log",
-            cwd=REPO_ROOT,
-        ).start()
-        driver_proc.wait_ready(lambda: tcp_open(port), timeout=30)
-        await client.apply(
-            obj(
-                {
-                    "apiVersion": "strongroom.dev/v1alpha1",
-                    "kind": "Driver",
-                    "metadata": {"name": "remote", "namespace": OPERATOR_NAMESPACE},
-                    "spec": {"target": f"http://{LOOPBACK}:{port}/", "allowedNamespaces": ["*"]},
-                }
-            )
-        )
+        driver_proc = await start_remote_driver(client, ["bench.resources", "serve-driver"], public, workdir)
 
         log = workdir / "operator.log"
         operator = start_operator(
