@@ -16,6 +16,7 @@ from gotpl.errors import (
 )
 from gotpl.errors import TemplateError as GotplError
 
+from strongroom.templating import _nil
 from strongroom.templating._constants import Rewrite, integral_arguments
 from strongroom.templating._functions import ALLOWED_ATTRIBUTES, ALLOWED_METHODS, function_map
 from strongroom.templating._goyaml import YamlBudgetExceeded
@@ -29,6 +30,8 @@ from strongroom.templating._limits import (
 )
 from strongroom.templating._values import import_data
 from strongroom.templating.errors import TemplateError
+
+_nil.install()
 
 MissingKey = Literal["default", "zero", "error"]
 _MISSING_KEYS: Final = ("default", "zero", "error")
