@@ -503,14 +503,21 @@ def test_resource_annotations_go_onto_the_resource(tmp_path: Path) -> None:
     )
 
 
-def test_resource_annotations_strongroom_writes_are_refused(tmp_path: Path) -> None:
-    body = "containers:\n  main: {image: app}\nresources:\n  db:\n    type: postgres\n"
-    body += "    metadata: {annotations: {strongroom.dev/definition: mine}}\n"
-    found = problems(tmp_path, [score_file(tmp_path, "web", body)], definitions(tmp_path, "postgres"))
-    assert found == [
-        f"{tmp_path / 'web.yaml'}: resources.db.metadata.annotations: 'strongroom.dev/definition' is "
-        "written by strongroom on every Resource; use another key"
-    ]
+def test_resource_annotations_strongroom_writes_are_replaced(tmp_path: Path) -> None:
+    # score-k8s accepts any annotation key. strongroom's own keys on a Resource cannot be forged from a
+    # Score file: the definition's is overwritten with the definition matched, the operator's pending
+    # marker is dropped; both are accepted, and two files differing only in them agree.
+    def workload(name: str, forged: str) -> Path:
+        body = "containers:\n  main: {image: app}\nresources:\n  db:\n    type: postgres\n    id: main\n"
+        body += "    metadata:\n      annotations:\n        example.com/team: a\n"
+        body += f"        strongroom.dev/definition: {forged}\n"
+        body += f'        strongroom.dev/pending-apply: \'{{"driverType": "{forged}"}}\'\n'
+        return score_file(tmp_path, name, body)
+
+    defs = definitions(tmp_path, "postgres")
+    result = rendered(tmp_path, [workload("web", "mine"), workload("api", "theirs")], defs)
+    annotations = objects(result, "Resource")["postgres-shared-main"]["metadata"]["annotations"]
+    assert annotations == {"example.com/team": "a", "strongroom.dev/definition": "def-0"}
 
 
 # --- --image ----------------------------------------------------------------------------------------------
