@@ -71,8 +71,10 @@ def _evaluate_pipeline(pipeline: Any, context: Any, *, bind: bool = True) -> obj
         context.location.position = pipeline.source_start
     value: object = _NOTHING_PIPED
     for command in pipeline.commands:
-        value = _evaluate_command(command, context, piped=value)
-    value = _untyped(value)
+        # Go unwraps after every command, so what is piped on is untyped too.
+        value = _untyped(_evaluate_command(command, context, piped=value))
+    if value is _NOTHING_PIPED:
+        value = INVALID
     if bind:
         _bind(pipeline, context, value)
     return value
@@ -141,7 +143,7 @@ def _evaluate_linked_pipeline(pipeline: Any, context: Any, *, bind: bool = True)
             arguments = [sync_vm._evaluate_linked_argument(item, context) for item in command.operands]
             if value is not _NOTHING_PIPED:
                 arguments.append(value)
-            value = (
+            value = _untyped(
                 sync_vm._invoke_linked_direct_function(
                     command.name, command.function, arguments, context.budget_state
                 )
@@ -155,22 +157,30 @@ def _evaluate_linked_pipeline(pipeline: Any, context: Any, *, bind: bool = True)
         arguments.extend(sync_vm._evaluate_linked_argument(item, context) for item in command.operands[1:])
         if value is not _NOTHING_PIPED:
             arguments.append(value)
-        value = _call_or_value(arguments, context)
-    value = _untyped(value)
+        value = _untyped(_call_or_value(arguments, context))
+    if value is _NOTHING_PIPED:
+        value = INVALID
     if bind:
         _bind(pipeline, context, value)
     return value
 
 
 def _finish_linked_lookup_pipeline(pipeline: Any, value: object, context: Any, *, bind: bool) -> object:
-    value = _original_finish(pipeline, value, context, bind=False)
+    # A field or variable, then functions of one argument (`.a | upper | quote`).
+    if is_bound_method(value):
+        value = _call_or_value([value], context)
     value = _untyped(value)
+    for function in pipeline.functions:
+        value = _untyped(
+            sync_vm._invoke_linked_unary_function(
+                function.name, function.function, value, context.budget_state
+            )
+        )
     if bind:
         _bind(pipeline, context, value)
     return value
 
 
-_original_finish = sync_vm._finish_linked_lookup_pipeline
 _installed = False
 
 
