@@ -13,11 +13,15 @@ gotpl represents the nil interface as None and the invalid value as INVALID, but
 return None, and starts templates with None as their dot, so `{{ template "x" }}` with `{{ .f }}`
 inside failed where Go prints `<no value>`. It also uses INVALID to mean "nothing piped in", so an
 invalid value piped into a function (`{{ (.missing) | print "a" }}`) was dropped from its arguments,
-where Go passes it as nil.
+where Go passes it as nil. And it printed the `nil` keyword's value as the error Go gives for `nil`
+used as a command, so `{{ and nil .x }}` failed while `{{ if nil }}` passed; in Go it is the other
+way round.
 
 `install()` replaces the few functions of gotpl's synchronous VM that decide this, once, at import of
-the engine: pipelines return INVALID for None and pipe a separate "nothing" marker, contexts start
-with INVALID for a None dot, and a field of None is Go's nil-pointer error. The replacements keep
+the engine: commands leave INVALID for None (and for the `nil` keyword) and pipe a separate "nothing"
+marker, a `nil` command is refused, contexts start with INVALID for a None dot, and a field of None is
+Go's nil-pointer error; strongroom's function guard refuses None for a parameter that is not
+`interface {}` (_functions.py). The replacements keep
 gotpl's structure (it is pinned, see pyproject.toml); the differential suite
 (tests/integration/test_template_fidelity.py, `nil-*` cases) pins the behaviour against Go.
 """
@@ -29,8 +33,8 @@ from typing import Any, Final
 from gotpl.compile.instructions import OperandKind
 from gotpl.errors import TemplateExecutionError
 from gotpl.runtime import sync_vm
-from gotpl.runtime.linked import LinkedFunctionCommand
-from gotpl.runtime.values import INVALID, ValueAdapter, is_bound_method
+from gotpl.runtime.linked import LinkedConstantOperand, LinkedFunctionCommand
+from gotpl.runtime.values import INVALID, UNTYPED_NIL, ValueAdapter, is_bound_method
 
 # Go's missingVal: no value is piped into the first command of a pipeline. Not INVALID, which is a
 # value that can be piped (an untyped nil).
@@ -41,8 +45,15 @@ _original_context_init = sync_vm._ExecutionContext.__post_init__
 
 
 def _untyped(value: object) -> object:
-    """A pipeline's result as Go's evalPipeline leaves it: a nil interface becomes the invalid value."""
-    return INVALID if value is None else value
+    """A command's result as Go's evalPipeline leaves it: a nil interface (or the `nil` keyword, which
+    `and`/`or` may return) becomes the invalid value."""
+    return INVALID if value is None or value is UNTYPED_NIL else value
+
+
+def _nil_command() -> TemplateExecutionError:
+    # exec.go evalCommand: the `nil` keyword may be an argument, never a command (`{{ nil }}`,
+    # `{{ if nil }}`, `{{ $x := nil }}`).
+    return TemplateExecutionError("nil is not a command")
 
 
 def _bind(pipeline: Any, context: Any, value: object) -> None:
@@ -82,6 +93,8 @@ def _evaluate_pipeline(pipeline: Any, context: Any, *, bind: bool = True) -> obj
 
 def _evaluate_command(command: Any, context: Any, *, piped: object) -> object:
     first = command.arguments[0]
+    if first.kind is OperandKind.NIL:
+        raise _nil_command()
     if first.kind is OperandKind.FUNCTION:
         name = first.value
         if not isinstance(name, str):
@@ -153,7 +166,10 @@ def _evaluate_linked_pipeline(pipeline: Any, context: Any, *, bind: bool = True)
                 )
             )
             continue
-        arguments = [sync_vm._evaluate_linked_operand(command.operands[0], context)]
+        first = command.operands[0]
+        if isinstance(first, LinkedConstantOperand) and first.value is UNTYPED_NIL:
+            raise _nil_command()
+        arguments = [sync_vm._evaluate_linked_operand(first, context)]
         arguments.extend(sync_vm._evaluate_linked_argument(item, context) for item in command.operands[1:])
         if value is not _NOTHING_PIPED:
             arguments.append(value)
