@@ -338,6 +338,61 @@ def test_score_schema_and_kubernetes_rules(spec: dict[str, Any], where: str, mes
 
 
 @pytest.mark.parametrize(
+    ("spec", "where", "message"),
+    [
+        (
+            {"containers": {f"c{i:02d}": {"image": "app"} for i in range(33)}},
+            "containers",
+            "is over the limit of 32 entries",
+        ),
+        (
+            with_container(variables={f"V{i}": "x" for i in range(1025)}),
+            "containers.main.variables",
+            "is over the limit of 1024 entries",
+        ),
+        (
+            with_container(files={f"/f{i}": {"content": "x"} for i in range(257)}),
+            "containers.main.files",
+            "is over the limit of 256 entries",
+        ),
+        (
+            with_container(args=["a"] * 1025),
+            "containers.main.args",
+            "has 1025 entries, over the limit of 1024",
+        ),
+        (
+            with_container(files={"/f": {"content": "x" * (1024 * 1024 + 1)}}),
+            "containers.main.files./f.content",
+            "is over the limit of 1048576 characters",
+        ),
+        (
+            {**GOOD, "resources": {f"r{i:03d}": {"type": "postgres"} for i in range(257)}},
+            "resources",
+            "is over the limit of 256 entries",
+        ),
+        (
+            {**GOOD, "service": {"ports": {f"p{i:02d}": {"port": 1000 + i} for i in range(65)}}},
+            "service.ports",
+            "is over the limit of 64 entries",
+        ),
+        (
+            {
+                **GOOD,
+                "metadata": {"name": "web", "annotations": {f"example.com/k{i}": "v" for i in range(257)}},
+            },
+            "metadata.annotations",
+            "is over the limit of 256 entries",
+        ),
+    ],
+)
+def test_workload_bounds_name_the_limit(spec: dict[str, Any], where: str, message: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as info:
+        WorkloadSpec.model_validate(spec)
+    lines = validation_lines(info.value)
+    assert lines == [(where, message)]
+
+
+@pytest.mark.parametrize(
     "spec",
     [
         {**GOOD, "resources": {"bucket": {"type": "AmazonS3", "class": "Large-1"}}},
@@ -503,14 +558,21 @@ def test_resource_annotations_go_onto_the_resource(tmp_path: Path) -> None:
     )
 
 
-def test_resource_annotations_strongroom_writes_are_refused(tmp_path: Path) -> None:
-    body = "containers:\n  main: {image: app}\nresources:\n  db:\n    type: postgres\n"
-    body += "    metadata: {annotations: {strongroom.dev/definition: mine}}\n"
-    found = problems(tmp_path, [score_file(tmp_path, "web", body)], definitions(tmp_path, "postgres"))
-    assert found == [
-        f"{tmp_path / 'web.yaml'}: resources.db.metadata.annotations: 'strongroom.dev/definition' is "
-        "written by strongroom on every Resource; use another key"
-    ]
+def test_resource_annotations_strongroom_writes_are_replaced(tmp_path: Path) -> None:
+    # score-k8s accepts any annotation key. strongroom's own keys on a Resource cannot be forged from a
+    # Score file: the definition's is overwritten with the definition matched, the operator's pending
+    # marker is dropped; both are accepted, and two files differing only in them agree.
+    def workload(name: str, forged: str) -> Path:
+        body = "containers:\n  main: {image: app}\nresources:\n  db:\n    type: postgres\n    id: main\n"
+        body += "    metadata:\n      annotations:\n        example.com/team: a\n"
+        body += f"        strongroom.dev/definition: {forged}\n"
+        body += f'        strongroom.dev/pending-apply: \'{{"driverType": "{forged}"}}\'\n'
+        return score_file(tmp_path, name, body)
+
+    defs = definitions(tmp_path, "postgres")
+    result = rendered(tmp_path, [workload("web", "mine"), workload("api", "theirs")], defs)
+    annotations = objects(result, "Resource")["postgres-shared-main"]["metadata"]["annotations"]
+    assert annotations == {"example.com/team": "a", "strongroom.dev/definition": "def-0"}
 
 
 # --- --image ----------------------------------------------------------------------------------------------

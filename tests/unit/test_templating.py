@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from strongroom.templating import DEFAULT_LIMITS, Limits, TemplateError, render
+from strongroom.templating._values import MAX_DATA_DEPTH
 
 CANARY = "CANARY-5f3a9c-do-not-leak"
 
@@ -310,6 +311,67 @@ def test_timeout() -> None:
             limits=Limits(timeout_seconds=0.2),
         )
     assert caught.value.limit_exceeded
+
+
+@pytest.mark.parametrize(
+    ("source", "limits", "message"),
+    [
+        ("x" * 11, Limits(max_template_chars=10), "source is 11 characters, over the limit of 10"),
+        (
+            '{{ range until 10 }}{{ repeat 10 "x" }}{{ end }}',
+            Limits(max_output_chars=50),
+            "rendered output would be 60 characters, over the limit of 50",
+        ),
+        (
+            '{{ repeat 11 "x" }}',
+            Limits(max_value_chars=10),
+            "repeat would be 11 characters, over the limit of 10",
+        ),
+        ("{{ until 11 }}", Limits(max_list_items=10), "list of 11 items is over the limit of 10"),
+        (
+            "{{ range until 5 }}{{ range until 5 }}{{ end }}{{ end }}",
+            Limits(max_iterations=10),
+            "range iterations in one render are over the limit of 10",
+        ),
+        (
+            "{{ range until 10 }}{{ print 1 }}{{ end }}",
+            Limits(max_function_calls=5),
+            "function calls in one render are over the limit of 5",
+        ),
+        (
+            '{{ define "a" }}{{ template "a" . }}{{ end }}{{ template "a" . }}',
+            Limits(max_template_depth=3),
+            "template/include/tpl calls nest deeper than the limit of 3",
+        ),
+        (
+            "{{ randAlpha 11 }}",
+            Limits(max_random_chars=10),
+            "random value of 11 characters is over the limit of 10",
+        ),
+        (
+            '{{ range until 100000 }}{{ sha256sum (repeat 50000 "x") }}{{ end }}',
+            Limits(timeout_seconds=0.2),
+            "render took longer than the limit of 0.2s",
+        ),
+    ],
+)
+def test_each_limit_names_itself(source: str, limits: Limits, message: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        render(source, {}, limits=limits)
+    assert caught.value.limit_exceeded
+    assert message in str(caught.value)
+
+
+def test_data_nesting_limit() -> None:
+    data: dict[str, object] = {}
+    inner = data
+    for _ in range(MAX_DATA_DEPTH + 1):
+        inner["a"] = {}
+        inner = inner["a"]  # type: ignore[assignment]
+    with pytest.raises(TemplateError) as caught:
+        render("", data)
+    assert caught.value.limit_exceeded
+    assert f"data nests deeper than the limit of {MAX_DATA_DEPTH} levels at .a.a" in str(caught.value)
 
 
 def test_limits_do_not_get_in_the_way_of_ordinary_templates() -> None:

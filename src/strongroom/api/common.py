@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
+from pydantic_core import ErrorDetails
 from typing_extensions import TypeAliasType
 
 from strongroom.api import constants as c
@@ -75,14 +76,31 @@ def validation_lines(exc: ValidationError) -> list[tuple[str, str]]:
     Locations read as the YAML is written (`containers.main.image`); a map key that breaks a rule reads as
     `containers.Web: name must ...`; tagged unions' tags and pydantic's "Value error, " are left out."""
     lines: list[tuple[str, str]] = []
-    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+    for error in exc.errors(include_input=False, include_url=False):
         loc = [str(part) for part in error["loc"] if part not in ("leaf", "branch")]
-        message = str(error["msg"]).removeprefix("Value error, ")
+        message = _too_long(error) or str(error["msg"]).removeprefix("Value error, ")
         if loc and loc[-1] == "[key]":
             loc.pop()
             message = f"name {message}"
         lines.append((".".join(loc), message))
     return lines
+
+
+def _too_long(error: ErrorDetails) -> str | None:
+    """A size bound's message naming the bound (pydantic's says "should have at most 32 items after
+    validation, not more")."""
+    context = error.get("ctx") or {}
+    limit = context.get("max_length")
+    if error["type"] == "string_too_long":
+        return f"is over the limit of {limit} characters"
+    if error["type"] == "too_long":
+        actual = context.get("actual_length")
+        return (
+            f"has {actual} entries, over the limit of {limit}"
+            if actual
+            else f"is over the limit of {limit} entries"
+        )
+    return None
 
 
 # --- Durations --------------------------------------------------------------------------------------------

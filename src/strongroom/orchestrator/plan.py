@@ -69,10 +69,15 @@ WORKLOAD_RESOURCE_KEY = "workload"
 #: Resource input naming the Workload that a workload-type resource's `update` patches (read by the operator).
 WORKLOAD_NAME_INPUT = "workloadName"
 ECHO_DRIVERS = frozenset({"humanitec/echo", "strongroom/echo"})
-#: Annotations strongroom itself writes on a Resource (the definition matched, the operator's marker).
+#: Annotations strongroom itself writes on a Resource (the definition matched, the operator's marker);
+#: dropped from a Score file's resource annotations.
 RESERVED_RESOURCE_ANNOTATIONS = frozenset({naming.DEFINITION_ANNOTATION, PENDING_ANNOTATION})
 #: Name of the orchestrator's fallback definition for `environment` resources.
 BUILTIN_ENVIRONMENT_DEFINITION = "strongroom-shared-values"
+
+
+def _without_reserved(annotations: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in annotations.items() if key not in RESERVED_RESOURCE_ANNOTATIONS}
 
 
 @dataclass(frozen=True, order=True)
@@ -691,22 +696,23 @@ class _Planner:
         self.request(uid, f"{wl.source} (workload-type resource)", {WORKLOAD_NAME_INPUT: wl.name})
 
     def settle_annotations(self) -> None:
-        """Resource annotations from the Score files; a shared resource gets the same ones everywhere."""
+        """Resource annotations from the Score files; a shared resource gets the same ones everywhere.
+
+        Keys strongroom writes itself are dropped, as they are from a Workload's annotations: emit sets
+        the definition's, and only the operator writes its pending marker (with an HMAC, so one from
+        anywhere else would be ignored anyway)."""
         for uid, requests in sorted(self.annotation_requests.items()):
             node = self.plan.resources.get(uid)
             if node is None:
                 continue
             first_origin, first = requests[0]
+            first = _without_reserved(first)
             for origin, other in requests[1:]:
-                if other != first:
+                if _without_reserved(other) != first:
                     self.problems.add(
                         origin,
                         f"annotations of shared resource {uid} differ from those given in {first_origin}",
                     )
-            for key in sorted(set(first) & RESERVED_RESOURCE_ANNOTATIONS):
-                self.problems.add(
-                    first_origin, f"{key!r} is written by strongroom on every Resource; use another key"
-                )
             node.annotations = first
 
     # -- cycles --

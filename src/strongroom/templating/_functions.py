@@ -704,6 +704,10 @@ def _arg_error(message: str) -> TemplateExecutionError:
 def _convert_arg(value: object, go_type: str) -> object:
     if go_type == "interface {}":
         return None if is_nil(value) else value
+    if value is None:
+        # A nil interface {} from the data (a null field, a range element): Go converts only an untyped
+        # nil (a pipeline's result, a missing key, the `nil` keyword) to another parameter type.
+        raise _arg_error(f"wrong type for value; expected {go_type}; got interface {{}}")
     if is_nil(value):
         if go_type == "map[string]interface {}":
             return GoNilMap()

@@ -62,7 +62,7 @@ class RenderState:
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
-            raise SandboxLimitError(f"render took longer than {self.limits.timeout_seconds:g}s")
+            raise SandboxLimitError(f"render took longer than the limit of {self.limits.timeout_seconds:g}s")
 
     def check_size(self, what: str, size: int) -> None:
         if size > self.limits.max_value_chars:

@@ -189,18 +189,23 @@ def import_data(data: Mapping[str, Any], name: str = "template") -> GoMap:
     try:
         converted = _import(data, ".", 0)
     except _DataError as exc:
-        raise TemplateError(f"template: {name}: data {exc}", template_name=name) from None
+        message = f"template: {name}: data {exc}"
+        raise TemplateError(message, template_name=name, limit_exceeded=exc.limit_exceeded) from None
     assert isinstance(converted, GoMap)
     return converted
 
 
 class _DataError(Exception):
-    pass
+    def __init__(self, message: str, *, limit_exceeded: bool = False) -> None:
+        super().__init__(message)
+        self.limit_exceeded = limit_exceeded
 
 
 def _import(value: object, path: str, depth: int) -> object:
     if depth > MAX_DATA_DEPTH:
-        raise _DataError(f"nests deeper than {MAX_DATA_DEPTH} levels at {path}")
+        raise _DataError(
+            f"nests deeper than the limit of {MAX_DATA_DEPTH} levels at {path}", limit_exceeded=True
+        )
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):

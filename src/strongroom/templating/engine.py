@@ -16,6 +16,7 @@ from gotpl.errors import (
 )
 from gotpl.errors import TemplateError as GotplError
 
+from strongroom.templating import _nil
 from strongroom.templating._constants import Rewrite, integral_arguments
 from strongroom.templating._functions import ALLOWED_ATTRIBUTES, ALLOWED_METHODS, function_map
 from strongroom.templating._goyaml import YamlBudgetExceeded
@@ -29,6 +30,8 @@ from strongroom.templating._limits import (
 )
 from strongroom.templating._values import import_data
 from strongroom.templating.errors import TemplateError
+
+_nil.install()
 
 MissingKey = Literal["default", "zero", "error"]
 _MISSING_KEYS: Final = ("default", "zero", "error")
@@ -219,6 +222,28 @@ _GO_WORDING: Final = (
 )
 
 
+# gotpl's budget messages (`iteration budget exceeded: limit 100000, requested 100001`), said as the
+# engine's own limits are, naming what was limited (docs/templates.md, "Sandbox limits").
+_LIMIT_WORDING: Final = (
+    (
+        re.compile(r"output character budget exceeded: limit (\d+), requested (\d+)"),
+        r"rendered output would be \2 characters, over the limit of \1",
+    ),
+    (
+        re.compile(r"iteration budget exceeded: limit (\d+), requested \d+"),
+        r"range iterations in one render are over the limit of \1",
+    ),
+    (
+        re.compile(r"function-call budget exceeded: limit (\d+), requested \d+"),
+        r"function calls in one render are over the limit of \1",
+    ),
+    (
+        re.compile(r"template-depth budget exceeded: limit (\d+), requested \d+"),
+        r"template/include/tpl calls nest deeper than the limit of \1",
+    ),
+)
+
+
 def _go_type(python_name: str) -> str:
     return _PYTHON_TYPES.get(python_name, python_name)
 
@@ -254,6 +279,9 @@ def _execution_error(exc: GotplError, name: str, secrets: frozenset[str], rewrit
     )
     # Among others, the sandbox refusing a Python attribute becomes Go's "can't evaluate field".
     text = _go_wording(text)
+    if limited:
+        for pattern, replacement in _LIMIT_WORDING:
+            text = pattern.sub(replacement, text)
     own_prefix = f"template: {name}:"
     if text.startswith(own_prefix):
         message = own_prefix + _scrub(text[len(own_prefix) :], secrets)
