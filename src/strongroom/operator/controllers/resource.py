@@ -48,6 +48,7 @@ from strongroom.drivers.base import (
     DriverError,
     DriverOperation,
     DriverRequest,
+    DriverResult,
     OperationInProgress,
     redact,
 )
@@ -56,6 +57,7 @@ from strongroom.operator.controllers.driver import DriverCache
 from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResource
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Priority
+from strongroom.reconcile import lifecycle
 from strongroom.reconcile import resource as plan
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready
 from strongroom.reconcile.ownership import controlled_by
@@ -76,6 +78,7 @@ HMAC_SECRET = "strongroom-inputs-hmac"  # noqa: S105 (a Secret's name)
 HMAC_SECRET_KEY = "key"  # noqa: S105 (a key name)
 # Stores named by any Resource waiting for "some default store" are woken by every store change.
 _ANY_STORE = ""
+_NO_DELETE = "driver %s has no DELETE (405): nothing to delete"
 # How long to wait before retrying a deletion that cannot progress without a person (400 on DELETE).
 _STUCK_DELETE_RETRY = 300.0
 
@@ -108,6 +111,50 @@ class _Attempt:
     started: float
     driver_seconds: float = 0.0
     called_driver: bool = False
+
+
+@dataclass
+class _Pass:
+    """What one provisioning pass gathered and what its steps learnt: the executor's side of the machine's
+    `Memory` (lost in a crash, like it)."""
+
+    resource: Resource
+    pending: plan.Pending | None
+    guresid: str
+    driver: Driver
+    builtin: bool
+    request: DriverRequest
+    digest: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    decided: bool = False
+    why: str | None = None
+    observed_outputs: dict[str, Any] | None = None
+    drifted: bool = False
+    working: OperationInProgress | None = None
+    result: DriverResult | None = None
+    outputs: plan.Outputs | None = None
+    secrets_seen: list[SecretValue] = field(default_factory=list)
+    store_name: str | None = None
+    new_refs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cookie_ref: dict[str, Any] | None = None
+    outputs_changed: bool = False
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    status_before: dict[str, Any] = field(default_factory=dict)
+
+    def answered(self) -> plan.Outputs:
+        assert self.outputs is not None, "a step after the answer ran without one"
+        return self.outputs
+
+    def previous_refs(self) -> dict[str, SecretReference]:
+        status = self.resource.status
+        return plan.flatten_refs(status.outputs.secret_refs if status and status.outputs else None)
+
+    def previous_manifests(self) -> list[dict[str, Any]]:
+        status = self.resource.status
+        return [
+            m.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for m in (status.manifests or [] if status else [])
+        ]
 
 
 def _api_problem(what: str, exc: ApiError, secrets_: Iterable[SecretValue]) -> Problem:
@@ -302,12 +349,6 @@ class ResourceController(Controller):
             return await self._provision(key, resource, marker, attempt)
         except _Failed as failed:
             return await self._stop(key, failed.problem, failed.retry_after)
-        except OperationInProgress as working:
-            # The driver is working (202/409): ask again on a timer. No worker waits meanwhile, so Resources
-            # on a slow driver cannot hold back anyone else's.
-            self.queue.add_after(key, working.retry_after, Priority.LOW)
-            self.log(logging.DEBUG, key, "%s", working)
-            return "waiting"
         finally:
             self._alerts.pop(key, None)
 
@@ -389,9 +430,9 @@ class ResourceController(Controller):
     async def _provision(
         self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
     ) -> str:
-        namespace, name = key
+        """Gather what the driver is called with, then execute the lifecycle machine until Wait or Done."""
+        namespace, _ = key
         spec = resource.spec
-        uid = resource.metadata.uid or ""
         winner = self._duplicate_of(key)
         if winner is not None:
             raise _Failed(plan.duplicate_problem(resource, winner))
@@ -411,92 +452,161 @@ class ResourceController(Controller):
         cookie = await self._read_cookie(resource)
         request = plan.driver_request(resource, inputs, secret_values, cookie, guresid)
         digest = plan.inputs_digest(request, spec.driver_type, await self._hmac())
-
-        released = plan.drivers_to_release(resource, pending)
-        if released:
-            resource, pending, cookie = await self._release(key, resource, pending, cookie, released, attempt)
-            request = replace(request, cookie=cookie)
-
-        observed_outputs = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
-        if observed_outputs is not None and not controlled_by(observed_outputs, uid):
-            raise _Failed(self._conflict("Secret", plan.outputs_secret_name(name)))
-        now = datetime.now(UTC)
-        drifted = bool(self.take_drifted(key))
-        why = plan.apply_reason(
-            resource,
-            digest,
-            pending,
-            outputs_secret_present=observed_outputs is not None,
-            now=now,
-            resync_seconds=self.resync_interval,
-            owned_objects_changed=drifted,
+        run = _Pass(
+            resource=resource,
+            pending=pending,
+            guresid=guresid,
+            driver=driver,
+            builtin=self.drivers.is_builtin(spec.driver_type),
+            request=request,
+            digest=digest,
         )
-        if why is None:
-            self.succeeded(key, plan.seconds_until_resync(resource, now, self.resync_interval))
-            return "unchanged"
+        memory = lifecycle.Memory()
+        while True:
+            step = lifecycle.next_step(await self._observe(key, run), memory)
+            if isinstance(step, lifecycle.Wait):
+                # The driver is working (202/409): ask again on a timer. No worker waits meanwhile, so
+                # Resources on a slow driver cannot hold back anyone else's.
+                self.queue.add_after(key, step.after, Priority.LOW)
+                self.log(logging.DEBUG, key, "%s", run.working)
+                return "waiting"
+            if isinstance(step, lifecycle.Done):
+                return self._provisioned(key, run, attempt, step)
+            answer = await self._execute(key, run, step, attempt)
+            memory = lifecycle.after(memory, step, answer)
 
-        # Before the first side effect: the finalizer (so a delete cannot miss what follows) and, for remote
-        # drivers, the pending marker (so a crash mid-call is repeated after restart, or deleted through
-        # this driver). One metadata patch for both. Built-in drivers keep nothing outside the cluster, so
-        # there is nothing a repeated or abandoned call could duplicate or orphan: they need no marker.
-        builtin = self.drivers.is_builtin(spec.driver_type)
-        marker = None if builtin else plan.Pending(spec.driver_type, guresid)
-        resource = await self._prepare_put(key, resource, marker, await self._hmac())
-        if not builtin:
-            await self._write_status(
-                key,
-                plan.progress_status(
-                    resource, "Provisioning", f"driver {spec.driver_type!r} is working: {why}", now
-                ),
+    async def _observe(self, key: ObjectKey, run: _Pass) -> lifecycle.Observed:
+        """What the machine decides on: the Resource as last written (cache), and, once no previous driver
+        is left to release, why the driver must be called (decided once per pass)."""
+        resource = run.resource
+        to_release = tuple(plan.drivers_to_release(resource, run.pending))
+        if not to_release and not run.decided:
+            run.decided = True
+            name = plan.outputs_secret_name(key[1])
+            run.observed_outputs = await self.kube.get_secret(key[0], name)
+            if run.observed_outputs is not None and not controlled_by(
+                run.observed_outputs, resource.metadata.uid or ""
+            ):
+                raise _Failed(self._conflict("Secret", name))
+            run.now = datetime.now(UTC)
+            run.drifted = bool(self.take_drifted(key))
+            run.why = plan.apply_reason(
+                resource,
+                run.digest,
+                run.pending,
+                outputs_secret_present=run.observed_outputs is not None,
+                now=run.now,
+                resync_seconds=self.resync_interval,
+                owned_objects_changed=run.drifted,
             )
-        self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, why)
+        return lifecycle.Observed(
+            driver_type=resource.spec.driver_type,
+            guresid=run.guresid,
+            keeps_external=not run.builtin,
+            has_finalizer=plan.FINALIZER in (resource.metadata.finalizers or []),
+            pending=run.pending,
+            to_release=to_release,
+            apply_reason=run.why,
+        )
+
+    async def _execute(
+        self, key: ObjectKey, run: _Pass, step: lifecycle.Step, attempt: _Attempt
+    ) -> lifecycle.DriverAnswer | None:
+        """Perform one provisioning step against the API server, the stores and the drivers."""
+        try:
+            if isinstance(step, lifecycle.ReleasePreviousDriver):
+                await self._release(key, run, step.holder, attempt)
+            elif isinstance(step, lifecycle.ForgetPreviousDriver):
+                await self._forget_previous(key, run, clear_pending=step.clear_pending)
+            elif isinstance(step, lifecycle.MarkPending):
+                await self._mark_pending(key, run, step)
+            elif isinstance(step, lifecycle.CallDriver):
+                await self._put(key, run, attempt)
+                return lifecycle.Applied()
+            elif isinstance(step, lifecycle.WriteOutputs):
+                await self._write_outputs(key, run)
+            elif isinstance(step, lifecycle.ApplyManifests):
+                await self._apply_manifests(key, run)
+            elif isinstance(step, lifecycle.PruneStore):
+                await self._prune_store(key, run)
+            elif isinstance(step, lifecycle.RecordReady):
+                await self._record_ready(key, run)
+            elif isinstance(step, lifecycle.ClearPending):
+                await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
+                run.pending = None
+            else:
+                raise AssertionError(f"not a provisioning step: {step}")
+        except OperationInProgress as working:
+            run.working = working
+            return lifecycle.InProgress(working.retry_after)
+        return None
+
+    async def _mark_pending(self, key: ObjectKey, run: _Pass, step: lifecycle.MarkPending) -> None:
+        run.resource = await self._prepare_put(key, run.resource, step.pending, await self._hmac())
+        run.pending = step.pending or run.pending
+        if step.record is not None:
+            await self._write_status(
+                key, plan.progress_status(run.resource, step.record.reason, step.record.message, run.now)
+            )
+
+    async def _put(self, key: ObjectKey, run: _Pass, attempt: _Attempt) -> None:
+        """PUT through the spec's driver and check its answer (refused: the reconcile fails)."""
+        resource, spec = run.resource, run.resource.spec
+        self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, run.why)
         attempt.called_driver = True
-        if not driver.in_process:  # a 202 continues on a timer: see _operation
+        request = run.request
+        if not run.driver.in_process:  # a 202 continues on a timer: see _operation
             request = replace(request, operation=self._operation(key, spec.driver_type, "PUT"))
         try:
-            async with self._calling_driver(attempt, "apply", driver):
-                result = await driver.apply(request)
+            async with self._calling_driver(attempt, "apply", run.driver):
+                result = await run.driver.apply(request)
+        except OperationInProgress:
+            raise
         except DriverError as exc:
             self._operations.pop(key, None)
             raise _Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
         self._operations.pop(key, None)
-        secrets_seen = [*request.secret_values(), *result.secret_values()]
+        run.result = result
+        run.secrets_seen = [*request.secret_values(), *result.secret_values()]
 
         outputs = plan.check_outputs(resource, result)
         if isinstance(outputs, Problem):
-            raise _Failed(replace(outputs, message=redact(outputs.message, secrets_seen)))
-        refused = plan.manifest_policy_problem(outputs, self._manifest_policy(spec.driver_type, namespace))
+            raise _Failed(replace(outputs, message=redact(outputs.message, run.secrets_seen)))
+        refused = plan.manifest_policy_problem(outputs, self._manifest_policy(spec.driver_type, key[0]))
         refused = refused or plan.outputs_size_problem(resource, outputs)
         if refused is not None:
-            raise _Failed(replace(refused, message=redact(refused.message, secrets_seen)))
+            raise _Failed(replace(refused, message=redact(refused.message, run.secrets_seen)))
         await self._check_manifest_owners(resource, outputs)
+        run.outputs = outputs
 
-        previous_refs = plan.flatten_refs(
-            resource.status.outputs.secret_refs if resource.status and resource.status.outputs else None
-        )
+    async def _write_outputs(self, key: ObjectKey, run: _Pass) -> None:
+        """Secret outputs and the cookie into the default store (only what changed: each write is a new
+        version), the manifests Secret (when its content changed), the outputs Secret."""
+        namespace, name = key
+        resource, outputs, result = run.resource, run.answered(), run.result
+        assert result is not None
+        uid = resource.metadata.uid or ""
+        previous_refs = run.previous_refs()
         previous_cookie = resource.status.cookie_ref if resource.status else None
-        needs_store = bool(outputs.secrets) or result.cookie is not None
-        store_name: str | None = None
         client: GuardedStore | None = None
-        if needs_store:
+        if outputs.secrets or result.cookie is not None:
             store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
             if isinstance(store_key, Problem):
                 self._waiting_on_store.setdefault(_ANY_STORE, set()).add(key)
                 raise _Failed(store_key)
-            store_name = store_key.name
+            run.store_name = store_key.name
             client = await self._store_client(store_key)
+        store_name = run.store_name or ""
 
-        # Secret outputs and the cookie: only what changed is written (each write is a new version).
-        observed_data = decode_secret_data(observed_outputs)
-        new_refs: dict[str, dict[str, Any]] = {
+        observed_data = decode_secret_data(run.observed_outputs)
+        run.new_refs = {
             k: plan.reference(ref.store, ref.ref, ref.version)
             for k, ref in previous_refs.items()
             if k in outputs.secrets and ref.store == store_name
         }
-        to_write = plan.keys_to_write(outputs, observed_data, previous_refs, store_name or "")
+        to_write = plan.keys_to_write(outputs, observed_data, previous_refs, store_name)
         if to_write:
             assert client is not None
-            assert store_name is not None
             written = await asyncio.gather(
                 *(
                     self._store_write(client, plan.output_store_key(namespace, name, k), outputs.secrets[k])
@@ -504,83 +614,93 @@ class ResourceController(Controller):
                 )
             )
             for k, (store_ref, version) in zip(to_write, written, strict=True):
-                new_refs[k] = plan.reference(store_name, store_ref, version)
-        cookie_ref: dict[str, Any] | None = None
+                run.new_refs[k] = plan.reference(store_name, store_ref, version)
         if result.cookie is not None:
             assert client is not None
-            assert store_name is not None
             unchanged = (
                 previous_cookie is not None
                 and previous_cookie.store == store_name
-                and request.cookie is not None
-                and request.cookie == result.cookie
+                and run.request.cookie is not None
+                and run.request.cookie == result.cookie
             )
             if unchanged and previous_cookie is not None:
-                cookie_ref = plan.reference(
+                run.cookie_ref = plan.reference(
                     previous_cookie.store, previous_cookie.ref, previous_cookie.version
                 )
             else:
                 store_ref, version = await self._store_write(
                     client, plan.cookie_store_key(namespace, name), result.cookie
                 )
-                cookie_ref = plan.reference(store_name, store_ref, version)
+                run.cookie_ref = plan.reference(store_name, store_ref, version)
 
-        # Kubernetes objects. The manifests Secret is only looked at when its content changes: the outputs
-        # Secret records its hash (and is written after it).
+        # The manifests Secret is only looked at when its content changes: the outputs Secret records its
+        # hash (and is written after it).
         wanted_manifests = plan.manifests_secret(resource, outputs)
         manifests_hash = plan.content_hash_of(wanted_manifests)
-        if drifted or manifests_hash != plan.recorded_manifests_hash(observed_outputs):
+        if run.drifted or manifests_hash != plan.recorded_manifests_hash(run.observed_outputs):
             await self._apply_manifests_secret(resource, wanted_manifests)
-        outputs_changed = False
         wanted_secret = plan.outputs_secret(resource, outputs.secrets, manifests_hash)
-        if not plan.secret_current(observed_outputs, wanted_secret, uid):
+        if not plan.secret_current(run.observed_outputs, wanted_secret, uid):
             await self.kube.apply_secret(wanted_secret)
-            outputs_changed = True
-        previous_manifests = [
-            m.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for m in (resource.status.manifests or [] if resource.status else [])
-        ]
-        intended = plan.manifest_refs(resource, outputs)
-        grown = plan.stale_manifests(intended, previous_manifests)
+            run.outputs_changed = True
+
+    async def _apply_manifests(self, key: ObjectKey, run: _Pass) -> None:
+        resource, outputs = run.resource, run.answered()
+        previous = run.previous_manifests()
+        grown = plan.stale_manifests(plan.manifest_refs(resource, outputs), previous)
         if grown:
             # Recorded before they exist: a crash between applying an object and the final status must not
             # leave a cluster-scoped object nobody knows to delete.
-            await self._write_status(key, {"manifests": [*previous_manifests, *grown]})
-        applied = await self._apply_objects(resource, outputs, secrets_seen)
-        for stale in plan.stale_manifests(previous_manifests, applied):
-            await self._delete_owned_object(key, resource, stale, secrets_seen)
+            await self._write_status(key, {"manifests": [*previous, *grown]})
+        run.applied = await self._apply_objects(resource, outputs, run.secrets_seen)
+        for stale in plan.stale_manifests(previous, run.applied):
+            await self._delete_owned_object(key, resource, stale, run.secrets_seen)
         await self._apply_workload_patch(resource, outputs)
 
-        # Store entries no longer used. A failure here orphans one entry at worst: it is logged, and the
-        # rest of the outputs (already written) are recorded.
-        stale_store = plan.stale_refs(resource, previous_refs, outputs, store_name or "")
-        if previous_cookie is not None and (cookie_ref is None or previous_cookie.store != store_name):
+    async def _prune_store(self, key: ObjectKey, run: _Pass) -> None:
+        """Store entries no longer used. A failure here orphans one entry at worst: it is logged, and the
+        rest of the outputs (already written) are recorded."""
+        namespace, name = key
+        resource, outputs = run.resource, run.answered()
+        store_name = run.store_name or ""
+        stale_store = plan.stale_refs(resource, run.previous_refs(), outputs, store_name)
+        previous_cookie = resource.status.cookie_ref if resource.status else None
+        if previous_cookie is not None and (run.cookie_ref is None or previous_cookie.store != store_name):
             stale_store.append(
                 SecretReference(store=previous_cookie.store, ref=plan.cookie_store_key(namespace, name))
             )
         for ref in stale_store:
             await self._store_delete_quietly(key, ref)
 
+    async def _record_ready(self, key: ObjectKey, run: _Pass) -> None:
+        outputs = run.answered()
         status = plan.ready_status(
-            resource,
+            run.resource,
             now=datetime.now(UTC),
-            driver_type=spec.driver_type,
-            guresid=guresid,
-            digest=digest,
+            driver_type=run.resource.spec.driver_type,
+            guresid=run.guresid,
+            digest=run.digest,
             outputs=outputs,
-            secret_refs=plan.refs_tree(outputs.secret_shape, new_refs),
-            manifests=applied,
-            cookie_ref=cookie_ref,
+            secret_refs=plan.refs_tree(outputs.secret_shape, run.new_refs),
+            manifests=run.applied,
+            cookie_ref=run.cookie_ref,
             applied_now=True,
         )
-        before = dict((self.bodies.get(key) or {}).get("status") or {})
+        run.status_before = dict((self.bodies.get(key) or {}).get("status") or {})
         await self._write_status(key, status)
-        await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
-        self.report(key, "Normal", "Provisioned", f"driver {spec.driver_type!r} provisioned it: {why}")
+
+    def _provisioned(self, key: ObjectKey, run: _Pass, attempt: _Attempt, done: lifecycle.Done) -> str:
+        resource, spec = run.resource, run.resource.spec
+        if done.outcome == "unchanged":
+            self.succeeded(key, plan.seconds_until_resync(resource, run.now, self.resync_interval))
+            return "unchanged"
+        outputs = run.answered()
+        self.report(key, "Normal", "Provisioned", f"driver {spec.driver_type!r} provisioned it: {run.why}")
         after = (self.bodies.get(key) or {}).get("status") or {}
+        before = run.status_before
         # Dependents re-run when what they read changed: readiness, output values, secret outputs.
         if (
-            outputs_changed
+            run.outputs_changed
             or before.get("outputs") != after.get("outputs")
             or not _was_ready(before, resource.metadata.generation)
         ):
@@ -594,10 +714,10 @@ class ResourceController(Controller):
             key,
             "provisioned by %s (%s): %d values, %d secret outputs, %d objects; driver %.3fs, operator %.3fs",
             spec.driver_type,
-            why,
+            run.why,
             len(outputs.values),
             len(outputs.secrets),
-            len(applied),
+            len(run.applied),
             attempt.driver_seconds,
             overhead,
         )
@@ -803,49 +923,45 @@ class ResourceController(Controller):
         except (StoreError, _Failed) as exc:
             self.log(logging.WARNING, key, "could not remove %s from store %s: %s", ref.ref, ref.store, exc)
 
-    async def _release(
-        self,
-        key: ObjectKey,
-        resource: Resource,
-        pending: plan.Pending | None,
-        cookie: SecretValue | None,
-        released: list[tuple[str, str]],
-        attempt: _Attempt,
-    ) -> tuple[Resource, plan.Pending | None, SecretValue | None]:
-        """Delete through drivers the Resource no longer uses, before the new one provisions."""
-        for driver_type, guresid in released:
-            old = await self._driver(driver_type, key[0], deleting=True)
-            self.log(
-                logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type
+    async def _release(self, key: ObjectKey, run: _Pass, holder: lifecycle.Holder, attempt: _Attempt) -> None:
+        """DELETE through a driver the Resource no longer uses, before the new one provisions."""
+        driver_type, guresid = holder
+        old = await self._driver(driver_type, key[0], deleting=True)
+        self.log(logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type)
+        cookie = run.request.cookie
+        try:
+            await self._delete_through(
+                key, attempt, driver_type, old, plan.bare_request(run.resource, guresid, cookie)
             )
-            try:
-                await self._delete_through(
-                    key, attempt, driver_type, old, plan.bare_request(resource, guresid, cookie)
+        except DriverError as exc:
+            if _no_delete(exc):
+                self.log(
+                    logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
                 )
-            except DriverError as exc:
-                if _no_delete(exc):
-                    self.log(
-                        logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
-                    )
-                    continue
-                raise _Failed(
-                    Problem(
-                        exc.reason,
-                        f"the previous driver {driver_type!r} must delete the resource first "
-                        f"(or set inPlaceDriverChange): {redact(str(exc), [cookie] if cookie else [])}",
-                        exc.retryable,
-                    )
-                ) from None
-        # The old driver's cookie means nothing to the new one.
+                return
+            raise _Failed(
+                Problem(
+                    exc.reason,
+                    f"the previous driver {driver_type!r} must delete the resource first "
+                    f"(or set inPlaceDriverChange): {redact(str(exc), [cookie] if cookie else [])}",
+                    exc.retryable,
+                )
+            ) from None
+
+    async def _forget_previous(self, key: ObjectKey, run: _Pass, *, clear_pending: bool) -> None:
+        """Every previous driver let go: its cookie (meaningless to the new driver), `status.driverType`,
+        a marker naming it."""
+        resource = run.resource
         cookie_ref = resource.status.cookie_ref if resource.status else None
         if cookie_ref is not None:
             own = SecretReference(store=cookie_ref.store, ref=plan.cookie_store_key(key[0], key[1]))
             await self._store_delete_quietly(key, own)
         await self._write_status(key, {"driverType": None, "cookieRef": None})
-        if pending is not None and pending.driver_type != resource.spec.driver_type:
+        if clear_pending:
             await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
-            pending = None
-        return self._trusted_resource(self.bodies[key], await self._hmac()), pending, None
+            run.pending = None
+        run.resource = self._trusted_resource(self.bodies[key], await self._hmac())
+        run.request = replace(run.request, cookie=None)
 
     async def _apply_manifests_secret(self, resource: Resource, wanted: dict[str, Any] | None) -> None:
         name = plan.manifests_secret_name(resource.name)
@@ -958,52 +1074,93 @@ class ResourceController(Controller):
     async def _finalize(
         self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
     ) -> str:
-        namespace, name = key
-        if plan.FINALIZER not in (resource.metadata.finalizers or []):
-            return "deleting"
-        now = datetime.now(UTC)
-        await self._write_status(
-            key, plan.progress_status(resource, "Deleting", "deprovisioning through the driver", now)
-        )
+        """Execute the machine's deletion steps. Drivers that confirmed a DELETE are remembered (per uid)
+        across reconciles, so a retry of the rest (store entries, the finalizer) sends no DELETE again."""
         uid = resource.metadata.uid or ""
         confirmed = self._deleted_through.setdefault(key, set())
-        holders = [
-            (driver_type, guresid)
-            for driver_type, guresid in self._holders(key, resource, pending)
-            if (uid, driver_type, guresid) not in confirmed
-        ]
-        if holders:
-            cookie = await self._read_cookie(resource, lenient=True)
-            for driver_type, guresid in holders:
-                self._index(self._waiting_on_driver, key, [driver_type])
-                driver = await self._driver(driver_type, namespace, deleting=True)
+        observed = lifecycle.Observed(
+            driver_type=resource.spec.driver_type,
+            guresid="",
+            deleting=True,
+            has_finalizer=plan.FINALIZER in (resource.metadata.finalizers or []),
+            pending=pending,
+            holders=tuple(self._holders(key, resource, pending))
+            if plan.FINALIZER in (resource.metadata.finalizers or [])
+            else (),
+        )
+        memory = lifecycle.Memory(released=frozenset((d, g) for u, d, g in confirmed if u == uid))
+        cookie: list[SecretValue | None] = []  # read once, on the first DELETE
+        working: OperationInProgress | None = None
+        while True:
+            step = lifecycle.next_step(observed, memory)
+            answer: lifecycle.DriverAnswer | None = None
+            if isinstance(step, lifecycle.Wait):
+                self.queue.add_after(key, step.after, Priority.LOW)
+                self.log(logging.DEBUG, key, "%s", working)
+                return "waiting"
+            if isinstance(step, lifecycle.Done):
+                return step.outcome
+            if isinstance(step, lifecycle.RecordDeleting):
+                await self._write_status(
+                    key,
+                    plan.progress_status(
+                        resource, step.record.reason, step.record.message, datetime.now(UTC)
+                    ),
+                )
+            elif isinstance(step, lifecycle.CallDriver):
+                if not cookie:
+                    cookie.append(await self._read_cookie(resource, lenient=True))
                 try:
-                    request = plan.bare_request(resource, guresid, cookie)
-                    await self._delete_through(key, attempt, driver_type, driver, request)
-                except DriverError as exc:
-                    if _no_delete(exc):
-                        self.log(
-                            logging.WARNING,
-                            key,
-                            "driver %s has no DELETE (405): nothing to delete",
-                            driver_type,
-                        )
-                        confirmed.add((uid, driver_type, guresid))
-                        continue
-                    message = f"the driver {driver_type!r} did not delete the resource: {exc}"
-                    problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
-                    raise _Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
-                confirmed.add((uid, driver_type, guresid))
-                self.log(logging.INFO, key, "deleted through driver %s", driver_type)
+                    await self._delete_holder(key, resource, step.holder, cookie[0], attempt)
+                except OperationInProgress as exc:
+                    working, answer = exc, lifecycle.InProgress(exc.retry_after)
+                else:
+                    confirmed.add((uid, *step.holder))
+            elif isinstance(step, lifecycle.DeleteManifests):
+                # Objects the drivers' manifests made (namespaced ones would also go with their owner), each
+                # only if the live object proves this Resource made it.
+                for applied in resource.status.manifests or [] if resource.status else []:
+                    record = applied.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    await self._delete_owned_object(key, resource, record, [])
+            elif isinstance(step, lifecycle.DeleteStoreEntries):
+                await self._delete_store_entries(key, resource)
+            elif isinstance(step, lifecycle.RemoveFinalizer):
+                await self._remove_finalizer(key)
+                self.log(logging.INFO, key, "deprovisioned; finalizer removed")
+            else:
+                raise AssertionError(f"not a deletion step: {step}")
+            memory = lifecycle.after(memory, step, answer)
 
-        # Objects the drivers' manifests made (namespaced ones would also go with their owner), each only if
-        # the live object proves this Resource made it.
-        for applied in resource.status.manifests or [] if resource.status else []:
-            record = applied.model_dump(mode="json", by_alias=True, exclude_none=True)
-            await self._delete_owned_object(key, resource, record, [])
+    async def _delete_holder(
+        self,
+        key: ObjectKey,
+        resource: Resource,
+        holder: lifecycle.Holder,
+        cookie: SecretValue | None,
+        attempt: _Attempt,
+    ) -> None:
+        """DELETE through one driver that may hold the resource (405: it has nothing to delete)."""
+        driver_type, guresid = holder
+        self._index(self._waiting_on_driver, key, [driver_type])
+        driver = await self._driver(driver_type, key[0], deleting=True)
+        try:
+            request = plan.bare_request(resource, guresid, cookie)
+            await self._delete_through(key, attempt, driver_type, driver, request)
+        except DriverError as exc:
+            if _no_delete(exc):
+                self.log(
+                    logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
+                )
+                return
+            message = f"the driver {driver_type!r} did not delete the resource: {exc}"
+            problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
+            raise _Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
+        self.log(logging.INFO, key, "deleted through driver %s", driver_type)
 
-        # Store entries, at the keys the operator writes for this Resource: the outputs the status records,
-        # any output key still in the outputs Secret, the cookie.
+    async def _delete_store_entries(self, key: ObjectKey, resource: Resource) -> None:
+        """Store entries, at the keys the operator writes for this Resource: the outputs the status records,
+        any output key still in the outputs Secret, the cookie."""
+        namespace, name = key
         status = resource.status
         secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
         secret_keys: list[str] = []
@@ -1038,10 +1195,6 @@ class ResourceController(Controller):
                 self.log(
                     logging.WARNING, key, "could not remove %s from store %s: %s", ref.ref, ref.store, exc
                 )
-
-        await self._remove_finalizer(key)
-        self.log(logging.INFO, key, "deprovisioned; finalizer removed")
-        return "deleted"
 
     def _holders(
         self, key: ObjectKey, resource: Resource, pending: plan.Pending | None
