@@ -44,7 +44,8 @@ from strongroom.drivers.base import Driver, DriverError
 from strongroom.drivers.registry import DriverRegistry, close_drivers
 from strongroom.drivers.signing import SigningKey
 from strongroom.orchestrator import naming
-from strongroom.orchestrator.direct_lifecycle import DirectError, ResourceExecutor
+from strongroom.orchestrator.direct_lifecycle import DirectError as DirectError  # re-exported
+from strongroom.orchestrator.direct_lifecycle import ResourceExecutor
 from strongroom.orchestrator.emit import CRSet
 from strongroom.orchestrator.inputs import yaml_documents
 from strongroom.orchestrator.kube import Cluster
