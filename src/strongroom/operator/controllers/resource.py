@@ -53,7 +53,7 @@ from strongroom.drivers.base import (
     redact,
 )
 from strongroom.operator.controllers.base import Controller, ObjectKey
-from strongroom.operator.controllers.driver import DriverCache
+from strongroom.operator.drivercache import DriverCache
 from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResource
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Priority
