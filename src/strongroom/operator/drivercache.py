@@ -41,7 +41,7 @@ from strongroom.drivers.base import (
 from strongroom.drivers.registry import DriverRegistry
 from strongroom.drivers.signing import SigningKey, SigningKeyError
 from strongroom.operator.kube import Kube
-from strongroom.reconcile.secretmapping import decode_secret_data
+from strongroom.reconcile.secretdata import decode_secret_data
 
 ObjectKey = tuple[str, str]
 

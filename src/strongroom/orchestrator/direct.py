@@ -54,7 +54,7 @@ from strongroom.orchestrator.plan import Plan
 from strongroom.orchestrator.problems import Problems
 from strongroom.reconcile import resource as rr
 from strongroom.reconcile.placeholders import PlaceholderError
-from strongroom.reconcile.secretmapping import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
+from strongroom.reconcile.secretdata import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
 from strongroom.reconcile.stores import Problem, resolve_store, view_of
 from strongroom.reconcile.workload import ResourceOutputs, render, required_resources
 from strongroom.reconcile.workloadpatch import apply_patches, describe_validation_error

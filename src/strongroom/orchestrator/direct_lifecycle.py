@@ -26,7 +26,7 @@ from strongroom.drivers.base import DriverError, DriverRequest, DriverResult
 from strongroom.orchestrator import naming
 from strongroom.reconcile import lifecycle
 from strongroom.reconcile import resource as rr
-from strongroom.reconcile.secretmapping import decode_secret_data
+from strongroom.reconcile.secretdata import decode_secret_data
 from strongroom.reconcile.stores import Problem
 from strongroom.stores.base import SecretNotFound, SecretRef, SecretValue, StoreClient
 

@@ -62,7 +62,7 @@ from strongroom.reconcile import resource as plan
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready
 from strongroom.reconcile.ownership import controlled_by
 from strongroom.reconcile.placeholders import PlaceholderError
-from strongroom.reconcile.secretmapping import MANAGED_BY_LABEL, decode_secret_data
+from strongroom.reconcile.secretdata import MANAGED_BY_LABEL, decode_secret_data
 from strongroom.reconcile.stores import Problem, default_store, resolve_store
 from strongroom.stores.base import (
     AuthenticationFailed,

@@ -56,12 +56,8 @@ from strongroom.reconcile.resource import (
     manifests_secret_name,
     outputs_secret_name,
 )
-from strongroom.reconcile.secretmapping import (
-    CONTENT_HASH_ANNOTATION,
-    content_hash,
-    decode_secret_data,
-    status_differs,
-)
+from strongroom.reconcile.secretdata import CONTENT_HASH_ANNOTATION, content_hash, decode_secret_data
+from strongroom.reconcile.secretmapping import status_differs
 from strongroom.reconcile.workload import (
     INSTANCE_LABEL,
     WORKLOAD_KINDS,

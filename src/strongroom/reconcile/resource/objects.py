@@ -26,7 +26,7 @@ from strongroom.reconcile.resource.identity import (
 )
 from strongroom.reconcile.resource.inputs import _deep_copy
 from strongroom.reconcile.resource.outputs import Outputs
-from strongroom.reconcile.secretmapping import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
+from strongroom.reconcile.secretdata import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
 from strongroom.reconcile.stores import Problem
 from strongroom.stores.base import SecretValue
 
