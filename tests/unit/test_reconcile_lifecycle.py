@@ -88,6 +88,13 @@ def test_a_driver_at_work_means_wait() -> None:
     assert lc.next_step(obs(deleting=True, has_finalizer=True), deleting) == lc.Wait(3.0)
 
 
+def test_a_previous_driver_still_deleting_is_not_forgotten() -> None:
+    observed = obs(to_release=(("remote-a", G),))
+    memory = lc.after(lc.Memory(), lc.ReleasePreviousDriver(("remote-a", G)), lc.InProgress(2.0))
+    assert memory.released == frozenset()
+    assert lc.next_step(observed, memory) == lc.Wait(2.0)
+
+
 def test_previous_drivers_are_released_one_by_one_then_forgotten() -> None:
     observed = obs(to_release=(("remote-a", G), ("remote-c", G)), pending=Pending("remote-c", G))
     memory = lc.Memory()
@@ -194,6 +201,9 @@ class World:
     def execute(self, step: lc.Step) -> lc.DriverAnswer | None:
         """One step against the world, as an executor performs it."""
         if isinstance(step, lc.ReleasePreviousDriver):
+            if self.slow[step.holder[0]] > 0:
+                self.slow[step.holder[0]] -= 1
+                return lc.InProgress(1.0)
             self.external.get(step.holder[0], {}).pop(step.holder[1], None)
         elif isinstance(step, lc.ForgetPreviousDriver):
             self.status_driver = None
@@ -371,6 +381,16 @@ def test_a_slow_delete_waits_then_finishes() -> None:
     assert_deleted(world)
 
 
+def test_a_slow_release_waits_and_the_new_driver_is_not_called_meanwhile() -> None:
+    world = _changed(provisioned("remote-a"), driver="remote-b")
+    world.slow["remote-a"] = 1
+    assert isinstance(run_pass(world)[0], lc.Wait)
+    assert world.status_driver == "remote-a"  # not forgotten while it is still deleting
+    assert "remote-b" not in world.external
+    converge(world)
+    assert_provisioned(world)
+
+
 def test_a_provisioned_resource_is_left_alone() -> None:
     world = provisioned("remote-b")
     assert run_pass(world) == (lc.Done("unchanged"), 0)
@@ -384,6 +404,7 @@ def test_docs_diagram_is_the_machine() -> None:
         test_two_crashes_then_deletion_leave_no_orphan(scenario)
     test_a_driver_at_work_waits_then_finishes()
     test_a_slow_delete_waits_then_finishes()
+    test_a_slow_release_waits_and_the_new_driver_is_not_called_meanwhile()
     test_a_provisioned_resource_is_left_alone()
     converge(World(driver="remote-b", deleting=True))
     diagram = TRANSITIONS.mermaid()

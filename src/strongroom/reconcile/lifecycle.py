@@ -293,12 +293,12 @@ def _deletion_step(observed: Observed, memory: Memory) -> Step:
 
 
 def after(memory: Memory, step: Step, answer: DriverAnswer | None = None) -> Memory:
-    """Memory once `step` was executed; `answer` is the driver's, for a `CallDriver`."""
+    """Memory once `step` was executed; `answer` is the driver's, for a step that calls one."""
+    if isinstance(answer, InProgress):
+        return replace(memory, answer=answer)  # the driver is still at it: nothing is confirmed yet
     if isinstance(step, ReleasePreviousDriver):
         return replace(memory, released=memory.released | {step.holder})
     if isinstance(step, CallDriver):
-        if isinstance(answer, InProgress):
-            return replace(memory, answer=answer)
         if step.method == "DELETE":
             return replace(memory, released=memory.released | {step.holder}, answer=None)
         return replace(memory, answer=answer or Applied(), done=frozenset())
