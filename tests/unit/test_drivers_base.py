@@ -164,7 +164,7 @@ async def test_echo_returns_values_and_secrets_unchanged() -> None:
     assert result.manifests == []
     assert result.cookie is None
     assert result.update is None
-    assert await driver.observe(req) == result
+    assert await driver.apply(req) == result  # stateless: the same answer again
     await driver.delete(req)  # nothing to undo
     assert CANARY not in repr(result)
 

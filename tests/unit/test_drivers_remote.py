@@ -46,7 +46,7 @@ from strongroom.drivers.sdk import (
     in_progress,
 )
 from strongroom.drivers.signing import SigningKey, generate_private_key, private_key_pem
-from strongroom.operator.controllers.driver import DriverCache
+from strongroom.operator.drivercache import DriverCache
 from strongroom.operator.kube import Kube
 from strongroom.stores.base import SecretValue
 

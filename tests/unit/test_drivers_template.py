@@ -91,7 +91,7 @@ async def test_full_render() -> None:
     assert again.cookie is not None
     assert json.loads(again.cookie.reveal()) == {"renders": 2}
 
-    assert await driver.observe(_request()) == result
+    assert await driver.apply(_request()) == result  # rendering has no side effects
     await driver.delete(_request())  # nothing to undo
 
 

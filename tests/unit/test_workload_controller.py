@@ -7,15 +7,19 @@ from typing import Any
 
 import pytest
 
+from strongroom.api.resource import private_resource_id as default_resource_id
 from strongroom.api.workload import ScoreResource, WorkloadSpec
-from strongroom.operator.controllers.workload import (
+from strongroom.operator.controllers.workload import WorkloadController
+from strongroom.operator.kube import Kube
+from strongroom.operator.workqueue import Priority
+from strongroom.reconcile.ownership import controlled_by
+from strongroom.reconcile.workload import RenderResult
+from strongroom.reconcile.workloadgather import (
     RENDERED_HASH_ANNOTATION,
     Gathered,
     ResourceIdentity,
-    WorkloadController,
     composed_keys,
     decide,
-    default_resource_id,
     match_identity,
     matching,
     parse_manifest_list,
@@ -25,10 +29,6 @@ from strongroom.operator.controllers.workload import (
     resource_not_ready,
     with_rendered_hash,
 )
-from strongroom.operator.kube import Kube
-from strongroom.operator.workqueue import Priority
-from strongroom.reconcile.ownership import controlled_by
-from strongroom.reconcile.workload import RenderResult
 
 
 def resource_body(

@@ -17,7 +17,7 @@ from kubernetes_validate import validate
 from kubernetes_validate.utils import latest_version
 
 from strongroom.api.workload import Workload, WorkloadPatch
-from strongroom.reconcile.secretmapping import content_hash
+from strongroom.reconcile.secretdata import content_hash
 from strongroom.reconcile.workload import (
     CONFIG_CHECKSUM_ANNOTATION,
     SECRETS_CHECKSUM_ANNOTATION,

@@ -1,10 +1,14 @@
 """The driver contract: what the operator hands a driver and what it gets back.
 
-Modelled on crossplane-runtime's external client: three calls, each idempotent for one GUResID, so the
-operator can repeat any of them after a crash, a timeout or a requeue without creating a second resource.
+Modelled on crossplane-runtime's external client: two calls, each idempotent for one GUResID, so the
+operator can repeat either after a crash, a timeout or a requeue without creating a second resource.
 
-- `observe(req)`: report the current state without changing anything (Driver API `GET`); None when the
-  resource does not exist (or the driver cannot tell: then the operator applies, which is idempotent).
+There is no `observe` (Driver API `GET`): the Driver API's GET reports a resource's outputs, not whether it
+still matches the inputs, so it cannot replace the PUT that both checks and repairs; the lifecycle
+(reconcile/lifecycle.py) PUTs when something calls for it and at each resync, and polls a 202 by repeating
+the PUT or DELETE, as the Driver API allows. A GET would only add a round trip (issue 15). The remote
+client still speaks it (`RemoteDriver.observe`), for tools and the SDK's conformance tests.
+
 - `apply(req)`: create or update to match the request (`PUT`).
 - `delete(req)`: deprovision (`DELETE`); a resource that is already gone counts as deleted.
 
@@ -439,10 +443,6 @@ class Driver(Protocol):
     #: True when calls are answered in this process at once (built-ins); False when they wait on a
     #: remote party that may take seconds (the operator frees the caller's slot meanwhile).
     in_process: bool
-
-    async def observe(self, req: DriverRequest) -> DriverResult | None:
-        """The resource's current state without changing it; None if it does not exist."""
-        ...
 
     async def apply(self, req: DriverRequest) -> DriverResult:
         """Create the resource or update it to match `req`."""

@@ -12,12 +12,9 @@ from strongroom.drivers.base import DriverRejected, DriverRequest, DriverResult,
 
 
 class EchoDriver:
-    """Outputs = inputs. Stateless, so observe and apply answer the same."""
+    """Outputs = inputs. Stateless."""
 
     in_process = True
-
-    async def observe(self, req: DriverRequest) -> DriverResult | None:
-        return self._echo(req)
 
     async def apply(self, req: DriverRequest) -> DriverResult:
         return self._echo(req)

@@ -235,6 +235,9 @@ class RemoteDriver:
     # --- the Driver protocol --------------------------------------------------------------------------
 
     async def observe(self, req: DriverRequest) -> DriverResult | None:
+        """The Driver API's `GET`: the resource's outputs, None when it does not exist or the driver has no
+        GET (404/405). Not part of the Driver protocol (drivers/base.py says why) and not called by the
+        operator; it is the client of the SDK's GET for tools and conformance tests."""
         try:
             answer, cookie = await self._operation("GET", req)
             if answer.status in {404, 405}:

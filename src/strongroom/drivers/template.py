@@ -87,10 +87,6 @@ class TemplateDriver:
     def __init__(self, limits: SandboxLimits | None = None) -> None:
         self.pool = RenderPool(limits)
 
-    async def observe(self, req: DriverRequest) -> DriverResult | None:
-        # Rendering has no side effects, so "what exists" is exactly what the templates produce.
-        return await self._render(req)
-
     async def apply(self, req: DriverRequest) -> DriverResult:
         return await self._render(req)
 

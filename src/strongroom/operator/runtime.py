@@ -22,11 +22,12 @@ from strongroom.drivers.sandbox import SandboxLimits
 from strongroom.net import kube_client
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.controllers.base import Controller
-from strongroom.operator.controllers.driver import DEFAULT_KEY_SECRET, DriverCache, DriverStatusController
+from strongroom.operator.controllers.driver import DriverStatusController
 from strongroom.operator.controllers.resource import ResourceController, ResourcePolicy
 from strongroom.operator.controllers.secretmapping import SecretMappingController
 from strongroom.operator.controllers.secretstore import SecretStoreController
 from strongroom.operator.controllers.workload import WorkloadController
+from strongroom.operator.drivercache import DEFAULT_KEY_SECRET, DriverCache
 from strongroom.operator.events import EventRecorder
 from strongroom.operator.failures import describe_failure
 from strongroom.operator.kube import RENDERED_KINDS, DriverResource, Kube, SecretStoreResource

@@ -14,9 +14,11 @@ unless `--default-store` names another); the secret outputs also land in the Kub
 workloads read, which is what direct mode delivers.
 
 Objects it applies carry the labels `strongroom.dev/app` and `strongroom.dev/env`, so the next deploy
-prunes what left the set. What was provisioned is recorded (identity, driver, never a secret) in the
-ConfigMap `strongroom-direct` of the namespace: a resource that left the set is deleted through its
-driver, then its store entries and Secret go.
+prunes what left the set. What was provisioned is recorded (identity, driver, the pending marker of a
+driver call under way; never a secret) in the ConfigMap `strongroom-direct` of the namespace: Resources go
+through the same lifecycle machine as in the operator (`direct_lifecycle.py` executes it over that
+record), and a resource that left the set is deleted through its drivers, then its store entries and
+Secret go.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from strongroom.drivers.base import Driver, DriverError
 from strongroom.drivers.registry import DriverRegistry, close_drivers
 from strongroom.drivers.signing import SigningKey
 from strongroom.orchestrator import naming
+from strongroom.orchestrator.direct_lifecycle import DirectError as DirectError  # re-exported
+from strongroom.orchestrator.direct_lifecycle import ResourceExecutor
 from strongroom.orchestrator.emit import CRSet
 from strongroom.orchestrator.inputs import yaml_documents
 from strongroom.orchestrator.kube import Cluster
@@ -50,11 +54,11 @@ from strongroom.orchestrator.plan import Plan
 from strongroom.orchestrator.problems import Problems
 from strongroom.reconcile import resource as rr
 from strongroom.reconcile.placeholders import PlaceholderError
-from strongroom.reconcile.secretmapping import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
+from strongroom.reconcile.secretdata import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
 from strongroom.reconcile.stores import Problem, resolve_store, view_of
 from strongroom.reconcile.workload import ResourceOutputs, render, required_resources
 from strongroom.reconcile.workloadpatch import apply_patches, describe_validation_error
-from strongroom.stores.base import SecretNotFound, SecretRef, SecretValue, StoreClient, StoreError
+from strongroom.stores.base import SecretRef, SecretValue, StoreClient, StoreError
 from strongroom.stores.credentials import KubernetesCredentialSource
 from strongroom.stores.registry import build_store_client
 
@@ -68,10 +72,6 @@ PRUNED_KINDS = (
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
 )
-
-
-class DirectError(ValueError):
-    """Direct mode cannot go on; the message names the object and the reason, never a secret value."""
 
 
 @dataclass
@@ -166,13 +166,6 @@ class Stores:
                 await client.close()
 
 
-async def _read_optional(client: StoreClient, key: str) -> SecretValue | None:
-    try:
-        return await client.read(SecretRef(key))
-    except SecretNotFound:
-        return None
-
-
 def _labelled(obj: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
     """A copy for direct mode: no owner (there is no CR to own it), the app/env labels for pruning."""
     out = copy.deepcopy(dict(obj))
@@ -186,7 +179,7 @@ def _ident(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     return (str(obj["apiVersion"]), str(obj["kind"]), str(obj["metadata"]["name"]))
 
 
-class _Run:
+class DirectRun:
     def __init__(self, cluster: Cluster, crset: CRSet, plan: Plan, settings: DirectSettings) -> None:
         self.cluster = cluster
         self.crset = crset
@@ -202,6 +195,8 @@ class _Run:
         self.outputs: dict[str, rr.Outputs] = {}
         self.views: dict[str, rr.DependencyView] = {}
         self.update_patches: list[WorkloadPatch] = []
+        # What the state ConfigMap records, by resource name, as last saved.
+        self.records: dict[str, Any] = {}
         self.registry = DriverRegistry()
         # Built drivers by (type, spec): one HTTP client per remote driver for the whole run.
         self._drivers: dict[tuple[str, str], Driver] = {}
@@ -288,83 +283,6 @@ class _Run:
         # The definition files' Driver objects: the CR set has none (they are the platform's), and there
         # is no operator namespace to read them from.
         return {name: driver["spec"] for name, driver in self.plan.drivers.items()}
-
-    # --- resources ------------------------------------------------------------------------------------
-
-    async def provision(
-        self, resource: Resource, guresid: str, driver_spec: Mapping[str, Any] | None
-    ) -> None:
-        name = resource.name
-        resolved = rr.resolve_placeholders(resource, self.views)
-        if isinstance(resolved, rr.InputProblem):
-            raise DirectError(f"Resource {name}: {resolved.message}")
-        secret_values: list[tuple[tuple[str, ...], SecretValue]] = []
-        for path, ref in rr.secret_ref_paths(resource):
-            secret_values.append((path, await self.stores.read(ref.store, ref.ref, ref.version)))
-        default = await self.stores.client(self.settings.default_store)
-        cookie_key = rr.cookie_store_key(self.namespace, name)
-        cookie = await _read_optional(default, cookie_key)
-        request = rr.driver_request(resource, resolved, secret_values, cookie, guresid=guresid)
-        driver = self.driver(resource.spec.driver_type, driver_spec)
-        try:
-            result = await driver.apply(request)
-        except DriverError as exc:
-            raise DirectError(f"Resource {name}: driver {resource.spec.driver_type!r}: {exc}") from None
-        outputs = rr.check_outputs(resource, result)
-        if isinstance(outputs, Problem):
-            raise DirectError(f"Resource {name}: {outputs.message}")
-        if result.cookie is not None and len(result.cookie):
-            await default.write(cookie_key, result.cookie)
-        else:
-            await default.delete(cookie_key)
-        for key, value in outputs.secrets.items():
-            await default.write(rr.output_store_key(self.namespace, name, key), value)
-        await self.apply(rr.outputs_secret(resource, outputs.secrets))
-        for data in outputs.namespace_objects:
-            await self.apply(rr.namespace_object(resource, data))
-        for data in outputs.cluster_objects:
-            await self.apply(rr.cluster_object(resource, data), namespaced=False)
-        if outputs.update:
-            patch = WorkloadPatch.model_validate(
-                {
-                    "metadata": {"name": name, "namespace": self.namespace},
-                    "spec": {"workloadName": rr.workload_name(resource), "patches": outputs.update},
-                }
-            )
-            self.update_patches.append(patch)
-        self.outputs[name] = outputs
-        self.views[name] = rr.DependencyView(
-            True, values=outputs.values, secret_keys=frozenset(outputs.secrets), secrets=outputs.secrets
-        )
-        self.outcome.add("Resource", name, f"provisioned ({resource.spec.driver_type})")
-
-    async def deprovision(self, name: str, record: Mapping[str, Any]) -> None:
-        """Delete a resource that left the set through its driver, then its store entries."""
-        resource = Resource.model_validate(
-            {
-                "metadata": {"name": name, "namespace": self.namespace},
-                "spec": {
-                    "type": record["type"],
-                    "id": record["id"],
-                    "class": record.get("class") or naming.DEFAULT_CLASS,
-                    "driverType": record["driverType"],
-                },
-            }
-        )
-        default = await self.stores.client(self.settings.default_store)
-        cookie_key = rr.cookie_store_key(self.namespace, name)
-        cookie = await _read_optional(default, cookie_key)
-        driver = self.driver(record["driverType"], record.get("driver"))
-        try:
-            await driver.delete(rr.bare_request(resource, record["guresid"], cookie))
-        except DriverError as exc:
-            raise DirectError(
-                f"Resource {name}: deleting through driver {record['driverType']!r}: {exc}"
-            ) from None
-        for key in record.get("secretKeys") or []:
-            await default.delete(rr.output_store_key(self.namespace, name, key))
-        await default.delete(cookie_key)
-        self.outcome.add("Resource", name, "deprovisioned")
 
     # --- shared values --------------------------------------------------------------------------------
 
@@ -471,47 +389,30 @@ class _Run:
         resources = {
             obj["metadata"]["name"]: Resource.model_validate(obj) for obj in self.objects("Resource")
         }
-        records: dict[str, Any] = {}
+        self.records = dict(state["resources"])
+        in_set: set[str] = set()
         for node in self.plan.order():
             resource = resources[node.name]
-            driver_spec = specs.get(resource.spec.driver_type)
-            previous = state["resources"].get(node.name)
-            if (
-                previous
-                and previous.get("driverType") != resource.spec.driver_type
-                and not (resource.spec.in_place_driver_change)
-            ):
-                # As the operator does: the old driver lets go of the resource before the new one takes it.
-                await self.deprovision(node.name, previous)
-            # The operator's own GUResID for this Resource: after a switch to operator mode (or back), both
-            # address the same driver resource.
-            guresid = rr.guresid_of(resource)
-            await self.provision(resource, guresid, driver_spec)
-            records[node.name] = {
-                "type": resource.spec.type,
-                "id": resource.spec.id,
-                "class": resource.spec.resource_class,
-                "guresid": guresid,
-                "driverType": resource.spec.driver_type,
-                "driver": driver_spec,
-                "secretKeys": sorted(self.outputs[node.name].secrets),
-            }
-            # Save as we go: a failure later still leaves a record of what exists, for the next deploy.
-            await self.save_state({**state["resources"], **records})
+            in_set.add(node.name)
+            executor = ResourceExecutor(self, node.name)
+            outputs = await executor.provision(resource, specs.get(resource.spec.driver_type))
+            self.outputs[node.name] = outputs
+            self.views[node.name] = rr.DependencyView(
+                True, values=outputs.values, secret_keys=frozenset(outputs.secrets), secrets=outputs.secrets
+            )
         await self.secret_mappings()
         await self.workloads()
         # Workloads no longer use what left the set: prune their objects, then let the drivers delete
         # the resources (each one stays recorded until its driver confirmed the deletion).
         await self.prune(state)
-        for name, record in sorted(state["resources"].items()):
-            if name not in records:
-                await self.deprovision(name, record)
-        await self.save_state(records)
+        for name in sorted(set(self.records) - in_set):
+            await ResourceExecutor(self, name).deprovision()
+        await self.save_state(self.records)
         return self.outcome
 
 
 async def deploy(cluster: Cluster, crset: CRSet, plan: Plan, settings: DirectSettings) -> DirectOutcome:
-    run = _Run(cluster, crset, plan, settings)
+    run = DirectRun(cluster, crset, plan, settings)
     try:
         return await run.run()
     except (PlaceholderError, StoreError) as exc:

@@ -14,7 +14,6 @@ Rules that make it safe and cheap:
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,11 +23,12 @@ from strongroom.api.constants import API_VERSION, MANAGED_LABEL
 from strongroom.api.secretmapping import SecretMapping
 from strongroom.reconcile.conditions import READY, ConditionSpec, merge_conditions, not_ready, ready
 from strongroom.reconcile.ownership import controlled_by
+from strongroom.reconcile.secretdata import CONTENT_HASH_ANNOTATION as CONTENT_HASH_ANNOTATION
+from strongroom.reconcile.secretdata import MANAGED_BY_LABEL as MANAGED_BY_LABEL
+from strongroom.reconcile.secretdata import content_hash as content_hash
+from strongroom.reconcile.secretdata import decode_secret_data as decode_secret_data
 from strongroom.reconcile.stores import Problem
 from strongroom.stores.base import SecretValue
-
-CONTENT_HASH_ANNOTATION = "strongroom.dev/content-hash"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,6 @@ class Plan:
     """True when every entry resolved; the controller then schedules a refresh, else a retry."""
     retryable: bool = True
     """False when retrying cannot help until the object or the Secret changes."""
-
-
-def content_hash(data: Mapping[str, bytes]) -> str:
-    """Hash of a Secret's data, independent of key order (length-prefixed so keys cannot blur)."""
-    digest = hashlib.sha256()
-    for key in sorted(data):
-        value = data[key]
-        digest.update(f"{len(key)}:{key}{len(value)}:".encode())
-        digest.update(value)
-    return digest.hexdigest()
-
-
-def decode_secret_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
-    if not secret:
-        return {}
-    return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
 
 
 def desired_secret(mapping: SecretMapping, data: Mapping[str, bytes]) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from strongroom.reconcile.placeholders import (
     single_placeholder,
     to_text,
 )
-from strongroom.reconcile.secretmapping import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
+from strongroom.reconcile.secretdata import CONTENT_HASH_ANNOTATION, MANAGED_BY_LABEL, content_hash
 from strongroom.reconcile.workloadpatch import apply_patches
 from strongroom.stores.base import SecretValue
 

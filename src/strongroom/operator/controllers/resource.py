@@ -1,81 +1,74 @@
-"""Resource controller: provision Resources through their drivers; the decisions are in reconcile/resource.py.
+"""Resource controller: gathers what a Resource's driver is called with, then executes the lifecycle machine.
 
-One reconcile, level-based (docs/resources.md tells the user-facing story):
+The decisions are pure: *what to do next* in reconcile/lifecycle.py (`next_step`: release a previous
+driver, mark pending, PUT, write outputs, apply manifests, prune the store, record Ready, clear the marker,
+or, deleting, DELETE through every holder, delete objects and store entries, drop the finalizer), *what to
+write* in reconcile/resource/. This module observes, calls `next_step`, executes the step and loops until
+`Wait` (a driver's 202: asked again on a timer, no worker waits) or `Done`. What it reads and writes
+outside the Resource is in operator/resourceio.py, its writes to the Resource itself (sealed status,
+marker, finalizer) in operator/resourcewrites.py, the HMAC key in operator/inputskey.py.
 
-1. The finalizer `strongroom.dev/finalizer` is added first, so nothing is provisioned that a delete could
-   miss. With `deletionTimestamp` set: DELETE through every driver that may hold the resource until it
-   succeeds, delete the objects of `cluster`/`namespace` manifests and the store keys, drop the finalizer.
-2. Dependencies: placeholders `${resources.<name>.outputs.<key>}` name other Resources of the namespace;
-   a cycle or a dependency that is missing, not Ready or lacks the output is a condition, and the
-   Resource is woken when a dependency changes (`_dependents`).
-3. The driver (built-in, or a Driver object), the secret references (through the store clients) and the
-   driver cookie (from the default store) are resolved; the request's HMAC digest is compared with
-   `status.inputsHash`.
-4. A driver that no longer is `spec.driverType` deletes first (unless `inPlaceDriverChange`).
-5. PUT only when something calls for it (reconcile.resource.apply_reason): the pending marker is
-   persisted first, so a crash mid-call is repeated after restart (drivers are idempotent per GUResID).
-6. From the answer: secret outputs and the cookie into the default store, the outputs Secret and the
-   manifests Secret, objects of namespace/cluster manifests (server-side apply; those no longer emitted
-   are deleted), the WorkloadPatch from `update`; then the status, then the marker is removed.
+Gathering (docs/resources.md tells the user-facing story): duplicates and the GUResID policy; dependencies
+(placeholders `${resources.<name>.outputs.<key>}`: a cycle, or a dependency missing, not Ready or without
+the output, is a condition, and the Resource is woken when a dependency changes); the driver; the secret
+references; the driver cookie; the request's HMAC digest, compared with `status.inputsHash`.
 
 Failures never blank anything: outputs, Secrets and refs of the last success stay until a new success
 replaces them. Messages are redacted with every secret of the request and the answer.
+
+Why one module of ~950 lines: it is one thing, the Resource executor, whose parts share the per-Resource
+indexes (dependencies, identities, what each Resource waits on), the driver operations in flight and the
+confirmed deletions; splitting the steps from them would only pass that state around.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from lightkube.core.exceptions import ApiError
 from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from strongroom.api import constants as c
 from strongroom.api.common import SecretReference
 from strongroom.api.resource import Resource
 from strongroom.drivers.base import (
-    WORKLOAD_TYPE,
     Driver,
     DriverError,
     DriverOperation,
     DriverRequest,
+    DriverResult,
     OperationInProgress,
     redact,
 )
 from strongroom.operator.controllers.base import Controller, ObjectKey
-from strongroom.operator.controllers.driver import DriverCache
-from strongroom.operator.kube import Kube, ResourceResource, WorkloadPatchResource
+from strongroom.operator.drivercache import DriverCache
+from strongroom.operator.inputskey import InputsKey
+from strongroom.operator.kube import Kube, ResourceResource
+from strongroom.operator.resourceio import Failed, ResourceIO, conflict
+from strongroom.operator.resourcewrites import ResourceWrites, trusted_resource
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Priority
+from strongroom.reconcile import lifecycle
 from strongroom.reconcile import resource as plan
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready
 from strongroom.reconcile.ownership import controlled_by
 from strongroom.reconcile.placeholders import PlaceholderError
-from strongroom.reconcile.secretmapping import MANAGED_BY_LABEL, decode_secret_data
-from strongroom.reconcile.stores import Problem, default_store, resolve_store
+from strongroom.reconcile.secretdata import decode_secret_data
+from strongroom.reconcile.stores import Problem, default_store
 from strongroom.stores.base import (
-    AuthenticationFailed,
-    SecretNotFound,
-    SecretRef,
     SecretValue,
-    StoreError,
 )
 from strongroom.stores.guard import GuardedStore
 
-#: Secret in the operator namespace holding the HMAC key for `status.inputsHash` (made on first use).
-HMAC_SECRET = "strongroom-inputs-hmac"  # noqa: S105 (a Secret's name)
-HMAC_SECRET_KEY = "key"  # noqa: S105 (a key name)
 # Stores named by any Resource waiting for "some default store" are woken by every store change.
 _ANY_STORE = ""
+_NO_DELETE = "driver %s has no DELETE (405): nothing to delete"
 # How long to wait before retrying a deletion that cannot progress without a person (400 on DELETE).
 _STUCK_DELETE_RETRY = 300.0
 
@@ -92,15 +85,6 @@ OVERHEAD_SECONDS = Histogram(
 )
 
 
-class _Failed(Exception):
-    """A step hit a problem: the reconcile ends with it as the Ready condition."""
-
-    def __init__(self, problem: Problem, retry_after: float | None = None) -> None:
-        super().__init__(problem.message)
-        self.problem = problem
-        self.retry_after = retry_after
-
-
 @dataclass
 class _Attempt:
     """Bookkeeping of one reconcile."""
@@ -110,12 +94,48 @@ class _Attempt:
     called_driver: bool = False
 
 
-def _api_problem(what: str, exc: ApiError, secrets_: Iterable[SecretValue]) -> Problem:
-    code = exc.status.code or 0
-    # 403 may be fixed by RBAC, 409/429/5xx by time; other 4xx (422 invalid) need a changed manifest.
-    retryable = code in (403, 409, 429) or code >= 500
-    message = redact(f"{what}: {code} {exc.status.reason or ''}: {exc.status.message or ''}", secrets_)
-    return Problem("ManifestFailed", message.strip(), retryable)
+@dataclass
+class _Pass:
+    """What one provisioning pass gathered and what its steps learnt: the executor's side of the machine's
+    `Memory` (lost in a crash, like it)."""
+
+    resource: Resource
+    pending: plan.Pending | None
+    guresid: str
+    driver: Driver
+    builtin: bool
+    request: DriverRequest
+    digest: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    decided: bool = False
+    why: str | None = None
+    observed_outputs: dict[str, Any] | None = None
+    drifted: bool = False
+    working: OperationInProgress | None = None
+    result: DriverResult | None = None
+    outputs: plan.Outputs | None = None
+    secrets_seen: list[SecretValue] = field(default_factory=list)
+    store_name: str | None = None
+    new_refs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cookie_ref: dict[str, Any] | None = None
+    outputs_changed: bool = False
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    status_before: dict[str, Any] = field(default_factory=dict)
+
+    def answered(self) -> plan.Outputs:
+        assert self.outputs is not None, "a step after the answer ran without one"
+        return self.outputs
+
+    def previous_refs(self) -> dict[str, SecretReference]:
+        status = self.resource.status
+        return plan.flatten_refs(status.outputs.secret_refs if status and status.outputs else None)
+
+    def previous_manifests(self) -> list[dict[str, Any]]:
+        status = self.resource.status
+        return [
+            m.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for m in (status.manifests or [] if status else [])
+        ]
 
 
 @dataclass(frozen=True)
@@ -161,8 +181,9 @@ class ResourceController(Controller):
         self._dependents: dict[ObjectKey, set[ObjectKey]] = {}
         self._waiting_on_store: dict[str, set[ObjectKey]] = {}
         self._waiting_on_driver: dict[str, set[ObjectKey]] = {}
-        self._hmac_key: bytes | None = None
-        self._hmac_lock = asyncio.Lock()
+        self.inputs = InputsKey(kube, operator_namespace)
+        self.io = ResourceIO(kube, stores, operator_namespace, self.log)
+        self.writes = ResourceWrites(kube, self.bodies, self.inputs, self._alerts)
         # Remote PUTs the driver is still working on (202/409), by Resource, with the driver type they
         # went to: the next reconcile continues them (deadline, backoff, a cookie set by a 202).
         self._operations: dict[ObjectKey, tuple[str, DriverOperation]] = {}
@@ -175,7 +196,7 @@ class ResourceController(Controller):
         # Read (or make) the HMAC key before the first reconciles: otherwise every worker of a first burst
         # waits on the one that creates it.
         try:
-            await self._hmac()
+            await self.inputs.get()
         except Exception as exc:  # the API server may not be reachable yet: the first reconcile retries
             self.logger.warning(
                 "HMAC key not loaded at start (%s); loading it on first use", type(exc).__name__
@@ -300,14 +321,8 @@ class ResourceController(Controller):
             if resource.metadata.deletion_timestamp is not None:
                 return await self._finalize(key, resource, marker, attempt)
             return await self._provision(key, resource, marker, attempt)
-        except _Failed as failed:
+        except Failed as failed:
             return await self._stop(key, failed.problem, failed.retry_after)
-        except OperationInProgress as working:
-            # The driver is working (202/409): ask again on a timer. No worker waits meanwhile, so Resources
-            # on a slow driver cannot hold back anyone else's.
-            self.queue.add_after(key, working.retry_after, Priority.LOW)
-            self.log(logging.DEBUG, key, "%s", working)
-            return "waiting"
         finally:
             self._alerts.pop(key, None)
 
@@ -319,7 +334,7 @@ class ResourceController(Controller):
         and removed; status fields the seal does not cover are forgotten (the next status write removes
         them) and the Resource is planned as never provisioned, so its own spec-derived identity is all
         that is used. Either way the Resource gets the `Tampered` condition for this generation."""
-        hmac_key = await self._hmac()
+        hmac_key = await self.inputs.get()
         uid = resource.metadata.uid or ""
         marker = plan.pending_of(resource.metadata.annotations, uid, hmac_key)
         status = (self.bodies.get(key) or {}).get("status") or {}
@@ -331,21 +346,12 @@ class ResourceController(Controller):
         if alert is not None:
             self._alerts[key] = alert
         if marker.ignored:
-            await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
+            await self.writes.set_annotation(key, plan.PENDING_ANNOTATION, None)
         if altered:
             # Forget the altered fields now (with the condition saying so), before anything reads them.
             conditions = [c for c in status.get("conditions") or [] if c.get("type") != plan.TAMPERED]
-            await self._write_status(key, {"conditions": conditions})
-        return self._trusted_resource(self.bodies[key], hmac_key), marker.pending
-
-    @staticmethod
-    def _trusted_resource(body: Mapping[str, Any], hmac_key: bytes) -> Resource:
-        """The Resource with the sealed fields of its status dropped unless the seal covers them."""
-        uid = (body.get("metadata") or {}).get("uid") or ""
-        status = body.get("status") or {}
-        if plan.status_altered(uid, status, hmac_key):
-            body = {**body, "status": plan.apply_merge_patch(status, plan.unsealed_fields(status))}
-        return Resource.model_validate(body)
+            await self.writes.write_status(key, {"conditions": conditions})
+        return trusted_resource(self.bodies[key], hmac_key), marker.pending
 
     async def _stop(self, key: ObjectKey, problem: Problem, retry_after: float | None = None) -> str:
         body = self.bodies.get(key)
@@ -367,7 +373,7 @@ class ResourceController(Controller):
             }
         else:
             status = plan.problem_status(resource, problem, datetime.now(UTC))
-        await self._write_status(key, status)
+        await self.writes.write_status(key, status)
         self.report(key, "Warning", problem.reason, problem.message)
         if retry_after is not None:
             self.queue.add_after(key, retry_after)
@@ -389,15 +395,15 @@ class ResourceController(Controller):
     async def _provision(
         self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
     ) -> str:
-        namespace, name = key
+        """Gather what the driver is called with, then execute the lifecycle machine until Wait or Done."""
+        namespace, _ = key
         spec = resource.spec
-        uid = resource.metadata.uid or ""
         winner = self._duplicate_of(key)
         if winner is not None:
-            raise _Failed(plan.duplicate_problem(resource, winner))
+            raise Failed(plan.duplicate_problem(resource, winner))
         refused = plan.guresid_problem(resource, self.policy.guresid)
         if refused is not None:
-            raise _Failed(refused)
+            raise Failed(refused)
         guresid = plan.guresid_of(resource)
 
         inputs = await self._resolve_dependencies(key, resource)
@@ -407,180 +413,260 @@ class ResourceController(Controller):
             [] if self.drivers.is_builtin(spec.driver_type) else [spec.driver_type],
         )
         driver = await self._driver(spec.driver_type, namespace)
-        secret_values = await self._read_secret_refs(key, resource)
-        cookie = await self._read_cookie(resource)
+        self._index(self._waiting_on_store, key, {ref.store for _, ref in plan.secret_ref_paths(resource)})
+        secret_values = await self.io.read_secret_refs(key, resource)
+        cookie = await self.io.read_cookie(resource)
         request = plan.driver_request(resource, inputs, secret_values, cookie, guresid)
-        digest = plan.inputs_digest(request, spec.driver_type, await self._hmac())
-
-        released = plan.drivers_to_release(resource, pending)
-        if released:
-            resource, pending, cookie = await self._release(key, resource, pending, cookie, released, attempt)
-            request = replace(request, cookie=cookie)
-
-        observed_outputs = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
-        if observed_outputs is not None and not controlled_by(observed_outputs, uid):
-            raise _Failed(self._conflict("Secret", plan.outputs_secret_name(name)))
-        now = datetime.now(UTC)
-        drifted = bool(self.take_drifted(key))
-        why = plan.apply_reason(
-            resource,
-            digest,
-            pending,
-            outputs_secret_present=observed_outputs is not None,
-            now=now,
-            resync_seconds=self.resync_interval,
-            owned_objects_changed=drifted,
+        digest = plan.inputs_digest(request, spec.driver_type, await self.inputs.get())
+        run = _Pass(
+            resource=resource,
+            pending=pending,
+            guresid=guresid,
+            driver=driver,
+            builtin=self.drivers.is_builtin(spec.driver_type),
+            request=request,
+            digest=digest,
         )
-        if why is None:
-            self.succeeded(key, plan.seconds_until_resync(resource, now, self.resync_interval))
-            return "unchanged"
+        memory = lifecycle.Memory()
+        while True:
+            step = lifecycle.next_step(await self._observe(key, run), memory)
+            if isinstance(step, lifecycle.Wait):
+                # The driver is working (202/409): ask again on a timer. No worker waits meanwhile, so
+                # Resources on a slow driver cannot hold back anyone else's.
+                self.queue.add_after(key, step.after, Priority.LOW)
+                self.log(logging.DEBUG, key, "%s", run.working)
+                return "waiting"
+            if isinstance(step, lifecycle.Done):
+                return self._provisioned(key, run, attempt, step)
+            answer = await self._execute(key, run, step, attempt)
+            memory = lifecycle.after(memory, step, answer)
 
-        # Before the first side effect: the finalizer (so a delete cannot miss what follows) and, for remote
-        # drivers, the pending marker (so a crash mid-call is repeated after restart, or deleted through
-        # this driver). One metadata patch for both. Built-in drivers keep nothing outside the cluster, so
-        # there is nothing a repeated or abandoned call could duplicate or orphan: they need no marker.
-        builtin = self.drivers.is_builtin(spec.driver_type)
-        marker = None if builtin else plan.Pending(spec.driver_type, guresid)
-        resource = await self._prepare_put(key, resource, marker, await self._hmac())
-        if not builtin:
-            await self._write_status(
-                key,
-                plan.progress_status(
-                    resource, "Provisioning", f"driver {spec.driver_type!r} is working: {why}", now
-                ),
+    async def _observe(self, key: ObjectKey, run: _Pass) -> lifecycle.Observed:
+        """What the machine decides on: the Resource as last written (cache), and, once no previous driver
+        is left to release, why the driver must be called (decided once per pass)."""
+        resource = run.resource
+        to_release = tuple(plan.drivers_to_release(resource, run.pending))
+        if not to_release and not run.decided:
+            run.decided = True
+            name = plan.outputs_secret_name(key[1])
+            run.observed_outputs = await self.kube.get_secret(key[0], name)
+            if run.observed_outputs is not None and not controlled_by(
+                run.observed_outputs, resource.metadata.uid or ""
+            ):
+                raise Failed(conflict("Secret", name))
+            run.now = datetime.now(UTC)
+            run.drifted = bool(self.take_drifted(key))
+            run.why = plan.apply_reason(
+                resource,
+                run.digest,
+                run.pending,
+                outputs_secret_present=run.observed_outputs is not None,
+                now=run.now,
+                resync_seconds=self.resync_interval,
+                owned_objects_changed=run.drifted,
             )
-        self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, why)
+        return lifecycle.Observed(
+            driver_type=resource.spec.driver_type,
+            guresid=run.guresid,
+            keeps_external=not run.builtin,
+            has_finalizer=plan.FINALIZER in (resource.metadata.finalizers or []),
+            pending=run.pending,
+            to_release=to_release,
+            apply_reason=run.why,
+        )
+
+    async def _execute(
+        self, key: ObjectKey, run: _Pass, step: lifecycle.Step, attempt: _Attempt
+    ) -> lifecycle.DriverAnswer | None:
+        """Perform one provisioning step against the API server, the stores and the drivers."""
+        try:
+            if isinstance(step, lifecycle.ReleasePreviousDriver):
+                await self._release(key, run, step.holder, attempt)
+            elif isinstance(step, lifecycle.ForgetPreviousDriver):
+                await self._forget_previous(key, run, clear_pending=step.clear_pending)
+            elif isinstance(step, lifecycle.MarkPending):
+                await self._mark_pending(key, run, step)
+            elif isinstance(step, lifecycle.CallDriver):
+                await self._put(key, run, attempt)
+                return lifecycle.Applied()
+            elif isinstance(step, lifecycle.WriteOutputs):
+                await self._write_outputs(key, run)
+            elif isinstance(step, lifecycle.ApplyManifests):
+                await self._apply_manifests(key, run)
+            elif isinstance(step, lifecycle.PruneStore):
+                await self._prune_store(key, run)
+            elif isinstance(step, lifecycle.RecordReady):
+                await self._record_ready(key, run)
+            elif isinstance(step, lifecycle.ClearPending):
+                await self.writes.set_annotation(key, plan.PENDING_ANNOTATION, None)
+                run.pending = None
+            else:
+                raise AssertionError(f"not a provisioning step: {step}")
+        except OperationInProgress as working:
+            run.working = working
+            return lifecycle.InProgress(working.retry_after)
+        return None
+
+    async def _mark_pending(self, key: ObjectKey, run: _Pass, step: lifecycle.MarkPending) -> None:
+        run.resource = await self.writes.prepare_put(key, run.resource, step.pending, await self.inputs.get())
+        run.pending = step.pending or run.pending
+        if step.record is not None:
+            await self.writes.write_status(
+                key, plan.progress_status(run.resource, step.record.reason, step.record.message, run.now)
+            )
+
+    async def _put(self, key: ObjectKey, run: _Pass, attempt: _Attempt) -> None:
+        """PUT through the spec's driver and check its answer (refused: the reconcile fails)."""
+        resource, spec = run.resource, run.resource.spec
+        self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, run.why)
         attempt.called_driver = True
-        if not driver.in_process:  # a 202 continues on a timer: see _operation
+        request = run.request
+        if not run.driver.in_process:  # a 202 continues on a timer: see _operation
             request = replace(request, operation=self._operation(key, spec.driver_type, "PUT"))
         try:
-            async with self._calling_driver(attempt, "apply", driver):
-                result = await driver.apply(request)
+            async with self._calling_driver(attempt, "apply", run.driver):
+                result = await run.driver.apply(request)
+        except OperationInProgress:
+            raise
         except DriverError as exc:
             self._operations.pop(key, None)
-            raise _Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
+            raise Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
         self._operations.pop(key, None)
-        secrets_seen = [*request.secret_values(), *result.secret_values()]
+        run.result = result
+        run.secrets_seen = [*request.secret_values(), *result.secret_values()]
 
         outputs = plan.check_outputs(resource, result)
         if isinstance(outputs, Problem):
-            raise _Failed(replace(outputs, message=redact(outputs.message, secrets_seen)))
-        refused = plan.manifest_policy_problem(outputs, self._manifest_policy(spec.driver_type, namespace))
+            raise Failed(replace(outputs, message=redact(outputs.message, run.secrets_seen)))
+        refused = plan.manifest_policy_problem(outputs, self._manifest_policy(spec.driver_type, key[0]))
         refused = refused or plan.outputs_size_problem(resource, outputs)
         if refused is not None:
-            raise _Failed(replace(refused, message=redact(refused.message, secrets_seen)))
-        await self._check_manifest_owners(resource, outputs)
+            raise Failed(replace(refused, message=redact(refused.message, run.secrets_seen)))
+        await self.io.check_manifest_owners(resource, outputs)
+        run.outputs = outputs
 
-        previous_refs = plan.flatten_refs(
-            resource.status.outputs.secret_refs if resource.status and resource.status.outputs else None
-        )
+    async def _write_outputs(self, key: ObjectKey, run: _Pass) -> None:
+        """Secret outputs and the cookie into the default store (only what changed: each write is a new
+        version), the manifests Secret (when its content changed), the outputs Secret."""
+        namespace, name = key
+        resource, outputs, result = run.resource, run.answered(), run.result
+        assert result is not None
+        uid = resource.metadata.uid or ""
+        previous_refs = run.previous_refs()
         previous_cookie = resource.status.cookie_ref if resource.status else None
-        needs_store = bool(outputs.secrets) or result.cookie is not None
-        store_name: str | None = None
         client: GuardedStore | None = None
-        if needs_store:
+        if outputs.secrets or result.cookie is not None:
             store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
             if isinstance(store_key, Problem):
                 self._waiting_on_store.setdefault(_ANY_STORE, set()).add(key)
-                raise _Failed(store_key)
-            store_name = store_key.name
-            client = await self._store_client(store_key)
+                raise Failed(store_key)
+            run.store_name = store_key.name
+            client = await self.io.store_client(store_key)
+        store_name = run.store_name or ""
 
-        # Secret outputs and the cookie: only what changed is written (each write is a new version).
-        observed_data = decode_secret_data(observed_outputs)
-        new_refs: dict[str, dict[str, Any]] = {
+        observed_data = decode_secret_data(run.observed_outputs)
+        run.new_refs = {
             k: plan.reference(ref.store, ref.ref, ref.version)
             for k, ref in previous_refs.items()
             if k in outputs.secrets and ref.store == store_name
         }
-        to_write = plan.keys_to_write(outputs, observed_data, previous_refs, store_name or "")
+        to_write = plan.keys_to_write(outputs, observed_data, previous_refs, store_name)
         if to_write:
             assert client is not None
-            assert store_name is not None
             written = await asyncio.gather(
                 *(
-                    self._store_write(client, plan.output_store_key(namespace, name, k), outputs.secrets[k])
+                    self.io.store_write(client, plan.output_store_key(namespace, name, k), outputs.secrets[k])
                     for k in to_write
                 )
             )
             for k, (store_ref, version) in zip(to_write, written, strict=True):
-                new_refs[k] = plan.reference(store_name, store_ref, version)
-        cookie_ref: dict[str, Any] | None = None
+                run.new_refs[k] = plan.reference(store_name, store_ref, version)
         if result.cookie is not None:
             assert client is not None
-            assert store_name is not None
             unchanged = (
                 previous_cookie is not None
                 and previous_cookie.store == store_name
-                and request.cookie is not None
-                and request.cookie == result.cookie
+                and run.request.cookie is not None
+                and run.request.cookie == result.cookie
             )
             if unchanged and previous_cookie is not None:
-                cookie_ref = plan.reference(
+                run.cookie_ref = plan.reference(
                     previous_cookie.store, previous_cookie.ref, previous_cookie.version
                 )
             else:
-                store_ref, version = await self._store_write(
+                store_ref, version = await self.io.store_write(
                     client, plan.cookie_store_key(namespace, name), result.cookie
                 )
-                cookie_ref = plan.reference(store_name, store_ref, version)
+                run.cookie_ref = plan.reference(store_name, store_ref, version)
 
-        # Kubernetes objects. The manifests Secret is only looked at when its content changes: the outputs
-        # Secret records its hash (and is written after it).
+        # The manifests Secret is only looked at when its content changes: the outputs Secret records its
+        # hash (and is written after it).
         wanted_manifests = plan.manifests_secret(resource, outputs)
         manifests_hash = plan.content_hash_of(wanted_manifests)
-        if drifted or manifests_hash != plan.recorded_manifests_hash(observed_outputs):
-            await self._apply_manifests_secret(resource, wanted_manifests)
-        outputs_changed = False
+        if run.drifted or manifests_hash != plan.recorded_manifests_hash(run.observed_outputs):
+            await self.io.apply_manifests_secret(resource, wanted_manifests)
         wanted_secret = plan.outputs_secret(resource, outputs.secrets, manifests_hash)
-        if not plan.secret_current(observed_outputs, wanted_secret, uid):
+        if not plan.secret_current(run.observed_outputs, wanted_secret, uid):
             await self.kube.apply_secret(wanted_secret)
-            outputs_changed = True
-        previous_manifests = [
-            m.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for m in (resource.status.manifests or [] if resource.status else [])
-        ]
-        intended = plan.manifest_refs(resource, outputs)
-        grown = plan.stale_manifests(intended, previous_manifests)
+            run.outputs_changed = True
+
+    async def _apply_manifests(self, key: ObjectKey, run: _Pass) -> None:
+        resource, outputs = run.resource, run.answered()
+        previous = run.previous_manifests()
+        grown = plan.stale_manifests(plan.manifest_refs(resource, outputs), previous)
         if grown:
             # Recorded before they exist: a crash between applying an object and the final status must not
             # leave a cluster-scoped object nobody knows to delete.
-            await self._write_status(key, {"manifests": [*previous_manifests, *grown]})
-        applied = await self._apply_objects(resource, outputs, secrets_seen)
-        for stale in plan.stale_manifests(previous_manifests, applied):
-            await self._delete_owned_object(key, resource, stale, secrets_seen)
-        await self._apply_workload_patch(resource, outputs)
+            await self.writes.write_status(key, {"manifests": [*previous, *grown]})
+        run.applied = await self.io.apply_objects(resource, outputs, run.secrets_seen)
+        for stale in plan.stale_manifests(previous, run.applied):
+            await self.io.delete_owned_object(key, resource, stale, run.secrets_seen)
+        await self.io.apply_workload_patch(resource, outputs)
 
-        # Store entries no longer used. A failure here orphans one entry at worst: it is logged, and the
-        # rest of the outputs (already written) are recorded.
-        stale_store = plan.stale_refs(resource, previous_refs, outputs, store_name or "")
-        if previous_cookie is not None and (cookie_ref is None or previous_cookie.store != store_name):
+    async def _prune_store(self, key: ObjectKey, run: _Pass) -> None:
+        """Store entries no longer used. A failure here orphans one entry at worst: it is logged, and the
+        rest of the outputs (already written) are recorded."""
+        namespace, name = key
+        resource, outputs = run.resource, run.answered()
+        store_name = run.store_name or ""
+        stale_store = plan.stale_refs(resource, run.previous_refs(), outputs, store_name)
+        previous_cookie = resource.status.cookie_ref if resource.status else None
+        if previous_cookie is not None and (run.cookie_ref is None or previous_cookie.store != store_name):
             stale_store.append(
                 SecretReference(store=previous_cookie.store, ref=plan.cookie_store_key(namespace, name))
             )
         for ref in stale_store:
-            await self._store_delete_quietly(key, ref)
+            await self.io.store_delete_quietly(key, ref)
 
+    async def _record_ready(self, key: ObjectKey, run: _Pass) -> None:
+        outputs = run.answered()
         status = plan.ready_status(
-            resource,
+            run.resource,
             now=datetime.now(UTC),
-            driver_type=spec.driver_type,
-            guresid=guresid,
-            digest=digest,
+            driver_type=run.resource.spec.driver_type,
+            guresid=run.guresid,
+            digest=run.digest,
             outputs=outputs,
-            secret_refs=plan.refs_tree(outputs.secret_shape, new_refs),
-            manifests=applied,
-            cookie_ref=cookie_ref,
+            secret_refs=plan.refs_tree(outputs.secret_shape, run.new_refs),
+            manifests=run.applied,
+            cookie_ref=run.cookie_ref,
             applied_now=True,
         )
-        before = dict((self.bodies.get(key) or {}).get("status") or {})
-        await self._write_status(key, status)
-        await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
-        self.report(key, "Normal", "Provisioned", f"driver {spec.driver_type!r} provisioned it: {why}")
+        run.status_before = dict((self.bodies.get(key) or {}).get("status") or {})
+        await self.writes.write_status(key, status)
+
+    def _provisioned(self, key: ObjectKey, run: _Pass, attempt: _Attempt, done: lifecycle.Done) -> str:
+        resource, spec = run.resource, run.resource.spec
+        if done.outcome == "unchanged":
+            self.succeeded(key, plan.seconds_until_resync(resource, run.now, self.resync_interval))
+            return "unchanged"
+        outputs = run.answered()
+        self.report(key, "Normal", "Provisioned", f"driver {spec.driver_type!r} provisioned it: {run.why}")
         after = (self.bodies.get(key) or {}).get("status") or {}
+        before = run.status_before
         # Dependents re-run when what they read changed: readiness, output values, secret outputs.
         if (
-            outputs_changed
+            run.outputs_changed
             or before.get("outputs") != after.get("outputs")
             or not _was_ready(before, resource.metadata.generation)
         ):
@@ -594,10 +680,10 @@ class ResourceController(Controller):
             key,
             "provisioned by %s (%s): %d values, %d secret outputs, %d objects; driver %.3fs, operator %.3fs",
             spec.driver_type,
-            why,
+            run.why,
             len(outputs.values),
             len(outputs.secrets),
-            len(applied),
+            len(run.applied),
             attempt.driver_seconds,
             overhead,
         )
@@ -648,14 +734,14 @@ class ResourceController(Controller):
             refs = plan.dependencies(resource)
         except PlaceholderError as exc:
             self._set_deps(key, frozenset())
-            raise _Failed(Problem("InvalidPlaceholder", str(exc), False)) from None
+            raise Failed(Problem("InvalidPlaceholder", str(exc), False)) from None
         names = frozenset(ref.resource for ref in refs)
         self._set_deps(key, names)
         views: dict[str, plan.DependencyView] = {}
         if names:
             cycle = plan.find_cycle(name, lambda n: self._deps.get((namespace, n), frozenset()))
             if cycle is not None:
-                raise _Failed(
+                raise Failed(
                     Problem(
                         "DependencyCycle",
                         "Resources depend on each other in a cycle: "
@@ -676,204 +762,54 @@ class ResourceController(Controller):
                     views[dep] = replace(views[dep], secrets={k: SecretValue(v) for k, v in data.items()})
         resolved = plan.resolve_placeholders(resource, views)
         if isinstance(resolved, plan.InputProblem):
-            raise _Failed(resolved)
+            raise Failed(resolved)
         return resolved
 
     async def _driver(self, driver_type: str, namespace: str, *, deleting: bool = False) -> Driver:
         try:
             return await self.drivers.resolve(driver_type, namespace, deleting=deleting)
         except DriverError as exc:
-            raise _Failed(Problem(exc.reason, str(exc), exc.retryable)) from None
+            raise Failed(Problem(exc.reason, str(exc), exc.retryable)) from None
 
-    async def _store_client(self, store_key: Any) -> GuardedStore:
+    async def _release(self, key: ObjectKey, run: _Pass, holder: lifecycle.Holder, attempt: _Attempt) -> None:
+        """DELETE through a driver the Resource no longer uses, before the new one provisions."""
+        driver_type, guresid = holder
+        old = await self._driver(driver_type, key[0], deleting=True)
+        self.log(logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type)
+        cookie = run.request.cookie
         try:
-            return await self.stores.client(store_key)
-        except KeyError:
-            raise _Failed(Problem("StoreNotFound", f"secret store {store_key} was deleted")) from None
-        except StoreError as exc:
-            raise _Failed(Problem(exc.reason, str(exc), exc.retryable)) from None
-
-    async def _read_secret_refs(
-        self, key: ObjectKey, resource: Resource
-    ) -> list[tuple[tuple[str, ...], SecretValue]]:
-        paths = plan.secret_ref_paths(resource)
-        self._index(self._waiting_on_store, key, {ref.store for _, ref in paths})
-        if not paths:
-            return []
-
-        async def read(path: tuple[str, ...], ref: SecretReference) -> SecretValue | Problem:
-            where = ".".join(path)
-            resolved = resolve_store(
-                ref.store, resource.namespace, self.operator_namespace, self.stores.views, key=ref.ref
+            await self._delete_through(
+                key, attempt, driver_type, old, plan.bare_request(run.resource, guresid, cookie)
             )
-            if isinstance(resolved, Problem):
-                return replace(resolved, message=f"{where}: {resolved.message}")
-            try:
-                client = await self.stores.client(resolved)
-                return await client.read(SecretRef(ref.ref, ref.version or None))
-            except StoreError as exc:
-                if isinstance(exc, AuthenticationFailed):
-                    await self.stores.invalidate(resolved)
-                return Problem(exc.reason, f"{where}: {exc}", exc.retryable)
-            except KeyError:
-                return Problem("StoreNotFound", f"{where}: secret store {resolved} was deleted")
-
-        results = await asyncio.gather(*(read(path, ref) for path, ref in paths))
-        problems = [r for r in results if isinstance(r, Problem)]
-        if problems:
-            raise _Failed(
+        except DriverError as exc:
+            if _no_delete(exc):
+                self.log(
+                    logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
+                )
+                return
+            raise Failed(
                 Problem(
-                    problems[0].reason,
-                    f"{len(problems)} of {len(paths)} secret references failed: "
-                    + "; ".join(p.message for p in problems),
-                    all(p.retryable for p in problems),
+                    exc.reason,
+                    f"the previous driver {driver_type!r} must delete the resource first "
+                    f"(or set inPlaceDriverChange): {redact(str(exc), [cookie] if cookie else [])}",
+                    exc.retryable,
                 )
-            )
-        return [
-            (path, value)
-            for (path, _), value in zip(paths, results, strict=True)
-            if isinstance(value, SecretValue)
-        ]
-
-    async def _read_cookie(self, resource: Resource, *, lenient: bool = False) -> SecretValue | None:
-        """The cookie the driver set last time, from the store `status.cookieRef` names.
-
-        `lenient` (deletion): a cookie that is gone, or whose store is gone, is sent as none."""
-        ref = resource.status.cookie_ref if resource.status else None
-        if ref is None:
-            return None
-        resolved = resolve_store(
-            ref.store, resource.namespace, self.operator_namespace, self.stores.views, key=ref.ref
-        )
-        if isinstance(resolved, Problem):
-            if lenient:
-                return None
-            raise _Failed(replace(resolved, message=f"driver cookie: {resolved.message}"))
-        try:
-            client = await self.stores.client(resolved)
-            return await client.read(SecretRef(ref.ref, ref.version or None))
-        except SecretNotFound:
-            return None  # a lost cookie: the driver starts over, as the Driver API allows
-        except StoreError as exc:
-            if lenient and not exc.retryable:
-                return None
-            raise _Failed(Problem(exc.reason, f"driver cookie: {exc}", exc.retryable)) from None
-        except KeyError:
-            return None
-
-    @staticmethod
-    async def _store_write(
-        client: GuardedStore, store_key: str, value: SecretValue
-    ) -> tuple[str, str | None]:
-        try:
-            written = await client.write(store_key, value)
-        except StoreError as exc:
-            raise _Failed(
-                Problem(exc.reason, f"writing outputs to the default store: {exc}", exc.retryable)
             ) from None
-        return written.key, written.version
 
-    async def _store_delete(self, key: ObjectKey, ref: SecretReference) -> None:
-        """Delete one store entry; StoreError and Problem (as _Failed) when it cannot be done now. Only keys
-        the operator writes for this Resource are ever deleted (defence in depth: callers derive them)."""
-        namespace, name = key
-        if not plan.is_own_store_key(ref.ref, namespace, name):
-            self.log(
-                logging.WARNING,
-                key,
-                "not removing %s from store %s: not a key of this Resource",
-                ref.ref,
-                ref.store,
-            )
-            return
-        resolved = resolve_store(
-            ref.store, namespace, self.operator_namespace, self.stores.views, key=ref.ref, purpose="write"
-        )
-        if isinstance(resolved, Problem):
-            raise _Failed(resolved)
-        try:
-            client = await self.stores.client(resolved)
-        except KeyError:
-            raise _Failed(Problem("StoreNotFound", f"secret store {resolved} was deleted")) from None
-        await client.delete(ref.ref)
-
-    async def _store_delete_quietly(self, key: ObjectKey, ref: SecretReference) -> None:
-        try:
-            await self._store_delete(key, ref)
-        except (StoreError, _Failed) as exc:
-            self.log(logging.WARNING, key, "could not remove %s from store %s: %s", ref.ref, ref.store, exc)
-
-    async def _release(
-        self,
-        key: ObjectKey,
-        resource: Resource,
-        pending: plan.Pending | None,
-        cookie: SecretValue | None,
-        released: list[tuple[str, str]],
-        attempt: _Attempt,
-    ) -> tuple[Resource, plan.Pending | None, SecretValue | None]:
-        """Delete through drivers the Resource no longer uses, before the new one provisions."""
-        for driver_type, guresid in released:
-            old = await self._driver(driver_type, key[0], deleting=True)
-            self.log(
-                logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type
-            )
-            try:
-                await self._delete_through(
-                    key, attempt, driver_type, old, plan.bare_request(resource, guresid, cookie)
-                )
-            except DriverError as exc:
-                if _no_delete(exc):
-                    self.log(
-                        logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
-                    )
-                    continue
-                raise _Failed(
-                    Problem(
-                        exc.reason,
-                        f"the previous driver {driver_type!r} must delete the resource first "
-                        f"(or set inPlaceDriverChange): {redact(str(exc), [cookie] if cookie else [])}",
-                        exc.retryable,
-                    )
-                ) from None
-        # The old driver's cookie means nothing to the new one.
+    async def _forget_previous(self, key: ObjectKey, run: _Pass, *, clear_pending: bool) -> None:
+        """Every previous driver let go: its cookie (meaningless to the new driver), `status.driverType`,
+        a marker naming it."""
+        resource = run.resource
         cookie_ref = resource.status.cookie_ref if resource.status else None
         if cookie_ref is not None:
             own = SecretReference(store=cookie_ref.store, ref=plan.cookie_store_key(key[0], key[1]))
-            await self._store_delete_quietly(key, own)
-        await self._write_status(key, {"driverType": None, "cookieRef": None})
-        if pending is not None and pending.driver_type != resource.spec.driver_type:
-            await self._set_annotation(key, plan.PENDING_ANNOTATION, None)
-            pending = None
-        return self._trusted_resource(self.bodies[key], await self._hmac()), pending, None
-
-    async def _apply_manifests_secret(self, resource: Resource, wanted: dict[str, Any] | None) -> None:
-        name = plan.manifests_secret_name(resource.name)
-        observed = await self.kube.get_secret(resource.namespace, name)
-        if observed is not None and not controlled_by(observed, resource.metadata.uid or ""):
-            raise _Failed(self._conflict("Secret", name))
-        if wanted is not None:
-            await self.kube.apply_secret(wanted)
-        elif observed is not None:
-            await self.kube.delete_secret(resource.namespace, name)
-
-    async def _apply_objects(
-        self, resource: Resource, outputs: plan.Outputs, secrets_seen: list[SecretValue]
-    ) -> list[dict[str, Any]]:
-        applied: list[dict[str, Any]] = []
-        todo = [(plan.namespace_object(resource, o), "namespace") for o in outputs.namespace_objects] + [
-            (plan.cluster_object(resource, o), "cluster") for o in outputs.cluster_objects
-        ]
-        for obj, location in todo:
-            what = f"{location} manifest {obj['kind']} {obj['metadata']['name']!r}"
-            try:
-                await self.kube.apply_object(obj, namespaced=location == "namespace")
-            except ApiError as exc:
-                raise _Failed(_api_problem(f"applying {what}", exc, secrets_seen)) from None
-            except (LookupError, ValueError) as exc:
-                raise _Failed(Problem("ManifestFailed", f"applying {what}: {exc}", False)) from None
-            applied.append(plan.applied_reference(obj, location))
-        return applied
+            await self.io.store_delete_quietly(key, own)
+        await self.writes.write_status(key, {"driverType": None, "cookieRef": None})
+        if clear_pending:
+            await self.writes.set_annotation(key, plan.PENDING_ANNOTATION, None)
+            run.pending = None
+        run.resource = trusted_resource(self.bodies[key], await self.inputs.get())
+        run.request = replace(run.request, cookie=None)
 
     def _manifest_policy(self, driver_type: str, namespace: str) -> plan.ManifestPolicy:
         builtin = self.drivers.is_builtin(driver_type)
@@ -892,156 +828,91 @@ class ResourceController(Controller):
         )
         return plan.ManifestPolicy(self.policy.manifest_kinds, refusal)
 
-    async def _check_manifest_owners(self, resource: Resource, outputs: plan.Outputs) -> None:
-        """Refuse (ManifestConflict, before anything is written) an answer whose manifests name an existing
-        object this Resource did not make: server-side apply with force would take it over, and a later
-        answer without it would delete it."""
-        for ref in plan.manifest_refs(resource, outputs):
-            try:
-                live = await self.kube.get_object(
-                    ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace")
-                )
-            except ApiError as exc:
-                raise _Failed(_api_problem(f"reading {ref['kind']} {ref['name']!r}", exc, [])) from None
-            if live is not None and not plan.manifest_owned(live, resource, ref.get("location")):
-                raise _Failed(plan.manifest_conflict(ref))
-
-    async def _delete_owned_object(
-        self, key: ObjectKey, resource: Resource, ref: Mapping[str, Any], secrets_seen: list[SecretValue]
-    ) -> None:
-        """Delete an object a driver's manifests made, if the live object proves this Resource made it
-        (whatever a status or an earlier answer says); anything else is left alone, with a warning."""
-        what = f"{ref['kind']} {ref['name']!r}"
-        try:
-            live = await self.kube.get_object(
-                ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace")
-            )
-            if live is None:
-                return
-            if not plan.manifest_owned(live, resource, ref.get("location")):
-                self.log(logging.WARNING, key, "not deleting %s: it was not made by this Resource", what)
-                return
-            await self.kube.delete_object(ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace"))
-        except ApiError as exc:
-            raise _Failed(_api_problem(f"deleting {what}", exc, secrets_seen)) from None
-
-    async def _apply_workload_patch(self, resource: Resource, outputs: plan.Outputs) -> None:
-        if resource.spec.type != WORKLOAD_TYPE:
-            return
-        uid = resource.metadata.uid or ""
-        observed = await self.kube.get_custom(WorkloadPatchResource, resource.namespace, resource.name)
-        if observed is not None and not controlled_by(observed, uid):
-            raise _Failed(self._conflict("WorkloadPatch", resource.name))
-        if outputs.update:
-            wanted = plan.workload_patch(resource, outputs.update)
-            if observed is None or observed.get("spec") != wanted["spec"]:
-                try:
-                    await self.kube.apply_object(wanted, namespaced=True)
-                except ApiError as exc:
-                    raise _Failed(
-                        _api_problem("applying the WorkloadPatch", exc, outputs.secrets.values())
-                    ) from None
-        elif observed is not None:
-            await self.kube.delete_object(c.API_VERSION, "WorkloadPatch", resource.name, resource.namespace)
-
-    @staticmethod
-    def _conflict(kind: str, name: str) -> Problem:
-        return Problem(
-            "OutputConflict",
-            f"{kind} {name!r} already exists and is not owned by this Resource; strongroom never overwrites "
-            f"an object it does not manage: delete that {kind} or rename the Resource",
-            False,
-        )
-
-    # --- deletion -------------------------------------------------------------------------------------
-
     async def _finalize(
         self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
     ) -> str:
-        namespace, name = key
-        if plan.FINALIZER not in (resource.metadata.finalizers or []):
-            return "deleting"
-        now = datetime.now(UTC)
-        await self._write_status(
-            key, plan.progress_status(resource, "Deleting", "deprovisioning through the driver", now)
-        )
+        """Execute the machine's deletion steps. Drivers that confirmed a DELETE are remembered (per uid)
+        across reconciles, so a retry of the rest (store entries, the finalizer) sends no DELETE again."""
         uid = resource.metadata.uid or ""
         confirmed = self._deleted_through.setdefault(key, set())
-        holders = [
-            (driver_type, guresid)
-            for driver_type, guresid in self._holders(key, resource, pending)
-            if (uid, driver_type, guresid) not in confirmed
-        ]
-        if holders:
-            cookie = await self._read_cookie(resource, lenient=True)
-            for driver_type, guresid in holders:
-                self._index(self._waiting_on_driver, key, [driver_type])
-                driver = await self._driver(driver_type, namespace, deleting=True)
-                try:
-                    request = plan.bare_request(resource, guresid, cookie)
-                    await self._delete_through(key, attempt, driver_type, driver, request)
-                except DriverError as exc:
-                    if _no_delete(exc):
-                        self.log(
-                            logging.WARNING,
-                            key,
-                            "driver %s has no DELETE (405): nothing to delete",
-                            driver_type,
-                        )
-                        confirmed.add((uid, driver_type, guresid))
-                        continue
-                    message = f"the driver {driver_type!r} did not delete the resource: {exc}"
-                    problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
-                    raise _Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
-                confirmed.add((uid, driver_type, guresid))
-                self.log(logging.INFO, key, "deleted through driver %s", driver_type)
-
-        # Objects the drivers' manifests made (namespaced ones would also go with their owner), each only if
-        # the live object proves this Resource made it.
-        for applied in resource.status.manifests or [] if resource.status else []:
-            record = applied.model_dump(mode="json", by_alias=True, exclude_none=True)
-            await self._delete_owned_object(key, resource, record, [])
-
-        # Store entries, at the keys the operator writes for this Resource: the outputs the status records,
-        # any output key still in the outputs Secret, the cookie.
-        status = resource.status
-        secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(name))
-        secret_keys: list[str] = []
-        default_name: str | None = None
-        if secret is not None and controlled_by(secret, resource.metadata.uid or ""):
-            store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
-            if not isinstance(store_key, Problem):
-                default_name = store_key.name
-                secret_keys = list(secret.get("data") or {})
-        refs = plan.store_entries_to_delete(
-            resource,
-            plan.flatten_refs(status.outputs.secret_refs if status and status.outputs else None),
-            status.cookie_ref if status else None,
-            secret_keys,
-            default_name,
+        observed = lifecycle.Observed(
+            driver_type=resource.spec.driver_type,
+            guresid="",
+            deleting=True,
+            has_finalizer=plan.FINALIZER in (resource.metadata.finalizers or []),
+            pending=pending,
+            holders=tuple(self._holders(key, resource, pending))
+            if plan.FINALIZER in (resource.metadata.finalizers or [])
+            else (),
         )
-        for ref in refs:
-            try:
-                await self._store_delete(key, ref)
-            except _Failed as failed:
-                if failed.problem.reason in ("StoreNotFound", "StoreNotAllowed", "KeyNotAllowed"):
-                    # The store is gone, or the status names a key this namespace may not touch (status
-                    # is tenant-writable): nothing of ours to remove there; do not block the delete.
-                    self.log(logging.WARNING, key, "not removing %s: %s", ref.ref, failed.problem.message)
-                    continue
-                raise
-            except StoreError as exc:
-                if exc.retryable:
-                    raise _Failed(
-                        Problem(exc.reason, f"removing outputs from store {ref.store!r}: {exc}")
-                    ) from None
-                self.log(
-                    logging.WARNING, key, "could not remove %s from store %s: %s", ref.ref, ref.store, exc
+        memory = lifecycle.Memory(released=frozenset((d, g) for u, d, g in confirmed if u == uid))
+        cookie: list[SecretValue | None] = []  # read once, on the first DELETE
+        working: OperationInProgress | None = None
+        while True:
+            step = lifecycle.next_step(observed, memory)
+            answer: lifecycle.DriverAnswer | None = None
+            if isinstance(step, lifecycle.Wait):
+                self.queue.add_after(key, step.after, Priority.LOW)
+                self.log(logging.DEBUG, key, "%s", working)
+                return "waiting"
+            if isinstance(step, lifecycle.Done):
+                return step.outcome
+            if isinstance(step, lifecycle.RecordDeleting):
+                await self.writes.write_status(
+                    key,
+                    plan.progress_status(
+                        resource, step.record.reason, step.record.message, datetime.now(UTC)
+                    ),
                 )
+            elif isinstance(step, lifecycle.CallDriver):
+                if not cookie:
+                    cookie.append(await self.io.read_cookie(resource, lenient=True))
+                try:
+                    await self._delete_holder(key, resource, step.holder, cookie[0], attempt)
+                except OperationInProgress as exc:
+                    working, answer = exc, lifecycle.InProgress(exc.retry_after)
+                else:
+                    confirmed.add((uid, *step.holder))
+            elif isinstance(step, lifecycle.DeleteManifests):
+                # Objects the drivers' manifests made (namespaced ones would also go with their owner), each
+                # only if the live object proves this Resource made it.
+                for applied in resource.status.manifests or [] if resource.status else []:
+                    record = applied.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    await self.io.delete_owned_object(key, resource, record, [])
+            elif isinstance(step, lifecycle.DeleteStoreEntries):
+                await self.io.delete_store_entries(key, resource)
+            elif isinstance(step, lifecycle.RemoveFinalizer):
+                await self.writes.remove_finalizer(key)
+                self.log(logging.INFO, key, "deprovisioned; finalizer removed")
+            else:
+                raise AssertionError(f"not a deletion step: {step}")
+            memory = lifecycle.after(memory, step, answer)
 
-        await self._remove_finalizer(key)
-        self.log(logging.INFO, key, "deprovisioned; finalizer removed")
-        return "deleted"
+    async def _delete_holder(
+        self,
+        key: ObjectKey,
+        resource: Resource,
+        holder: lifecycle.Holder,
+        cookie: SecretValue | None,
+        attempt: _Attempt,
+    ) -> None:
+        """DELETE through one driver that may hold the resource (405: it has nothing to delete)."""
+        driver_type, guresid = holder
+        self._index(self._waiting_on_driver, key, [driver_type])
+        driver = await self._driver(driver_type, key[0], deleting=True)
+        try:
+            request = plan.bare_request(resource, guresid, cookie)
+            await self._delete_through(key, attempt, driver_type, driver, request)
+        except DriverError as exc:
+            if _no_delete(exc):
+                self.log(
+                    logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
+                )
+                return
+            message = f"the driver {driver_type!r} did not delete the resource: {exc}"
+            problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
+            raise Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
+        self.log(logging.INFO, key, "deleted through driver %s", driver_type)
 
     def _holders(
         self, key: ObjectKey, resource: Resource, pending: plan.Pending | None
@@ -1058,153 +929,12 @@ class ResourceController(Controller):
 
     # --- writes ---------------------------------------------------------------------------------------
 
-    async def _write_status(self, key: ObjectKey, wanted: Mapping[str, Any]) -> bool:
-        """Merge-patch the status to `wanted`, sealed: the seal covers the fields the operator acts on later.
-        Fields of an altered status (seal not matching) are removed rather than sealed."""
-        body = self.bodies.get(key)
-        if body is None:
-            return False
-        hmac_key = await self._hmac()
-        uid = (body.get("metadata") or {}).get("uid") or ""
-        current = body.get("status") or {}
-        wanted = dict(wanted)
-        if plan.status_altered(uid, current, hmac_key):
-            wanted = {**plan.unsealed_fields(current), **wanted}
-        alert = self._alerts.get(key)
-        if alert is not None and "conditions" in wanted:
-            generation = (body.get("metadata") or {}).get("generation")
-            wanted["conditions"] = [
-                *(c for c in wanted["conditions"] if c.get("type") != plan.TAMPERED),
-                *merge_conditions(current.get("conditions"), [alert], datetime.now(UTC), generation),
-            ]
-        wanted.pop("seal", None)
-        after = plan.apply_merge_patch(current, plan.merge_patch(current, wanted) or {})
-        wanted["seal"] = plan.status_seal(uid, after, hmac_key)
-        patch = plan.merge_patch(current, wanted)
-        if patch is None:
-            return False
-        await self.kube.patch_status(ResourceResource, key[0], key[1], patch)
-        # Keep the cache current at once: the watch event of this write may come after the next reconcile.
-        body["status"] = plan.apply_merge_patch(body.get("status"), patch)
-        return True
-
-    async def _set_annotation(self, key: ObjectKey, name: str, value: str | None) -> None:
-        body = self.bodies.get(key)
-        current = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(name)
-        if current == value:
-            return
-        obj = await self.kube.patch_metadata(ResourceResource, key[0], key[1], {"annotations": {name: value}})
-        self._remember(key, obj)
-
-    def _remember(self, key: ObjectKey, obj: dict[str, Any]) -> None:
-        """Take the object a write returned as the cached state (it is at least as new as the cache)."""
-        if key in self.bodies:
-            self.bodies[key] = obj
-
-    async def _prepare_put(
-        self, key: ObjectKey, resource: Resource, marker: plan.Pending | None, hmac_key: bytes
-    ) -> Resource:
-        """Our finalizer and the pending marker (if given) on the object, in one patch; the object after."""
-        uid = resource.metadata.uid or ""
-        annotation = marker.annotation(uid, hmac_key) if marker is not None else None
-        present = (resource.metadata.annotations or {}).get(plan.PENDING_ANNOTATION)
-        annotations: dict[str, str | None] | None = (
-            {plan.PENDING_ANNOTATION: annotation} if annotation and present != annotation else None
-        )
-        if plan.FINALIZER in (resource.metadata.finalizers or []) and annotations is None:
-            return resource
-        obj = await self._patch_metadata(key, resource, add_finalizer=True, annotations=annotations)
-        return self._trusted_resource(obj, hmac_key)
-
-    async def _remove_finalizer(self, key: ObjectKey) -> None:
-        body = self.bodies.get(key)
-        if body is None:
-            return
-        await self._patch_metadata(key, Resource.model_validate(body), add_finalizer=False)
-
-    async def _patch_metadata(
-        self,
-        key: ObjectKey,
-        resource: Resource,
-        *,
-        add_finalizer: bool,
-        annotations: dict[str, str | None] | None = None,
-    ) -> dict[str, Any]:
-        # The whole finalizer list with the resourceVersion it was read at: a merge patch replaces lists,
-        # and the precondition makes sure no finalizer someone else added meanwhile is dropped.
-        finalizers = list(resource.metadata.finalizers or [])
-        version = resource.metadata.resource_version
-        for retry in (True, False):
-            names = [f for f in finalizers if f != plan.FINALIZER]
-            if add_finalizer:
-                names.append(plan.FINALIZER)
-            meta: dict[str, Any] = {}
-            if names != finalizers:
-                meta.update(finalizers=names or None, resourceVersion=version)
-            if annotations:
-                meta["annotations"] = annotations
-            if not meta:
-                return self.bodies.get(key) or resource.to_dict()
-            try:
-                obj = await self.kube.patch_metadata(ResourceResource, key[0], key[1], meta)
-            except ApiError as exc:
-                if exc.status.code != 409 or not retry:
-                    raise
-                fresh = await self.kube.get_custom(ResourceResource, key[0], key[1])
-                if fresh is None:
-                    raise
-                self._remember(key, fresh)
-                fresh_meta = fresh.get("metadata") or {}
-                finalizers = list(fresh_meta.get("finalizers") or [])
-                version = fresh_meta.get("resourceVersion")
-                continue
-            self._remember(key, obj)
-            return obj
-        raise AssertionError("unreachable")
-
     async def inputs_key(self) -> bytes:
         """Load (or make) the inputs HMAC key now; raises what loading it raises (operator start-up check)."""
         try:
-            return await self._hmac()
-        except _Failed as failed:
+            return await self.inputs.get()
+        except Failed as failed:
             raise ValueError(failed.problem.message) from None
-
-    async def _hmac(self) -> bytes:
-        """The key of `status.inputsHash`, from a Secret in the operator namespace (created on first use)."""
-        if self._hmac_key is not None:
-            return self._hmac_key
-        async with self._hmac_lock:
-            if self._hmac_key is not None:
-                return self._hmac_key
-            secret = await self.kube.get_secret(self.operator_namespace, HMAC_SECRET)
-            if secret is None:
-                key = secrets.token_bytes(32)
-                manifest = {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {
-                        "name": HMAC_SECRET,
-                        "namespace": self.operator_namespace,
-                        "labels": {c.MANAGED_LABEL: "true", MANAGED_BY_LABEL: "strongroom"},
-                    },
-                    "type": "Opaque",
-                    "data": {HMAC_SECRET_KEY: base64.b64encode(key).decode()},
-                }
-                if await self.kube.create_secret(manifest):
-                    self._hmac_key = key
-                    return key
-                secret = await self.kube.get_secret(self.operator_namespace, HMAC_SECRET)
-            stored = decode_secret_data(secret).get(HMAC_SECRET_KEY, b"")
-            if len(stored) < 16:
-                raise _Failed(
-                    Problem(
-                        "InvalidHmacKey",
-                        f"Secret {self.operator_namespace}/{HMAC_SECRET} has no usable {HMAC_SECRET_KEY!r} "
-                        "(at least 16 bytes); delete it and the operator makes a new one",
-                    )
-                )
-            self._hmac_key = stored
-            return stored
 
 
 def _no_delete(exc: DriverError) -> bool:
@@ -1226,4 +956,4 @@ def _was_ready(status: Mapping[str, Any], generation: int | None) -> bool:
     return bool(cond and cond.get("status") == "True" and status.get("observedGeneration") == generation)
 
 
-__all__ = ["HMAC_SECRET", "ResourceController"]
+__all__ = ["ResourceController", "ResourcePolicy"]

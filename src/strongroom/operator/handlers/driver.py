@@ -1,4 +1,4 @@
-"""Driver watch events go to the Driver cache (operator/controllers/driver.py), which wakes the Resources
+"""Driver watch events go to the Driver cache (operator/drivercache.py), which wakes the Resources
 that name the Driver."""
 
 from __future__ import annotations
