@@ -68,11 +68,13 @@ class ReadyWatch:
         async for _, item in self.client.watch(self.resource, namespace=self.namespace):
             found: Any = item
             name: str = found.metadata.name
-            conditions = (found.status or {}).get("conditions") or []
-            if name not in self.ready_at and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in conditions
-            ):
+            if name not in self.ready_at and self.reached(found):
                 self.ready_at[name] = time.perf_counter()
+
+    def reached(self, found: Any) -> bool:
+        """Whether an object is in the state waited for (here: Ready=True)."""
+        conditions = (found.status or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
