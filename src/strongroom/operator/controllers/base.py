@@ -187,7 +187,7 @@ class Controller(ABC):
         if key not in self.bodies:
             return
         group = namespace_of(key)
-        await self._slots.acquire(group)
+        await self._slots.acquire(group, urgent=self.queue.taken_at(key) == Priority.HIGH)
         _slot_group.set(group)
         _holds_slot.set(True)
         try:
