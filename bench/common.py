@@ -65,14 +65,21 @@ class ReadyWatch:
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        async for _, item in self.client.watch(self.resource, namespace=self.namespace):
-            found: Any = item
-            name: str = found.metadata.name
-            conditions = (found.status or {}).get("conditions") or []
-            if name not in self.ready_at and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in conditions
-            ):
-                self.ready_at[name] = time.perf_counter()
+        while True:
+            try:
+                async for _, item in self.client.watch(self.resource, namespace=self.namespace):
+                    found: Any = item
+                    name: str = found.metadata.name
+                    if name not in self.ready_at and self.reached(found):
+                        self.ready_at[name] = time.perf_counter()
+            except (httpx2.HTTPError, ApiError):
+                # A busy API server may refuse the watch (429): watch again; it lists everything first.
+                await asyncio.sleep(0.5)
+
+    def reached(self, found: Any) -> bool:
+        """Whether an object is in the state waited for (here: Ready=True)."""
+        conditions = (found.status or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())

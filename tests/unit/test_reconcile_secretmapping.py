@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strongroom.api.secretmapping import SecretMapping
-from strongroom.reconcile.secretmapping import CONTENT_HASH_ANNOTATION, EntryOutcome, plan, status_differs
+from strongroom.reconcile.secretmapping import (
+    CONTENT_HASH_ANNOTATION,
+    EntryOutcome,
+    pending_force_refresh,
+    plan,
+    status_differs,
+)
 from strongroom.reconcile.stores import Problem
 from strongroom.stores.base import SecretValue
 
@@ -15,11 +21,18 @@ LATER = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
 CANARY = "canary-7f3a-do-not-leak"
 
 
-def mapping(status: dict[str, Any] | None = None) -> SecretMapping:
+def mapping(status: dict[str, Any] | None = None, force: str | None = None) -> SecretMapping:
+    annotations = {} if force is None else {"strongroom.dev/force-refresh": force}
     obj: dict[str, Any] = {
         "apiVersion": "strongroom.dev/v1alpha1",
         "kind": "SecretMapping",
-        "metadata": {"name": "m", "namespace": "app", "uid": "uid-1", "generation": 3},
+        "metadata": {
+            "name": "m",
+            "namespace": "app",
+            "uid": "uid-1",
+            "generation": 3,
+            "annotations": annotations,
+        },
         "spec": {
             "secretName": "app-secrets",
             "secretData": [
@@ -118,3 +131,44 @@ def test_edited_secret_data_is_restored() -> None:
     tampered = {**first.secret, "data": {**first.secret["data"], "a": "dGFtcGVyZWQ="}}
     result = plan(mapping(first.status), ok_outcomes(), tampered, LATER)
     assert result.secret is not None
+
+
+def test_a_force_refresh_is_pending_until_its_value_is_recorded_as_honoured() -> None:
+    assert pending_force_refresh(mapping()) is None
+    first = plan(mapping(), ok_outcomes(), None, NOW)
+    assert pending_force_refresh(mapping(first.status, force="t1")) == "t1"
+    forced = plan(mapping(first.status, force="t1"), ok_outcomes(), first.secret, LATER, "t1")
+    assert forced.secret is None  # the stores hold nothing new: only the status records the request
+    assert forced.status["lastForceRefresh"] == "t1"
+    assert status_differs(first.status, forced.status)
+    assert pending_force_refresh(mapping(forced.status, force="t1")) is None
+    assert pending_force_refresh(mapping(forced.status, force="t2")) == "t2"
+    # a later refresh keeps the record, so it writes no status
+    again = plan(mapping(forced.status, force="t1"), ok_outcomes(), first.secret, LATER)
+    assert not status_differs(forced.status, again.status)
+
+
+def test_a_forced_refresh_that_fails_is_not_recorded_and_stays_pending() -> None:
+    first = plan(mapping(), ok_outcomes(), None, NOW)
+    honoured = plan(mapping(first.status, force="t1"), ok_outcomes(), first.secret, NOW, "t1")
+    failed = plan(
+        mapping(honoured.status, force="t2"),
+        [EntryOutcome("a", problem=Problem("StoreUnavailable", "down")), EntryOutcome("b", SecretValue("b"))],
+        first.secret,
+        LATER,
+        "t2",
+    )
+    assert not failed.healthy
+    assert failed.status["lastForceRefresh"] == "t1"
+    assert pending_force_refresh(mapping(failed.status, force="t2")) == "t2"
+
+
+def test_a_long_force_refresh_value_is_recorded_as_its_hash() -> None:
+    value = "x" * 300
+    first = plan(mapping(), ok_outcomes(), None, NOW)
+    pending = pending_force_refresh(mapping(first.status, force=value))
+    assert pending is not None
+    assert pending.startswith("sha256:")
+    assert len(pending) <= 256
+    forced = plan(mapping(first.status, force=value), ok_outcomes(), first.secret, LATER, pending)
+    assert pending_force_refresh(mapping(forced.status, force=value)) is None

@@ -71,6 +71,34 @@ async def test_equal_holders_are_served_in_arrival_order() -> None:
         await task
 
 
+async def test_within_a_group_urgent_waiters_go_first_then_arrival_order() -> None:
+    slots = FairSlots(1)
+    await slots.acquire("ns")
+    order: list[str] = []
+
+    async def take(name: str, urgent: bool) -> None:
+        await slots.acquire("ns", urgent=urgent)
+        order.append(name)
+
+    waiters = [
+        ("refresh-1", False),
+        ("refresh-2", False),
+        ("new-1", True),
+        ("refresh-3", False),
+        ("new-2", True),
+    ]
+    tasks = []
+    for name, urgent in waiters:
+        tasks.append(asyncio.create_task(take(name, urgent)))
+        await _settle()
+    for _ in waiters:
+        slots.release("ns")
+        await _settle()
+    assert order == ["new-1", "new-2", "refresh-1", "refresh-2", "refresh-3"]
+    for task in tasks:
+        await task
+
+
 async def test_cancelled_waiters_leave_the_count_intact() -> None:
     slots = FairSlots(1)
     await slots.acquire("a")

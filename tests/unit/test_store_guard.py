@@ -161,3 +161,33 @@ async def test_token_bucket_spaces_requests_beyond_the_burst() -> None:
 def test_token_bucket_rejects_nonsense_settings() -> None:
     with pytest.raises(ValueError, match="rate"):
         TokenBucket(rate=0, burst=1)
+
+
+async def test_a_forced_read_shares_no_read_asked_for_before_it() -> None:
+    inner, clock = CountingStore(delay=0), FakeClock()
+    store = GuardedStore("s", inner, GuardSettings(read_ttl=3600), clock=clock)
+    await store.read(SecretRef("a"))
+    clock.now += 1
+    forced_at = clock.now
+    await store.read(SecretRef("a", property="p"), fresh_after=forced_at)  # the cached read is older
+    assert len(inner.reads) == 2
+    # ... but a read asked for since is shared, forced or not
+    await store.read(SecretRef("a"), fresh_after=forced_at)
+    await store.read(SecretRef("a"))
+    assert len(inner.reads) == 2
+
+
+async def test_forced_reads_join_a_request_asked_for_after_them_only() -> None:
+    inner, clock = CountingStore(delay=0.05), FakeClock()
+    store = GuardedStore("s", inner, GuardSettings(read_ttl=3600), clock=clock)
+    old = asyncio.create_task(store.read(SecretRef("a")))
+    while not inner.reads:  # noqa: ASYNC110 - the double has no event to signal a call
+        await asyncio.sleep(0)
+    inner.delay = 0.005  # the old request, in flight, answers after the forced one
+    clock.now += 1
+    forced = [asyncio.create_task(store.read(SecretRef("a"), fresh_after=clock.now)) for _ in range(50)]
+    await asyncio.gather(old, *forced)
+    assert len(inner.reads) == 2  # the old request, and one for all 50 forced reads
+    # the older answer, coming back last, does not replace the newer one in the cache
+    await store.read(SecretRef("a"), fresh_after=clock.now)
+    assert len(inner.reads) == 2

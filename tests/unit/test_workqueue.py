@@ -324,3 +324,15 @@ def test_housekeeping_queues_are_paced_but_do_not_pace_others() -> None:
         stores.add(("app", f"s{i}"))
     # With another tenant working, the app namespace's store checks are paced like its mappings.
     assert [_take_now(stores), _take_now(stores)] == [("app", "s0"), None]
+
+
+async def test_the_priority_a_key_was_taken_at_is_known_until_done() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("refresh", Priority.LOW)
+    queue.add("new", Priority.HIGH)
+    assert queue.taken_at("new") is None  # queued, not taken
+    first, second = await queue.get(), await queue.get()
+    assert (first, queue.taken_at(first)) == ("new", Priority.HIGH)
+    assert (second, queue.taken_at(second)) == ("refresh", Priority.LOW)
+    queue.done(first)
+    assert queue.taken_at(first) is None

@@ -25,6 +25,13 @@ DEFAULT_STORE_LABELS: Final = (DEFAULT_STORE_LABEL, HUMANITEC_DEFAULT_STORE_LABE
 #: Label put on objects the operator owns and writes (Secrets of SecretMappings, rendered workloads).
 MANAGED_LABEL: Final = "strongroom.dev/managed"
 
+#: Annotation a user sets on a SecretMapping, to any new value (e.g. a timestamp), to have its stores re-read
+#: now rather than at the next refresh (External Secrets Operator's `force-sync`). The value last honoured
+#: is recorded in `status.lastForceRefresh`, so each new value causes exactly one refresh.
+FORCE_REFRESH_ANNOTATION: Final = "strongroom.dev/force-refresh"
+#: Longest force-refresh value recorded as it is; a longer one is recorded as its SHA-256 (bounded status).
+FORCE_REFRESH_RECORDED_MAX: Final = 256
+
 #: Label on the CRDs themselves, so they can be selected as a set (`kubectl wait crd -l ...`).
 PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
 PART_OF_VALUE: Final = "strongroom"

@@ -15,6 +15,7 @@ from strongroom.api.common import (
     SecretDataKey,
     bounded_duration,
 )
+from strongroom.api.constants import FORCE_REFRESH_RECORDED_MAX
 
 SECRET_DATA_MAX_ITEMS = 256
 
@@ -74,7 +75,8 @@ class SecretMappingSpec(ApiModel):
     """Keys of the Secret, each from one secret in a store."""
     refresh_interval: RefreshInterval | None = None
     """How often to re-read the stores, 10s to 168h (each refresh costs store reads and API requests);
-    the operator's default if absent, "0" for never."""
+    the operator's default if absent, "0" for never. To refresh now, set the annotation
+    `strongroom.dev/force-refresh` to a new value (see `status.lastForceRefresh`)."""
 
     @model_validator(mode="after")
     def _unique_keys(self) -> SecretMappingSpec:
@@ -90,6 +92,11 @@ class SecretMappingStatus(ObjectStatus):
 
     last_sync_time: datetime | None = None
     """When the operator last changed the Secret's content (a refresh that finds nothing new leaves it)."""
+    last_force_refresh: str | None = Field(default=None, max_length=FORCE_REFRESH_RECORDED_MAX)
+    """The value of the `strongroom.dev/force-refresh` annotation last honoured: the stores were re-read
+    (no cached read older than the annotation) and the Secret written if anything changed. Setting the
+    annotation to a value other than this one refreshes the mapping once; values longer than 256
+    characters are recorded as `sha256:<hex>`."""
 
 
 class SecretMapping(KubeObject[SecretMappingSpec, SecretMappingStatus]):

@@ -149,7 +149,7 @@ class WorkQueue(Generic[K]):
         self._active: collections.Counter[Hashable] = collections.Counter()  # processing, per group
         self._high_streak = 0  # HIGH keys taken in a row while LOW ones waited
         self._queued: dict[K, Priority] = {}
-        self._processing: set[K] = set()
+        self._processing: dict[K, Priority] = {}  # key -> the priority it was taken at
         self._dirty: dict[K, Priority] = {}
         self._delayed: list[tuple[float, int, K, Priority]] = []
         self._delayed_due: dict[K, float] = {}
@@ -305,14 +305,14 @@ class WorkQueue(Generic[K]):
             if not keys:
                 del lane.waiting[group]
             del self._queued[key]
-            self._start(key, group)
+            self._start(key, group, priority)
             if keys and self._has_room(group):
                 lane.ring[group] = None  # back to the end of the round
             return key
         return None
 
-    def _start(self, key: K, group: Hashable) -> None:
-        self._processing.add(key)
+    def _start(self, key: K, group: Hashable, priority: Priority) -> None:
+        self._processing[key] = priority
         self._active[group] += 1
         if self._marks_activity:
             self._activity.started(group)
@@ -351,11 +351,15 @@ class WorkQueue(Generic[K]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
 
+    def taken_at(self, key: K) -> Priority | None:
+        """The priority a key being processed was taken at (None if it is not being processed)."""
+        return self._processing.get(key)
+
     def done(self, key: K) -> None:
         """Processing of `key` finished; run it again if it was added meanwhile."""
         if key not in self._processing:
             return
-        self._processing.discard(key)
+        del self._processing[key]
         group = self._group_of(key)
         self._active[group] -= 1
         if not self._active[group]:

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from strongroom.api.constants import API_VERSION, MANAGED_LABEL
+from strongroom.api.constants import (
+    API_VERSION,
+    FORCE_REFRESH_ANNOTATION,
+    FORCE_REFRESH_RECORDED_MAX,
+    MANAGED_LABEL,
+)
 from strongroom.api.secretmapping import SecretMapping
 from strongroom.reconcile.conditions import READY, ConditionSpec, merge_conditions, not_ready, ready
 from strongroom.reconcile.ownership import controlled_by
@@ -88,8 +93,31 @@ def _secret_current(observed: Mapping[str, Any], wanted: Mapping[str, Any]) -> b
     )
 
 
+def recorded_force_refresh(value: str) -> str:
+    """How a force-refresh value is recorded in status: as it is, or its SHA-256 when long (bounded)."""
+    if len(value) <= FORCE_REFRESH_RECORDED_MAX:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def pending_force_refresh(mapping: SecretMapping) -> str | None:
+    """The force-refresh to honour (as it will be recorded), or None: the annotation's value when it is
+    not the one last honoured. Level-based: status, not memory, says what was honoured, so a restart or a
+    new leader neither repeats nor loses one."""
+    value = (mapping.metadata.annotations or {}).get(FORCE_REFRESH_ANNOTATION)
+    if value is None:
+        return None
+    recorded = recorded_force_refresh(value)
+    honoured = mapping.status.last_force_refresh if mapping.status else None
+    return None if recorded == honoured else recorded
+
+
 def _status(
-    mapping: SecretMapping, conditions: Sequence[ConditionSpec], now: datetime, synced_now: bool
+    mapping: SecretMapping,
+    conditions: Sequence[ConditionSpec],
+    now: datetime,
+    synced_now: bool,
+    force_refresh: str | None = None,
 ) -> dict[str, Any]:
     previous = (
         mapping.status.model_dump(mode="json", by_alias=True, exclude_none=True) if mapping.status else {}
@@ -105,6 +133,9 @@ def _status(
     last_sync = now.strftime("%Y-%m-%dT%H:%M:%SZ") if synced_now else previous.get("lastSyncTime")
     if last_sync:
         status["lastSyncTime"] = last_sync
+    last_force = force_refresh or previous.get("lastForceRefresh")
+    if last_force:
+        status["lastForceRefresh"] = last_force
     return status
 
 
@@ -113,7 +144,10 @@ def plan(
     outcomes: Sequence[EntryOutcome],
     observed_secret: Mapping[str, Any] | None,
     now: datetime,
+    force_refresh: str | None = None,
 ) -> Plan:
+    """`force_refresh`: the pending force-refresh the `outcomes` were read for (`pending_force_refresh`);
+    recorded as honoured only when every entry resolved, so a failed one is tried again."""
     secret_name = mapping.spec.secret_name
     if observed_secret is not None and not controlled_by(observed_secret, mapping.metadata.uid or ""):
         condition = not_ready(
@@ -143,7 +177,8 @@ def plan(
     wanted = desired_secret(mapping, data)
     write = observed_secret is None or not _secret_current(observed_secret, wanted)
     condition = ready("Synced", f"Secret {secret_name!r} holds {len(data)} keys from the stores")
-    return Plan(wanted if write else None, _status(mapping, [condition], now, write), healthy=True)
+    status = _status(mapping, [condition], now, write, force_refresh)
+    return Plan(wanted if write else None, status, healthy=True)
 
 
 def status_differs(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
@@ -158,6 +193,8 @@ __all__ = [
     "EntryOutcome",
     "Plan",
     "content_hash",
+    "pending_force_refresh",
     "plan",
+    "recorded_force_refresh",
     "status_differs",
 ]

@@ -6,6 +6,10 @@ secret (same store, key and version, whatever property they pick) that are in fl
 request, and a result is reused
 for a short TTL, so 1000 mappings that share 10 keys cost 10 reads per refresh. A token bucket per
 store keeps the request rate under what the operator was told the store accepts.
+
+A forced refresh (a user asked for the store's current value) passes `fresh_after`: it shares only a
+request asked for at or after that moment, so it is never answered from before the user asked, yet
+1000 mappings forced together still share the requests asked for since.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from prometheus_client import Counter
 
@@ -88,6 +92,12 @@ class GuardSettings:
     read_ttl: float = 10.0  # seconds a read result is reused; bounds how stale a refresh may be
 
 
+class _Answer(NamedTuple):
+    asked: float  # when the request was asked for: the value is at least as new as that
+    answered: float  # when it came back: the TTL counts from here
+    document: SecretDocument
+
+
 class GuardedStore:
     """A `StoreClient` wrapper adding rate limiting, read coalescing and request metrics."""
 
@@ -103,8 +113,9 @@ class GuardedStore:
         self._settings = settings
         self._bucket = TokenBucket(settings.qps, settings.burst, clock)
         self._clock = clock
-        self._in_flight: dict[FetchKey, asyncio.Future[SecretDocument]] = {}
-        self._recent: dict[FetchKey, tuple[float, SecretDocument]] = {}
+        # (when the request was asked for, its future): a request is at least as new as that
+        self._in_flight: dict[FetchKey, tuple[float, asyncio.Future[SecretDocument]]] = {}
+        self._recent: dict[FetchKey, _Answer] = {}
 
     async def _call(self, operation: str, func: Callable[[], Awaitable[T]]) -> T:
         await self._bucket.acquire()
@@ -122,20 +133,28 @@ class GuardedStore:
         STORE_REQUESTS.labels(self.name, operation, "ok").inc()
         return result
 
-    async def read(self, ref: SecretRef) -> SecretValue:
-        return (await self.fetch(ref.key, ref.version)).pick(ref.property)
+    async def read(self, ref: SecretRef, fresh_after: float | None = None) -> SecretValue:
+        return (await self.fetch(ref.key, ref.version, fresh_after)).pick(ref.property)
 
-    async def fetch(self, key: str, version: str | None) -> SecretDocument:
-        """One request per (key, version) in flight or within the TTL, whatever properties are picked."""
+    async def fetch(self, key: str, version: str | None, fresh_after: float | None = None) -> SecretDocument:
+        """One request per (key, version) in flight or within the TTL, whatever properties are picked.
+
+        With `fresh_after` (on this store's clock, `time.monotonic` by default), only a request asked for
+        at or after that moment is shared."""
         wanted: FetchKey = (key, version or None)
         while True:
             cached = self._recent.get(wanted)
-            if cached is not None and self._clock() - cached[0] < self._settings.read_ttl:
+            if (
+                cached is not None
+                and self._clock() - cached.answered < self._settings.read_ttl
+                and (fresh_after is None or cached.asked >= fresh_after)
+            ):
                 STORE_READS_COALESCED.labels(self.name).inc()
-                return cached[1]
-            pending = self._in_flight.get(wanted)
-            if pending is None:
+                return cached.document
+            entry = self._in_flight.get(wanted)
+            if entry is None or (fresh_after is not None and entry[0] < fresh_after):
                 return await self._lead_fetch(wanted)
+            pending = entry[1]
             STORE_READS_COALESCED.labels(self.name).inc()
             try:
                 return await asyncio.shield(pending)
@@ -146,7 +165,9 @@ class GuardedStore:
 
     async def _lead_fetch(self, wanted: FetchKey) -> SecretDocument:
         future: asyncio.Future[SecretDocument] = asyncio.get_running_loop().create_future()
-        self._in_flight[wanted] = future
+        asked = self._clock()
+        entry = (asked, future)
+        self._in_flight[wanted] = entry  # a forced fetch may replace an older one still in flight
         try:
             document = await self._call("read", lambda: self.inner.fetch(*wanted))
         except asyncio.CancelledError:
@@ -158,17 +179,21 @@ class GuardedStore:
             raise
         else:
             future.set_result(document)
-            self._remember(wanted, document)
+            self._remember(wanted, asked, document)
             return document
         finally:
-            del self._in_flight[wanted]
+            if self._in_flight.get(wanted) is entry:
+                del self._in_flight[wanted]
 
-    def _remember(self, wanted: FetchKey, document: SecretDocument) -> None:
+    def _remember(self, wanted: FetchKey, asked: float, document: SecretDocument) -> None:
+        previous = self._recent.get(wanted)
+        if previous is not None and previous.asked > asked:
+            return  # a request asked for later (a forced one) already answered: keep the newer value
         now = self._clock()
-        self._recent[wanted] = (now, document)
+        self._recent[wanted] = _Answer(asked, now, document)
         if len(self._recent) > 4096:  # drop expired entries so the cache stays bounded
             ttl = self._settings.read_ttl
-            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < ttl}
+            self._recent = {k: v for k, v in self._recent.items() if now - v.answered < ttl}
 
     def forget(self, key: str | None = None) -> None:
         """Drop cached reads (of one key, or all), e.g. after a write or a credential change."""

@@ -122,15 +122,22 @@ class Controller(ABC):
         self.bodies[key] = dict(body)
         generation = self.trigger_of(body)
         if key not in self._generations or self._generations[key] != generation:
+            previous = self._generations.get(key)
             self._generations[key] = generation
             self._failures.pop(key, None)
             self.changed(key)
-            self.queue.add(key, Priority.HIGH)
+            self.queue.add(key, self.priority_of_change(previous, generation))
 
     def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
         """What must change for an event to queue the object: its generation (so the operator's own status
         writes never do). Kinds whose labels or annotations carry meaning add those."""
         return (body.get("metadata") or {}).get("generation")
+
+    def priority_of_change(self, previous: Hashable | None, current: Hashable) -> Priority:
+        """The queue priority for a change of `trigger_of` (`previous` None: a new object): HIGH, someone
+        waits for it. A kind whose trigger holds a request for routine work (a forced refresh) may say LOW,
+        so that such work, however much of it, does not hold back new objects."""
+        return Priority.HIGH
 
     def _forget(self, key: ObjectKey) -> None:
         body = self.bodies.get(key)
@@ -180,7 +187,7 @@ class Controller(ABC):
         if key not in self.bodies:
             return
         group = namespace_of(key)
-        await self._slots.acquire(group)
+        await self._slots.acquire(group, urgent=self.queue.taken_at(key) == Priority.HIGH)
         _slot_group.set(group)
         _holds_slot.set(True)
         try:

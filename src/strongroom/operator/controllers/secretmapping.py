@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from strongroom.api.common import parse_duration
+from strongroom.api.constants import FORCE_REFRESH_ANNOTATION
 from strongroom.api.secretmapping import SecretDataEntry, SecretMapping
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.kube import Kube, SecretMappingResource
 from strongroom.operator.storecache import StoreCache
+from strongroom.operator.workqueue import Priority
 from strongroom.reconcile.conditions import merge_conditions, not_ready
-from strongroom.reconcile.secretmapping import EntryOutcome, plan, status_differs
+from strongroom.reconcile.secretmapping import EntryOutcome, pending_force_refresh, plan, status_differs
 from strongroom.reconcile.stores import Problem, resolve_store
 from strongroom.stores.base import AuthenticationFailed, SecretRef, StoreError
 
@@ -34,11 +38,35 @@ class SecretMappingController(Controller):
         self.default_refresh = default_refresh
         # store name -> mappings that name it, to wake them when such a store appears or recovers
         self._waiting_on: dict[str, set[ObjectKey]] = {}
+        # mapping -> (its force-refresh annotation, when this process first saw that value, monotonic):
+        # a forced refresh accepts only store reads asked for since then
+        self._force_seen: dict[ObjectKey, tuple[str, float]] = {}
 
     async def current(self, key: ObjectKey) -> dict[str, Any] | None:
         return await self.kube.get_custom(SecretMappingResource, *key)
 
+    def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
+        # The force-refresh annotation is metadata, not spec: setting it must queue the mapping.
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        return (super().trigger_of(body), annotations.get(FORCE_REFRESH_ANNOTATION))
+
+    def priority_of_change(self, previous: Hashable | None, current: Hashable) -> Priority:
+        # Only the force-refresh annotation changed: a refresh, in the refresh lane, so that forcing 1000
+        # mappings at once neither delays new ones nor escapes the pacing of refreshes.
+        if isinstance(previous, tuple) and isinstance(current, tuple) and previous[0] == current[0]:
+            return Priority.LOW
+        return Priority.HIGH
+
+    def changed(self, key: ObjectKey) -> None:
+        annotations = (self.bodies[key].get("metadata") or {}).get("annotations") or {}
+        value = annotations.get(FORCE_REFRESH_ANNOTATION)
+        if value is None:
+            self._force_seen.pop(key, None)
+        elif key not in self._force_seen or self._force_seen[key][0] != value:
+            self._force_seen[key] = (value, time.monotonic())
+
     def deleted(self, key: ObjectKey) -> None:
+        self._force_seen.pop(key, None)
         for keys in self._waiting_on.values():
             keys.discard(key)
 
@@ -51,7 +79,9 @@ class SecretMappingController(Controller):
             return self.default_refresh
         return parse_duration(mapping.spec.refresh_interval).total_seconds()
 
-    async def _read(self, mapping: SecretMapping, entry: SecretDataEntry) -> EntryOutcome:
+    async def _read(
+        self, mapping: SecretMapping, entry: SecretDataEntry, fresh_after: float | None
+    ) -> EntryOutcome:
         resolved = resolve_store(
             entry.secret_store_name,
             mapping.namespace,
@@ -64,7 +94,7 @@ class SecretMappingController(Controller):
         ref = SecretRef(entry.remote_ref.key, entry.remote_ref.version or None, entry.remote_ref.property)
         try:
             client = await self.stores.client(resolved)
-            value = await client.read(ref)
+            value = await client.read(ref, fresh_after)
         except StoreError as exc:
             if isinstance(exc, AuthenticationFailed):
                 await self.stores.invalidate(resolved)  # credentials may have been rotated: rebuild
@@ -89,9 +119,18 @@ class SecretMappingController(Controller):
         for entry in mapping.spec.secret_data:
             self._waiting_on.setdefault(entry.secret_store_name, set()).add(key)
 
-        outcomes = await asyncio.gather(*(self._read(mapping, entry) for entry in mapping.spec.secret_data))
+        # A forced refresh shares no store read asked for before the annotation was seen.
+        force = pending_force_refresh(mapping)
+        fresh_after = None
+        if force is not None:
+            fresh_after = self._force_seen[key][1] if key in self._force_seen else time.monotonic()
+        outcomes = await asyncio.gather(
+            *(self._read(mapping, entry, fresh_after) for entry in mapping.spec.secret_data)
+        )
         observed = await self.kube.get_secret(namespace, mapping.spec.secret_name)
-        result = plan(mapping, outcomes, observed, datetime.now(UTC))
+        result = plan(mapping, outcomes, observed, datetime.now(UTC), force)
+        if force is not None and result.healthy:
+            self.log(logging.INFO, key, "forced refresh %r: the stores were read again", force)
         drifted = self.take_drifted(key)
         if result.secret is not None:
             await self.kube.apply_secret(result.secret)
