@@ -14,6 +14,7 @@ Rules that make it safe and cheap:
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
