@@ -81,9 +81,12 @@ class Kube:
         data: dict[str, Any] = secret.to_dict()
         return data
 
-    async def apply_secret(self, manifest: dict[str, Any]) -> None:
+    async def apply_secret(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply a whole Secret; returns the API server's answer."""
         secret: Secret = Secret.from_dict(manifest)  # type: ignore[assignment]  # lightkube types it loosely
-        self._written(await self.client.apply(secret, field_manager=FIELD_MANAGER, force=True))
+        written = _as_dict(await self.client.apply(secret, field_manager=FIELD_MANAGER, force=True))
+        self.on_written(written)
+        return written
 
     def _written(self, obj: Any) -> None:
         self.on_written(_as_dict(obj))
@@ -183,7 +186,11 @@ class Kube:
         return _as_dict(obj)
 
     async def create_secret(self, manifest: dict[str, Any]) -> bool:
-        """Create a Secret unless one of that name exists; True if this call created it."""
+        """Create a Secret unless one of that name exists; True if this call created it.
+
+        A plain create (field manager `strongroom`, recorded as an Update operation) costs the API server
+        less than a server-side apply; later applies by `strongroom` take over its fields without conflict,
+        but do not remove fields only the create set (`reconcile.secretmapping.stale_keys`)."""
         secret: Secret = Secret.from_dict(manifest)  # type: ignore[assignment]  # lightkube types it loosely
         try:
             self._written(await self.client.create(secret))
@@ -192,6 +199,16 @@ class Kube:
                 return False
             raise
         return True
+
+    async def remove_secret_keys(
+        self, namespace: str, name: str, keys: list[str], resource_version: str | None
+    ) -> None:
+        """Remove data keys from a Secret (a merge patch; 409 if it changed since `resource_version`)."""
+        patch: dict[str, Any] = {"data": dict.fromkeys(keys)}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
+        obj = await self.client.patch(Secret, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+        self._written(obj)
 
     async def delete_secret(self, namespace: str, name: str) -> None:
         self.on_removed("v1", "Secret", namespace, name)

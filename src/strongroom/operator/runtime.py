@@ -105,6 +105,7 @@ class Runtime:
             self._owned_object_changed,
         )
         self.kube.on_written = self.owned.wrote
+        self.secretmappings.owned = self.owned
         self.kube.on_removed = self.owned.removed
         self.events = EventRecorder(self.client)
         for controller in self._controllers():
