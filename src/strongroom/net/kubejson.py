@@ -115,7 +115,7 @@ def _status_error(method: str, url: URL, status: int, content_type: str, body: b
     """What lightkube raises for this answer: ApiError when it is a Kubernetes Status, else httpx2's error."""
     request = httpx2.Request(method, str(url))
     response = httpx2.Response(status, headers={"Content-Type": content_type}, content=body, request=request)
-    if content_type == JSON:
+    if content_type.split(";")[0].strip() == JSON:
         return ApiError(request=request, response=response)
     return httpx2.HTTPStatusError(
         f"{status} answer to {method} {url.path}", request=request, response=response
