@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,15 @@ def reason(env: Env, kind: str, name: str, namespace: str | None = None) -> str 
     return cond["reason"] if cond and cond["status"] == "False" else None
 
 
+def metric(env: Env, name: str, labels: str) -> float:
+    """The sum of one metric's samples whose labels contain `labels`."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in env.operator.metrics().splitlines()
+        if line.startswith(name + "{") and labels in line
+    )
+
+
 def test_store_becomes_ready_after_a_real_check(env: Env) -> None:
     store = eventually(lambda: ready(env, "secretstore", "bao", OPERATOR_NAMESPACE), what="store Ready")
     assert store["status"]["storeType"] == "vault"
@@ -142,8 +153,6 @@ def test_refresh_that_finds_nothing_new_writes_nothing(env: Env) -> None:
         get(env.cluster, "secret", env.namespace, "web-db"),
         get(env.cluster, "secretmapping", env.namespace, "web-db"),
     )
-    import time
-
     time.sleep(6)  # three refresh intervals of 2s
     after = (
         get(env.cluster, "secret", env.namespace, "web-db"),
@@ -157,6 +166,59 @@ def test_refresh_that_finds_nothing_new_writes_nothing(env: Env) -> None:
         if line.startswith("strongroom_store_requests_total")
     ]
     assert any('operation="read"' in line and 'status="ok"' in line for line in reads)
+
+
+def operator_requests(env: Env, resource: str, name: str, since: float) -> list[str]:
+    """Verbs of the operator's requests about one object of this module's namespace since `since` (epoch
+    seconds), from the API server's audit log."""
+    verbs = []
+    with Path(env.cluster.info["audit_log"]).open() as lines:
+        for line in lines:
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            if (
+                str(event.get("userAgent", "")).startswith("strongroom-operator/")
+                and (ref.get("resource"), ref.get("namespace"), ref.get("name"))
+                == (resource, env.namespace, name)
+                and datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp() >= since
+            ):
+                verbs.append(event["verb"])
+    return verbs
+
+
+def test_refresh_that_finds_nothing_new_asks_nothing_about_the_secret(env: Env) -> None:
+    """The watch of owned objects knows the Secret holds what a refresh would write: no GET, no write."""
+    eventually(lambda: ready(env, "secretmapping", "web-db"), what="mapping Ready")
+    since = time.time()
+    reconciles = metric(env, "strongroom_reconciles_total", 'kind="SecretMapping"')
+    time.sleep(5)  # two refresh intervals of 2s
+    assert metric(env, "strongroom_reconciles_total", 'kind="SecretMapping"') >= reconciles + 2
+    assert operator_requests(env, "secrets", "web-db", since) == []
+
+
+def test_a_key_removed_from_the_spec_is_removed_from_the_secret(env: Env) -> None:
+    """The first sync creates the Secret with a plain create, whose fields server-side apply alone would
+    never remove: a key dropped from the spec must still go, and one renamed must not stay behind."""
+    kv = env.bao.secrets.kv.v2
+    kv.create_or_update_secret(path="apps/shrinking", secret={"a": "1", "b": "2", "c": "3"})
+    entries = [entry(k, "bao", "apps/shrinking", prop=k) for k in "abc"]
+    apply(env.cluster, mapping("shrinking", env.namespace, "shrinking", entries))
+    eventually(
+        lambda: secret_data(env.cluster, env.namespace, "shrinking") == {"a": "1", "b": "2", "c": "3"},
+        what="the first sync",
+    )
+    apply(env.cluster, mapping("shrinking", env.namespace, "shrinking", entries[:2]))
+    eventually(
+        lambda: secret_data(env.cluster, env.namespace, "shrinking") == {"a": "1", "b": "2"},
+        what="key c removed",
+    )
+    renamed = [entries[0], entry("b2", "bao", "apps/shrinking", prop="b")]
+    apply(env.cluster, mapping("shrinking", env.namespace, "shrinking", renamed))
+    eventually(
+        lambda: secret_data(env.cluster, env.namespace, "shrinking") == {"a": "1", "b2": "2"},
+        what="key b renamed to b2",
+    )
+    eventually(lambda: ready(env, "secretmapping", "shrinking"), what="mapping Ready")
 
 
 def test_rotation_is_picked_up_by_refresh(env: Env) -> None:

@@ -61,3 +61,6 @@ def test_registry_has_our_login_and_handlers_only() -> None:
     }
     assert {(h.selector.group, h.selector.plural) for h in watching if h.selector} == handlers.REQUIRED_KINDS
     assert registry is not kopf.get_default_registry()
+    # kopf builds no diff-base for the operator (app._NoDiffBase): right only while nothing needs one.
+    assert registry._changing.get_all_handlers() == []
+    assert registry._spawning.get_all_handlers() == []

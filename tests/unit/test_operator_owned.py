@@ -103,3 +103,19 @@ async def test_objects_gone_while_the_watch_was_down_count_as_deleted() -> None:
     owned._relisted("v1", "Secret", "team-a", [])
     await settle()
     assert [call[1] for call in calls] == [("team-a", "m")]
+
+
+@pytest.mark.asyncio
+async def test_recorded_is_what_the_operator_wrote_until_a_change_settles() -> None:
+    owned, _ = recorder()
+    ident = ("v1", "Secret", "team-a", "s")
+    assert owned.recorded(ident) is None
+    owned.wrote(secret())
+    assert owned.recorded(ident) == fingerprint(secret())
+    owned.seen("MODIFIED", secret("ZWRpdGVk", rv="2"))
+    await settle()
+    assert owned.recorded(ident) == fingerprint(secret("ZWRpdGVk"))
+    owned.seen("DELETED", secret("ZWRpdGVk", rv="3"))
+    await settle()
+    assert owned.recorded(ident) is None
+    assert not owned.listed("v1", "Secret", "team-a")  # no watch ran: nothing may be concluded from absence

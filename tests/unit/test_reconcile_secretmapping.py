@@ -11,7 +11,9 @@ from strongroom.reconcile.secretmapping import (
     EntryOutcome,
     pending_force_refresh,
     plan,
+    stale_keys,
     status_differs,
+    wanted_secret,
 )
 from strongroom.reconcile.stores import Problem
 from strongroom.stores.base import SecretValue
@@ -172,3 +174,38 @@ def test_a_long_force_refresh_value_is_recorded_as_its_hash() -> None:
     assert len(pending) <= 256
     forced = plan(mapping(first.status, force=value), ok_outcomes(), first.secret, LATER, pending)
     assert pending_force_refresh(mapping(forced.status, force=value)) is None
+
+
+def test_nothing_is_wanted_while_an_entry_fails() -> None:
+    failing = [
+        EntryOutcome("a", problem=Problem("SecretNotFound", "gone")),
+        EntryOutcome("b", SecretValue("bee")),
+    ]
+    assert wanted_secret(mapping(), failing) is None
+    assert wanted_secret(mapping(), ok_outcomes()) == plan(mapping(), ok_outcomes(), None, NOW).secret
+
+
+def managed(manager: str, operation: str, *keys: str) -> dict[str, Any]:
+    return {
+        "manager": manager,
+        "operation": operation,
+        "fieldsV1": {"f:data": {".": {}, **{f"f:{k}": {} for k in keys}}},
+    }
+
+
+def test_keys_only_the_operator_wrote_are_stale_once_unwanted() -> None:
+    """After an apply, keys the create (an Update of `strongroom`) set and the mapping dropped are removed;
+    keys someone else also wrote are theirs, as server-side apply would judge."""
+    wanted = {"data": {"a": "MQ=="}}
+    written = {
+        "metadata": {
+            "managedFields": [
+                managed("strongroom", "Apply", "a"),
+                managed("strongroom", "Update", "a", "b", "c", "d"),
+                managed("kubectl-edit", "Update", "c"),
+            ]
+        },
+        "data": {"a": "MQ==", "b": "Mg==", "c": "Mw==", "d": "NA==", "e": "NQ=="},
+    }
+    assert stale_keys(written, wanted) == ["b", "d"]
+    assert stale_keys({"metadata": {}, "data": {"a": "MQ=="}}, wanted) == []

@@ -31,7 +31,7 @@ async def _controller() -> SecretMappingController:
         raise AssertionError("no store is read here")
 
     controller = SecretMappingController(
-        Kube(None),  # type: ignore[arg-type]
+        Kube(None, None),  # type: ignore[arg-type]
         StoreCache(no_client, GuardSettings()),
         "strongroom-system",
         3600,

@@ -223,7 +223,7 @@ def test_complete_rendering_is_applied() -> None:
 
 def controller() -> WorkloadController:
     # Event handling never calls the API; the client is not needed.
-    return WorkloadController(Kube(None), resync_interval=60)  # type: ignore[arg-type]
+    return WorkloadController(Kube(None, None), resync_interval=60)  # type: ignore[arg-type]
 
 
 def test_a_resource_event_wakes_exactly_the_workloads_that_use_it() -> None:

@@ -105,7 +105,8 @@ tests/integration/test_zz_rbac_audit.py compares them with the API server's audi
 - apiGroups: ["strongroom.dev"]
   resources: ["workloadpatches"]
   verbs: ["create", "patch", "delete"]
-# Secrets written for SecretMappings and Resource outputs (server-side apply: create + patch); read for
+# Secrets written for SecretMappings (a plain create, then server-side apply and a merge patch removing
+# dropped keys) and Resource outputs (server-side apply: create + patch); read for
 # store credentials, driver keys and, for the kubernetes backend, as the store itself; listed by label
 # to prune a Workload's rendered Secrets. list + watch with the label selector strongroom.dev/managed=true
 # (only what the operator wrote) repair what is edited or deleted by hand (operator/owned.py).

@@ -5,6 +5,6 @@ lightkube keeps building Kubernetes requests (it speaks httpx2) but sends them t
 spends about a fifth of httpcore's CPU per request (bench/secretmappings.py shows the difference).
 """
 
-from strongroom.net.transport import AiohttpTransport, environment_proxy, kube_client
+from strongroom.net.transport import AiohttpTransport, environment_proxy, kube_client, kube_transport
 
-__all__ = ["AiohttpTransport", "environment_proxy", "kube_client"]
+__all__ = ["AiohttpTransport", "environment_proxy", "kube_client", "kube_transport"]

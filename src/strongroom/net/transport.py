@@ -12,7 +12,7 @@ import ssl
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -117,6 +117,42 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             self._loop = loop
         return self._session
 
+    def _fence(self, method: str, host: str | None) -> str | None:
+        """Refuse a write now if the fence says so (before anything is read, connected or queued); the
+        description to check again once the connection is ready (None: not a fenced write)."""
+        if not (self._fenced and is_write(method)):
+            return None
+        fenced_write = f"{method} {host}"
+        ensure_may_write(fenced_write)
+        return fenced_write
+
+    async def send_bytes(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        socket_timeouts: aiohttp.ClientTimeout,
+    ) -> tuple[int, str, bytes]:
+        """One request with a small answer, straight on the session (no httpx2 client layer): the status,
+        the Content-Type and the whole body. Fenced and failing like `handle_async_request`."""
+        fenced_write = self._fence(method, url.host)
+        all_headers = {**headers, "User-Agent": self._user_agent} if self._user_agent else headers
+        try:
+            async with self._session_now().request(
+                method,
+                url,
+                headers=all_headers,
+                data=body,
+                allow_redirects=False,
+                timeout=socket_timeouts,
+                proxy=self._proxy,
+                trace_request_ctx=fenced_write,
+            ) as response:
+                return response.status, response.headers.get("Content-Type", ""), await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _as_httpx_error(exc, httpx2.Request(method, str(url))) from exc
+
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         timeout = aiohttp.ClientTimeout(
@@ -124,10 +160,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             sock_connect=timeouts.get("connect"),
             sock_read=timeouts.get("read"),
         )
-        fenced_write: str | None = None
-        if self._fenced and is_write(request.method):
-            fenced_write = f"{request.method} {request.url.host}"
-            ensure_may_write(fenced_write)  # refuse before anything is read, connected or queued
+        fenced_write = self._fence(request.method, request.url.host)
         body = await request.aread()
         if self._user_agent is not None:
             request.headers["User-Agent"] = self._user_agent
@@ -262,10 +295,23 @@ def environment_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
-def kube_client(
-    config: SingleConfig, field_manager: str, user_agent: str | None = None, *, fenced: bool = True
-) -> AsyncClient:
-    """A lightkube client for `config` whose requests go through `AiohttpTransport` (`fenced`: see there)."""
+def kube_transport(
+    config: SingleConfig, user_agent: str | None = None, *, fenced: bool = True
+) -> AiohttpTransport:
+    """The transport (connections, TLS, proxy, fence) of every Kubernetes request to `config`'s cluster."""
     context = verify_cluster(config.cluster, config.user or User(), config.abs_file)
-    transport = AiohttpTransport(context, environment_proxy(config.cluster.server), user_agent, fenced=fenced)
+    return AiohttpTransport(context, environment_proxy(config.cluster.server), user_agent, fenced=fenced)
+
+
+def kube_client(
+    config: SingleConfig,
+    field_manager: str,
+    user_agent: str | None = None,
+    *,
+    fenced: bool = True,
+    transport: AiohttpTransport | None = None,
+) -> AsyncClient:
+    """A lightkube client for `config` whose requests go through `AiohttpTransport` (`fenced`: see there;
+    pass `transport` to share one with `net.kubejson.KubeJson`)."""
+    transport = transport or kube_transport(config, user_agent, fenced=fenced)
     return AsyncClient(config, field_manager=field_manager, transport=transport)

@@ -58,6 +58,19 @@ KOPF_FINALIZER = f"kopf.{GROUP}/finalizer"
 WATCH_SERVER_TIMEOUT = 600
 
 
+class _NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf builds a diff-base (a deep copy of the whole object, managedFields and all) of every event for
+    its change handlers, and the operator registers none: only event handlers (handlers/), which get the
+    raw event. Measured at about a twentieth of the operator's CPU in a burst of new SecretMappings. An
+    empty essence costs nothing; a change handler added later would see no diffs, so register none."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> None:
+        return None
+
+
 def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
@@ -75,10 +88,10 @@ def build_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.queueing.worker_limit = None
     settings.queueing.idle_timeout = 1.0
     # Handler progress and the diff-base under our own prefix, v2 keys only (a fresh project has no
-    # v1 annotations to stay compatible with).
+    # v1 annotations to stay compatible with); no diff-base is built (`_NoDiffBase`).
     settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP, v1=False)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = _NoDiffBase(
         prefix=GROUP, key="last-handled-configuration", v1=False
     )
     # kopf posts no Events: its log lines (which can carry API error texts) must never reach readers of a

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Event
-from lightkube.types import PatchType
+
+from strongroom.net.kubejson import MERGE_PATCH, KubeJson, object_path
 
 logger = logging.getLogger("strongroom.operator.events")
 
@@ -68,7 +67,7 @@ def _now() -> str:
 class EventRecorder:
     def __init__(
         self,
-        client: AsyncClient,
+        client: KubeJson,
         *,
         burst: int = BURST,
         refill_seconds: float = REFILL_SECONDS,
@@ -146,11 +145,9 @@ class EventRecorder:
             if posted.written:
                 try:
                     await self.client.patch(
-                        Event,
-                        posted.name,
+                        object_path("v1", "events", namespace, posted.name),
                         {"count": count, "lastTimestamp": _now()},
-                        namespace=namespace,
-                        patch_type=PatchType.MERGE,
+                        MERGE_PATCH,
                     )
                     posted.written = count
                     return
@@ -181,8 +178,7 @@ class EventRecorder:
                 "reportingComponent": COMPONENT,
                 "reportingInstance": self.instance,
             }
-            manifest: Event = Event.from_dict(event)  # type: ignore[assignment]  # lightkube types it loosely
-            await self.client.create(manifest)
+            await self.client.create(object_path("v1", "events", namespace), event)
             posted.written = count
         except Exception as exc:  # an Event is a courtesy: never fail or slow a reconcile for it
             logger.debug("could not post Event %s (%s: %s)", reason, type(exc).__name__, exc)

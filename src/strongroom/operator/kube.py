@@ -1,4 +1,4 @@
-"""The few Kubernetes calls the controllers make, on one lightkube client.
+"""The few Kubernetes calls the controllers make, on one lightkube client (and its transport).
 
 Writes are server-side apply with field manager `strongroom`; status goes through the status
 subresource as a merge patch of the fields the operator owns.
@@ -12,7 +12,7 @@ from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError, LoadResourceError
-from lightkube.core.resource import NamespacedResource
+from lightkube.core.resource import NamespacedResource, api_info
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import (
     GenericNamespacedResource,
@@ -24,6 +24,7 @@ from lightkube.resources.core_v1 import ConfigMap, Secret, Service
 from lightkube.types import PatchType
 
 from strongroom.api.constants import FIELD_MANAGER, GROUP, VERSION
+from strongroom.net.kubejson import APPLY_PATCH, MERGE_PATCH, KubeJson, object_path
 
 
 def custom_resource(kind: str, plural: str) -> type[GenericNamespacedResource]:
@@ -62,28 +63,29 @@ def _rendered_kind(api_version: str, kind: str) -> type[NamespacedResource]:
 
 
 class Kube:
-    """Thin async wrapper so controllers speak in dicts and never handle lightkube types."""
+    """Thin async wrapper so controllers speak in dicts and never handle lightkube types.
 
-    def __init__(self, client: AsyncClient) -> None:
+    The requests every synced object costs (its Secret's and its status's) go through `json` (net/kubejson.py:
+    the same connections without lightkube's and httpx2's request building); the rest through lightkube."""
+
+    def __init__(self, client: AsyncClient, json: KubeJson) -> None:
         self.client = client
+        self.json = json
         # Told about every object the operator writes (the API server's answer) or deletes, so that the
         # watch of owned objects (operator/owned.py) can tell the operator's own writes from anyone else's.
         self.on_written: Callable[[dict[str, Any]], None] = lambda _obj: None
         self.on_removed: Callable[[str, str, str, str], None] = lambda _v, _k, _ns, _n: None
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            secret = await self.client.get(Secret, name, namespace=namespace)
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return None
-            raise
-        data: dict[str, Any] = secret.to_dict()
-        return data
+        return await self.json.get(object_path("v1", "secrets", namespace, name))
 
-    async def apply_secret(self, manifest: dict[str, Any]) -> None:
-        secret: Secret = Secret.from_dict(manifest)  # type: ignore[assignment]  # lightkube types it loosely
-        self._written(await self.client.apply(secret, field_manager=FIELD_MANAGER, force=True))
+    async def apply_secret(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply a whole Secret (field manager `strongroom`, forced); the API server's answer."""
+        meta = manifest["metadata"]
+        path = object_path("v1", "secrets", meta["namespace"], meta["name"])
+        written = await self.json.patch(path, manifest, APPLY_PATCH, force=True)
+        self.on_written(written)
+        return written
 
     def _written(self, obj: Any) -> None:
         self.on_written(_as_dict(obj))
@@ -91,13 +93,9 @@ class Kube:
     async def patch_status(
         self, resource: type[GenericNamespacedResource], namespace: str, name: str, status: dict[str, Any]
     ) -> None:
-        await self.client.patch(
-            resource.Status,
-            name,
-            {"status": status},
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-        )
+        info = api_info(resource)
+        path = object_path(info.resource.api_version, info.plural, namespace, name) + "/status"
+        await self.json.patch(path, {"status": status}, MERGE_PATCH)
 
     async def get_custom(
         self, resource: type[GenericNamespacedResource], namespace: str, name: str
@@ -183,15 +181,32 @@ class Kube:
         return _as_dict(obj)
 
     async def create_secret(self, manifest: dict[str, Any]) -> bool:
-        """Create a Secret unless one of that name exists; True if this call created it."""
-        secret: Secret = Secret.from_dict(manifest)  # type: ignore[assignment]  # lightkube types it loosely
+        """Create a Secret unless one of that name exists; True if this call created it.
+
+        A plain create (field manager `strongroom`, recorded as an Update operation) costs the API server
+        less than a server-side apply; later applies by `strongroom` take over its fields without conflict,
+        but do not remove fields only the create set (`reconcile.secretmapping.stale_keys`)."""
         try:
-            self._written(await self.client.create(secret))
+            created = await self.json.create(
+                object_path("v1", "secrets", manifest["metadata"]["namespace"]), manifest
+            )
         except ApiError as exc:
             if exc.status.code == 409:
                 return False
             raise
+        self.on_written(created)
         return True
+
+    async def remove_secret_keys(
+        self, namespace: str, name: str, keys: list[str], resource_version: str | None
+    ) -> None:
+        """Remove data keys from a Secret (a merge patch; 409 if it changed since `resource_version`)."""
+        patch: dict[str, Any] = {"data": dict.fromkeys(keys)}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
+        self.on_written(
+            await self.json.patch(object_path("v1", "secrets", namespace, name), patch, MERGE_PATCH)
+        )
 
     async def delete_secret(self, namespace: str, name: str) -> None:
         self.on_removed("v1", "Secret", namespace, name)

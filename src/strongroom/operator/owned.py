@@ -126,6 +126,8 @@ class OwnedObjects:
         # and owners, waiting out the debounce.
         self._pending: dict[ObjectId, tuple[str | None, Owners]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # (apiVersion, kind, namespace or ALL_NS) whose first list is in `known`.
+        self._listed: set[tuple[str, str, str]] = set()
         self.drifts = 0  # changes by someone else handed to owners (tests and metrics read it)
 
     # --- the operator's own writes ----------------------------------------------------------------------
@@ -140,6 +142,20 @@ class OwnedObjects:
     def removed(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """The operator deleted this object: its DELETED event is not a change."""
         self.known.pop((api_version, kind, namespace, name), None)
+
+    # --- what the controllers may ask instead of the API server -----------------------------------------
+
+    def recorded(self, ident: ObjectId) -> str | None:
+        """The fingerprint of the object as the operator last wrote or accepted it; None if it is not one of
+        the operator's objects as far as the watch knows (absent, or not labelled and owned as its own).
+
+        Ask `listed` first: before the first list of its kind and namespace, None means nothing. A change
+        by someone else shows here after the debounce at the latest, and its owner is woken then."""
+        return self._fingerprint(ident)
+
+    def listed(self, api_version: str, kind: str, namespace: str) -> bool:
+        """Whether the watch of this kind has listed the namespace once (and `recorded` can be believed)."""
+        return (api_version, kind, namespace) in self._listed or (api_version, kind, ALL_NS) in self._listed
 
     # --- events -----------------------------------------------------------------------------------------
 
@@ -236,6 +252,7 @@ class OwnedObjects:
                         owners = owners_of(obj)
                         if owners:
                             self.known.setdefault(object_id(obj), (fingerprint(obj), owners))
+                    self._listed.add((watched.api_version, watched.kind, namespace))
                     first = False
                 else:
                     self._relisted(watched.api_version, watched.kind, namespace, objects)

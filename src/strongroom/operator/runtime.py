@@ -19,7 +19,8 @@ from strongroom.api.secretstore import SecretStore
 from strongroom.drivers.registry import DriverRegistry
 from strongroom.drivers.remote import DEFAULT_MAX_RESPONSE_BYTES, RemoteTimings
 from strongroom.drivers.sandbox import SandboxLimits
-from strongroom.net import kube_client
+from strongroom.net import kube_client, kube_transport
+from strongroom.net.kubejson import KubeJson
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.controllers.base import Controller
 from strongroom.operator.controllers.driver import DriverStatusController
@@ -31,7 +32,7 @@ from strongroom.operator.drivercache import DEFAULT_KEY_SECRET, DriverCache
 from strongroom.operator.events import EventRecorder
 from strongroom.operator.failures import describe_failure
 from strongroom.operator.kube import RENDERED_KINDS, DriverResource, Kube, SecretStoreResource
-from strongroom.operator.kubeconfig import USER_AGENT
+from strongroom.operator.kubeconfig import USER_AGENT, ClusterAccess, connection_info
 from strongroom.operator.owned import ObjectId, OwnedObjects, WatchedKind
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Activity, Pace
@@ -73,8 +74,17 @@ class RuntimeSettings:
 class Runtime:
     def __init__(self, cluster: SingleConfig, settings: RuntimeSettings) -> None:
         self.settings = settings
-        self.client = kube_client(cluster, FIELD_MANAGER, settings.user_agent)
-        self.kube = Kube(self.client)
+        transport = kube_transport(cluster, settings.user_agent)
+        self.client = kube_client(cluster, FIELD_MANAGER, transport=transport)
+        # The same credentials kopf logs in with (a token file is read again after a 401).
+        access = ClusterAccess(cluster, "")
+        self.json = KubeJson(
+            transport,
+            cluster.cluster.server,
+            lambda: connection_info(access, settings.user_agent).as_http_headers(),
+            FIELD_MANAGER,
+        )
+        self.kube = Kube(self.client, self.json)
         self.stores = StoreCache(self._build_store_client, settings.store_guard)
         self.secretmappings = SecretMappingController(
             self.kube, self.stores, settings.operator_namespace, settings.refresh_interval
@@ -106,8 +116,9 @@ class Runtime:
             self._owned_object_changed,
         )
         self.kube.on_written = self.owned.wrote
+        self.secretmappings.owned = self.owned
         self.kube.on_removed = self.owned.removed
-        self.events = EventRecorder(self.client)
+        self.events = EventRecorder(self.json)
         for controller in self._controllers():
             controller.events = self.events
             controller.operator_namespace = settings.operator_namespace

@@ -8,7 +8,9 @@ Rules that make it safe and cheap:
   failure becomes a condition naming the keys and reasons, never values;
 - the Secret is written only when its content, labels or ownership differ from what is wanted,
   so a refresh that finds nothing new writes nothing;
-- a Secret of the same name that the mapping does not own is never overwritten.
+- a Secret of the same name that the mapping does not own is never overwritten;
+- a key the mapping no longer has is removed, also when the Secret was first made by a plain create
+  (`stale_keys`: server-side apply removes only what an earlier apply set).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from strongroom.api.constants import (
     API_VERSION,
+    FIELD_MANAGER,
     FORCE_REFRESH_ANNOTATION,
     FORCE_REFRESH_RECORDED_MAX,
     MANAGED_LABEL,
@@ -140,6 +143,32 @@ def _status(
     return status
 
 
+def wanted_secret(mapping: SecretMapping, outcomes: Sequence[EntryOutcome]) -> dict[str, Any] | None:
+    """The Secret the mapping's outcomes make, or None while any entry failed (nothing is written then)."""
+    if any(o.problem is not None for o in outcomes):
+        return None
+    return desired_secret(mapping, {o.secret_key: o.value.reveal() for o in outcomes if o.value is not None})
+
+
+def stale_keys(written: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Keys the Secret still holds after an apply of `wanted` that the operator wrote and no longer wants.
+
+    A Secret made by a plain create (the first sync's) records its fields under the operator's Update
+    operation, not its apply; server-side apply never removes fields it did not apply itself, so a key
+    dropped from the mapping would stay. These are the keys to remove explicitly: written by the operator
+    (any operation) and by no one else, exactly what an apply would have removed had it made the Secret."""
+    extra = set(written.get("data") or {}) - set(wanted.get("data") or {})
+    if not extra:
+        return []
+    ours: set[str] = set()
+    others: set[str] = set()
+    for entry in (written.get("metadata") or {}).get("managedFields") or []:
+        fields = ((entry.get("fieldsV1") or {}).get("f:data") or {}).keys()
+        keys = {f[2:] for f in fields if f.startswith("f:")}
+        (ours if entry.get("manager") == FIELD_MANAGER else others).update(keys)
+    return sorted((extra & ours) - others)
+
+
 def plan(
     mapping: SecretMapping,
     outcomes: Sequence[EntryOutcome],
@@ -159,7 +188,8 @@ def plan(
         return Plan(None, _status(mapping, [condition], now, False), healthy=False, retryable=False)
 
     failed = [o for o in outcomes if o.problem is not None]
-    if failed:
+    wanted = wanted_secret(mapping, outcomes)
+    if wanted is None:
         details = "; ".join(f"{o.secret_key}: {o.problem.message}" for o in failed if o.problem)
         keep = (
             f"the existing Secret {secret_name!r} is kept unchanged"
@@ -174,10 +204,8 @@ def plan(
         retryable = all(o.problem.retryable for o in failed if o.problem)
         return Plan(None, _status(mapping, [condition], now, False), healthy=False, retryable=retryable)
 
-    data = {o.secret_key: o.value.reveal() for o in outcomes if o.value is not None}
-    wanted = desired_secret(mapping, data)
     write = observed_secret is None or not _secret_current(observed_secret, wanted)
-    condition = ready("Synced", f"Secret {secret_name!r} holds {len(data)} keys from the stores")
+    condition = ready("Synced", f"Secret {secret_name!r} holds {len(wanted['data'])} keys from the stores")
     status = _status(mapping, [condition], now, write, force_refresh)
     return Plan(wanted if write else None, status, healthy=True)
 
@@ -197,5 +225,7 @@ __all__ = [
     "pending_force_refresh",
     "plan",
     "recorded_force_refresh",
+    "stale_keys",
     "status_differs",
+    "wanted_secret",
 ]

@@ -16,10 +16,18 @@ from strongroom.api.constants import FORCE_REFRESH_ANNOTATION
 from strongroom.api.secretmapping import SecretDataEntry, SecretMapping
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.kube import Kube, SecretMappingResource
+from strongroom.operator.owned import OwnedObjects, fingerprint
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Priority
 from strongroom.reconcile.conditions import merge_conditions, not_ready
-from strongroom.reconcile.secretmapping import EntryOutcome, pending_force_refresh, plan, status_differs
+from strongroom.reconcile.secretmapping import (
+    EntryOutcome,
+    pending_force_refresh,
+    plan,
+    stale_keys,
+    status_differs,
+    wanted_secret,
+)
 from strongroom.reconcile.stores import Problem, resolve_store
 from strongroom.stores.base import AuthenticationFailed, SecretRef, StoreError
 
@@ -41,6 +49,9 @@ class SecretMappingController(Controller):
         # mapping -> (its force-refresh annotation, when this process first saw that value, monotonic):
         # a forced refresh accepts only store reads asked for since then
         self._force_seen: dict[ObjectKey, tuple[str, float]] = {}
+        # What the operator owns, as its label-selected watch sees it (set by the runtime); None: ask the API
+        # server every time.
+        self.owned: OwnedObjects | None = None
 
     async def current(self, key: ObjectKey) -> dict[str, Any] | None:
         return await self.kube.get_custom(SecretMappingResource, *key)
@@ -127,16 +138,24 @@ class SecretMappingController(Controller):
         outcomes = await asyncio.gather(
             *(self._read(mapping, entry, fresh_after) for entry in mapping.spec.secret_data)
         )
-        observed = await self.kube.get_secret(namespace, mapping.spec.secret_name)
-        result = plan(mapping, outcomes, observed, datetime.now(UTC), force)
+        name = mapping.spec.secret_name
+        now = datetime.now(UTC)
+        observed, absent = await self._observed_secret(namespace, name, wanted_secret(mapping, outcomes))
+        result = plan(mapping, outcomes, observed, now, force)
+        if result.secret is not None and absent and not await self.kube.create_secret(result.secret):
+            # Something of that name exists after all (not the operator's, or not seen yet): read it and
+            # let the ownership rules decide, as for any Secret that exists.
+            observed = await self.kube.get_secret(namespace, name)
+            result = plan(mapping, outcomes, observed, now, force)
+            absent = False
         if force is not None and result.healthy:
             self.log(logging.INFO, key, "forced refresh %r: the stores were read again", force)
         drifted = self.take_drifted(key)
         if result.secret is not None:
-            await self.kube.apply_secret(result.secret)
+            if not absent:
+                await self._update_secret(result.secret)
             count = len(result.secret["data"])
-            self.log(logging.INFO, key, "wrote Secret %s (%d keys)", mapping.spec.secret_name, count)
-            name = mapping.spec.secret_name
+            self.log(logging.INFO, key, "wrote Secret %s (%d keys)", name, count)
             if observed is None and not drifted:
                 self.report(
                     key, "Normal", "Synced", f"created Secret {name!r} with {count} keys from the stores"
@@ -165,6 +184,34 @@ class SecretMappingController(Controller):
             delay or 0,
         )
         return "failed"
+
+    async def _observed_secret(
+        self, namespace: str, name: str, wanted: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """The Secret as it is (None: absent), and whether it is only believed absent (then it is made by a
+        plain create, which fails if it exists after all).
+
+        The watch of owned objects (operator/owned.py) answers without a request when it can: when it holds
+        exactly the Secret that would be written, that is the Secret; when it knows of no such Secret of the
+        operator's, it most likely does not exist. Otherwise, and whenever an entry failed (the plan then
+        says whether a Secret is kept), the API server is asked."""
+        if self.owned is not None and wanted is not None and self.owned.listed("v1", "Secret", namespace):
+            recorded = self.owned.recorded(("v1", "Secret", namespace, name))
+            if recorded is None:
+                return None, True
+            if recorded == fingerprint(wanted):
+                return wanted, False
+        return await self.kube.get_secret(namespace, name), False
+
+    async def _update_secret(self, secret: dict[str, Any]) -> None:
+        """Server-side apply the Secret, then remove the keys the apply left that only the operator wrote."""
+        written = await self.kube.apply_secret(secret)
+        stale = stale_keys(written, secret)
+        if stale:
+            meta = written["metadata"]
+            await self.kube.remove_secret_keys(
+                meta["namespace"], meta["name"], stale, meta.get("resourceVersion")
+            )
 
     async def _write_status(self, key: ObjectKey, body: dict[str, Any], status: dict[str, Any]) -> None:
         if not status_differs(body.get("status"), status):
