@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import ssl
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import httpx2
 from lightkube import AsyncClient, KubeConfig, codecs
 from lightkube.core.exceptions import ApiError
@@ -180,8 +182,13 @@ def requests_between(
     before: Mapping[tuple[str, str], float], after: Mapping[tuple[str, str], float], per: int
 ) -> str:
     """The requests made between two `apiserver_requests` readings, per object, largest first."""
-    made = {key: after[key] - before.get(key, 0.0) for key in after}
-    shown = sorted(((n, key) for key, n in made.items() if n >= per / 10), reverse=True)
+    return format_per_object({key: after[key] - before.get(key, 0.0) for key in after}, per)
+
+
+def format_per_object(counts: Mapping[tuple[str, str], float], per: int) -> str:
+    """Request counts by (verb, resource) as "verb resource n" per object, largest first, those under 0.1
+    per object left out."""
+    shown = sorted(((n, key) for key, n in counts.items() if n >= per / 10), reverse=True)
     return ", ".join(f"{verb} {resource} {n / per:.2f}" for n, (verb, resource) in shown)
 
 
@@ -206,3 +213,121 @@ def print_table(title: str, rows: Sequence[Row]) -> None:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+# --- an idle machine --------------------------------------------------------------------------------------
+
+
+def machine_busy(window: float = 5.0) -> float:
+    """The fraction of all CPUs' time spent working (not idle or waiting on I/O) over `window` seconds."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle, iowait
+        return sum(fields[:8]) - idle, sum(fields[:8])
+
+    busy_before, total_before = sample()
+    time.sleep(window)
+    busy_after, total_after = sample()
+    return (busy_after - busy_before) / max(1, total_after - total_before)
+
+
+def wait_for_idle(max_busy: float, timeout: float, enforce: bool = True) -> str:
+    """Wait until the machine is idle enough to time something: at most `max_busy` of all CPUs used over 5 s
+    (the test servers idling use a few percent). Returns what was seen, for the report. Raises TimeoutError
+    after `timeout` seconds unless `enforce` is off (then it only reports)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = machine_busy()
+        load = Path("/proc/loadavg").read_text().split()[0]
+        seen = f"{busy:.0%} of {os.cpu_count()} CPUs busy, load average {load}"
+        if busy <= max_busy or not enforce:
+            return seen
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the machine never became idle in {timeout:.0f} s (last: {seen})")
+        print(f"[bench] waiting for an idle machine: {seen}", flush=True)
+
+
+# --- who asked the API server for what: its audit log -----------------------------------------------------
+
+WRITE_VERBS_AUDITED = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+@dataclass(frozen=True)
+class AuditedRequest:
+    verb: str
+    resource: str  # with "/subresource" when there is one
+    namespace: str
+
+
+def audit_offset(audit_log: Path) -> int:
+    """Where the audit log ends now: `audited_requests(since=...)` reads what comes after."""
+    return audit_log.stat().st_size
+
+
+def audited_requests(audit_log: Path, since: int, user_agent_prefix: str) -> list[AuditedRequest]:
+    """Completed requests of one client (by User-Agent) recorded in the testenv API server's audit log
+    after byte offset `since`."""
+    found = []
+    with audit_log.open("rb") as log:
+        log.seek(since)
+        for raw in log:
+            event = json.loads(raw)
+            if event.get("stage") != "ResponseComplete":
+                continue
+            if not str(event.get("userAgent", "")).startswith(user_agent_prefix):
+                continue
+            ref = event.get("objectRef") or {}
+            resource = ref.get("resource", "") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+            found.append(AuditedRequest(event["verb"], resource, ref.get("namespace", "")))
+    return found
+
+
+def per_object(requests: Sequence[AuditedRequest], per: int) -> str:
+    """Audited requests by verb and resource, per object (format_per_object)."""
+    counts: dict[tuple[str, str], float] = {}
+    for request in requests:
+        counts[request.verb, request.resource] = counts.get((request.verb, request.resource), 0.0) + 1
+    return format_per_object(counts, per)
+
+
+# --- reads a store served: OpenBao's audit log ------------------------------------------------------------
+
+
+async def write_openbao(addr: str, token: str, secrets: Mapping[str, Mapping[str, str]]) -> None:
+    """Write KV v2 secrets (key -> data) to the testenv OpenBao's `secret/` mount, 32 at a time."""
+    async with httpx.AsyncClient(base_url=addr, headers={"X-Vault-Token": token}, timeout=30) as bao:
+
+        async def put(key: str) -> None:
+            response = await bao.post(f"/v1/secret/data/{key}", json={"data": dict(secrets[key])})
+            response.raise_for_status()
+
+        await bounded(secrets, put, 32)
+
+
+class BaoReads:
+    """Counts the KV reads OpenBao answered, by key, from its audit log (testenv.stores.openbao.start with
+    `audit_log`): the same count for any client, whatever it reports about itself."""
+
+    def __init__(self, log_path: Path, mount: str = "secret") -> None:
+        self.log_path = log_path
+        self.prefix = f"{mount}/data/"
+        self._offset = 0
+        self._reads: dict[str, int] = {}
+
+    def reads(self, key_prefix: str = "") -> int:
+        """Reads so far of keys starting with `key_prefix` (the key as clients name it, without the mount)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._offset)
+            for raw in log:
+                if not raw.endswith(b"\n"):
+                    break  # a line being written: read it next time
+                self._offset += len(raw)
+                entry = json.loads(raw)
+                request = entry.get("request") or {}
+                path = str(request.get("path", ""))
+                read = entry.get("type") == "response" and request.get("operation") == "read"
+                if read and path.startswith(self.prefix):
+                    key = path.removeprefix(self.prefix)
+                    self._reads[key] = self._reads.get(key, 0) + 1
+        return sum(n for key, n in self._reads.items() if key.startswith(key_prefix))

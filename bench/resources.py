@@ -47,6 +47,7 @@ from bench.common import (
     percentile,
     print_table,
     requests_between,
+    write_openbao,
 )
 from bench.secretmappings import install_crds
 from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
@@ -255,13 +256,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
         await ensure_namespace(client, OPERATOR_NAMESPACE)
         bao = env.info("openbao")
         public = await install_operator_namespace(client, bao, workdir)
-        import httpx
-
-        async with httpx.AsyncClient(
-            base_url=bao["addr"], headers={"X-Vault-Token": bao["root_token"]}
-        ) as vault:
-            response = await vault.post("/v1/secret/data/bench/db-password", json={"data": {"value": "pw"}})
-            response.raise_for_status()
+        await write_openbao(bao["addr"], bao["root_token"], {"bench/db-password": {"value": "pw"}})
 
         driver_proc = await start_remote_driver(client, ["bench.resources", "serve-driver"], public, workdir)
 

@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from lightkube import codecs
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
@@ -45,7 +43,9 @@ from bench.common import (
     percentile,
     print_table,
     requests_between,
+    write_openbao,
 )
+from strongroom.api.constants import PART_OF_LABEL, PART_OF_VALUE
 from strongroom.api.crds import render_crds_yaml
 from testenv import tools
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
@@ -55,13 +55,18 @@ WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
 
 
 def mapping(
-    name: str, namespace: str, store: str, entries: list[tuple[str, str, str | None]]
+    name: str,
+    namespace: str,
+    store: str,
+    entries: list[tuple[str, str, str | None]],
+    refresh: str | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "strongroom.dev/v1alpha1",
         "kind": "SecretMapping",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
+            **({"refreshInterval": refresh} if refresh else {}),
             "secretName": name,
             "secretData": [
                 {
@@ -86,14 +91,8 @@ def apiserver_writes(info: dict[str, Any], resources: tuple[str, ...]) -> float:
 
 
 async def seed_openbao(addr: str, token: str, n: int) -> None:
-    async with httpx.AsyncClient(base_url=addr, headers={"X-Vault-Token": token}, timeout=30) as bao:
-
-        async def put(path: str, data: dict[str, str]) -> None:
-            resp = await bao.post(f"/v1/secret/data/{path}", json={"data": data})
-            resp.raise_for_status()
-
-        await bounded(range(n), lambda i: put(f"bench/m{i}", {"a": f"a{i}", "b": f"b{i}", "c": f"c{i}"}), 32)
-        await bounded(range(10), lambda j: put(f"shared/k{j}", {"value": f"shared-{j}"}), 10)
+    secrets = {f"bench/m{i}": {"a": f"a{i}", "b": f"b{i}", "c": f"c{i}"} for i in range(n)}
+    await write_openbao(addr, token, secrets | {f"shared/k{j}": {"value": f"shared-{j}"} for j in range(10)})
 
 
 async def wait_reconciles(operator: OperatorProcess, count: float, limit: float) -> None:
@@ -105,26 +104,7 @@ async def wait_reconciles(operator: OperatorProcess, count: float, limit: float)
 
 
 def install_crds(kubeconfig: Path) -> None:
-    kubectl = [str(tools.tool("kubectl")), "--kubeconfig", str(kubeconfig)]
-    subprocess.run(
-        [*kubectl, "apply", "--server-side", "-f", "-"],
-        input=render_crds_yaml(),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *kubectl,
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "-l",
-            "app.kubernetes.io/part-of=strongroom",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    tools.apply_crds(kubeconfig, render_crds_yaml(), f"{PART_OF_LABEL}={PART_OF_VALUE}", "bench")
 
 
 async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path) -> list[Row]:
