@@ -10,7 +10,7 @@ import ssl
 import statistics
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,28 +102,61 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (empty if the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (from /proc; 0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = _stat(pid)
+    if not fields:
         return 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and all its descendants: those running now, and those that ended and were
+    waited for (the operator's template render workers, replaced after a timeout)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))  # ppid
+    fields = _stat(pid)
+    if not fields:
+        return 0.0
+    total = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime: reaped children
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        total += cpu_seconds(current)
+        pending.extend(children.get(current, ()))
+    return total
 
 
 class CpuMeter:
-    """CPU seconds each named process spends between `start` and `stop`: where the time of a run goes."""
+    """CPU seconds each named process spends between `start` and `stop`: where the time of a run goes.
+    Those named in `trees` count with their descendants (an operator's worker processes)."""
 
-    def __init__(self, processes: Mapping[str, int]) -> None:
+    def __init__(self, processes: Mapping[str, int], trees: Collection[str] = ()) -> None:
         self.processes = dict(processes)
+        self.trees = frozenset(trees)
         self._before: dict[str, float] = {}
 
+    def _now(self) -> dict[str, float]:
+        return {
+            name: (tree_cpu_seconds if name in self.trees else cpu_seconds)(pid)
+            for name, pid in self.processes.items()
+        }
+
     def start(self) -> None:
-        self._before = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
+        self._before = self._now()
 
     def stop(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) - self._before[name] for name, pid in self.processes.items()}
+        return {name: seconds - self._before[name] for name, seconds in self._now().items()}
 
     async def measure(self, work: Awaitable[T]) -> tuple[T, dict[str, float]]:
         """`work`'s result and the CPU seconds each process spent while it ran."""

@@ -318,7 +318,7 @@ async def run_once(bench: Bench, contender: Contender, round_no: int) -> Figures
             manifest = contender.manifest(names[i], namespace, f"shared/k{i % SHARED_KEYS}", REFRESH)
             await client.create(contender.resource.from_dict(manifest))
 
-        meter = CpuMeter({"operator": running.pid, "kube-apiserver": bench.apiserver_pid})
+        meter = CpuMeter({"operator": running.pid, "kube-apiserver": bench.apiserver_pid}, trees=["operator"])
         mark, reads_before = audit_offset(bench.audit_log), bench.bao.reads("shared/")
         meter.start()
         started = time.perf_counter()
