@@ -94,6 +94,15 @@ class ReadyWatch:
             self._task.cancel()
 
 
+async def wait_count(counter: Callable[[], float], target: float, limit: float, what: str) -> None:
+    """Wait until `counter()` (a metric, a count of reads...) reaches `target`."""
+    deadline = time.perf_counter() + limit
+    while (now := counter()) < target:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{what}: {now:.0f} of {target:.0f} after {limit:.0f} s")
+        await asyncio.sleep(0.25)
+
+
 def peak_rss_mib(pid: int) -> float:
     """VmHWM: the most resident memory the process ever had."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

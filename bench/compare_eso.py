@@ -55,15 +55,15 @@ from bench.common import (
     client_for,
     ensure_namespace,
     median,
-    metric_sum,
     peak_rss_mib,
     per_object,
     percentile,
+    wait_count,
     wait_for_idle,
     write_openbao,
 )
 from bench.resources import obj, secret, vault_spec
-from bench.secretmappings import install_crds, mapping
+from bench.secretmappings import install_crds, mapping, reconciles
 from strongroom.api import constants
 from strongroom.operator.kubeconfig import USER_AGENT
 from testenv import eso
@@ -137,11 +137,7 @@ def external_secret(name: str, namespace: str, key: str, refresh: str) -> dict[s
 
 def start_strongroom(bench: Bench, log: Path) -> Running:
     operator = start_operator(bench.kubeconfig, log)
-    return Running(
-        operator.process.pid,
-        operator.stop,
-        lambda: metric_sum(operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping"),
-    )
+    return Running(operator.process.pid, operator.stop, lambda: reconciles(operator))
 
 
 def eso_starter(extra_args: Sequence[str]) -> Callable[[Bench, Path], Running]:
@@ -227,14 +223,6 @@ class Figures:
     force_p99: float | None
     periodic_p99: float
     rss: float
-
-
-async def wait_count(counter: Callable[[], float], target: float, limit: float, what: str) -> None:
-    deadline = time.perf_counter() + limit
-    while (now := counter()) < target:
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"{what}: {now:.0f} of {target:.0f} after {limit:.0f} s")
-        await asyncio.sleep(0.25)
 
 
 @dataclass

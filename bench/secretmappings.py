@@ -43,6 +43,7 @@ from bench.common import (
     percentile,
     print_table,
     requests_between,
+    wait_count,
     write_openbao,
 )
 from strongroom.api.constants import PART_OF_LABEL, PART_OF_VALUE
@@ -96,11 +97,12 @@ async def seed_openbao(addr: str, token: str, n: int) -> None:
 
 
 async def wait_reconciles(operator: OperatorProcess, count: float, limit: float) -> None:
-    deadline = time.perf_counter() + limit
-    while metric_sum(operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping") < count:
-        if time.perf_counter() > deadline:
-            raise TimeoutError("the refresh cycle did not happen in time")
-        await asyncio.sleep(0.25)
+    await wait_count(lambda: reconciles(operator), count, limit, "SecretMapping reconciles")
+
+
+def reconciles(operator: OperatorProcess) -> float:
+    """SecretMapping reconciles so far (a full refresh is one per mapping)."""
+    return metric_sum(operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping")
 
 
 def install_crds(kubeconfig: Path) -> None:
