@@ -10,7 +10,7 @@ import ssl
 import statistics
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,6 +58,19 @@ async def bounded(items: Iterable[Any], action: Callable[[Any], Awaitable[None]]
     return time.perf_counter() - started
 
 
+async def watch_objects(client: AsyncClient, resource: type[Any], namespace: str) -> AsyncIterator[Any]:
+    """Every object of a watch, for good: a watch the API server refuses with 429 (its watch cache of a
+    kind whose CRD was just installed is still filling) is opened again a second later."""
+    while True:
+        try:
+            async for _, item in client.watch(resource, namespace=namespace):
+                yield item
+        except httpx2.HTTPStatusError as exc:
+            if exc.response.status_code != 429:
+                raise
+            await asyncio.sleep(1)
+
+
 class ReadyWatch:
     """Records when each object of one kind in a namespace first reports Ready=True (via a watch)."""
 
@@ -67,7 +80,7 @@ class ReadyWatch:
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        async for _, item in self.client.watch(self.resource, namespace=self.namespace):
+        async for item in watch_objects(self.client, self.resource, self.namespace):
             found: Any = item
             name: str = found.metadata.name
             conditions = (found.status or {}).get("conditions") or []
@@ -276,17 +289,19 @@ def machine_busy(window: float = 5.0) -> float:
 
 def wait_for_idle(max_busy: float, timeout: float, enforce: bool = True) -> str:
     """Wait until the machine is idle enough to time something: at most `max_busy` of all CPUs used over 5 s
-    (the test servers idling use a few percent). Returns what was seen, for the report. Raises TimeoutError
-    after `timeout` seconds unless `enforce` is off (then it only reports)."""
+    (the test servers idling use a few percent). Returns what was seen, for the report. After `timeout`
+    seconds raises TimeoutError, or with `enforce` off returns what was seen, marked as not idle."""
     deadline = time.monotonic() + timeout
     while True:
         busy = machine_busy()
         load = Path("/proc/loadavg").read_text().split()[0]
         seen = f"{busy:.0%} of {os.cpu_count()} CPUs busy, load average {load}"
-        if busy <= max_busy or not enforce:
+        if busy <= max_busy:
             return seen
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the machine never became idle in {timeout:.0f} s (last: {seen})")
+            if enforce:
+                raise TimeoutError(f"the machine never became idle in {timeout:.0f} s (last: {seen})")
+            return f"{seen} (NOT idle after {timeout:.0f} s: ran anyway)"
         print(f"[bench] waiting for an idle machine: {seen}", flush=True)
 
 
@@ -300,6 +315,7 @@ class AuditedRequest:
     verb: str
     resource: str  # with "/subresource" when there is one
     namespace: str
+    code: int  # the response's HTTP status
 
 
 def audit_offset(audit_log: Path) -> int:
@@ -321,7 +337,8 @@ def audited_requests(audit_log: Path, since: int, user_agent_prefix: str) -> lis
                 continue
             ref = event.get("objectRef") or {}
             resource = ref.get("resource", "") + ("/" + ref["subresource"] if ref.get("subresource") else "")
-            found.append(AuditedRequest(event["verb"], resource, ref.get("namespace", "")))
+            code = int((event.get("responseStatus") or {}).get("code", 0))
+            found.append(AuditedRequest(event["verb"], resource, ref.get("namespace", ""), code))
     return found
 
 

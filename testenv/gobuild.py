@@ -96,7 +96,7 @@ class GoBuild:
         started = time.monotonic()
         source = self.source
         for prog in self.programs:
-            sink(f"[testenv] building {prog.binary} ({self.label}); Kubernetes takes minutes on a cold cache")
+            sink(f"[testenv] building {prog.binary} ({self.label}); a cold build takes minutes")
             _run_with_progress(
                 [
                     go,
