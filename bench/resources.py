@@ -1,12 +1,18 @@
 """Resource benchmark: N Resources through the Echo driver and through a remote driver that answers 202
 twice before 200; time until all Ready, operator peak RSS, per-resource operator overhead.
 
-    .venv/bin/python -m bench.resources [--n 500] [--workers 20] [--sequential 50] [--skip-echo|--skip-remote]
+    .venv/bin/python -m bench.resources [--n 500] [--workers 20] [--sequential 50] [--skip-echo]
+                                        [--skip-template] [--skip-remote]
 
 Starts its own control plane, OpenBao (the default store) and operator process, plus the remote driver (an
-SDK app in its own process, JWT-verified), then prints one table. Measures, per issue 4 item 6:
+SDK app in its own process, JWT-verified), then prints one table. Measures, per issue 4 item 6 and issue 16
+item 5:
+  (floor) the bench client creating N plain Secrets: its time, and the CPU the client and the API server
+      spend per Secret, beside which each driver type's operator CPU per Resource is shown;
   (a) N Echo Resources (two values and one secret reference each, so every one writes a secret output to
       the default store and an owned Secret) created at once: time until all are Ready;
+  (t) the same N through the built-in Template driver (one ConfigMap manifest, one output, one secret
+      reference each; rendered in the operator's render processes, whose CPU counts as the operator's);
   (b) the same N with the remote driver: 202, 202, then 200 (the operator polls with its default backoff,
       1 s then 2 s, so each Resource spends about 3 s in the driver);
   per-resource operator overhead excluding driver time, p50/p99 (target p99 <= 200 ms), for (a) and (b):
@@ -47,6 +53,7 @@ from bench.common import (
     percentile,
     print_table,
     requests_between,
+    write_openbao,
 )
 from bench.secretmappings import install_crds
 from strongroom.drivers.signing import generate_private_key, private_key_pem, public_key_pem
@@ -58,6 +65,16 @@ ResourceRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "Resource
 DriverRes = create_namespaced_resource("strongroom.dev", "v1alpha1", "Driver", "drivers")
 CONCURRENCY = 16
 ORG = "bench-org"
+# The Template driver's work per Resource: one namespaced manifest (a ConfigMap), one output.
+TEMPLATES = {
+    "init": "name: cfg-{{ .driver.values.index }}\n",
+    "manifests": (
+        "config.yaml:\n  location: namespace\n  data:\n    apiVersion: v1\n    kind: ConfigMap\n"
+        "    metadata:\n      name: {{ .init.name }}\n"
+        "    data:\n      DB_HOST: {{ .driver.values.host | quote }}\n"
+    ),
+    "outputs": "host: {{ .driver.values.host }}\n",
+}
 
 
 # --- the remote driver (run in its own process: `python -m bench.resources serve-driver ...`) -------------
@@ -159,7 +176,7 @@ async def scenario(
         await client.create(ResourceRes.from_dict(manifest))
 
     info = env.info("kubernetes")
-    meter = CpuMeter({**environment_processes(env), "operator": operator.process.pid})
+    meter = CpuMeter({**environment_processes(env), "operator": operator.process.pid}, trees=["operator"])
     requests_before = apiserver_requests(info)
     meter.start()
     started = time.perf_counter()
@@ -255,15 +272,29 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
         await ensure_namespace(client, OPERATOR_NAMESPACE)
         bao = env.info("openbao")
         public = await install_operator_namespace(client, bao, workdir)
-        import httpx
-
-        async with httpx.AsyncClient(
-            base_url=bao["addr"], headers={"X-Vault-Token": bao["root_token"]}
-        ) as vault:
-            response = await vault.post("/v1/secret/data/bench/db-password", json={"data": {"value": "pw"}})
-            response.raise_for_status()
+        await write_openbao(bao["addr"], bao["root_token"], {"bench/db-password": {"value": "pw"}})
 
         driver_proc = await start_remote_driver(client, ["bench.resources", "serve-driver"], public, workdir)
+
+        # (floor) what one Python client's create of a plain Secret costs, before the operator runs
+        await ensure_namespace(client, "bench-floor")
+
+        async def create_secret(i: int) -> None:
+            await client.create(secret("bench-floor", f"floor-{i}", {"password": "pw"}))
+
+        floor_meter = CpuMeter(environment_processes(env))
+        floor, floor_cpu = await floor_meter.measure(bounded(range(args.n), create_secret, CONCURRENCY))
+        client_ms = floor_cpu["bench client"] / args.n * 1000
+        apiserver_ms = floor_cpu["kube-apiserver"] / args.n * 1000
+        rows.append(
+            Row(
+                "(floor) create N plain Secrets",
+                f"{floor:.2f} s",
+                "",
+                f"CPU per Secret: bench client {client_ms:.1f} ms, kube-apiserver {apiserver_ms:.1f} ms",
+            )
+        )
+        per_driver: list[tuple[str, Outcome]] = []
 
         log = workdir / "operator.log"
         operator = start_operator(
@@ -273,6 +304,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
         )
 
         def summary(label: str, result: Outcome, target: str) -> None:
+            per_driver.append((label, result))
             total, operator_s, driver_s = result.total, result.operator_s, result.driver_s
             # The first reconciles of a burst (one per worker) pay one-time costs: connections, the store
             # client, the signing key. Shown separately from the steady state.
@@ -312,7 +344,7 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                         f"{label}: operator CPU per Resource",
                         f"{result.cpu['operator'] / args.n * 1000:.1f} ms",
                         "",
-                        "process utime+stime / N",
+                        f"utime+stime of the operator and its render processes / N; floor {client_ms:.1f} ms",
                     ),
                     Row(f"{label}: CPU seconds by process", CpuMeter.describe(result.cpu)),
                     Row(f"{label}: apiserver requests per Resource", result.requests),
@@ -383,6 +415,22 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                 )
             )
 
+        if not args.skip_template:
+            manifests = [
+                resource(
+                    f"tmpl-{i}",
+                    "bench-template",
+                    "humanitec/template",
+                    {
+                        "values": {"index": i, "host": f"db-{i}.internal", "templates": TEMPLATES},
+                        "secretRefs": {"password": {"store": "bao", "ref": "bench/db-password"}},
+                    },
+                )
+                for i in range(args.n)
+            ]
+            result = await scenario(client, env, "bench-template", manifests, operator, 900)
+            summary("(t) Template", result, "")
+
         if not args.skip_remote:
             manifests = [
                 resource(f"remote-{i}", "bench-remote", "remote", {"values": {"n": i}}) for i in range(args.n)
@@ -396,9 +444,23 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
                 "(d) operator peak RSS",
                 f"{peak_rss_mib(operator.process.pid):.0f} MiB",
                 "",
-                f"{args.n * ((not args.skip_echo) + (not args.skip_remote))} Resources",
+                f"{args.n * len(per_driver)} Resources",
             )
         )
+        # Per driver type, the operator's CPU per Resource beside the floor: what the bench client spends
+        # per plain Secret create, and what the API server spends on it.
+        for label, result in per_driver:
+            operator_ms = result.cpu["operator"] / args.n * 1000
+            rows.append(
+                Row(
+                    f"per Resource, {label.split(' ', 1)[1]}: operator CPU",
+                    f"{operator_ms:.1f} ms",
+                    "",
+                    f"{operator_ms / client_ms:.1f}x the floor's client CPU per Secret ({client_ms:.1f} ms); "
+                    f"kube-apiserver {result.cpu['kube-apiserver'] / args.n * 1000:.1f} ms "
+                    f"(floor {apiserver_ms:.1f} ms)",
+                )
+            )
     finally:
         await client.close()
         if operator is not None:
@@ -424,6 +486,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=20, help="operator --worker-limit")
     parser.add_argument("--slots", type=int, default=4, help="operator --reconcile-limit")
     parser.add_argument("--skip-echo", action="store_true")
+    parser.add_argument("--skip-template", action="store_true")
     parser.add_argument("--skip-remote", action="store_true")
     parser.add_argument(
         "--sequential", type=int, default=50, help="Echo Resources created one at a time for (c); 0 skips"

@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from lightkube import codecs
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
@@ -51,8 +49,10 @@ from bench.common import (
     percentile,
     print_table,
     requests_between,
+    wait_count,
+    write_openbao,
 )
-from strongroom.api.constants import FORCE_REFRESH_ANNOTATION
+from strongroom.api.constants import FORCE_REFRESH_ANNOTATION, PART_OF_LABEL, PART_OF_VALUE
 from strongroom.api.crds import render_crds_yaml
 from testenv import tools
 from testenv.operator import OPERATOR_NAMESPACE, OperatorProcess, start_operator
@@ -65,13 +65,18 @@ NEW_SPACING = 0.1  # seconds between the creates of new mappings during (g)
 
 
 def mapping(
-    name: str, namespace: str, store: str, entries: list[tuple[str, str, str | None]]
+    name: str,
+    namespace: str,
+    store: str,
+    entries: list[tuple[str, str, str | None]],
+    refresh: str | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "strongroom.dev/v1alpha1",
         "kind": "SecretMapping",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
+            **({"refreshInterval": refresh} if refresh else {}),
             "secretName": name,
             "secretData": [
                 {
@@ -102,19 +107,9 @@ def _values(i: int, suffix: str = "") -> dict[str, str]:
     return {k: f"{k}{i}{suffix}" for k in "abc"}
 
 
-async def put_openbao(addr: str, token: str, items: dict[str, dict[str, str]]) -> None:
-    async with httpx.AsyncClient(base_url=addr, headers={"X-Vault-Token": token}, timeout=30) as bao:
-
-        async def put(path: str) -> None:
-            resp = await bao.post(f"/v1/secret/data/{path}", json={"data": items[path]})
-            resp.raise_for_status()
-
-        await bounded(items, put, 32)
-
-
 async def seed_openbao(addr: str, token: str, n: int) -> None:
-    await put_openbao(addr, token, {f"bench/m{i}": _values(i) for i in range(n)})
-    await put_openbao(addr, token, {f"shared/k{j}": {"value": f"shared-{j}"} for j in range(10)})
+    secrets = {f"bench/m{i}": _values(i) for i in range(n)}
+    await write_openbao(addr, token, secrets | {f"shared/k{j}": {"value": f"shared-{j}"} for j in range(10)})
 
 
 class HonouredWatch(ReadyWatch):
@@ -139,7 +134,7 @@ async def force_refresh_figure(
 ) -> list[Row]:
     """(g): rotate 10 keys, annotate all N mappings; create new mappings while the operator works."""
     rotated = {f"bench/m{i}": _values(i, "-rotated") for i in range(min(ROTATED, args.n))}
-    await put_openbao(bao["addr"], bao["root_token"], rotated)
+    await write_openbao(bao["addr"], bao["root_token"], rotated)
     value = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     honoured = HonouredWatch(client, "bench", value)
     honoured.start()
@@ -227,34 +222,16 @@ async def force_refresh_figure(
 
 
 async def wait_reconciles(operator: OperatorProcess, count: float, limit: float) -> None:
-    deadline = time.perf_counter() + limit
-    while metric_sum(operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping") < count:
-        if time.perf_counter() > deadline:
-            raise TimeoutError("the refresh cycle did not happen in time")
-        await asyncio.sleep(0.25)
+    await wait_count(lambda: reconciles(operator), count, limit, "SecretMapping reconciles")
+
+
+def reconciles(operator: OperatorProcess) -> float:
+    """SecretMapping reconciles so far (a full refresh is one per mapping)."""
+    return metric_sum(operator.metrics(), "strongroom_reconciles_total", kind="SecretMapping")
 
 
 def install_crds(kubeconfig: Path) -> None:
-    kubectl = [str(tools.tool("kubectl")), "--kubeconfig", str(kubeconfig)]
-    subprocess.run(
-        [*kubectl, "apply", "--server-side", "-f", "-"],
-        input=render_crds_yaml(),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *kubectl,
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "-l",
-            "app.kubernetes.io/part-of=strongroom",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    tools.apply_crds(kubeconfig, render_crds_yaml(), f"{PART_OF_LABEL}={PART_OF_VALUE}", "bench")
 
 
 async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path) -> list[Row]:

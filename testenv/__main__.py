@@ -75,6 +75,10 @@ def cmd_install(args: argparse.Namespace) -> int:
     tools.ensure()
     gobuild.KUBERNETES.ensure()
     install_all()
+    if args.eso:
+        from testenv import eso
+
+        eso.ESO.ensure()
     if args.node:
         from testenv import image
 
@@ -101,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="show what is running").set_defaults(func=cmd_status)
     install = sub.add_parser("install", help="build/fetch all binaries (cached)")
     install.add_argument("--node", action="store_true", help="also the node's binaries and images (root)")
+    install.add_argument(
+        "--eso",
+        action="store_true",
+        help="also External Secrets Operator (bench/compare_eso.py; ~14 min cold)",
+    )
     install.set_defaults(func=cmd_install)
     args = parser.parse_args(argv)
     try:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testenv.paths import REPO_ROOT
-from testenv.process import LOOPBACK, ManagedProcess, free_port, http_ok
+from testenv.process import LOOPBACK, ManagedProcess, fetch_text, free_port, http_ok
 
 OPERATOR_NAMESPACE = "strongroom-system"
 
@@ -26,12 +26,7 @@ class OperatorProcess:
         return self.process.log_path.read_text(errors="replace")
 
     def metrics(self) -> str:
-        import urllib.request
-
-        url = f"http://{LOOPBACK}:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            text: str = resp.read().decode()
-            return text
+        return fetch_text(f"http://{LOOPBACK}:{self.metrics_port}/metrics")
 
     def stop(self) -> None:
         self.process.stop(timeout=15)

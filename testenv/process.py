@@ -54,6 +54,13 @@ def http_ok(url: str, context: ssl.SSLContext | None = None, ok_statuses: Sequen
         return False
 
 
+def fetch_text(url: str, timeout: float = 5.0) -> str:
+    """The body of a GET of a plain-http URL (a server's /metrics)."""
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URL we built)
+        text: str = resp.read().decode()
+        return text
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

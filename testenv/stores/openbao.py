@@ -39,11 +39,20 @@ def install() -> None:
     progress(f"openbao: {binary()} ({version()})")
 
 
-def start(workdir: Path) -> Service:
+def start(workdir: Path, audit_log: Path | None = None) -> Service:
+    """The dev server; with `audit_log`, a file audit device writing there (one JSON line per request and
+    per response; OpenBao only takes audit devices from its configuration, not through the API)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     addr = f"http://{LOOPBACK}:{port}"
     token = secrets.token_hex(16)
+    config: list[str] = []
+    if audit_log is not None:
+        audit_config = workdir / "audit.hcl"
+        audit_config.write_text(
+            f'audit "file" "testenv" {{\n  options {{\n    file_path = "{audit_log}"\n  }}\n}}\n'
+        )
+        config = [f"-config={audit_config}"]
     proc = ManagedProcess(
         "openbao",
         [
@@ -54,6 +63,7 @@ def start(workdir: Path) -> Service:
             f"-dev-listen-address={LOOPBACK}:{port}",
             # Otherwise dev mode writes the token to ~/.vault-token and clobbers the user's own.
             "-dev-no-store-token",
+            *config,
         ],
         workdir / "openbao.log",
         cwd=workdir,
