@@ -97,6 +97,43 @@ async def test_deletions_by_the_operator_and_objects_without_strongroom_owner_ar
 
 
 @pytest.mark.asyncio
+async def test_late_events_of_an_object_the_operator_deleted_are_not_changes() -> None:
+    # A lagging watch delivers an older state of an object after the operator deleted it (a prune right
+    # after an update): that is the operator's own history, and waking the owner would repeat its work.
+    owned, calls = recorder()
+    owned.wrote(secret())
+    owned.removed("v1", "Secret", "team-a", "s")
+    owned.seen("MODIFIED", secret(data="b2xk"))
+    owned.seen("DELETED", secret(data="b2xk"))
+    await settle()
+    assert calls == []
+    assert owned.known == {}
+    # Once its DELETED event has passed, an object of that name made again by someone else is a change.
+    owned.seen("ADDED", secret(data="bmV3"))
+    await settle()
+    assert [call[0] for call in calls] == ["SecretMapping"]
+
+
+@pytest.mark.asyncio
+async def test_an_event_during_a_slow_write_waits_for_its_answer() -> None:
+    # Under load the answer to a write can come long after the debounce: the event it caused is still the
+    # operator's own, and waking the owner for it would repeat the work (a second driver call).
+    owned, calls = recorder()
+    owned.wrote(secret())
+    with owned.writing(("v1", "Secret", "team-a", "s")):
+        owned.seen("MODIFIED", secret(data="bmV3"))
+        await settle()  # several debounce periods
+        assert calls == []
+        owned.wrote(secret(data="bmV3"))
+    await settle()
+    assert calls == []
+    # Without a write on its way the same kind of event is someone else's change.
+    owned.seen("MODIFIED", secret(data="b3RoZXI="))
+    await settle()
+    assert [call[0] for call in calls] == ["SecretMapping"]
+
+
+@pytest.mark.asyncio
 async def test_objects_gone_while_the_watch_was_down_count_as_deleted() -> None:
     owned, calls = recorder()
     owned.wrote(secret())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from lightkube import AsyncClient
@@ -25,6 +26,7 @@ from lightkube.types import PatchType
 
 from strongroom.api.constants import FIELD_MANAGER, GROUP, VERSION
 from strongroom.net.kubejson import APPLY_PATCH, MERGE_PATCH, KubeJson, object_path
+from strongroom.operator.owned import ObjectId, object_id
 
 
 def custom_resource(kind: str, plural: str) -> type[GenericNamespacedResource]:
@@ -62,6 +64,10 @@ def _rendered_kind(api_version: str, kind: str) -> type[NamespacedResource]:
         raise ValueError(f"{api_version} {kind} is not a kind a Workload renders") from None
 
 
+def _unguarded(_ident: ObjectId) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 class Kube:
     """Thin async wrapper so controllers speak in dicts and never handle lightkube types.
 
@@ -74,6 +80,8 @@ class Kube:
         # Told about every object the operator writes (the API server's answer) or deletes, so that the
         # watch of owned objects (operator/owned.py) can tell the operator's own writes from anyone else's.
         self.on_written: Callable[[dict[str, Any]], None] = lambda _obj: None
+        # Wraps each write (the owned-object watch holds back its verdict on the object's events meanwhile).
+        self.writing: Callable[[ObjectId], AbstractContextManager[None]] = _unguarded
         self.on_removed: Callable[[str, str, str, str], None] = lambda _v, _k, _ns, _n: None
 
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -83,8 +91,9 @@ class Kube:
         """Server-side apply a whole Secret (field manager `strongroom`, forced); the API server's answer."""
         meta = manifest["metadata"]
         path = object_path("v1", "secrets", meta["namespace"], meta["name"])
-        written = await self.json.patch(path, manifest, APPLY_PATCH, force=True)
-        self.on_written(written)
+        with self.writing(("v1", "Secret", meta["namespace"], meta["name"])):
+            written = await self.json.patch(path, manifest, APPLY_PATCH, force=True)
+            self.on_written(written)
         return written
 
     def _written(self, obj: Any) -> None:
@@ -122,16 +131,17 @@ class Kube:
         """Server-side apply one rendered manifest as it is (a plain dict: no round trip through lightkube's
         models, which would drop fields they do not know, e.g. of sidecars emitted by drivers)."""
         meta = manifest["metadata"]
-        obj = await self.client.patch(
-            _rendered_kind(manifest["apiVersion"], manifest["kind"]),
-            meta["name"],
-            manifest,
-            namespace=meta["namespace"],
-            patch_type=PatchType.APPLY,
-            field_manager=FIELD_MANAGER,
-            force=True,
-        )
-        self._written(obj)
+        with self.writing(object_id(manifest)):
+            obj = await self.client.patch(
+                _rendered_kind(manifest["apiVersion"], manifest["kind"]),
+                meta["name"],
+                manifest,
+                namespace=meta["namespace"],
+                patch_type=PatchType.APPLY,
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
+            self._written(obj)
 
     async def get_rendered(
         self, api_version: str, kind: str, namespace: str, name: str
@@ -186,15 +196,15 @@ class Kube:
         A plain create (field manager `strongroom`, recorded as an Update operation) costs the API server
         less than a server-side apply; later applies by `strongroom` take over its fields without conflict,
         but do not remove fields only the create set (`reconcile.secretmapping.stale_keys`)."""
-        try:
-            created = await self.json.create(
-                object_path("v1", "secrets", manifest["metadata"]["namespace"]), manifest
-            )
-        except ApiError as exc:
-            if exc.status.code == 409:
-                return False
-            raise
-        self.on_written(created)
+        meta = manifest["metadata"]
+        with self.writing(("v1", "Secret", meta["namespace"], meta["name"])):
+            try:
+                created = await self.json.create(object_path("v1", "secrets", meta["namespace"]), manifest)
+            except ApiError as exc:
+                if exc.status.code == 409:
+                    return False
+                raise
+            self.on_written(created)
         return True
 
     async def remove_secret_keys(
@@ -204,9 +214,10 @@ class Kube:
         patch: dict[str, Any] = {"data": dict.fromkeys(keys)}
         if resource_version:
             patch["metadata"] = {"resourceVersion": resource_version}
-        self.on_written(
-            await self.json.patch(object_path("v1", "secrets", namespace, name), patch, MERGE_PATCH)
-        )
+        with self.writing(("v1", "Secret", namespace, name)):
+            self.on_written(
+                await self.json.patch(object_path("v1", "secrets", namespace, name), patch, MERGE_PATCH)
+            )
 
     async def delete_secret(self, namespace: str, name: str) -> None:
         self.on_removed("v1", "Secret", namespace, name)
@@ -239,16 +250,17 @@ class Kube:
             scope = "namespaced" if is_namespaced else "cluster-scoped"
             raise ValueError(f"{manifest['kind']} ({manifest['apiVersion']}) is {scope}")
         meta = manifest["metadata"]
-        obj = await self.client.patch(
-            kind,
-            meta["name"],
-            manifest,
-            namespace=meta.get("namespace") if is_namespaced else None,
-            patch_type=PatchType.APPLY,
-            field_manager=FIELD_MANAGER,
-            force=True,
-        )
-        self._written(obj)
+        with self.writing(object_id(manifest)):
+            obj = await self.client.patch(
+                kind,
+                meta["name"],
+                manifest,
+                namespace=meta.get("namespace") if is_namespaced else None,
+                patch_type=PatchType.APPLY,
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
+            self._written(obj)
 
     async def get_object(
         self, api_version: str, kind: str, name: str, namespace: str | None

@@ -30,7 +30,8 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,10 @@ logger = logging.getLogger("strongroom.operator.owned")
 SELECTOR = {MANAGED_LABEL: "true"}
 # Seconds an event that does not match a recorded write waits before it counts as someone else's change.
 DEBOUNCE = 0.5
+# Seconds after the operator deleted an object during which events of it that are not its DELETED event are
+# taken for states from before the delete (a lagging watch); its DELETED event ends this sooner. Should the
+# object be created again by someone else within it, its owner learns of it at the next event after it.
+REMOVED_GRACE = 30.0
 # Seconds between attempts to list+watch again after a watch failed (doubling up to the maximum).
 RETRY_MIN, RETRY_MAX = 1.0, 60.0
 # Kinds that own what the operator writes (their controllers repair it).
@@ -125,6 +130,13 @@ class OwnedObjects:
         # Objects whose last event did not match `known`, with that event's fingerprint (None: deleted)
         # and owners, waiting out the debounce.
         self._pending: dict[ObjectId, tuple[str | None, Owners]] = {}
+        # Objects the operator deleted, until their DELETED event (at the latest until the monotonic time
+        # given): a watch that lags behind may still deliver states from before the delete, and those are
+        # the operator's own history, not someone else's change.
+        self._removed: dict[ObjectId, float] = {}
+        # Objects with a write of the operator's on its way (a count per object): their events wait for its
+        # answer, however slow the API server is, rather than for the debounce alone.
+        self._writing: dict[ObjectId, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # (apiVersion, kind, namespace or ALL_NS) whose first list is in `known`.
         self._listed: set[tuple[str, str, str]] = set()
@@ -139,9 +151,24 @@ class OwnedObjects:
         if (ident[0], ident[1]) in self.kinds and owners:
             self.known[ident] = (fingerprint(obj), owners)
 
+    @contextlib.contextmanager
+    def writing(self, ident: ObjectId) -> Iterator[None]:
+        """Around a write of the operator's: an event of the object meanwhile is judged after the answer."""
+        self._writing[ident] = self._writing.get(ident, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._writing.pop(ident) - 1
+            if left:
+                self._writing[ident] = left
+
     def removed(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        """The operator deleted this object: its DELETED event is not a change."""
-        self.known.pop((api_version, kind, namespace, name), None)
+        """The operator deleted this object: its DELETED event, and any event of a state before it still
+        on its way, is not a change."""
+        ident = (api_version, kind, namespace, name)
+        self.known.pop(ident, None)
+        self._pending.pop(ident, None)
+        self._removed[ident] = time.monotonic() + REMOVED_GRACE
 
     # --- what the controllers may ask instead of the API server -----------------------------------------
 
@@ -163,6 +190,12 @@ class OwnedObjects:
         """One watch event (or one object of a re-list, as ADDED)."""
         ident = object_id(obj)
         owners = owners_of(obj)
+        removed_until = self._removed.get(ident)
+        if removed_until is not None:
+            if event_type == "DELETED" or time.monotonic() >= removed_until:
+                del self._removed[ident]
+            if event_type == "DELETED" or time.monotonic() < removed_until:
+                return
         if event_type == "DELETED":
             if ident not in self.known:
                 return  # deleted by the operator, or never one of its objects
@@ -187,6 +220,10 @@ class OwnedObjects:
             asyncio.get_running_loop().call_later(self.debounce, self._settle, ident)
 
     def _settle(self, ident: ObjectId) -> None:
+        if ident in self._writing:
+            # The answer to the operator's own write is still on its way: judge the event against it.
+            asyncio.get_running_loop().call_later(self.debounce, self._settle, ident)
+            return
         pending = self._pending.pop(ident, None)
         if pending is None:
             return
@@ -206,6 +243,9 @@ class OwnedObjects:
     def _relisted(self, api_version: str, kind: str, namespace: str, objects: list[dict[str, Any]]) -> None:
         """A fresh list after a watch broke: what changed or went meanwhile counts as a change."""
         listed = {object_id(obj) for obj in objects}
+        for ident in [i for i in self._removed if i[0] == api_version and i[1] == kind]:
+            if namespace == ALL_NS or ident[2] == namespace:
+                del self._removed[ident]  # the list is the truth now: a later object is a new one
         for ident in [
             i
             for i in self.known

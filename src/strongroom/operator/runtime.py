@@ -118,6 +118,7 @@ class Runtime:
         self.kube.on_written = self.owned.wrote
         self.secretmappings.owned = self.owned
         self.kube.on_removed = self.owned.removed
+        self.kube.writing = self.owned.writing
         self.events = EventRecorder(self.json)
         for controller in self._controllers():
             controller.events = self.events
