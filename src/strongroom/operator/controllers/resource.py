@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +50,7 @@ from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.drivercache import DriverCache
 from strongroom.operator.inputskey import InputsKey
 from strongroom.operator.kube import Kube, ResourceResource
+from strongroom.operator.resourceindex import ResourceIndex
 from strongroom.operator.resourceio import Failed, ResourceIO, conflict
 from strongroom.operator.resourcewrites import ResourceWrites, trusted_resource
 from strongroom.operator.storecache import StoreCache
@@ -66,8 +67,6 @@ from strongroom.stores.base import (
 )
 from strongroom.stores.guard import GuardedStore
 
-# Stores named by any Resource waiting for "some default store" are woken by every store change.
-_ANY_STORE = ""
 _NO_DELETE = "driver %s has no DELETE (405): nothing to delete"
 # How long to wait before retrying a deletion that cannot progress without a person (400 on DELETE).
 _STUCK_DELETE_RETRY = 300.0
@@ -170,17 +169,9 @@ class ResourceController(Controller):
         self.operator_namespace = operator_namespace
         self.resync_interval = resync_interval
         self.policy = policy or ResourcePolicy()
-        # Resources by (namespace, identity): a second one with the same identity is refused, and woken
-        # when the first one goes.
-        self._identities: dict[ObjectKey, tuple[str, str]] = {}
-        self._by_identity: dict[tuple[str, str], set[ObjectKey]] = {}
+        self.index = ResourceIndex(self.bodies, self.wake)
         # The Tampered condition of the reconcile under way, added to every status it writes.
         self._alerts: dict[ObjectKey, ConditionSpec] = {}
-        # Dependencies by placeholder, kept from the spec, so cycle checks and wake-ups need no parsing.
-        self._deps: dict[ObjectKey, frozenset[str]] = {}
-        self._dependents: dict[ObjectKey, set[ObjectKey]] = {}
-        self._waiting_on_store: dict[str, set[ObjectKey]] = {}
-        self._waiting_on_driver: dict[str, set[ObjectKey]] = {}
         self.inputs = InputsKey(kube, operator_namespace)
         self.io = ResourceIO(kube, stores, operator_namespace, self.log)
         self.writes = ResourceWrites(kube, self.bodies, self.inputs, self._alerts)
@@ -203,7 +194,7 @@ class ResourceController(Controller):
             )
         await super().run(workers, slots)
 
-    # --- events and indexes ---------------------------------------------------------------------------
+    # --- events ---------------------------------------------------------------------------------------
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -222,13 +213,13 @@ class ResourceController(Controller):
             resource = Resource.model_validate(self.bodies[key])
         except ValidationError:
             names: frozenset[str] = frozenset()
-            self._set_identity(key, None)
+            self.index.set_identity(key, None)
         else:
             names = plan.dependency_names(resource)
-            self._set_identity(key, (key[0], plan.identity_key(resource, self.policy.guresid)))
-        self._set_deps(key, names)
+            self.index.set_identity(key, (key[0], plan.identity_key(resource, self.policy.guresid)))
+        self.index.set_deps(key, names)
         # A changed spec may break a cycle its dependents report, or change outputs they wait for.
-        self._wake_dependents(key)
+        self.index.wake_dependents(key)
 
     async def current(self, key: ObjectKey) -> dict[str, Any] | None:
         return await self.kube.get_custom(ResourceResource, *key)
@@ -236,73 +227,13 @@ class ResourceController(Controller):
     def deleted(self, key: ObjectKey) -> None:
         self._operations.pop(key, None)
         self._deleted_through.pop(key, None)
-        self._set_deps(key, frozenset())
-        self._set_identity(key, None)
-        for index in (self._waiting_on_store, self._waiting_on_driver):
-            for keys in index.values():
-                keys.discard(key)
-        self._wake_dependents(key)
-
-    def _set_deps(self, key: ObjectKey, names: frozenset[str]) -> None:
-        before = self._deps.get(key, frozenset())
-        if before == names:
-            return
-        for name in before - names:
-            dependents = self._dependents.get((key[0], name))
-            if dependents is not None:
-                dependents.discard(key)
-                if not dependents:
-                    del self._dependents[(key[0], name)]
-        for name in names - before:
-            self._dependents.setdefault((key[0], name), set()).add(key)
-        if names:
-            self._deps[key] = names
-        else:
-            self._deps.pop(key, None)
-
-    def _set_identity(self, key: ObjectKey, identity: tuple[str, str] | None) -> None:
-        if self._identities.get(key) == identity:
-            return
-        before = self._identities.pop(key, None)
-        if before is not None:
-            holders = self._by_identity.get(before, set())
-            holders.discard(key)
-            if not holders:
-                self._by_identity.pop(before, None)
-            for other in holders:
-                self.wake(other)  # a Resource refused as a duplicate of this one may now go ahead
-        if identity is not None:
-            self._identities[key] = identity
-            self._by_identity.setdefault(identity, set()).add(key)
-
-    def _duplicate_of(self, key: ObjectKey) -> str | None:
-        """The Resource that holds this one's identity, when it is another one."""
-        identity = self._identities.get(key)
-        holders = self._by_identity.get(identity, set()) if identity else set()
-        if len(holders) < 2:
-            return None
-        bodies = [self.bodies[k] for k in holders if k in self.bodies]
-        return plan.duplicate_winner(self.bodies[key], bodies)
-
-    def _wake_dependents(self, key: ObjectKey) -> None:
-        for dependent in list(self._dependents.get(key, ())):
-            self.wake(dependent)
-
-    @staticmethod
-    def _index(index: dict[str, set[ObjectKey]], key: ObjectKey, names: Iterable[str]) -> None:
-        for keys in index.values():
-            keys.discard(key)
-        for name in names:
-            index.setdefault(name, set()).add(key)
+        self.index.forget(key)
 
     def store_changed(self, store_name: str) -> None:
-        for name in (store_name, _ANY_STORE):
-            for key in list(self._waiting_on_store.get(name, ())):
-                self.wake(key)
+        self.index.store_changed(store_name)
 
     def driver_changed(self, driver_name: str) -> None:
-        for key in list(self._waiting_on_driver.get(driver_name, ())):
-            self.wake(key)
+        self.index.driver_changed(driver_name)
 
     # --- reconcile ------------------------------------------------------------------------------------
 
@@ -398,7 +329,7 @@ class ResourceController(Controller):
         """Gather what the driver is called with, then execute the lifecycle machine until Wait or Done."""
         namespace, _ = key
         spec = resource.spec
-        winner = self._duplicate_of(key)
+        winner = self.index.duplicate_of(key)
         if winner is not None:
             raise Failed(plan.duplicate_problem(resource, winner))
         refused = plan.guresid_problem(resource, self.policy.guresid)
@@ -407,13 +338,11 @@ class ResourceController(Controller):
         guresid = plan.guresid_of(resource)
 
         inputs = await self._resolve_dependencies(key, resource)
-        self._index(
-            self._waiting_on_driver,
-            key,
-            [] if self.drivers.is_builtin(spec.driver_type) else [spec.driver_type],
+        self.index.wait_on_driver(
+            key, [] if self.drivers.is_builtin(spec.driver_type) else [spec.driver_type]
         )
         driver = await self._driver(spec.driver_type, namespace)
-        self._index(self._waiting_on_store, key, {ref.store for _, ref in plan.secret_ref_paths(resource)})
+        self.index.wait_on_stores(key, {ref.store for _, ref in plan.secret_ref_paths(resource)})
         secret_values = await self.io.read_secret_refs(key, resource)
         cookie = await self.io.read_cookie(resource)
         request = plan.driver_request(resource, inputs, secret_values, cookie, guresid)
@@ -558,7 +487,7 @@ class ResourceController(Controller):
         if outputs.secrets or result.cookie is not None:
             store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
             if isinstance(store_key, Problem):
-                self._waiting_on_store.setdefault(_ANY_STORE, set()).add(key)
+                self.index.wait_on_any_store(key)
                 raise Failed(store_key)
             run.store_name = store_key.name
             client = await self.io.store_client(store_key)
@@ -670,7 +599,7 @@ class ResourceController(Controller):
             or before.get("outputs") != after.get("outputs")
             or not _was_ready(before, resource.metadata.generation)
         ):
-            self._wake_dependents(key)
+            self.index.wake_dependents(key)
 
         overhead = time.perf_counter() - attempt.started - attempt.driver_seconds
         OVERHEAD_SECONDS.observe(overhead)
@@ -733,13 +662,13 @@ class ResourceController(Controller):
         try:
             refs = plan.dependencies(resource)
         except PlaceholderError as exc:
-            self._set_deps(key, frozenset())
+            self.index.set_deps(key, frozenset())
             raise Failed(Problem("InvalidPlaceholder", str(exc), False)) from None
         names = frozenset(ref.resource for ref in refs)
-        self._set_deps(key, names)
+        self.index.set_deps(key, names)
         views: dict[str, plan.DependencyView] = {}
         if names:
-            cycle = plan.find_cycle(name, lambda n: self._deps.get((namespace, n), frozenset()))
+            cycle = plan.find_cycle(name, lambda n: self.index.deps_of((namespace, n)))
             if cycle is not None:
                 raise Failed(
                     Problem(
@@ -898,7 +827,7 @@ class ResourceController(Controller):
     ) -> None:
         """DELETE through one driver that may hold the resource (405: it has nothing to delete)."""
         driver_type, guresid = holder
-        self._index(self._waiting_on_driver, key, [driver_type])
+        self.index.wait_on_driver(key, [driver_type])
         driver = await self._driver(driver_type, key[0], deleting=True)
         try:
             request = plan.bare_request(resource, guresid, cookie)
@@ -918,7 +847,7 @@ class ResourceController(Controller):
         self, key: ObjectKey, resource: Resource, pending: plan.Pending | None
     ) -> list[tuple[str, str]]:
         """(driver type, GUResID) to DELETE through when the Resource goes."""
-        if self._duplicate_of(key) is not None:
+        if self.index.duplicate_of(key) is not None:
             return []  # a refused duplicate never provisioned: what its identity names is the first one's
         holders = plan.drivers_holding(resource, pending)
         if holders or plan.guresid_problem(resource, self.policy.guresid) is not None:
