@@ -24,15 +24,13 @@ confirmed deletions; splitting the steps from them would only pass that state ar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from strongroom.api.common import SecretReference
@@ -40,7 +38,6 @@ from strongroom.api.resource import Resource
 from strongroom.drivers.base import (
     Driver,
     DriverError,
-    DriverOperation,
     DriverRequest,
     DriverResult,
     OperationInProgress,
@@ -48,6 +45,7 @@ from strongroom.drivers.base import (
 )
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.drivercache import DriverCache
+from strongroom.operator.drivercalls import NO_DELETE, OVERHEAD_SECONDS, Attempt, DriverCalls, no_delete
 from strongroom.operator.inputskey import InputsKey
 from strongroom.operator.kube import Kube, ResourceResource
 from strongroom.operator.resourceindex import ResourceIndex
@@ -67,30 +65,8 @@ from strongroom.stores.base import (
 )
 from strongroom.stores.guard import GuardedStore
 
-_NO_DELETE = "driver %s has no DELETE (405): nothing to delete"
 # How long to wait before retrying a deletion that cannot progress without a person (400 on DELETE).
 _STUCK_DELETE_RETRY = 300.0
-
-DRIVER_SECONDS = Histogram(
-    "strongroom_resource_driver_seconds",
-    "Time Resource reconciles spent waiting for drivers (polling after 202/409 included).",
-    ["operation"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-)
-OVERHEAD_SECONDS = Histogram(
-    "strongroom_resource_overhead_seconds",
-    "Time one Resource reconcile that called a driver spent outside the driver: the operator's own cost.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5),
-)
-
-
-@dataclass
-class _Attempt:
-    """Bookkeeping of one reconcile."""
-
-    started: float
-    driver_seconds: float = 0.0
-    called_driver: bool = False
 
 
 @dataclass
@@ -170,14 +146,12 @@ class ResourceController(Controller):
         self.resync_interval = resync_interval
         self.policy = policy or ResourcePolicy()
         self.index = ResourceIndex(self.bodies, self.wake)
+        self.calls = DriverCalls(drivers, self.waiting)
         # The Tampered condition of the reconcile under way, added to every status it writes.
         self._alerts: dict[ObjectKey, ConditionSpec] = {}
         self.inputs = InputsKey(kube, operator_namespace)
         self.io = ResourceIO(kube, stores, operator_namespace, self.log)
         self.writes = ResourceWrites(kube, self.bodies, self.inputs, self._alerts)
-        # Remote PUTs the driver is still working on (202/409), by Resource, with the driver type they
-        # went to: the next reconcile continues them (deadline, backoff, a cookie set by a 202).
-        self._operations: dict[ObjectKey, tuple[str, DriverOperation]] = {}
         # (uid, driver type, GUResID) a driver confirmed deleting, by Resource, while the rest of its deletion
         # (store entries, the finalizer) is still to be done: a retry of that rest sends no DELETE again.
         self._deleted_through: dict[ObjectKey, set[tuple[str, str, str]]] = {}
@@ -225,7 +199,7 @@ class ResourceController(Controller):
         return await self.kube.get_custom(ResourceResource, *key)
 
     def deleted(self, key: ObjectKey) -> None:
-        self._operations.pop(key, None)
+        self.calls.forget(key)
         self._deleted_through.pop(key, None)
         self.index.forget(key)
 
@@ -239,7 +213,7 @@ class ResourceController(Controller):
 
     async def reconcile(self, key: ObjectKey) -> str:
         body = self.bodies[key]
-        attempt = _Attempt(time.perf_counter())
+        attempt = Attempt(time.perf_counter())
         try:
             resource = Resource.model_validate(body)
         except ValidationError as exc:
@@ -324,7 +298,7 @@ class ResourceController(Controller):
     # --- provisioning ---------------------------------------------------------------------------------
 
     async def _provision(
-        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
+        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: Attempt
     ) -> str:
         """Gather what the driver is called with, then execute the lifecycle machine until Wait or Done."""
         namespace, _ = key
@@ -341,7 +315,7 @@ class ResourceController(Controller):
         self.index.wait_on_driver(
             key, [] if self.drivers.is_builtin(spec.driver_type) else [spec.driver_type]
         )
-        driver = await self._driver(spec.driver_type, namespace)
+        driver = await self.calls.resolve(spec.driver_type, namespace)
         self.index.wait_on_stores(key, {ref.store for _, ref in plan.secret_ref_paths(resource)})
         secret_values = await self.io.read_secret_refs(key, resource)
         cookie = await self.io.read_cookie(resource)
@@ -405,7 +379,7 @@ class ResourceController(Controller):
         )
 
     async def _execute(
-        self, key: ObjectKey, run: _Pass, step: lifecycle.Step, attempt: _Attempt
+        self, key: ObjectKey, run: _Pass, step: lifecycle.Step, attempt: Attempt
     ) -> lifecycle.DriverAnswer | None:
         """Perform one provisioning step against the API server, the stores and the drivers."""
         try:
@@ -444,23 +418,23 @@ class ResourceController(Controller):
                 key, plan.progress_status(run.resource, step.record.reason, step.record.message, run.now)
             )
 
-    async def _put(self, key: ObjectKey, run: _Pass, attempt: _Attempt) -> None:
+    async def _put(self, key: ObjectKey, run: _Pass, attempt: Attempt) -> None:
         """PUT through the spec's driver and check its answer (refused: the reconcile fails)."""
         resource, spec = run.resource, run.resource.spec
         self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, run.why)
         attempt.called_driver = True
         request = run.request
-        if not run.driver.in_process:  # a 202 continues on a timer: see _operation
-            request = replace(request, operation=self._operation(key, spec.driver_type, "PUT"))
+        if not run.driver.in_process:  # a 202 continues on a timer: see DriverCalls.operation
+            request = replace(request, operation=self.calls.operation(key, spec.driver_type, "PUT"))
         try:
-            async with self._calling_driver(attempt, "apply", run.driver):
+            async with self.calls.timed(attempt, "apply", run.driver):
                 result = await run.driver.apply(request)
         except OperationInProgress:
             raise
         except DriverError as exc:
-            self._operations.pop(key, None)
+            self.calls.forget(key)
             raise Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
-        self._operations.pop(key, None)
+        self.calls.forget(key)
         run.result = result
         run.secrets_seen = [*request.secret_values(), *result.secret_values()]
 
@@ -584,7 +558,7 @@ class ResourceController(Controller):
         run.status_before = dict((self.bodies.get(key) or {}).get("status") or {})
         await self.writes.write_status(key, status)
 
-    def _provisioned(self, key: ObjectKey, run: _Pass, attempt: _Attempt, done: lifecycle.Done) -> str:
+    def _provisioned(self, key: ObjectKey, run: _Pass, attempt: Attempt, done: lifecycle.Done) -> str:
         resource, spec = run.resource, run.resource.spec
         if done.outcome == "unchanged":
             self.succeeded(key, plan.seconds_until_resync(resource, run.now, self.resync_interval))
@@ -617,45 +591,6 @@ class ResourceController(Controller):
             overhead,
         )
         return "provisioned"
-
-    def _operation(self, key: ObjectKey, driver_type: str, method: str) -> DriverOperation:
-        """The operation this call continues, or a new one (another driver or method starts over)."""
-        current = self._operations.get(key)
-        if current is None or current[0] != driver_type or current[1].method != method:
-            current = (driver_type, DriverOperation(method))
-            self._operations[key] = current
-        return current[1]
-
-    async def _delete_through(
-        self, key: ObjectKey, attempt: _Attempt, driver_type: str, driver: Driver, request: DriverRequest
-    ) -> None:
-        """DELETE through one driver. Like a PUT, a remote driver's 202 continues on a timer
-        (OperationInProgress leaves the reconcile), so a slow deletion holds no worker either."""
-        if not driver.in_process:
-            request = replace(request, operation=self._operation(key, driver_type, "DELETE"))
-        try:
-            async with self._calling_driver(attempt, "delete", driver):
-                await driver.delete(request)
-        except OperationInProgress:
-            raise
-        except BaseException:
-            self._operations.pop(key, None)
-            raise
-        self._operations.pop(key, None)
-
-    @contextlib.asynccontextmanager
-    async def _calling_driver(self, attempt: _Attempt, operation: str, driver: Driver) -> AsyncIterator[None]:
-        """Time a driver call (the driver's time, not the operator's overhead). A remote driver may take
-        seconds (202 and polling): its call gives the slot to another Resource meanwhile; waiting to get
-        it back afterwards counts as overhead. Built-in drivers answer at once and keep the slot."""
-        async with contextlib.nullcontext() if driver.in_process else self.waiting():
-            started = time.perf_counter()
-            try:
-                yield
-            finally:
-                elapsed = time.perf_counter() - started
-                attempt.driver_seconds += elapsed
-                DRIVER_SECONDS.labels(operation).observe(elapsed)
 
     async def _resolve_dependencies(self, key: ObjectKey, resource: Resource) -> plan.ResolvedInputs:
         namespace, name = key
@@ -694,27 +629,19 @@ class ResourceController(Controller):
             raise Failed(resolved)
         return resolved
 
-    async def _driver(self, driver_type: str, namespace: str, *, deleting: bool = False) -> Driver:
-        try:
-            return await self.drivers.resolve(driver_type, namespace, deleting=deleting)
-        except DriverError as exc:
-            raise Failed(Problem(exc.reason, str(exc), exc.retryable)) from None
-
-    async def _release(self, key: ObjectKey, run: _Pass, holder: lifecycle.Holder, attempt: _Attempt) -> None:
+    async def _release(self, key: ObjectKey, run: _Pass, holder: lifecycle.Holder, attempt: Attempt) -> None:
         """DELETE through a driver the Resource no longer uses, before the new one provisions."""
         driver_type, guresid = holder
-        old = await self._driver(driver_type, key[0], deleting=True)
+        old = await self.calls.resolve(driver_type, key[0], deleting=True)
         self.log(logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type)
         cookie = run.request.cookie
         try:
-            await self._delete_through(
+            await self.calls.delete(
                 key, attempt, driver_type, old, plan.bare_request(run.resource, guresid, cookie)
             )
         except DriverError as exc:
-            if _no_delete(exc):
-                self.log(
-                    logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
-                )
+            if no_delete(exc):
+                self.log(logging.WARNING, key, NO_DELETE, driver_type)
                 return
             raise Failed(
                 Problem(
@@ -758,7 +685,7 @@ class ResourceController(Controller):
         return plan.ManifestPolicy(self.policy.manifest_kinds, refusal)
 
     async def _finalize(
-        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
+        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: Attempt
     ) -> str:
         """Execute the machine's deletion steps. Drivers that confirmed a DELETE are remembered (per uid)
         across reconciles, so a retry of the rest (store entries, the finalizer) sends no DELETE again."""
@@ -823,20 +750,18 @@ class ResourceController(Controller):
         resource: Resource,
         holder: lifecycle.Holder,
         cookie: SecretValue | None,
-        attempt: _Attempt,
+        attempt: Attempt,
     ) -> None:
         """DELETE through one driver that may hold the resource (405: it has nothing to delete)."""
         driver_type, guresid = holder
         self.index.wait_on_driver(key, [driver_type])
-        driver = await self._driver(driver_type, key[0], deleting=True)
+        driver = await self.calls.resolve(driver_type, key[0], deleting=True)
         try:
             request = plan.bare_request(resource, guresid, cookie)
-            await self._delete_through(key, attempt, driver_type, driver, request)
+            await self.calls.delete(key, attempt, driver_type, driver, request)
         except DriverError as exc:
-            if _no_delete(exc):
-                self.log(
-                    logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
-                )
+            if no_delete(exc):
+                self.log(logging.WARNING, key, NO_DELETE, driver_type)
                 return
             message = f"the driver {driver_type!r} did not delete the resource: {exc}"
             problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
@@ -864,13 +789,6 @@ class ResourceController(Controller):
             return await self.inputs.get()
         except Failed as failed:
             raise ValueError(failed.problem.message) from None
-
-
-def _no_delete(exc: DriverError) -> bool:
-    """A driver that answers DELETE with 405 has no delete operation (the older Driver API spec had none,
-    and the SDK answers 405 when a driver defines no `delete`): there is nothing it could deprovision, and
-    waiting would only keep the finalizer forever."""
-    return exc.status == 405
 
 
 def _older(new_meta: Mapping[str, Any], cached_meta: Mapping[str, Any]) -> bool:
