@@ -50,6 +50,7 @@ from strongroom.operator.inputskey import InputsKey
 from strongroom.operator.kube import Kube, ResourceResource
 from strongroom.operator.resourceindex import ResourceIndex
 from strongroom.operator.resourceio import Failed, ResourceIO, conflict
+from strongroom.operator.resourcetrust import ResourceTrust
 from strongroom.operator.resourcewrites import ResourceWrites, trusted_resource
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Priority
@@ -147,26 +148,25 @@ class ResourceController(Controller):
         self.policy = policy or ResourcePolicy()
         self.index = ResourceIndex(self.bodies, self.wake)
         self.calls = DriverCalls(drivers, self.waiting)
-        # The Tampered condition of the reconcile under way, added to every status it writes.
-        self._alerts: dict[ObjectKey, ConditionSpec] = {}
         self.inputs = InputsKey(kube, operator_namespace)
         self.io = ResourceIO(kube, stores, operator_namespace, self.log)
-        self.writes = ResourceWrites(kube, self.bodies, self.inputs, self._alerts)
+        # The Tampered condition of the reconcile under way: set by `trust`, added to every status `writes`
+        # writes.
+        alerts: dict[ObjectKey, ConditionSpec] = {}
+        self.writes = ResourceWrites(kube, self.bodies, self.inputs, alerts)
+        self.trust = ResourceTrust(self.inputs, self.writes, self.bodies, alerts, self.log, self.logger)
         # (uid, driver type, GUResID) a driver confirmed deleting, by Resource, while the rest of its deletion
         # (store entries, the finalizer) is still to be done: a retry of that rest sends no DELETE again.
         self._deleted_through: dict[ObjectKey, set[tuple[str, str, str]]] = {}
         drivers.on_change = self.driver_changed
 
     async def run(self, workers: int, slots: int) -> None:
-        # Read (or make) the HMAC key before the first reconciles: otherwise every worker of a first burst
-        # waits on the one that creates it.
-        try:
-            await self.inputs.get()
-        except Exception as exc:  # the API server may not be reachable yet: the first reconcile retries
-            self.logger.warning(
-                "HMAC key not loaded at start (%s); loading it on first use", type(exc).__name__
-            )
+        await self.trust.preload()
         await super().run(workers, slots)
+
+    async def inputs_key(self) -> bytes:
+        """Load (or make) the inputs HMAC key now; raises what loading it raises (operator start-up check)."""
+        return await self.trust.key()
 
     # --- events ---------------------------------------------------------------------------------------
 
@@ -222,41 +222,14 @@ class ResourceController(Controller):
             )
             return await self._stop(key, Problem("InvalidSpec", f"the spec is not valid: {problems}", False))
         try:
-            resource, marker = await self._trusted(key, resource)
+            resource, marker = await self.trust.trusted(key, resource)
             if resource.metadata.deletion_timestamp is not None:
                 return await self._finalize(key, resource, marker, attempt)
             return await self._provision(key, resource, marker, attempt)
         except Failed as failed:
             return await self._stop(key, failed.problem, failed.retry_after)
         finally:
-            self._alerts.pop(key, None)
-
-    async def _trusted(self, key: ObjectKey, resource: Resource) -> tuple[Resource, plan.Pending | None]:
-        """The Resource as the operator may act on it, and its verified pending marker.
-
-        Tenants can write annotations and (with the common wildcard Role) the status; neither may steer
-        what the operator PUTs, DELETEs or removes. A pending marker whose HMAC does not verify is ignored
-        and removed; status fields the seal does not cover are forgotten (the next status write removes
-        them) and the Resource is planned as never provisioned, so its own spec-derived identity is all
-        that is used. Either way the Resource gets the `Tampered` condition for this generation."""
-        hmac_key = await self.inputs.get()
-        uid = resource.metadata.uid or ""
-        marker = plan.pending_of(resource.metadata.annotations, uid, hmac_key)
-        status = (self.bodies.get(key) or {}).get("status") or {}
-        altered = plan.status_altered(uid, status, hmac_key)
-        alert = plan.tamper_condition(status_altered=altered, marker_ignored=marker.ignored)
-        if alert is not None:
-            self.log(logging.WARNING, key, "ignored: %s", alert.message)
-        alert = alert or plan.standing_tamper(status, resource.metadata.generation)
-        if alert is not None:
-            self._alerts[key] = alert
-        if marker.ignored:
-            await self.writes.set_annotation(key, plan.PENDING_ANNOTATION, None)
-        if altered:
-            # Forget the altered fields now (with the condition saying so), before anything reads them.
-            conditions = [c for c in status.get("conditions") or [] if c.get("type") != plan.TAMPERED]
-            await self.writes.write_status(key, {"conditions": conditions})
-        return trusted_resource(self.bodies[key], hmac_key), marker.pending
+            self.trust.done(key)
 
     async def _stop(self, key: ObjectKey, problem: Problem, retry_after: float | None = None) -> str:
         body = self.bodies.get(key)
@@ -780,15 +753,6 @@ class ResourceController(Controller):
         # Our finalizer is there, so a driver call may have been made, but there is no trusted record of it
         # (an altered status was forgotten): the spec's own identity is the only one it can have used.
         return [(resource.spec.driver_type, plan.guresid_of(resource))]
-
-    # --- writes ---------------------------------------------------------------------------------------
-
-    async def inputs_key(self) -> bytes:
-        """Load (or make) the inputs HMAC key now; raises what loading it raises (operator start-up check)."""
-        try:
-            return await self.inputs.get()
-        except Failed as failed:
-            raise ValueError(failed.problem.message) from None
 
 
 def _older(new_meta: Mapping[str, Any], cached_meta: Mapping[str, Any]) -> bool:
