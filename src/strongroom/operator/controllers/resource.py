@@ -48,6 +48,7 @@ from strongroom.operator.drivercache import DriverCache
 from strongroom.operator.drivercalls import NO_DELETE, OVERHEAD_SECONDS, Attempt, DriverCalls, no_delete
 from strongroom.operator.inputskey import InputsKey
 from strongroom.operator.kube import Kube, ResourceResource
+from strongroom.operator.resourcedeletion import ResourceDeletion
 from strongroom.operator.resourceindex import ResourceIndex
 from strongroom.operator.resourceio import Failed, ResourceIO, conflict
 from strongroom.operator.resourcetrust import ResourceTrust
@@ -65,9 +66,6 @@ from strongroom.stores.base import (
     SecretValue,
 )
 from strongroom.stores.guard import GuardedStore
-
-# How long to wait before retrying a deletion that cannot progress without a person (400 on DELETE).
-_STUCK_DELETE_RETRY = 300.0
 
 
 @dataclass
@@ -155,9 +153,14 @@ class ResourceController(Controller):
         alerts: dict[ObjectKey, ConditionSpec] = {}
         self.writes = ResourceWrites(kube, self.bodies, self.inputs, alerts)
         self.trust = ResourceTrust(self.inputs, self.writes, self.bodies, alerts, self.log, self.logger)
-        # (uid, driver type, GUResID) a driver confirmed deleting, by Resource, while the rest of its deletion
-        # (store entries, the finalizer) is still to be done: a retry of that rest sends no DELETE again.
-        self._deleted_through: dict[ObjectKey, set[tuple[str, str, str]]] = {}
+        self.deletion = ResourceDeletion(
+            self,
+            calls=self.calls,
+            index=self.index,
+            io=self.io,
+            writes=self.writes,
+            guresid_policy=self.policy.guresid,
+        )
         drivers.on_change = self.driver_changed
 
     async def run(self, workers: int, slots: int) -> None:
@@ -200,7 +203,7 @@ class ResourceController(Controller):
 
     def deleted(self, key: ObjectKey) -> None:
         self.calls.forget(key)
-        self._deleted_through.pop(key, None)
+        self.deletion.forget(key)
         self.index.forget(key)
 
     def store_changed(self, store_name: str) -> None:
@@ -224,7 +227,7 @@ class ResourceController(Controller):
         try:
             resource, marker = await self.trust.trusted(key, resource)
             if resource.metadata.deletion_timestamp is not None:
-                return await self._finalize(key, resource, marker, attempt)
+                return await self.deletion.finalize(key, resource, marker, attempt)
             return await self._provision(key, resource, marker, attempt)
         except Failed as failed:
             return await self._stop(key, failed.problem, failed.retry_after)
@@ -656,103 +659,6 @@ class ResourceController(Controller):
             builtin_allowed=self.policy.builtin_cluster_manifests,
         )
         return plan.ManifestPolicy(self.policy.manifest_kinds, refusal)
-
-    async def _finalize(
-        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: Attempt
-    ) -> str:
-        """Execute the machine's deletion steps. Drivers that confirmed a DELETE are remembered (per uid)
-        across reconciles, so a retry of the rest (store entries, the finalizer) sends no DELETE again."""
-        uid = resource.metadata.uid or ""
-        confirmed = self._deleted_through.setdefault(key, set())
-        observed = lifecycle.Observed(
-            driver_type=resource.spec.driver_type,
-            guresid="",
-            deleting=True,
-            has_finalizer=plan.FINALIZER in (resource.metadata.finalizers or []),
-            pending=pending,
-            holders=tuple(self._holders(key, resource, pending))
-            if plan.FINALIZER in (resource.metadata.finalizers or [])
-            else (),
-        )
-        memory = lifecycle.Memory(released=frozenset((d, g) for u, d, g in confirmed if u == uid))
-        cookie: list[SecretValue | None] = []  # read once, on the first DELETE
-        working: OperationInProgress | None = None
-        while True:
-            step = lifecycle.next_step(observed, memory)
-            answer: lifecycle.DriverAnswer | None = None
-            if isinstance(step, lifecycle.Wait):
-                self.queue.add_after(key, step.after, Priority.LOW)
-                self.log(logging.DEBUG, key, "%s", working)
-                return "waiting"
-            if isinstance(step, lifecycle.Done):
-                return step.outcome
-            if isinstance(step, lifecycle.RecordDeleting):
-                await self.writes.write_status(
-                    key,
-                    plan.progress_status(
-                        resource, step.record.reason, step.record.message, datetime.now(UTC)
-                    ),
-                )
-            elif isinstance(step, lifecycle.CallDriver):
-                if not cookie:
-                    cookie.append(await self.io.read_cookie(resource, lenient=True))
-                try:
-                    await self._delete_holder(key, resource, step.holder, cookie[0], attempt)
-                except OperationInProgress as exc:
-                    working, answer = exc, lifecycle.InProgress(exc.retry_after)
-                else:
-                    confirmed.add((uid, *step.holder))
-            elif isinstance(step, lifecycle.DeleteManifests):
-                # Objects the drivers' manifests made (namespaced ones would also go with their owner), each
-                # only if the live object proves this Resource made it.
-                for applied in resource.status.manifests or [] if resource.status else []:
-                    record = applied.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    await self.io.delete_owned_object(key, resource, record, [])
-            elif isinstance(step, lifecycle.DeleteStoreEntries):
-                await self.io.delete_store_entries(key, resource)
-            elif isinstance(step, lifecycle.RemoveFinalizer):
-                await self.writes.remove_finalizer(key)
-                self.log(logging.INFO, key, "deprovisioned; finalizer removed")
-            else:
-                raise AssertionError(f"not a deletion step: {step}")
-            memory = lifecycle.after(memory, step, answer)
-
-    async def _delete_holder(
-        self,
-        key: ObjectKey,
-        resource: Resource,
-        holder: lifecycle.Holder,
-        cookie: SecretValue | None,
-        attempt: Attempt,
-    ) -> None:
-        """DELETE through one driver that may hold the resource (405: it has nothing to delete)."""
-        driver_type, guresid = holder
-        self.index.wait_on_driver(key, [driver_type])
-        driver = await self.calls.resolve(driver_type, key[0], deleting=True)
-        try:
-            request = plan.bare_request(resource, guresid, cookie)
-            await self.calls.delete(key, attempt, driver_type, driver, request)
-        except DriverError as exc:
-            if no_delete(exc):
-                self.log(logging.WARNING, key, NO_DELETE, driver_type)
-                return
-            message = f"the driver {driver_type!r} did not delete the resource: {exc}"
-            problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
-            raise Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
-        self.log(logging.INFO, key, "deleted through driver %s", driver_type)
-
-    def _holders(
-        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None
-    ) -> list[tuple[str, str]]:
-        """(driver type, GUResID) to DELETE through when the Resource goes."""
-        if self.index.duplicate_of(key) is not None:
-            return []  # a refused duplicate never provisioned: what its identity names is the first one's
-        holders = plan.drivers_holding(resource, pending)
-        if holders or plan.guresid_problem(resource, self.policy.guresid) is not None:
-            return holders
-        # Our finalizer is there, so a driver call may have been made, but there is no trusted record of it
-        # (an altered status was forgotten): the spec's own identity is the only one it can have used.
-        return [(resource.spec.driver_type, plan.guresid_of(resource))]
 
 
 def _older(new_meta: Mapping[str, Any], cached_meta: Mapping[str, Any]) -> bool:
