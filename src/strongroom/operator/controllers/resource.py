@@ -36,10 +36,7 @@ from pydantic import ValidationError
 from strongroom.api.common import SecretReference
 from strongroom.api.resource import Resource
 from strongroom.drivers.base import (
-    Driver,
     DriverError,
-    DriverRequest,
-    DriverResult,
     OperationInProgress,
     redact,
 )
@@ -49,6 +46,7 @@ from strongroom.operator.drivercalls import NO_DELETE, OVERHEAD_SECONDS, Attempt
 from strongroom.operator.inputskey import InputsKey
 from strongroom.operator.kube import Kube, ResourceResource
 from strongroom.operator.resourcedeletion import ResourceDeletion
+from strongroom.operator.resourcegather import ProvisioningPass, ResourceGatherer
 from strongroom.operator.resourceindex import ResourceIndex
 from strongroom.operator.resourceio import Failed, ResourceIO, conflict
 from strongroom.operator.resourcetrust import ResourceTrust
@@ -59,57 +57,9 @@ from strongroom.reconcile import lifecycle
 from strongroom.reconcile import resource as plan
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready
 from strongroom.reconcile.ownership import controlled_by
-from strongroom.reconcile.placeholders import PlaceholderError
 from strongroom.reconcile.secretdata import decode_secret_data
 from strongroom.reconcile.stores import Problem, default_store
-from strongroom.stores.base import (
-    SecretValue,
-)
 from strongroom.stores.guard import GuardedStore
-
-
-@dataclass
-class _Pass:
-    """What one provisioning pass gathered and what its steps learnt: the executor's side of the machine's
-    `Memory` (lost in a crash, like it)."""
-
-    resource: Resource
-    pending: plan.Pending | None
-    guresid: str
-    driver: Driver
-    builtin: bool
-    request: DriverRequest
-    digest: str
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    decided: bool = False
-    why: str | None = None
-    observed_outputs: dict[str, Any] | None = None
-    drifted: bool = False
-    working: OperationInProgress | None = None
-    result: DriverResult | None = None
-    outputs: plan.Outputs | None = None
-    secrets_seen: list[SecretValue] = field(default_factory=list)
-    store_name: str | None = None
-    new_refs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cookie_ref: dict[str, Any] | None = None
-    outputs_changed: bool = False
-    applied: list[dict[str, Any]] = field(default_factory=list)
-    status_before: dict[str, Any] = field(default_factory=dict)
-
-    def answered(self) -> plan.Outputs:
-        assert self.outputs is not None, "a step after the answer ran without one"
-        return self.outputs
-
-    def previous_refs(self) -> dict[str, SecretReference]:
-        status = self.resource.status
-        return plan.flatten_refs(status.outputs.secret_refs if status and status.outputs else None)
-
-    def previous_manifests(self) -> list[dict[str, Any]]:
-        status = self.resource.status
-        return [
-            m.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for m in (status.manifests or [] if status else [])
-        ]
 
 
 @dataclass(frozen=True)
@@ -153,6 +103,9 @@ class ResourceController(Controller):
         alerts: dict[ObjectKey, ConditionSpec] = {}
         self.writes = ResourceWrites(kube, self.bodies, self.inputs, alerts)
         self.trust = ResourceTrust(self.inputs, self.writes, self.bodies, alerts, self.log, self.logger)
+        self.gatherer = ResourceGatherer(
+            kube, drivers, self.calls, self.index, self.io, self.inputs, self.bodies, self.policy.guresid
+        )
         self.deletion = ResourceDeletion(
             self,
             calls=self.calls,
@@ -277,35 +230,7 @@ class ResourceController(Controller):
         self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: Attempt
     ) -> str:
         """Gather what the driver is called with, then execute the lifecycle machine until Wait or Done."""
-        namespace, _ = key
-        spec = resource.spec
-        winner = self.index.duplicate_of(key)
-        if winner is not None:
-            raise Failed(plan.duplicate_problem(resource, winner))
-        refused = plan.guresid_problem(resource, self.policy.guresid)
-        if refused is not None:
-            raise Failed(refused)
-        guresid = plan.guresid_of(resource)
-
-        inputs = await self._resolve_dependencies(key, resource)
-        self.index.wait_on_driver(
-            key, [] if self.drivers.is_builtin(spec.driver_type) else [spec.driver_type]
-        )
-        driver = await self.calls.resolve(spec.driver_type, namespace)
-        self.index.wait_on_stores(key, {ref.store for _, ref in plan.secret_ref_paths(resource)})
-        secret_values = await self.io.read_secret_refs(key, resource)
-        cookie = await self.io.read_cookie(resource)
-        request = plan.driver_request(resource, inputs, secret_values, cookie, guresid)
-        digest = plan.inputs_digest(request, spec.driver_type, await self.inputs.get())
-        run = _Pass(
-            resource=resource,
-            pending=pending,
-            guresid=guresid,
-            driver=driver,
-            builtin=self.drivers.is_builtin(spec.driver_type),
-            request=request,
-            digest=digest,
-        )
+        run = await self.gatherer.gather(key, resource, pending)
         memory = lifecycle.Memory()
         while True:
             step = lifecycle.next_step(await self._observe(key, run), memory)
@@ -320,7 +245,7 @@ class ResourceController(Controller):
             answer = await self._execute(key, run, step, attempt)
             memory = lifecycle.after(memory, step, answer)
 
-    async def _observe(self, key: ObjectKey, run: _Pass) -> lifecycle.Observed:
+    async def _observe(self, key: ObjectKey, run: ProvisioningPass) -> lifecycle.Observed:
         """What the machine decides on: the Resource as last written (cache), and, once no previous driver
         is left to release, why the driver must be called (decided once per pass)."""
         resource = run.resource
@@ -355,7 +280,7 @@ class ResourceController(Controller):
         )
 
     async def _execute(
-        self, key: ObjectKey, run: _Pass, step: lifecycle.Step, attempt: Attempt
+        self, key: ObjectKey, run: ProvisioningPass, step: lifecycle.Step, attempt: Attempt
     ) -> lifecycle.DriverAnswer | None:
         """Perform one provisioning step against the API server, the stores and the drivers."""
         try:
@@ -386,7 +311,7 @@ class ResourceController(Controller):
             return lifecycle.InProgress(working.retry_after)
         return None
 
-    async def _mark_pending(self, key: ObjectKey, run: _Pass, step: lifecycle.MarkPending) -> None:
+    async def _mark_pending(self, key: ObjectKey, run: ProvisioningPass, step: lifecycle.MarkPending) -> None:
         run.resource = await self.writes.prepare_put(key, run.resource, step.pending, await self.inputs.get())
         run.pending = step.pending or run.pending
         if step.record is not None:
@@ -394,7 +319,7 @@ class ResourceController(Controller):
                 key, plan.progress_status(run.resource, step.record.reason, step.record.message, run.now)
             )
 
-    async def _put(self, key: ObjectKey, run: _Pass, attempt: Attempt) -> None:
+    async def _put(self, key: ObjectKey, run: ProvisioningPass, attempt: Attempt) -> None:
         """PUT through the spec's driver and check its answer (refused: the reconcile fails)."""
         resource, spec = run.resource, run.resource.spec
         self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, run.why)
@@ -424,7 +349,7 @@ class ResourceController(Controller):
         await self.io.check_manifest_owners(resource, outputs)
         run.outputs = outputs
 
-    async def _write_outputs(self, key: ObjectKey, run: _Pass) -> None:
+    async def _write_outputs(self, key: ObjectKey, run: ProvisioningPass) -> None:
         """Secret outputs and the cookie into the default store (only what changed: each write is a new
         version), the manifests Secret (when its content changed), the outputs Secret."""
         namespace, name = key
@@ -489,7 +414,7 @@ class ResourceController(Controller):
             await self.kube.apply_secret(wanted_secret)
             run.outputs_changed = True
 
-    async def _apply_manifests(self, key: ObjectKey, run: _Pass) -> None:
+    async def _apply_manifests(self, key: ObjectKey, run: ProvisioningPass) -> None:
         resource, outputs = run.resource, run.answered()
         previous = run.previous_manifests()
         grown = plan.stale_manifests(plan.manifest_refs(resource, outputs), previous)
@@ -502,7 +427,7 @@ class ResourceController(Controller):
             await self.io.delete_owned_object(key, resource, stale, run.secrets_seen)
         await self.io.apply_workload_patch(resource, outputs)
 
-    async def _prune_store(self, key: ObjectKey, run: _Pass) -> None:
+    async def _prune_store(self, key: ObjectKey, run: ProvisioningPass) -> None:
         """Store entries no longer used. A failure here orphans one entry at worst: it is logged, and the
         rest of the outputs (already written) are recorded."""
         namespace, name = key
@@ -517,7 +442,7 @@ class ResourceController(Controller):
         for ref in stale_store:
             await self.io.store_delete_quietly(key, ref)
 
-    async def _record_ready(self, key: ObjectKey, run: _Pass) -> None:
+    async def _record_ready(self, key: ObjectKey, run: ProvisioningPass) -> None:
         outputs = run.answered()
         status = plan.ready_status(
             run.resource,
@@ -534,7 +459,9 @@ class ResourceController(Controller):
         run.status_before = dict((self.bodies.get(key) or {}).get("status") or {})
         await self.writes.write_status(key, status)
 
-    def _provisioned(self, key: ObjectKey, run: _Pass, attempt: Attempt, done: lifecycle.Done) -> str:
+    def _provisioned(
+        self, key: ObjectKey, run: ProvisioningPass, attempt: Attempt, done: lifecycle.Done
+    ) -> str:
         resource, spec = run.resource, run.resource.spec
         if done.outcome == "unchanged":
             self.succeeded(key, plan.seconds_until_resync(resource, run.now, self.resync_interval))
@@ -568,44 +495,9 @@ class ResourceController(Controller):
         )
         return "provisioned"
 
-    async def _resolve_dependencies(self, key: ObjectKey, resource: Resource) -> plan.ResolvedInputs:
-        namespace, name = key
-        try:
-            refs = plan.dependencies(resource)
-        except PlaceholderError as exc:
-            self.index.set_deps(key, frozenset())
-            raise Failed(Problem("InvalidPlaceholder", str(exc), False)) from None
-        names = frozenset(ref.resource for ref in refs)
-        self.index.set_deps(key, names)
-        views: dict[str, plan.DependencyView] = {}
-        if names:
-            cycle = plan.find_cycle(name, lambda n: self.index.deps_of((namespace, n)))
-            if cycle is not None:
-                raise Failed(
-                    Problem(
-                        "DependencyCycle",
-                        "Resources depend on each other in a cycle: "
-                        + " -> ".join(cycle)
-                        + "; change a placeholder to break it",
-                        False,
-                    )
-                )
-            for dep in names:
-                body = self.bodies.get((namespace, dep))
-                if body is not None:
-                    views[dep] = plan.dependency_view(body)
-            for dep in plan.secret_dependencies(refs, views):
-                secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(dep))
-                dep_uid = ((self.bodies.get((namespace, dep)) or {}).get("metadata") or {}).get("uid") or ""
-                if secret is not None and controlled_by(secret, dep_uid):
-                    data = decode_secret_data(secret)
-                    views[dep] = replace(views[dep], secrets={k: SecretValue(v) for k, v in data.items()})
-        resolved = plan.resolve_placeholders(resource, views)
-        if isinstance(resolved, plan.InputProblem):
-            raise Failed(resolved)
-        return resolved
-
-    async def _release(self, key: ObjectKey, run: _Pass, holder: lifecycle.Holder, attempt: Attempt) -> None:
+    async def _release(
+        self, key: ObjectKey, run: ProvisioningPass, holder: lifecycle.Holder, attempt: Attempt
+    ) -> None:
         """DELETE through a driver the Resource no longer uses, before the new one provisions."""
         driver_type, guresid = holder
         old = await self.calls.resolve(driver_type, key[0], deleting=True)
@@ -628,7 +520,7 @@ class ResourceController(Controller):
                 )
             ) from None
 
-    async def _forget_previous(self, key: ObjectKey, run: _Pass, *, clear_pending: bool) -> None:
+    async def _forget_previous(self, key: ObjectKey, run: ProvisioningPass, *, clear_pending: bool) -> None:
         """Every previous driver let go: its cookie (meaningless to the new driver), `status.driverType`,
         a marker naming it."""
         resource = run.resource
