@@ -1,141 +1,53 @@
 """Resource controller: gathers what a Resource's driver is called with, then executes the lifecycle machine.
 
-The decisions are pure: *what to do next* in reconcile/lifecycle.py (`next_step`: release a previous
-driver, mark pending, PUT, write outputs, apply manifests, prune the store, record Ready, clear the marker,
-or, deleting, DELETE through every holder, delete objects and store entries, drop the finalizer), *what to
-write* in reconcile/resource/. This module observes, calls `next_step`, executes the step and loops until
-`Wait` (a driver's 202: asked again on a timer, no worker waits) or `Done`. What it reads and writes
-outside the Resource is in operator/resourceio.py, its writes to the Resource itself (sealed status,
-marker, finalizer) in operator/resourcewrites.py, the HMAC key in operator/inputskey.py.
+The decisions are pure: *what to do next* in reconcile/lifecycle.py (`next_step`), *what to write* in
+reconcile/resource/. This module takes the watch events, checks what it may trust of the Resource and runs
+one reconcile: a failure becomes the Ready condition, an Event and a retry. The work is done by parts it
+holds, each in its own module:
 
-Gathering (docs/resources.md tells the user-facing story): duplicates and the GUResID policy; dependencies
-(placeholders `${resources.<name>.outputs.<key>}`: a cycle, or a dependency missing, not Ready or without
-the output, is a condition, and the Resource is woken when a dependency changes); the driver; the secret
-references; the driver cookie; the request's HMAC digest, compared with `status.inputsHash`.
+- operator/resourceindex.py: which Resources depend on which (and are woken when it changes), which hold
+  an identity, which wait on a store or a Driver;
+- operator/resourcetrust.py: the HMAC key's start-up, the verified status and pending marker, the
+  `Tampered` condition;
+- operator/resourcegather.py: what the driver is called with (duplicates, the GUResID policy,
+  dependencies, the driver, secret references, the cookie, the request's digest);
+- operator/resourceprovision.py and operator/resourcedeletion.py: the executors of the provisioning and
+  the deletion steps;
+- operator/drivercalls.py: driver resolution, the remote operations in flight, driver time metrics;
+- operator/resourceio.py and operator/resourcewrites.py: what a reconcile reads and writes outside the
+  Resource, and its writes to the Resource itself.
 
-Failures never blank anything: outputs, Secrets and refs of the last success stay until a new success
-replaces them. Messages are redacted with every secret of the request and the answer.
-
-Why one module of ~950 lines: it is one thing, the Resource executor, whose parts share the per-Resource
-indexes (dependencies, identities, what each Resource waits on), the driver operations in flight and the
-confirmed deletions; splitting the steps from them would only pass that state around.
+docs/resources.md tells the user-facing story.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from strongroom.api.common import SecretReference
 from strongroom.api.resource import Resource
-from strongroom.drivers.base import (
-    Driver,
-    DriverError,
-    DriverOperation,
-    DriverRequest,
-    DriverResult,
-    OperationInProgress,
-    redact,
-)
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.drivercache import DriverCache
+from strongroom.operator.drivercalls import Attempt, DriverCalls
 from strongroom.operator.inputskey import InputsKey
 from strongroom.operator.kube import Kube, ResourceResource
-from strongroom.operator.resourceio import Failed, ResourceIO, conflict
-from strongroom.operator.resourcewrites import ResourceWrites, trusted_resource
+from strongroom.operator.resourcedeletion import ResourceDeletion
+from strongroom.operator.resourcegather import ResourceGatherer
+from strongroom.operator.resourceindex import ResourceIndex
+from strongroom.operator.resourceio import Failed, ResourceIO
+from strongroom.operator.resourceprovision import ResourceProvisioner
+from strongroom.operator.resourcetrust import ResourceTrust
+from strongroom.operator.resourcewrites import ResourceWrites
 from strongroom.operator.storecache import StoreCache
-from strongroom.operator.workqueue import Priority
-from strongroom.reconcile import lifecycle
 from strongroom.reconcile import resource as plan
 from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready
-from strongroom.reconcile.ownership import controlled_by
-from strongroom.reconcile.placeholders import PlaceholderError
-from strongroom.reconcile.secretdata import decode_secret_data
-from strongroom.reconcile.stores import Problem, default_store
-from strongroom.stores.base import (
-    SecretValue,
-)
-from strongroom.stores.guard import GuardedStore
-
-# Stores named by any Resource waiting for "some default store" are woken by every store change.
-_ANY_STORE = ""
-_NO_DELETE = "driver %s has no DELETE (405): nothing to delete"
-# How long to wait before retrying a deletion that cannot progress without a person (400 on DELETE).
-_STUCK_DELETE_RETRY = 300.0
-
-DRIVER_SECONDS = Histogram(
-    "strongroom_resource_driver_seconds",
-    "Time Resource reconciles spent waiting for drivers (polling after 202/409 included).",
-    ["operation"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-)
-OVERHEAD_SECONDS = Histogram(
-    "strongroom_resource_overhead_seconds",
-    "Time one Resource reconcile that called a driver spent outside the driver: the operator's own cost.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5),
-)
-
-
-@dataclass
-class _Attempt:
-    """Bookkeeping of one reconcile."""
-
-    started: float
-    driver_seconds: float = 0.0
-    called_driver: bool = False
-
-
-@dataclass
-class _Pass:
-    """What one provisioning pass gathered and what its steps learnt: the executor's side of the machine's
-    `Memory` (lost in a crash, like it)."""
-
-    resource: Resource
-    pending: plan.Pending | None
-    guresid: str
-    driver: Driver
-    builtin: bool
-    request: DriverRequest
-    digest: str
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    decided: bool = False
-    why: str | None = None
-    observed_outputs: dict[str, Any] | None = None
-    drifted: bool = False
-    working: OperationInProgress | None = None
-    result: DriverResult | None = None
-    outputs: plan.Outputs | None = None
-    secrets_seen: list[SecretValue] = field(default_factory=list)
-    store_name: str | None = None
-    new_refs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cookie_ref: dict[str, Any] | None = None
-    outputs_changed: bool = False
-    applied: list[dict[str, Any]] = field(default_factory=list)
-    status_before: dict[str, Any] = field(default_factory=dict)
-
-    def answered(self) -> plan.Outputs:
-        assert self.outputs is not None, "a step after the answer ran without one"
-        return self.outputs
-
-    def previous_refs(self) -> dict[str, SecretReference]:
-        status = self.resource.status
-        return plan.flatten_refs(status.outputs.secret_refs if status and status.outputs else None)
-
-    def previous_manifests(self) -> list[dict[str, Any]]:
-        status = self.resource.status
-        return [
-            m.model_dump(mode="json", by_alias=True, exclude_none=True)
-            for m in (status.manifests or [] if status else [])
-        ]
+from strongroom.reconcile.stores import Problem
 
 
 @dataclass(frozen=True)
@@ -170,40 +82,52 @@ class ResourceController(Controller):
         self.operator_namespace = operator_namespace
         self.resync_interval = resync_interval
         self.policy = policy or ResourcePolicy()
-        # Resources by (namespace, identity): a second one with the same identity is refused, and woken
-        # when the first one goes.
-        self._identities: dict[ObjectKey, tuple[str, str]] = {}
-        self._by_identity: dict[tuple[str, str], set[ObjectKey]] = {}
-        # The Tampered condition of the reconcile under way, added to every status it writes.
-        self._alerts: dict[ObjectKey, ConditionSpec] = {}
-        # Dependencies by placeholder, kept from the spec, so cycle checks and wake-ups need no parsing.
-        self._deps: dict[ObjectKey, frozenset[str]] = {}
-        self._dependents: dict[ObjectKey, set[ObjectKey]] = {}
-        self._waiting_on_store: dict[str, set[ObjectKey]] = {}
-        self._waiting_on_driver: dict[str, set[ObjectKey]] = {}
+        self.index = ResourceIndex(self.bodies, self.wake)
+        self.calls = DriverCalls(drivers, self.waiting)
         self.inputs = InputsKey(kube, operator_namespace)
         self.io = ResourceIO(kube, stores, operator_namespace, self.log)
-        self.writes = ResourceWrites(kube, self.bodies, self.inputs, self._alerts)
-        # Remote PUTs the driver is still working on (202/409), by Resource, with the driver type they
-        # went to: the next reconcile continues them (deadline, backoff, a cookie set by a 202).
-        self._operations: dict[ObjectKey, tuple[str, DriverOperation]] = {}
-        # (uid, driver type, GUResID) a driver confirmed deleting, by Resource, while the rest of its deletion
-        # (store entries, the finalizer) is still to be done: a retry of that rest sends no DELETE again.
-        self._deleted_through: dict[ObjectKey, set[tuple[str, str, str]]] = {}
+        # The Tampered condition of the reconcile under way: set by `trust`, added to every status `writes`
+        # writes.
+        alerts: dict[ObjectKey, ConditionSpec] = {}
+        self.writes = ResourceWrites(kube, self.bodies, self.inputs, alerts)
+        self.trust = ResourceTrust(self.inputs, self.writes, self.bodies, alerts, self.log, self.logger)
+        self.gatherer = ResourceGatherer(
+            kube, drivers, self.calls, self.index, self.io, self.inputs, self.bodies, self.policy.guresid
+        )
+        self.provisioner = ResourceProvisioner(
+            self,
+            kube=kube,
+            stores=stores,
+            drivers=drivers,
+            calls=self.calls,
+            index=self.index,
+            io=self.io,
+            writes=self.writes,
+            inputs=self.inputs,
+            operator_namespace=operator_namespace,
+            resync_interval=resync_interval,
+            manifest_kinds=self.policy.manifest_kinds,
+            builtin_cluster_manifests=self.policy.builtin_cluster_manifests,
+        )
+        self.deletion = ResourceDeletion(
+            self,
+            calls=self.calls,
+            index=self.index,
+            io=self.io,
+            writes=self.writes,
+            guresid_policy=self.policy.guresid,
+        )
         drivers.on_change = self.driver_changed
 
     async def run(self, workers: int, slots: int) -> None:
-        # Read (or make) the HMAC key before the first reconciles: otherwise every worker of a first burst
-        # waits on the one that creates it.
-        try:
-            await self.inputs.get()
-        except Exception as exc:  # the API server may not be reachable yet: the first reconcile retries
-            self.logger.warning(
-                "HMAC key not loaded at start (%s); loading it on first use", type(exc).__name__
-            )
+        await self.trust.preload()
         await super().run(workers, slots)
 
-    # --- events and indexes ---------------------------------------------------------------------------
+    async def inputs_key(self) -> bytes:
+        """Load (or make) the inputs HMAC key now; raises what loading it raises (operator start-up check)."""
+        return await self.trust.key()
+
+    # --- events ---------------------------------------------------------------------------------------
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -222,93 +146,33 @@ class ResourceController(Controller):
             resource = Resource.model_validate(self.bodies[key])
         except ValidationError:
             names: frozenset[str] = frozenset()
-            self._set_identity(key, None)
+            self.index.set_identity(key, None)
         else:
             names = plan.dependency_names(resource)
-            self._set_identity(key, (key[0], plan.identity_key(resource, self.policy.guresid)))
-        self._set_deps(key, names)
+            self.index.set_identity(key, (key[0], plan.identity_key(resource, self.policy.guresid)))
+        self.index.set_deps(key, names)
         # A changed spec may break a cycle its dependents report, or change outputs they wait for.
-        self._wake_dependents(key)
+        self.index.wake_dependents(key)
 
     async def current(self, key: ObjectKey) -> dict[str, Any] | None:
         return await self.kube.get_custom(ResourceResource, *key)
 
     def deleted(self, key: ObjectKey) -> None:
-        self._operations.pop(key, None)
-        self._deleted_through.pop(key, None)
-        self._set_deps(key, frozenset())
-        self._set_identity(key, None)
-        for index in (self._waiting_on_store, self._waiting_on_driver):
-            for keys in index.values():
-                keys.discard(key)
-        self._wake_dependents(key)
-
-    def _set_deps(self, key: ObjectKey, names: frozenset[str]) -> None:
-        before = self._deps.get(key, frozenset())
-        if before == names:
-            return
-        for name in before - names:
-            dependents = self._dependents.get((key[0], name))
-            if dependents is not None:
-                dependents.discard(key)
-                if not dependents:
-                    del self._dependents[(key[0], name)]
-        for name in names - before:
-            self._dependents.setdefault((key[0], name), set()).add(key)
-        if names:
-            self._deps[key] = names
-        else:
-            self._deps.pop(key, None)
-
-    def _set_identity(self, key: ObjectKey, identity: tuple[str, str] | None) -> None:
-        if self._identities.get(key) == identity:
-            return
-        before = self._identities.pop(key, None)
-        if before is not None:
-            holders = self._by_identity.get(before, set())
-            holders.discard(key)
-            if not holders:
-                self._by_identity.pop(before, None)
-            for other in holders:
-                self.wake(other)  # a Resource refused as a duplicate of this one may now go ahead
-        if identity is not None:
-            self._identities[key] = identity
-            self._by_identity.setdefault(identity, set()).add(key)
-
-    def _duplicate_of(self, key: ObjectKey) -> str | None:
-        """The Resource that holds this one's identity, when it is another one."""
-        identity = self._identities.get(key)
-        holders = self._by_identity.get(identity, set()) if identity else set()
-        if len(holders) < 2:
-            return None
-        bodies = [self.bodies[k] for k in holders if k in self.bodies]
-        return plan.duplicate_winner(self.bodies[key], bodies)
-
-    def _wake_dependents(self, key: ObjectKey) -> None:
-        for dependent in list(self._dependents.get(key, ())):
-            self.wake(dependent)
-
-    @staticmethod
-    def _index(index: dict[str, set[ObjectKey]], key: ObjectKey, names: Iterable[str]) -> None:
-        for keys in index.values():
-            keys.discard(key)
-        for name in names:
-            index.setdefault(name, set()).add(key)
+        self.calls.forget(key)
+        self.deletion.forget(key)
+        self.index.forget(key)
 
     def store_changed(self, store_name: str) -> None:
-        for name in (store_name, _ANY_STORE):
-            for key in list(self._waiting_on_store.get(name, ())):
-                self.wake(key)
+        self.index.store_changed(store_name)
 
     def driver_changed(self, driver_name: str) -> None:
-        for key in list(self._waiting_on_driver.get(driver_name, ())):
-            self.wake(key)
+        self.index.driver_changed(driver_name)
 
     # --- reconcile ------------------------------------------------------------------------------------
 
     async def reconcile(self, key: ObjectKey) -> str:
         body = self.bodies[key]
-        attempt = _Attempt(time.perf_counter())
+        attempt = Attempt(time.perf_counter())
         try:
             resource = Resource.model_validate(body)
         except ValidationError as exc:
@@ -317,41 +181,15 @@ class ResourceController(Controller):
             )
             return await self._stop(key, Problem("InvalidSpec", f"the spec is not valid: {problems}", False))
         try:
-            resource, marker = await self._trusted(key, resource)
+            resource, marker = await self.trust.trusted(key, resource)
             if resource.metadata.deletion_timestamp is not None:
-                return await self._finalize(key, resource, marker, attempt)
-            return await self._provision(key, resource, marker, attempt)
+                return await self.deletion.finalize(key, resource, marker, attempt)
+            run = await self.gatherer.gather(key, resource, marker)
+            return await self.provisioner.provision(key, run, attempt)
         except Failed as failed:
             return await self._stop(key, failed.problem, failed.retry_after)
         finally:
-            self._alerts.pop(key, None)
-
-    async def _trusted(self, key: ObjectKey, resource: Resource) -> tuple[Resource, plan.Pending | None]:
-        """The Resource as the operator may act on it, and its verified pending marker.
-
-        Tenants can write annotations and (with the common wildcard Role) the status; neither may steer
-        what the operator PUTs, DELETEs or removes. A pending marker whose HMAC does not verify is ignored
-        and removed; status fields the seal does not cover are forgotten (the next status write removes
-        them) and the Resource is planned as never provisioned, so its own spec-derived identity is all
-        that is used. Either way the Resource gets the `Tampered` condition for this generation."""
-        hmac_key = await self.inputs.get()
-        uid = resource.metadata.uid or ""
-        marker = plan.pending_of(resource.metadata.annotations, uid, hmac_key)
-        status = (self.bodies.get(key) or {}).get("status") or {}
-        altered = plan.status_altered(uid, status, hmac_key)
-        alert = plan.tamper_condition(status_altered=altered, marker_ignored=marker.ignored)
-        if alert is not None:
-            self.log(logging.WARNING, key, "ignored: %s", alert.message)
-        alert = alert or plan.standing_tamper(status, resource.metadata.generation)
-        if alert is not None:
-            self._alerts[key] = alert
-        if marker.ignored:
-            await self.writes.set_annotation(key, plan.PENDING_ANNOTATION, None)
-        if altered:
-            # Forget the altered fields now (with the condition saying so), before anything reads them.
-            conditions = [c for c in status.get("conditions") or [] if c.get("type") != plan.TAMPERED]
-            await self.writes.write_status(key, {"conditions": conditions})
-        return trusted_resource(self.bodies[key], hmac_key), marker.pending
+            self.trust.done(key)
 
     async def _stop(self, key: ObjectKey, problem: Problem, retry_after: float | None = None) -> str:
         body = self.bodies.get(key)
@@ -390,570 +228,12 @@ class ResourceController(Controller):
         )
         return "failed"
 
-    # --- provisioning ---------------------------------------------------------------------------------
-
-    async def _provision(
-        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
-    ) -> str:
-        """Gather what the driver is called with, then execute the lifecycle machine until Wait or Done."""
-        namespace, _ = key
-        spec = resource.spec
-        winner = self._duplicate_of(key)
-        if winner is not None:
-            raise Failed(plan.duplicate_problem(resource, winner))
-        refused = plan.guresid_problem(resource, self.policy.guresid)
-        if refused is not None:
-            raise Failed(refused)
-        guresid = plan.guresid_of(resource)
-
-        inputs = await self._resolve_dependencies(key, resource)
-        self._index(
-            self._waiting_on_driver,
-            key,
-            [] if self.drivers.is_builtin(spec.driver_type) else [spec.driver_type],
-        )
-        driver = await self._driver(spec.driver_type, namespace)
-        self._index(self._waiting_on_store, key, {ref.store for _, ref in plan.secret_ref_paths(resource)})
-        secret_values = await self.io.read_secret_refs(key, resource)
-        cookie = await self.io.read_cookie(resource)
-        request = plan.driver_request(resource, inputs, secret_values, cookie, guresid)
-        digest = plan.inputs_digest(request, spec.driver_type, await self.inputs.get())
-        run = _Pass(
-            resource=resource,
-            pending=pending,
-            guresid=guresid,
-            driver=driver,
-            builtin=self.drivers.is_builtin(spec.driver_type),
-            request=request,
-            digest=digest,
-        )
-        memory = lifecycle.Memory()
-        while True:
-            step = lifecycle.next_step(await self._observe(key, run), memory)
-            if isinstance(step, lifecycle.Wait):
-                # The driver is working (202/409): ask again on a timer. No worker waits meanwhile, so
-                # Resources on a slow driver cannot hold back anyone else's.
-                self.queue.add_after(key, step.after, Priority.LOW)
-                self.log(logging.DEBUG, key, "%s", run.working)
-                return "waiting"
-            if isinstance(step, lifecycle.Done):
-                return self._provisioned(key, run, attempt, step)
-            answer = await self._execute(key, run, step, attempt)
-            memory = lifecycle.after(memory, step, answer)
-
-    async def _observe(self, key: ObjectKey, run: _Pass) -> lifecycle.Observed:
-        """What the machine decides on: the Resource as last written (cache), and, once no previous driver
-        is left to release, why the driver must be called (decided once per pass)."""
-        resource = run.resource
-        to_release = tuple(plan.drivers_to_release(resource, run.pending))
-        if not to_release and not run.decided:
-            run.decided = True
-            name = plan.outputs_secret_name(key[1])
-            run.observed_outputs = await self.kube.get_secret(key[0], name)
-            if run.observed_outputs is not None and not controlled_by(
-                run.observed_outputs, resource.metadata.uid or ""
-            ):
-                raise Failed(conflict("Secret", name))
-            run.now = datetime.now(UTC)
-            run.drifted = bool(self.take_drifted(key))
-            run.why = plan.apply_reason(
-                resource,
-                run.digest,
-                run.pending,
-                outputs_secret_present=run.observed_outputs is not None,
-                now=run.now,
-                resync_seconds=self.resync_interval,
-                owned_objects_changed=run.drifted,
-            )
-        return lifecycle.Observed(
-            driver_type=resource.spec.driver_type,
-            guresid=run.guresid,
-            keeps_external=not run.builtin,
-            has_finalizer=plan.FINALIZER in (resource.metadata.finalizers or []),
-            pending=run.pending,
-            to_release=to_release,
-            apply_reason=run.why,
-        )
-
-    async def _execute(
-        self, key: ObjectKey, run: _Pass, step: lifecycle.Step, attempt: _Attempt
-    ) -> lifecycle.DriverAnswer | None:
-        """Perform one provisioning step against the API server, the stores and the drivers."""
-        try:
-            if isinstance(step, lifecycle.ReleasePreviousDriver):
-                await self._release(key, run, step.holder, attempt)
-            elif isinstance(step, lifecycle.ForgetPreviousDriver):
-                await self._forget_previous(key, run, clear_pending=step.clear_pending)
-            elif isinstance(step, lifecycle.MarkPending):
-                await self._mark_pending(key, run, step)
-            elif isinstance(step, lifecycle.CallDriver):
-                await self._put(key, run, attempt)
-                return lifecycle.Applied()
-            elif isinstance(step, lifecycle.WriteOutputs):
-                await self._write_outputs(key, run)
-            elif isinstance(step, lifecycle.ApplyManifests):
-                await self._apply_manifests(key, run)
-            elif isinstance(step, lifecycle.PruneStore):
-                await self._prune_store(key, run)
-            elif isinstance(step, lifecycle.RecordReady):
-                await self._record_ready(key, run)
-            elif isinstance(step, lifecycle.ClearPending):
-                await self.writes.set_annotation(key, plan.PENDING_ANNOTATION, None)
-                run.pending = None
-            else:
-                raise AssertionError(f"not a provisioning step: {step}")
-        except OperationInProgress as working:
-            run.working = working
-            return lifecycle.InProgress(working.retry_after)
-        return None
-
-    async def _mark_pending(self, key: ObjectKey, run: _Pass, step: lifecycle.MarkPending) -> None:
-        run.resource = await self.writes.prepare_put(key, run.resource, step.pending, await self.inputs.get())
-        run.pending = step.pending or run.pending
-        if step.record is not None:
-            await self.writes.write_status(
-                key, plan.progress_status(run.resource, step.record.reason, step.record.message, run.now)
-            )
-
-    async def _put(self, key: ObjectKey, run: _Pass, attempt: _Attempt) -> None:
-        """PUT through the spec's driver and check its answer (refused: the reconcile fails)."""
-        resource, spec = run.resource, run.resource.spec
-        self.log(logging.DEBUG, key, "calling driver %s (PUT): %s", spec.driver_type, run.why)
-        attempt.called_driver = True
-        request = run.request
-        if not run.driver.in_process:  # a 202 continues on a timer: see _operation
-            request = replace(request, operation=self._operation(key, spec.driver_type, "PUT"))
-        try:
-            async with self._calling_driver(attempt, "apply", run.driver):
-                result = await run.driver.apply(request)
-        except OperationInProgress:
-            raise
-        except DriverError as exc:
-            self._operations.pop(key, None)
-            raise Failed(Problem(exc.reason, request.redact(str(exc)), exc.retryable)) from None
-        self._operations.pop(key, None)
-        run.result = result
-        run.secrets_seen = [*request.secret_values(), *result.secret_values()]
-
-        outputs = plan.check_outputs(resource, result)
-        if isinstance(outputs, Problem):
-            raise Failed(replace(outputs, message=redact(outputs.message, run.secrets_seen)))
-        refused = plan.manifest_policy_problem(outputs, self._manifest_policy(spec.driver_type, key[0]))
-        refused = refused or plan.outputs_size_problem(resource, outputs)
-        if refused is not None:
-            raise Failed(replace(refused, message=redact(refused.message, run.secrets_seen)))
-        await self.io.check_manifest_owners(resource, outputs)
-        run.outputs = outputs
-
-    async def _write_outputs(self, key: ObjectKey, run: _Pass) -> None:
-        """Secret outputs and the cookie into the default store (only what changed: each write is a new
-        version), the manifests Secret (when its content changed), the outputs Secret."""
-        namespace, name = key
-        resource, outputs, result = run.resource, run.answered(), run.result
-        assert result is not None
-        uid = resource.metadata.uid or ""
-        previous_refs = run.previous_refs()
-        previous_cookie = resource.status.cookie_ref if resource.status else None
-        client: GuardedStore | None = None
-        if outputs.secrets or result.cookie is not None:
-            store_key = default_store(namespace, self.operator_namespace, self.stores.views.values())
-            if isinstance(store_key, Problem):
-                self._waiting_on_store.setdefault(_ANY_STORE, set()).add(key)
-                raise Failed(store_key)
-            run.store_name = store_key.name
-            client = await self.io.store_client(store_key)
-        store_name = run.store_name or ""
-
-        observed_data = decode_secret_data(run.observed_outputs)
-        run.new_refs = {
-            k: plan.reference(ref.store, ref.ref, ref.version)
-            for k, ref in previous_refs.items()
-            if k in outputs.secrets and ref.store == store_name
-        }
-        to_write = plan.keys_to_write(outputs, observed_data, previous_refs, store_name)
-        if to_write:
-            assert client is not None
-            written = await asyncio.gather(
-                *(
-                    self.io.store_write(client, plan.output_store_key(namespace, name, k), outputs.secrets[k])
-                    for k in to_write
-                )
-            )
-            for k, (store_ref, version) in zip(to_write, written, strict=True):
-                run.new_refs[k] = plan.reference(store_name, store_ref, version)
-        if result.cookie is not None:
-            assert client is not None
-            unchanged = (
-                previous_cookie is not None
-                and previous_cookie.store == store_name
-                and run.request.cookie is not None
-                and run.request.cookie == result.cookie
-            )
-            if unchanged and previous_cookie is not None:
-                run.cookie_ref = plan.reference(
-                    previous_cookie.store, previous_cookie.ref, previous_cookie.version
-                )
-            else:
-                store_ref, version = await self.io.store_write(
-                    client, plan.cookie_store_key(namespace, name), result.cookie
-                )
-                run.cookie_ref = plan.reference(store_name, store_ref, version)
-
-        # The manifests Secret is only looked at when its content changes: the outputs Secret records its
-        # hash (and is written after it).
-        wanted_manifests = plan.manifests_secret(resource, outputs)
-        manifests_hash = plan.content_hash_of(wanted_manifests)
-        if run.drifted or manifests_hash != plan.recorded_manifests_hash(run.observed_outputs):
-            await self.io.apply_manifests_secret(resource, wanted_manifests)
-        wanted_secret = plan.outputs_secret(resource, outputs.secrets, manifests_hash)
-        if not plan.secret_current(run.observed_outputs, wanted_secret, uid):
-            await self.kube.apply_secret(wanted_secret)
-            run.outputs_changed = True
-
-    async def _apply_manifests(self, key: ObjectKey, run: _Pass) -> None:
-        resource, outputs = run.resource, run.answered()
-        previous = run.previous_manifests()
-        grown = plan.stale_manifests(plan.manifest_refs(resource, outputs), previous)
-        if grown:
-            # Recorded before they exist: a crash between applying an object and the final status must not
-            # leave a cluster-scoped object nobody knows to delete.
-            await self.writes.write_status(key, {"manifests": [*previous, *grown]})
-        run.applied = await self.io.apply_objects(resource, outputs, run.secrets_seen)
-        for stale in plan.stale_manifests(previous, run.applied):
-            await self.io.delete_owned_object(key, resource, stale, run.secrets_seen)
-        await self.io.apply_workload_patch(resource, outputs)
-
-    async def _prune_store(self, key: ObjectKey, run: _Pass) -> None:
-        """Store entries no longer used. A failure here orphans one entry at worst: it is logged, and the
-        rest of the outputs (already written) are recorded."""
-        namespace, name = key
-        resource, outputs = run.resource, run.answered()
-        store_name = run.store_name or ""
-        stale_store = plan.stale_refs(resource, run.previous_refs(), outputs, store_name)
-        previous_cookie = resource.status.cookie_ref if resource.status else None
-        if previous_cookie is not None and (run.cookie_ref is None or previous_cookie.store != store_name):
-            stale_store.append(
-                SecretReference(store=previous_cookie.store, ref=plan.cookie_store_key(namespace, name))
-            )
-        for ref in stale_store:
-            await self.io.store_delete_quietly(key, ref)
-
-    async def _record_ready(self, key: ObjectKey, run: _Pass) -> None:
-        outputs = run.answered()
-        status = plan.ready_status(
-            run.resource,
-            now=datetime.now(UTC),
-            driver_type=run.resource.spec.driver_type,
-            guresid=run.guresid,
-            digest=run.digest,
-            outputs=outputs,
-            secret_refs=plan.refs_tree(outputs.secret_shape, run.new_refs),
-            manifests=run.applied,
-            cookie_ref=run.cookie_ref,
-            applied_now=True,
-        )
-        run.status_before = dict((self.bodies.get(key) or {}).get("status") or {})
-        await self.writes.write_status(key, status)
-
-    def _provisioned(self, key: ObjectKey, run: _Pass, attempt: _Attempt, done: lifecycle.Done) -> str:
-        resource, spec = run.resource, run.resource.spec
-        if done.outcome == "unchanged":
-            self.succeeded(key, plan.seconds_until_resync(resource, run.now, self.resync_interval))
-            return "unchanged"
-        outputs = run.answered()
-        self.report(key, "Normal", "Provisioned", f"driver {spec.driver_type!r} provisioned it: {run.why}")
-        after = (self.bodies.get(key) or {}).get("status") or {}
-        before = run.status_before
-        # Dependents re-run when what they read changed: readiness, output values, secret outputs.
-        if (
-            run.outputs_changed
-            or before.get("outputs") != after.get("outputs")
-            or not _was_ready(before, resource.metadata.generation)
-        ):
-            self._wake_dependents(key)
-
-        overhead = time.perf_counter() - attempt.started - attempt.driver_seconds
-        OVERHEAD_SECONDS.observe(overhead)
-        self.succeeded(key, self.resync_interval)
-        self.log(
-            logging.INFO,
-            key,
-            "provisioned by %s (%s): %d values, %d secret outputs, %d objects; driver %.3fs, operator %.3fs",
-            spec.driver_type,
-            run.why,
-            len(outputs.values),
-            len(outputs.secrets),
-            len(run.applied),
-            attempt.driver_seconds,
-            overhead,
-        )
-        return "provisioned"
-
-    def _operation(self, key: ObjectKey, driver_type: str, method: str) -> DriverOperation:
-        """The operation this call continues, or a new one (another driver or method starts over)."""
-        current = self._operations.get(key)
-        if current is None or current[0] != driver_type or current[1].method != method:
-            current = (driver_type, DriverOperation(method))
-            self._operations[key] = current
-        return current[1]
-
-    async def _delete_through(
-        self, key: ObjectKey, attempt: _Attempt, driver_type: str, driver: Driver, request: DriverRequest
-    ) -> None:
-        """DELETE through one driver. Like a PUT, a remote driver's 202 continues on a timer
-        (OperationInProgress leaves the reconcile), so a slow deletion holds no worker either."""
-        if not driver.in_process:
-            request = replace(request, operation=self._operation(key, driver_type, "DELETE"))
-        try:
-            async with self._calling_driver(attempt, "delete", driver):
-                await driver.delete(request)
-        except OperationInProgress:
-            raise
-        except BaseException:
-            self._operations.pop(key, None)
-            raise
-        self._operations.pop(key, None)
-
-    @contextlib.asynccontextmanager
-    async def _calling_driver(self, attempt: _Attempt, operation: str, driver: Driver) -> AsyncIterator[None]:
-        """Time a driver call (the driver's time, not the operator's overhead). A remote driver may take
-        seconds (202 and polling): its call gives the slot to another Resource meanwhile; waiting to get
-        it back afterwards counts as overhead. Built-in drivers answer at once and keep the slot."""
-        async with contextlib.nullcontext() if driver.in_process else self.waiting():
-            started = time.perf_counter()
-            try:
-                yield
-            finally:
-                elapsed = time.perf_counter() - started
-                attempt.driver_seconds += elapsed
-                DRIVER_SECONDS.labels(operation).observe(elapsed)
-
-    async def _resolve_dependencies(self, key: ObjectKey, resource: Resource) -> plan.ResolvedInputs:
-        namespace, name = key
-        try:
-            refs = plan.dependencies(resource)
-        except PlaceholderError as exc:
-            self._set_deps(key, frozenset())
-            raise Failed(Problem("InvalidPlaceholder", str(exc), False)) from None
-        names = frozenset(ref.resource for ref in refs)
-        self._set_deps(key, names)
-        views: dict[str, plan.DependencyView] = {}
-        if names:
-            cycle = plan.find_cycle(name, lambda n: self._deps.get((namespace, n), frozenset()))
-            if cycle is not None:
-                raise Failed(
-                    Problem(
-                        "DependencyCycle",
-                        "Resources depend on each other in a cycle: "
-                        + " -> ".join(cycle)
-                        + "; change a placeholder to break it",
-                        False,
-                    )
-                )
-            for dep in names:
-                body = self.bodies.get((namespace, dep))
-                if body is not None:
-                    views[dep] = plan.dependency_view(body)
-            for dep in plan.secret_dependencies(refs, views):
-                secret = await self.kube.get_secret(namespace, plan.outputs_secret_name(dep))
-                dep_uid = ((self.bodies.get((namespace, dep)) or {}).get("metadata") or {}).get("uid") or ""
-                if secret is not None and controlled_by(secret, dep_uid):
-                    data = decode_secret_data(secret)
-                    views[dep] = replace(views[dep], secrets={k: SecretValue(v) for k, v in data.items()})
-        resolved = plan.resolve_placeholders(resource, views)
-        if isinstance(resolved, plan.InputProblem):
-            raise Failed(resolved)
-        return resolved
-
-    async def _driver(self, driver_type: str, namespace: str, *, deleting: bool = False) -> Driver:
-        try:
-            return await self.drivers.resolve(driver_type, namespace, deleting=deleting)
-        except DriverError as exc:
-            raise Failed(Problem(exc.reason, str(exc), exc.retryable)) from None
-
-    async def _release(self, key: ObjectKey, run: _Pass, holder: lifecycle.Holder, attempt: _Attempt) -> None:
-        """DELETE through a driver the Resource no longer uses, before the new one provisions."""
-        driver_type, guresid = holder
-        old = await self._driver(driver_type, key[0], deleting=True)
-        self.log(logging.INFO, key, "driver changed: deleting through the previous driver %s", driver_type)
-        cookie = run.request.cookie
-        try:
-            await self._delete_through(
-                key, attempt, driver_type, old, plan.bare_request(run.resource, guresid, cookie)
-            )
-        except DriverError as exc:
-            if _no_delete(exc):
-                self.log(
-                    logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
-                )
-                return
-            raise Failed(
-                Problem(
-                    exc.reason,
-                    f"the previous driver {driver_type!r} must delete the resource first "
-                    f"(or set inPlaceDriverChange): {redact(str(exc), [cookie] if cookie else [])}",
-                    exc.retryable,
-                )
-            ) from None
-
-    async def _forget_previous(self, key: ObjectKey, run: _Pass, *, clear_pending: bool) -> None:
-        """Every previous driver let go: its cookie (meaningless to the new driver), `status.driverType`,
-        a marker naming it."""
-        resource = run.resource
-        cookie_ref = resource.status.cookie_ref if resource.status else None
-        if cookie_ref is not None:
-            own = SecretReference(store=cookie_ref.store, ref=plan.cookie_store_key(key[0], key[1]))
-            await self.io.store_delete_quietly(key, own)
-        await self.writes.write_status(key, {"driverType": None, "cookieRef": None})
-        if clear_pending:
-            await self.writes.set_annotation(key, plan.PENDING_ANNOTATION, None)
-            run.pending = None
-        run.resource = trusted_resource(self.bodies[key], await self.inputs.get())
-        run.request = replace(run.request, cookie=None)
-
-    def _manifest_policy(self, driver_type: str, namespace: str) -> plan.ManifestPolicy:
-        builtin = self.drivers.is_builtin(driver_type)
-        driver_namespace: str | None = None
-        allow = False
-        if not builtin:
-            (driver_namespace, _), obj = self.drivers.find(driver_type, namespace)
-            allow = obj is not None and obj.spec.allow_cluster_manifests
-        refusal = plan.cluster_manifest_refusal(
-            driver_type,
-            builtin=builtin,
-            driver_namespace=driver_namespace,
-            allow_cluster_manifests=allow,
-            operator_namespace=self.operator_namespace,
-            builtin_allowed=self.policy.builtin_cluster_manifests,
-        )
-        return plan.ManifestPolicy(self.policy.manifest_kinds, refusal)
-
-    async def _finalize(
-        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None, attempt: _Attempt
-    ) -> str:
-        """Execute the machine's deletion steps. Drivers that confirmed a DELETE are remembered (per uid)
-        across reconciles, so a retry of the rest (store entries, the finalizer) sends no DELETE again."""
-        uid = resource.metadata.uid or ""
-        confirmed = self._deleted_through.setdefault(key, set())
-        observed = lifecycle.Observed(
-            driver_type=resource.spec.driver_type,
-            guresid="",
-            deleting=True,
-            has_finalizer=plan.FINALIZER in (resource.metadata.finalizers or []),
-            pending=pending,
-            holders=tuple(self._holders(key, resource, pending))
-            if plan.FINALIZER in (resource.metadata.finalizers or [])
-            else (),
-        )
-        memory = lifecycle.Memory(released=frozenset((d, g) for u, d, g in confirmed if u == uid))
-        cookie: list[SecretValue | None] = []  # read once, on the first DELETE
-        working: OperationInProgress | None = None
-        while True:
-            step = lifecycle.next_step(observed, memory)
-            answer: lifecycle.DriverAnswer | None = None
-            if isinstance(step, lifecycle.Wait):
-                self.queue.add_after(key, step.after, Priority.LOW)
-                self.log(logging.DEBUG, key, "%s", working)
-                return "waiting"
-            if isinstance(step, lifecycle.Done):
-                return step.outcome
-            if isinstance(step, lifecycle.RecordDeleting):
-                await self.writes.write_status(
-                    key,
-                    plan.progress_status(
-                        resource, step.record.reason, step.record.message, datetime.now(UTC)
-                    ),
-                )
-            elif isinstance(step, lifecycle.CallDriver):
-                if not cookie:
-                    cookie.append(await self.io.read_cookie(resource, lenient=True))
-                try:
-                    await self._delete_holder(key, resource, step.holder, cookie[0], attempt)
-                except OperationInProgress as exc:
-                    working, answer = exc, lifecycle.InProgress(exc.retry_after)
-                else:
-                    confirmed.add((uid, *step.holder))
-            elif isinstance(step, lifecycle.DeleteManifests):
-                # Objects the drivers' manifests made (namespaced ones would also go with their owner), each
-                # only if the live object proves this Resource made it.
-                for applied in resource.status.manifests or [] if resource.status else []:
-                    record = applied.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    await self.io.delete_owned_object(key, resource, record, [])
-            elif isinstance(step, lifecycle.DeleteStoreEntries):
-                await self.io.delete_store_entries(key, resource)
-            elif isinstance(step, lifecycle.RemoveFinalizer):
-                await self.writes.remove_finalizer(key)
-                self.log(logging.INFO, key, "deprovisioned; finalizer removed")
-            else:
-                raise AssertionError(f"not a deletion step: {step}")
-            memory = lifecycle.after(memory, step, answer)
-
-    async def _delete_holder(
-        self,
-        key: ObjectKey,
-        resource: Resource,
-        holder: lifecycle.Holder,
-        cookie: SecretValue | None,
-        attempt: _Attempt,
-    ) -> None:
-        """DELETE through one driver that may hold the resource (405: it has nothing to delete)."""
-        driver_type, guresid = holder
-        self._index(self._waiting_on_driver, key, [driver_type])
-        driver = await self._driver(driver_type, key[0], deleting=True)
-        try:
-            request = plan.bare_request(resource, guresid, cookie)
-            await self._delete_through(key, attempt, driver_type, driver, request)
-        except DriverError as exc:
-            if _no_delete(exc):
-                self.log(
-                    logging.WARNING, key, "driver %s has no DELETE (405): nothing to delete", driver_type
-                )
-                return
-            message = f"the driver {driver_type!r} did not delete the resource: {exc}"
-            problem = Problem(exc.reason, redact(message, [cookie] if cookie else []), True)
-            raise Failed(problem, None if exc.retryable else _STUCK_DELETE_RETRY) from None
-        self.log(logging.INFO, key, "deleted through driver %s", driver_type)
-
-    def _holders(
-        self, key: ObjectKey, resource: Resource, pending: plan.Pending | None
-    ) -> list[tuple[str, str]]:
-        """(driver type, GUResID) to DELETE through when the Resource goes."""
-        if self._duplicate_of(key) is not None:
-            return []  # a refused duplicate never provisioned: what its identity names is the first one's
-        holders = plan.drivers_holding(resource, pending)
-        if holders or plan.guresid_problem(resource, self.policy.guresid) is not None:
-            return holders
-        # Our finalizer is there, so a driver call may have been made, but there is no trusted record of it
-        # (an altered status was forgotten): the spec's own identity is the only one it can have used.
-        return [(resource.spec.driver_type, plan.guresid_of(resource))]
-
-    # --- writes ---------------------------------------------------------------------------------------
-
-    async def inputs_key(self) -> bytes:
-        """Load (or make) the inputs HMAC key now; raises what loading it raises (operator start-up check)."""
-        try:
-            return await self.inputs.get()
-        except Failed as failed:
-            raise ValueError(failed.problem.message) from None
-
-
-def _no_delete(exc: DriverError) -> bool:
-    """A driver that answers DELETE with 405 has no delete operation (the older Driver API spec had none,
-    and the SDK answers 405 when a driver defines no `delete`): there is nothing it could deprovision, and
-    waiting would only keep the finalizer forever."""
-    return exc.status == 405
-
 
 def _older(new_meta: Mapping[str, Any], cached_meta: Mapping[str, Any]) -> bool:
     """Whether an event carries an older state than the cache (resourceVersions compared as numbers,
     which they are on etcd; anything else is treated as newer)."""
     new, cached = str(new_meta.get("resourceVersion") or ""), str(cached_meta.get("resourceVersion") or "")
     return new.isdigit() and cached.isdigit() and int(new) < int(cached)
-
-
-def _was_ready(status: Mapping[str, Any], generation: int | None) -> bool:
-    cond = next((x for x in status.get("conditions") or [] if x.get("type") == "Ready"), None)
-    return bool(cond and cond.get("status") == "True" and status.get("observedGeneration") == generation)
 
 
 __all__ = ["ResourceController", "ResourcePolicy"]
