@@ -27,7 +27,11 @@
   balancer's affinity cookie) live for one operation, as they did with a client per operation: they are
   never shared between Resources.
 
-Nothing that leaves this module as an exception holds a secret: driver error bodies are redacted with
+This module is the client: the Driver protocol's calls, the operation (one step, or polling) and the
+configuration from a Driver object. The HTTP exchange and the client's lifetime are in `remotehttp`;
+what a request sends and what an answer means in `remoteprotocol` (both in `strongroom.drivers`).
+
+Nothing that leaves these modules as an exception holds a secret: driver error bodies are redacted with
 every secret of the request (and of the answer), validation errors are reported without inputs, and
 exceptions are raised `from None` so no chained exception carries the original text.
 """
@@ -35,67 +39,41 @@ exceptions are raised `from None` so no chained exception carries the original t
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.cookiejar
-import json
 import random
 import re
 import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass, replace
-from typing import Any
 
 import httpx2
-from pydantic import ValidationError
 
-from strongroom import __version__
 from strongroom.api import constants as c
 from strongroom.api.common import parse_duration
 from strongroom.api.driver import DriverSpec
 from strongroom.drivers.base import (
-    DriverAnswerTooLarge,
-    DriverAuthFailed,
     DriverConfigError,
     DriverError,
     DriverOperation,
     DriverProtocolError,
-    DriverRejected,
     DriverRequest,
     DriverResult,
     DriverTimeout,
-    DriverUnavailable,
-    Manifest,
     OperationInProgress,
-    iter_secret_values,
-    redact,
-    reveal_tree,
-    split_update,
-    to_secret_tree,
+)
+from strongroom.drivers.remotehttp import Answer, DriverHTTP
+from strongroom.drivers.remoteprotocol import (
+    ERROR_EXCERPT_MAX,
+    answer_cookie,
+    driver_error,
+    driver_result,
+    error_excerpt,
+    put_body,
 )
 from strongroom.drivers.signing import SigningKey
-from strongroom.drivers.wire import (
-    COOKIE_HEADER,
-    COOKIE_MAX_BYTES,
-    ERROR_CODE,
-    SET_COOKIE_HEADER,
-    LenientOutputData,
-    field_errors,
-)
-from strongroom.net import AiohttpTransport, environment_proxy
-from strongroom.net.transport import (
-    ACCEPTED_ENCODINGS,
-    ResponseTooLarge,
-    UnsupportedEncoding,
-    read_limited,
-)
 from strongroom.stores.base import SecretValue
 
 _GURESID = re.compile(c.GURESID)
-# Header values must be visible ASCII (and spaces/tabs inside); anything else cannot go on the wire as is.
-_HEADER_VALUE = re.compile(rb"^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$")
-#: How much of a driver's error message reaches a Resource's status (the status is not a channel).
-ERROR_EXCERPT_MAX = 200
 _POLL_STATUSES = frozenset({202, 409})
 #: The answer size cap when neither the operator nor the Driver sets one.
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
@@ -114,17 +92,6 @@ class RemoteTimings:
     poll_factor: float = 2.0
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     """Largest answer read, as sent and after decompression."""
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """A driver's answer, read whole within the limits."""
-
-    method: str
-    status: int
-    reason: str
-    headers: httpx2.Headers
-    body: bytes
 
 
 class RemoteDriver:
@@ -153,10 +120,15 @@ class RemoteDriver:
         self.timings = timings or RemoteTimings()
         self.verify = verify
         self.name = name or _display_url(target)
-        self._transport = transport
-        self._client: httpx2.AsyncClient | None = None
-        self._active = 0  # operations running now (they hold the client)
-        self._closed = False
+        self._http = DriverHTTP(
+            target,
+            name=self.name,
+            signing_key=signing_key,
+            request_timeout=self.timings.request,
+            max_response_bytes=self.timings.max_response_bytes,
+            verify=verify,
+            transport=transport,
+        )
 
     @classmethod
     def from_spec(
@@ -193,44 +165,15 @@ class RemoteDriver:
     # --- lifetime --------------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the HTTP client and its connections; safe to call more than once.
-
-        Never fails a call in progress: operations still running (a Driver object changed while a Resource
-        was being provisioned, which can take minutes of polling) keep the client, and the last of them
-        closes it. An operation started after `close` gets a client of its own, closed when it ends.
-        """
-        self._closed = True
-        if self._active == 0:
-            await self._drop_client()
+        """Close the HTTP client and its connections; safe to call more than once. Never fails a call in
+        progress: the last operation running closes it (`DriverHTTP.close`)."""
+        await self._http.close()
 
     async def __aenter__(self) -> RemoteDriver:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    def _client_now(self) -> httpx2.AsyncClient:
-        # Built on first use rather than in __init__: the aiohttp session underneath belongs to the event
-        # loop that runs the requests, and drivers that are resolved but never called cost nothing.
-        if self._client is None:
-            transport = self._transport
-            if transport is None:
-                # Proxy variables (HTTPS_PROXY, NO_PROXY) are honoured: clusters often reach outside
-                # drivers through one. `verify` True means aiohttp's one shared default context.
-                transport = AiohttpTransport(self.verify, environment_proxy(self.target))
-            self._client = httpx2.AsyncClient(
-                transport=transport,
-                follow_redirects=False,
-                # The client is shared by every Resource of this driver: a cookie one answer sets must
-                # not ride along with another Resource's requests. Cookies are kept per operation instead.
-                cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
-            )
-        return self._client
-
-    async def _drop_client(self) -> None:
-        client, self._client = self._client, None  # before awaiting: a new operation builds a new one
-        if client is not None:
-            await client.aclose()
 
     # --- the Driver protocol --------------------------------------------------------------------------
 
@@ -243,8 +186,8 @@ class RemoteDriver:
             if answer.status in {404, 405}:
                 return None
             if answer.status in {200, 201}:
-                return self._result(answer, req, cookie)
-            raise self._error(answer, req)
+                return driver_result(self.name, answer, req, cookie)
+            raise driver_error(self.name, answer, req)
         except (DriverError, OperationInProgress):
             raise
         except Exception as exc:
@@ -254,8 +197,8 @@ class RemoteDriver:
         try:
             answer, cookie = await self._operation("PUT", req)
             if answer.status in {200, 201}:
-                return self._result(answer, req, cookie)
-            raise self._error(answer, req)
+                return driver_result(self.name, answer, req, cookie)
+            raise driver_error(self.name, answer, req)
         except (DriverError, OperationInProgress):
             raise
         except Exception as exc:
@@ -265,7 +208,7 @@ class RemoteDriver:
         try:
             answer, _ = await self._operation("DELETE", req)
             if answer.status not in {200, 204, 404}:
-                raise self._error(answer, req)
+                raise driver_error(self.name, answer, req)
         except (DriverError, OperationInProgress):
             raise
         except Exception as exc:
@@ -277,12 +220,12 @@ class RemoteDriver:
         message = f"driver {self.name!r}: unexpected {type(exc).__name__}: {exc}"
         return DriverProtocolError(req.redact(message))
 
-    # --- HTTP -----------------------------------------------------------------------------------------
+    # --- the operation ----------------------------------------------------------------------------------
 
     def url(self, guresid: str) -> str:
-        return f"{self.target}{guresid}"
+        return self._http.url(guresid)
 
-    async def _operation(self, method: str, req: DriverRequest) -> tuple[_Answer, SecretValue | None]:
+    async def _operation(self, method: str, req: DriverRequest) -> tuple[Answer, SecretValue | None]:
         """The final answer (neither 202 nor 409) and the cookie to keep.
 
         With `req.operation`: one step, `OperationInProgress` while the driver works. Without: steps of a
@@ -302,17 +245,11 @@ class RemoteDriver:
 
     async def _step(
         self, method: str, req: DriverRequest, operation: DriverOperation
-    ) -> tuple[_Answer, SecretValue | None]:
+    ) -> tuple[Answer, SecretValue | None]:
         """Send the request once for `operation`; the final answer, or OperationInProgress."""
         if not _GURESID.fullmatch(req.guresid) or len(req.guresid) > c.GURESID_MAX:
             raise DriverConfigError(f"driver {self.name!r}: {req.guresid!r} is not a valid GUResID")
-        body = None
-        if method == "PUT":
-            body = {
-                "type": req.type,
-                "resource": dict(req.resource_inputs),
-                "driver": {"values": dict(req.values), "secrets": reveal_tree(req.secrets)},
-            }
+        body = put_body(req) if method == "PUT" else None
         timings = self.timings
         if operation.started is None:
             operation.started = time.monotonic()
@@ -320,18 +257,8 @@ class RemoteDriver:
         cookie = operation.cookie if operation.cookie_set else req.cookie
         # HTTP cookies of this operation only (polls of one operation may need a load balancer's affinity).
         jar: httpx2.Cookies = operation.state.setdefault("http_cookies", httpx2.Cookies())
-        client = self._client_now()
-        self._active += 1
-        try:
-            answer = await self._send(client, jar, method, req, body, cookie, deadline)
-        finally:
-            self._active -= 1
-            if self._closed and self._active == 0:
-                # Closing only releases connections: a failure there must not replace the operation's
-                # own answer or error.
-                with contextlib.suppress(Exception):
-                    await self._drop_client()
-        cookie = self._cookie(answer, req, cookie)
+        answer = await self._http.exchange(jar, method, req, body, cookie, deadline)
+        cookie = answer_cookie(self.name, answer, req, cookie)
         if answer.status not in _POLL_STATUSES:
             return answer, cookie
         operation.cookie, operation.cookie_set = cookie, True
@@ -352,202 +279,8 @@ class RemoteDriver:
             wait,
         )
 
-    async def _send(
-        self,
-        client: httpx2.AsyncClient,
-        jar: httpx2.Cookies,
-        method: str,
-        req: DriverRequest,
-        body: dict[str, Any] | None,
-        cookie: SecretValue | None,
-        deadline: float,
-    ) -> _Answer:
-        url = self.url(req.guresid)
-        headers = {
-            "Accept": "application/json",
-            "Accept-Encoding": ACCEPTED_ENCODINGS,
-            "User-Agent": f"strongroom/{__version__}",
-        }
-        if self.signing_key is not None:
-            headers["Authorization"] = self.signing_key.authorization(
-                audience=self.target, subject=req.subject, method=method, url=url
-            )
-        if cookie is not None and len(cookie):
-            raw = cookie.reveal()
-            if len(raw) >= COOKIE_MAX_BYTES:
-                raise DriverConfigError(
-                    f"driver {self.name!r}: the stored cookie has {len(raw)} bytes; "
-                    f"the Driver API allows less than {COOKIE_MAX_BYTES}"
-                )
-            if not _HEADER_VALUE.fullmatch(raw):
-                raise DriverConfigError(
-                    f"driver {self.name!r}: the stored cookie is not a valid header value "
-                    "(was it set by another driver?)"
-                )
-            headers[COOKIE_HEADER] = raw.decode("ascii")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DriverTimeout(f"driver {self.name!r}: {method} {req.guresid} ran out of time")
-        limit = min(self.timings.request, remaining)
-        cap = self.timings.max_response_bytes
-        try:
-            # One deadline for the whole exchange: httpx2's and aiohttp's own timeouts are per read, so a
-            # server sending a byte a second would never trip them.
-            async with asyncio.timeout(limit):
-                request = client.build_request(
-                    method, url, headers=headers, json=body, timeout=httpx2.Timeout(limit)
-                )
-                jar.set_cookie_header(request)
-                response = await client.send(request, stream=True)
-                try:
-                    jar.extract_cookies(response)
-                    content = await read_limited(response, cap)
-                finally:
-                    await response.aclose()
-        except (TimeoutError, httpx2.TimeoutException):
-            raise DriverUnavailable(
-                f"driver {self.name!r}: {method} {req.guresid}: no complete answer within {limit:g}s "
-                "(timeouts.request)"
-            ) from None
-        except ResponseTooLarge as exc:
-            raise DriverAnswerTooLarge(
-                f"driver {self.name!r}: {method} {req.guresid}: {exc}, the most the operator reads "
-                "(maxResponseBytes of the Driver, or the operator's --driver-max-response-bytes)",
-                status=response.status_code,
-            ) from None
-        except UnsupportedEncoding as exc:
-            raise DriverProtocolError(
-                f"driver {self.name!r}: {method} {req.guresid}: {exc}", status=response.status_code
-            ) from None
-        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as exc:
-            raise DriverConfigError(req.redact(f"driver {self.name!r}: bad URL: {exc}")) from None
-        except httpx2.HTTPError as exc:
-            raise DriverUnavailable(
-                req.redact(
-                    f"driver {self.name!r}: {method} {req.guresid} failed: {type(exc).__name__}: {exc}"
-                )
-            ) from None
-        return _Answer(method, response.status_code, response.reason_phrase, response.headers, content)
 
-    def _cookie(
-        self, answer: _Answer, req: DriverRequest, previous: SecretValue | None
-    ) -> SecretValue | None:
-        wanted = SET_COOKIE_HEADER.lower().encode()
-        found = [value for key, value in answer.headers.raw if key.lower() == wanted]
-        if not found:
-            return previous
-        value = found[-1].strip()
-        if len(value) >= COOKIE_MAX_BYTES:
-            raise DriverProtocolError(
-                f"driver {self.name!r}: {answer.method} {req.guresid} set a cookie of {len(value)} bytes; "
-                f"the Driver API allows less than {COOKIE_MAX_BYTES}",
-                status=answer.status,
-            )
-        return SecretValue(value) if value else None
-
-    # --- answers --------------------------------------------------------------------------------------
-
-    def _result(self, answer: _Answer, req: DriverRequest, cookie: SecretValue | None) -> DriverResult:
-        where = f"driver {self.name!r}: {answer.method} {req.guresid}"
-        try:
-            raw = json.loads(answer.body)
-        except ValueError:
-            raise DriverProtocolError(f"{where}: the answer is not JSON", status=answer.status) from None
-        answer_secrets = _raw_secrets(raw)
-
-        def protocol_error(message: str) -> DriverProtocolError:
-            return DriverProtocolError(
-                redact(f"{where}: {message}", [*req.secret_values(), *answer_secrets]),
-                status=answer.status,
-            )
-
-        try:
-            data = LenientOutputData.model_validate(raw)
-        except ValidationError as exc:
-            raise protocol_error(f"the answer does not match the Driver API: {field_errors(exc)}") from None
-        if data.id is not None and data.id != req.guresid:
-            raise protocol_error("the answer is for another GUResID")
-        if data.type is not None and data.type != req.type:
-            raise protocol_error(f"the answer is for resource type {data.type!r}, not {req.type!r}")
-        try:
-            manifests = [
-                Manifest(location=item.location, data=item.data) for item in data.normalised_manifests()
-            ]
-            values, update = split_update(req.type, (data.resource.values if data.resource else None) or {})
-        except ValueError as exc:
-            raise protocol_error(str(exc)) from None
-        return DriverResult(
-            id=req.guresid,
-            type=req.type,
-            values=values,
-            secrets=to_secret_tree((data.resource.secrets if data.resource else None) or {}),
-            manifests=manifests,
-            cookie=cookie,
-            update=update,
-        )
-
-    def _error(self, answer: _Answer, req: DriverRequest) -> DriverError:
-        status = answer.status
-        detail = req.redact(error_excerpt(answer.body, answer.headers.get("content-type")))
-        reason = _printable(answer.reason, 40)
-        message = f"driver {self.name!r}: {answer.method} {req.guresid}: {status} {reason}".rstrip()
-        if detail:
-            message += f": {detail}"
-        error: type[DriverError]
-        if status == 400:
-            error = DriverRejected
-        elif status in {401, 403}:
-            error = DriverAuthFailed
-        elif status in {408, 429} or status >= 500:
-            error = DriverUnavailable
-        elif status == 404:
-            error = DriverConfigError
-            message += " (is the Driver's target right?)"
-        else:
-            error = DriverProtocolError
-        return error(message, status=status)
-
-
-_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]+")
-
-
-def _printable(text: str, limit: int) -> str:
-    """`text` as one line of printable ASCII, at most `limit` characters (`...` marks a cut)."""
-    flat = " ".join(_NOT_PRINTABLE.sub(" ", text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
-
-
-def error_excerpt(body: bytes, content_type: str | None) -> str:
-    """What of an error answer may be shown in a Resource's status: `RES-1xx: message` from a structured
-    Error body (printable ASCII, cut to `ERROR_EXCERPT_MAX`), else only its size and type. A status is
-    read by many; a driver must not be able to write arbitrary text into it. Not yet redacted."""
-    if not body:
-        return ""
-    try:
-        loose = json.loads(body)
-    except ValueError:
-        loose = None
-    if isinstance(loose, dict) and isinstance(loose.get("message"), str):
-        code = loose.get("error")
-        text = loose["message"]
-        if isinstance(code, str) and re.fullmatch(ERROR_CODE, code):
-            text = f"{code}: {text}"
-        return _printable(text, ERROR_EXCERPT_MAX)
-    kind = _printable((content_type or "no content type").split(";")[0], 60)
-    return f"{len(body)} bytes of {kind}"
-
-
-def _raw_secrets(raw: Any) -> list[SecretValue]:
-    """Secret outputs in an answer, found before validation, so that errors about the answer hide them."""
-    if not isinstance(raw, dict):
-        return []
-    resource = raw.get("resource")
-    if not isinstance(resource, dict) or not isinstance(resource.get("secrets"), dict):
-        return []
-    return list(iter_secret_values(to_secret_tree(resource["secrets"])))
-
-
-def _retry_after(answer: _Answer, *, floor: float, ceiling: float) -> float | None:
+def _retry_after(answer: Answer, *, floor: float, ceiling: float) -> float | None:
     # Bounded both ways: "Retry-After: 0" from a busy driver must not turn polling into a busy loop.
     value = answer.headers.get("Retry-After")
     if value is None:
@@ -593,3 +326,12 @@ def _display_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "ERROR_EXCERPT_MAX",
+    "RemoteDriver",
+    "RemoteTimings",
+    "error_excerpt",
+]

@@ -20,6 +20,8 @@ The driver author writes three async functions and hands them to `DriverApp`:
   `DriverFailure` into 400 `{error, message}`;
 - decodes the `Humanitec-Driver-Cookie` header (base64) into `request.cookie` bytes, and encodes
   `DriverResponse.cookie` / `InProgress.cookie` into `Set-Humanitec-Driver-Cookie`.
+
+What handlers receive and return is in `strongroom.drivers.sdk.messages` (re-exported here).
 """
 
 from __future__ import annotations
@@ -31,13 +33,27 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from strongroom.api import constants as c
 from strongroom.drivers.base import reveal_tree
+from strongroom.drivers.sdk.messages import (
+    DRIVER_FAILURE,
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    DeleteHandler,
+    DriverFailure,
+    DriverResponse,
+    GetHandler,
+    InProgress,
+    PutHandler,
+    PutRequest,
+    ResourceRequest,
+    in_progress,
+)
 from strongroom.drivers.signing import (
     DEFAULT_LEEWAY_SECONDS,
     DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
@@ -62,109 +78,10 @@ from strongroom.drivers.wire import (
 
 log = logging.getLogger("strongroom.drivers.sdk")
 
-#: Error codes the app uses in 400/500 bodies (the Driver API reserves RES-1xx for drivers).
-INVALID_REQUEST: Final = "RES-100"
-DRIVER_FAILURE: Final = "RES-101"
-INTERNAL_ERROR: Final = "RES-199"
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
 _GURESID = re.compile(c.GURESID)
 
-# --- What the author sees ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResourceRequest:
-    """A GET or DELETE: which resource, the cookie set last time, and the verified token claims."""
-
-    guresid: str
-    cookie: bytes | None = None
-    """The cookie this driver set last time for `guresid` (decoded from base64), None if none."""
-    claims: Mapping[str, Any] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        # The cookie may hold credentials (the postgres example keeps a password in it).
-        cookie = "None" if self.cookie is None else f"<{len(self.cookie)} bytes>"
-        return f"{type(self).__name__}(guresid={self.guresid!r}, cookie={cookie})"
-
-
-@dataclass(frozen=True)
-class PutRequest(ResourceRequest):
-    """A PUT: create or update the resource `guresid` to match these inputs."""
-
-    type: str = ""
-    resource: dict[str, Any] = field(default_factory=dict)
-    """Resource inputs."""
-    values: dict[str, Any] = field(default_factory=dict)
-    """`driver.values`."""
-    secrets: dict[str, Any] = field(default_factory=dict)
-    """`driver.secrets`, in plain text."""
-
-    def __repr__(self) -> str:
-        # The dataclass repr would print the secrets; authors log requests more often than they think.
-        return f"PutRequest(guresid={self.guresid!r}, type={self.type!r}, secrets=<{len(self.secrets)} keys>)"
-
-
-@dataclass
-class DriverResponse:
-    """The state of a resource: 200 with OutputData."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    secrets: dict[str, Any] = field(default_factory=dict)
-    """Secret outputs (strings, nested objects, or `SecretValue`s)."""
-    manifests: list[dict[str, Any]] = field(default_factory=list)
-    """`{location, data}` objects; location one of namespace, cluster, containers, volumes."""
-    type: str | None = None
-    """Resource type; defaults to the request's for PUT, required for GET (which has no body)."""
-    cookie: bytes | str | None = None
-    """New cookie (sent base64-encoded); None leaves the caller's cookie as it is."""
-    clear_cookie: bool = False
-    """Tell the caller to forget its cookie."""
-
-    def __repr__(self) -> str:
-        return (
-            f"DriverResponse(type={self.type!r}, values={self.values!r}, secrets=<{len(self.secrets)} keys>)"
-        )
-
-
-@dataclass(frozen=True)
-class InProgress:
-    """The operation is still running: 202 (or 409 with `conflict`); the caller repeats the same request."""
-
-    status: Literal["creating", "updating", "deleting"] | None = None
-    conflict: bool = False
-    """409: an operation that cannot be interrupted is running and this request would change it."""
-    retry_after: float | None = None
-    """Seconds the caller should wait before asking again (`Retry-After`)."""
-    estimated_completion_time: str | None = None
-    """ISO-8601 hint."""
-    cookie: bytes | str | None = None
-    """New cookie, e.g. the id of the long operation, so the next poll can find it."""
-
-
-def in_progress(
-    status: Literal["creating", "updating", "deleting"] | None = None,
-    *,
-    retry_after: float | None = None,
-    conflict: bool = False,
-    cookie: bytes | str | None = None,
-) -> InProgress:
-    """ "Still working, ask again": what a handler returns while a long operation runs."""
-    return InProgress(status=status, conflict=conflict, retry_after=retry_after, cookie=cookie)
-
-
-class DriverFailure(Exception):
-    """Raise in a handler to answer 400 `{error, message}`: the request cannot succeed as it is."""
-
-    def __init__(self, message: str, code: str = DRIVER_FAILURE) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-PutHandler = Callable[[PutRequest], Awaitable[DriverResponse | InProgress]]
-GetHandler = Callable[[ResourceRequest], Awaitable[DriverResponse | InProgress | None]]
-DeleteHandler = Callable[[ResourceRequest], Awaitable[InProgress | None]]
 Hook = Callable[[], Awaitable[None]]
 PublicKeys = Mapping[str, rsa.RSAPublicKey | bytes | str] | Iterable[rsa.RSAPublicKey | bytes | str]
 
@@ -506,3 +423,18 @@ async def _send_answer(send: Send, answer: _Answer) -> None:
     headers.append((b"content-length", str(len(answer.body)).encode()))
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
+
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DRIVER_FAILURE",
+    "INTERNAL_ERROR",
+    "INVALID_REQUEST",
+    "DriverApp",
+    "DriverFailure",
+    "DriverResponse",
+    "InProgress",
+    "PutRequest",
+    "ResourceRequest",
+    "in_progress",
+]

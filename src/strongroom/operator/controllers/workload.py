@@ -19,6 +19,11 @@ One reconcile of a Workload:
 
 The Workload is woken when one of its Resources changes (the operator feeds Resource events into
 `resource_event`), when one of its patches changes, and periodically (a resync that heals deleted objects).
+
+This controller reads and writes; what it decides is pure, in reconcile/: `workloadgather` (matching,
+what a Resource may be used for, the condition when nothing applies), `workloadapply` (what to apply and
+prune, the conditions and status bodies), `workloaddeps` (whom a Resource event wakes). WorkloadPatches
+have their own controller (operator/controllers/workloadpatch.py).
 """
 
 from __future__ import annotations
@@ -34,15 +39,10 @@ from pydantic import ValidationError
 from strongroom.api.constants import MANAGED_LABEL
 from strongroom.api.workload import Workload, WorkloadPatch, WorkloadSpec
 from strongroom.operator.controllers.base import Controller, ObjectKey
+from strongroom.operator.controllers.workloadpatch import WorkloadPatchController
 from strongroom.operator.events import EventType
-from strongroom.operator.kube import (
-    RENDERED_KINDS,
-    Kube,
-    ResourceResource,
-    WorkloadPatchResource,
-    WorkloadResource,
-)
-from strongroom.reconcile.conditions import ConditionSpec, merge_conditions, not_ready, ready
+from strongroom.operator.kube import RENDERED_KINDS, Kube, ResourceResource, WorkloadResource
+from strongroom.reconcile.conditions import ConditionSpec, not_ready
 from strongroom.reconcile.ownership import controlled_by, owned_by
 from strongroom.reconcile.resource import (
     CONTAINERS_KEY,
@@ -59,8 +59,16 @@ from strongroom.reconcile.workload import (
     ResourceOutputs,
     render,
 )
+from strongroom.reconcile.workloadapply import (
+    conflict_condition,
+    rendered_condition,
+    rendered_hash_differs,
+    stale_objects,
+    unknown_consumed_secrets,
+    workload_status,
+)
+from strongroom.reconcile.workloaddeps import WorkloadDependencies
 from strongroom.reconcile.workloadgather import (
-    RENDERED_HASH_ANNOTATION,
     Decision,
     Gathered,
     ObjectId,
@@ -68,22 +76,16 @@ from strongroom.reconcile.workloadgather import (
     clip,
     composed_keys,
     decide,
-    describe_objects,
     match_identity,
     matching,
     object_id,
-    object_ref,
     parse_manifest_list,
     parse_patches,
-    patch_target,
-    resource_identity,
     resource_not_ready,
     with_rendered_hash,
 )
 from strongroom.reconcile.workloadpatch import apply_patches, describe_validation_error
 from strongroom.stores.base import SecretValue
-
-# --- The controller -----------------------------------------------------------------------------------------
 
 
 class WorkloadController(Controller):
@@ -95,13 +97,8 @@ class WorkloadController(Controller):
         self.kube = kube
         self.resync_interval = resync_interval
         self.patches = WorkloadPatchController(kube, self)
-        # Resource events, reduced to what matching and readiness need (Resource key -> body), and the
-        # Resources by identity, so matching costs the same however many Resources a namespace holds.
-        self.resources: dict[ObjectKey, dict[str, Any]] = {}
-        self._by_identity: dict[ResourceIdentity, set[ObjectKey]] = {}
-        # Which workloads a Resource identity matters to, to wake exactly those when it changes.
-        self._dependents: dict[ResourceIdentity, set[ObjectKey]] = {}
-        self._needs: dict[ObjectKey, set[ResourceIdentity]] = {}
+        # The Resources seen and which workloads need which of them, to wake exactly those on a change.
+        self.dependencies = WorkloadDependencies()
 
     # --- events -----------------------------------------------------------------------------------------
 
@@ -114,49 +111,21 @@ class WorkloadController(Controller):
         for patch_key in self.patches.targeting(key):
             self.patches.wake(patch_key)
 
+    @property
+    def resources(self) -> dict[ObjectKey, dict[str, Any]]:
+        """Resource events, reduced to what matching and readiness need (Resource key -> body)."""
+        return self.dependencies.resources
+
     def resource_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Feed one Resource watch event: wake the workloads that use it when what they read changed."""
-        meta = body.get("metadata") or {}
-        key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
-        before = self.resources.get(key)
-        if event_type == "DELETED":
-            self.resources.pop(key, None)
-            after = None
-        else:
-            after = {
-                "metadata": {
-                    name: meta.get(name)
-                    for name in ("name", "namespace", "uid", "generation", "deletionTimestamp")
-                },
-                "spec": {name: (body.get("spec") or {}).get(name) for name in ("type", "class", "id")},
-                "status": body.get("status") or {},
-            }
-            self.resources[key] = after
-            if before == after:
-                return
-        current = resource_identity(after) if after is not None else None
-        previous = resource_identity(before) if before is not None else None
-        for identity in {previous, current}:
-            if identity is None:
-                continue
-            _index(self._by_identity, identity, key, add=identity == current)
-            for workload in list(self._dependents.get(identity, ())):
-                self.wake(workload)
+        for workload in self.dependencies.resource_event(event_type, body):
+            self.wake(workload)
 
     def cached_resources(self, identity: ResourceIdentity) -> list[dict[str, Any]]:
-        return [self.resources[key] for key in self._by_identity.get(identity, ()) if key in self.resources]
+        return self.dependencies.cached(identity)
 
     def _set_needs(self, key: ObjectKey, identities: set[ResourceIdentity]) -> None:
-        for identity in self._needs.pop(key, set()) - identities:
-            dependents = self._dependents.get(identity)
-            if dependents is not None:
-                dependents.discard(key)
-                if not dependents:
-                    del self._dependents[identity]
-        if identities:
-            self._needs[key] = identities
-            for identity in identities:
-                self._dependents.setdefault(identity, set()).add(key)
+        self.dependencies.set_needs(key, identities)
 
     # --- reconcile --------------------------------------------------------------------------------------
 
@@ -311,12 +280,7 @@ class WorkloadController(Controller):
     ) -> RenderResult:
         """Render again when the pod reads Secrets whose content hash is not known yet (Secrets named by
         sidecars and volumes that resources emit), so their changes roll the pods too."""
-        owned = {obj["metadata"]["name"] for obj in result.objects if obj.get("kind") == "Secret"}
-        unknown = [
-            name
-            for name in result.consumed_secrets
-            if name not in owned and name not in gathered.secret_hashes
-        ]
+        unknown = unknown_consumed_secrets(result, gathered.secret_hashes)
         if not unknown:
             return result
         for name in unknown:
@@ -358,42 +322,23 @@ class WorkloadController(Controller):
                         conflicts.append(f"{ident[1]} {ident[2]}")
                         continue
                     to_apply.append(manifest)
-                elif (
-                    ident in drifted
-                    or ((current.get("metadata") or {}).get("annotations") or {}).get(
-                        RENDERED_HASH_ANNOTATION
-                    )
-                    != manifest["metadata"]["annotations"][RENDERED_HASH_ANNOTATION]
-                ):
+                elif ident in drifted or rendered_hash_differs(current, manifest):
                     to_apply.append(manifest)
             if conflicts:
-                # Never take over an object someone else made (server-side apply with force would).
-                condition = not_ready(
-                    "ObjectConflict",
-                    clip(
-                        f"{', '.join(conflicts)}: already there and not owned by this Workload; "
-                        "strongroom never overwrites objects it does not manage: delete or rename them "
-                        "(nothing was applied)"
-                    ),
-                )
-                return Decision(condition, retry=True), None, "conflict"
+                return Decision(conflict_condition(conflicts), retry=True), None, "conflict"
 
             for manifest in to_apply:
                 await self.kube.apply_rendered(manifest)
                 self.log(logging.INFO, key, "applied %s %s", manifest["kind"], manifest["metadata"]["name"])
-            keep = {object_id(obj) for obj in wanted}
-            stale = sorted(ident for ident in live if ident not in keep)
+            stale = stale_objects(live, wanted)
             for ident in stale:
                 await self.kube.delete_rendered(*ident[:2], namespace, ident[2])
                 self.log(logging.INFO, key, "pruned %s %s (no longer rendered)", ident[1], ident[2])
         except ApiError as exc:
             return Decision(self._api_failure(exc), retry=True), None, "apply-failed"
 
-        message = f"rendered {len(result.objects)} objects: {describe_objects(result.objects)}"
-        if result.applied_patches:
-            message += f"; patches applied: {', '.join(result.applied_patches)}"
         outcome = "applied" if to_apply or stale else "unchanged"
-        return Decision(ready("Rendered", clip(message)), retry=False), result.objects, outcome
+        return Decision(rendered_condition(result), retry=False), result.objects, outcome
 
     @staticmethod
     def _api_failure(exc: ApiError) -> ConditionSpec:
@@ -417,156 +362,12 @@ class WorkloadController(Controller):
         objects: list[dict[str, Any]] | None,
         patches: list[str],
     ) -> None:
-        generation = (body.get("metadata") or {}).get("generation")
         previous = body.get("status") or {}
-        status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "conditions": merge_conditions(
-                previous.get("conditions"), [condition], datetime.now(UTC), generation
-            ),
-            "patches": patches,
-        }
-        # Objects left in place by a reconcile that rendered nothing are still this Workload's objects.
-        status["objects"] = (
-            [object_ref(obj) for obj in objects] if objects is not None else previous.get("objects") or []
-        )
+        status = workload_status(body, condition, objects, patches, datetime.now(UTC))
         if not status_differs(previous, status):
             return
         await self.kube.patch_status(WorkloadResource, key[0], key[1], status)
         body["status"] = {**previous, **status}
-
-
-def _index(index: dict[Any, set[ObjectKey]], entry: Any, key: ObjectKey, *, add: bool) -> None:
-    """Add `key` under `entry` of a reverse index, or remove it (dropping entries that become empty)."""
-    if add:
-        index.setdefault(entry, set()).add(key)
-        return
-    keys = index.get(entry)
-    if keys is not None:
-        keys.discard(key)
-        if not keys:
-            del index[entry]
-
-
-# --- WorkloadPatches ----------------------------------------------------------------------------------------
-
-
-class WorkloadPatchController(Controller):
-    """Keeps WorkloadPatch bodies for the Workload controller and answers for patches without a Workload.
-
-    A patch's status is decided where the patch is applied, by its Workload's reconcile; this controller
-    only wakes that Workload when a patch changes (also the Workload a patch no longer names) and reports
-    patches whose Workload does not exist.
-    """
-
-    kind = "WorkloadPatch"
-    status_resource = WorkloadPatchResource
-
-    def __init__(self, kube: Kube, workloads: WorkloadController) -> None:
-        super().__init__()
-        self.kube = kube
-        self.workloads = workloads
-        # Workload key -> keys of the patches that name it.
-        self._by_target: dict[ObjectKey, set[ObjectKey]] = {}
-
-    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
-        return await self.kube.get_custom(WorkloadPatchResource, *key)
-
-    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
-        before = patch_target(self.bodies.get(key) or {})
-        super().observe(event_type, body)
-        after = None if event_type == "DELETED" else patch_target(body)
-        if before != after:
-            for target, add in ((before, False), (after, True)):
-                if target is not None:
-                    _index(self._by_target, (key[0], target), key, add=add)
-                    self.workloads.wake((key[0], target))
-
-    def targeting(self, workload: ObjectKey) -> list[ObjectKey]:
-        return sorted(key for key in self._by_target.get(workload, ()) if key in self.bodies)
-
-    async def for_workload(self, workload: ObjectKey) -> dict[str, dict[str, Any]]:
-        """The Workload's patches by name, listed from the API server.
-
-        Not from the event cache: just after a start the cache may not hold every patch yet, and a
-        rendering without one would roll out a Deployment nobody asked for (and roll it back a moment
-        later). The cache only decides whom to wake.
-        """
-        listed = await self.kube.list_custom(WorkloadPatchResource, workload[0])
-        return {
-            str((body.get("metadata") or {}).get("name")): body
-            for body in listed
-            if patch_target(body) == workload[1]
-        }
-
-    async def reconcile(self, key: ObjectKey) -> str:
-        body = self.bodies[key]
-        target = patch_target(body)
-        workload = (
-            await self.kube.get_custom(WorkloadResource, key[0], target) if target is not None else None
-        )
-        if workload is not None:
-            # Its status is written by the Workload's reconcile, which applies it.
-            self.workloads.wake((key[0], target or ""))
-            return "delegated"
-        condition = not_ready(
-            "WorkloadNotFound",
-            f"Workload {target!r} does not exist in namespace {key[0]!r}; the patch applies once it does",
-        )
-        await self._write(key, body, condition)
-        return "orphan"
-
-    async def write_statuses(
-        self,
-        workload: ObjectKey,
-        bodies: Mapping[str, dict[str, Any]],
-        result: RenderResult,
-        broken: Mapping[str, str],
-    ) -> None:
-        problems = {**result.patch_problems, **broken}
-        order = {name: index for index, name in enumerate(result.applied_patches, start=1)}
-        for name in sorted(bodies):
-            if name in problems:
-                condition = not_ready(
-                    "InvalidPatch",
-                    clip(
-                        f"not applied to Workload {workload[1]!r}: {problems[name]}; the Workload keeps its "
-                        "last good rendering until this patch is fixed or deleted"
-                    ),
-                )
-            elif name in order:
-                condition = ready(
-                    "Applied",
-                    f"applied to Workload {workload[1]!r} ({order[name]} of {len(order)} in order)",
-                )
-            else:
-                continue
-            await self._write((workload[0], name), bodies[name], condition)
-
-    async def _write(self, key: ObjectKey, body: dict[str, Any], condition: ConditionSpec) -> None:
-        generation = (body.get("metadata") or {}).get("generation")
-        previous = body.get("status") or {}
-        status = {
-            "observedGeneration": generation,
-            "conditions": merge_conditions(
-                previous.get("conditions"), [condition], datetime.now(UTC), generation
-            ),
-        }
-        if not status_differs(previous, status):
-            return
-        try:
-            await self.kube.patch_status(WorkloadPatchResource, key[0], key[1], status)
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return  # deleted meanwhile
-            raise
-        body["status"] = {**previous, **status}
-        cached = self.bodies.get(key)
-        if cached is not None and cached is not body:
-            # Keep the cache current too: the watch event of this write may come after the next reconcile.
-            cached["status"] = body["status"]
 
 
 __all__ = ["WorkloadController", "WorkloadPatchController"]

@@ -1,5 +1,5 @@
-"""WorkloadPatch watch events go to the WorkloadPatch part of the Workload controller
-(operator/controllers/workload.py), which wakes the Workload a patch names."""
+"""WorkloadPatch watch events go to the WorkloadPatch controller the Workload controller holds
+(operator/controllers/workloadpatch.py), which wakes the Workload a patch names."""
 
 from __future__ import annotations
 
