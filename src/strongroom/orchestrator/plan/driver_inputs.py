@@ -33,8 +33,8 @@ from strongroom.reconcile.placeholders import (
 CONTEXT = "context"
 VALUES = "values"
 
-#: Asks the planner for a resource: (the resource, who needs it).
-RequestResource = Callable[[ResUid, str], None]
+#: Asks the planner for a resource another one depends on: (the resource, who needs it).
+RequestDependency = Callable[[ResUid, str], None]
 
 
 _REF = re.compile(r"^(?P<type>[^.#<>]+)(\.(?P<class>[^#<>]+))?(#(?P<id>[^<>]+))?$")
@@ -150,7 +150,7 @@ class InputSettler:
     evaluated offline) such a reference is a problem. Problems go to `problems`."""
 
     def __init__(
-        self, inputs: Inputs, plan: Plan, problems: Problems, request: RequestResource | None
+        self, inputs: Inputs, plan: Plan, problems: Problems, request: RequestDependency | None
     ) -> None:
         self.inputs = inputs
         self.plan = plan

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import pydantic
 
@@ -34,6 +34,7 @@ from strongroom.orchestrator.plan.model import (
     ResUid,
     WorkloadNode,
 )
+from strongroom.orchestrator.plan.workloads import RequestResource
 from strongroom.orchestrator.problems import Problems
 
 
@@ -79,7 +80,7 @@ class WorkloadResourcePlanner:
         plan: Plan,
         problems: Problems,
         select: Callable[[ResUid], ResourceDefinition],
-        request: Callable[[ResUid, str, dict[str, Any] | None], None],
+        request: RequestResource,
     ) -> None:
         self.inputs = inputs
         self.plan = plan
