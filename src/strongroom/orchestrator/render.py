@@ -1,14 +1,21 @@
-"""`strongroom render` as a function: inputs -> plan -> CR set, or every problem at once."""
+"""`strongroom render` as a function: inputs -> plan -> CR set, or every problem at once.
+
+Planning is pure; the built-in driver calls it needs (workload-type resources evaluated offline) are made
+here, the one place rendering runs an event loop, and only when there are any.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from strongroom.drivers.base import DriverError
+from strongroom.drivers.registry import builtin_drivers, close_drivers
 from strongroom.orchestrator.emit import CRSet, emit
 from strongroom.orchestrator.inputs import ImageOverride, load_inputs
-from strongroom.orchestrator.plan import Plan, build_plan
+from strongroom.orchestrator.plan import OfflineAnswer, OfflineCall, Plan, Planner
 from strongroom.orchestrator.problems import InputProblems, Problems
 
 
@@ -34,12 +41,31 @@ def render(
     inputs, problems = load_inputs(score_files, definition_paths, values_file, images)
     if not score_files:
         problems.add("-f/--score", "give at least one Score file")
-    plan, plan_problems = build_plan(inputs, app, env, env_type)
+    planner = Planner(inputs, app, env, env_type)
+    answers = asyncio.run(_call_builtin_drivers(planner.calls)) if planner.calls else {}
+    plan, plan_problems = planner.finish(answers)
     problems.extend(plan_problems)
     problems.raise_if_any()
     crset, emit_problems = emit(plan)
     emit_problems.raise_if_any()
     return Rendered(plan, crset)
+
+
+async def _call_builtin_drivers(calls: Sequence[OfflineCall]) -> dict[str, OfflineAnswer]:
+    """Make planning's driver calls, offline, one after the other; answers by workload name.
+
+    A DriverError is an answer (planning reports it); the Template driver's render process ends here."""
+    drivers = builtin_drivers()
+    answers: dict[str, OfflineAnswer] = {}
+    try:
+        for call in calls:
+            try:
+                answers[call.workload] = await drivers[call.driver_type].apply(call.request)
+            except DriverError as exc:
+                answers[call.workload] = exc
+    finally:
+        await close_drivers(drivers.values())
+    return answers
 
 
 def describe_graph(plan: Plan) -> str:
