@@ -12,7 +12,8 @@ import pytest
 
 from strongroom.templating import render
 from strongroom.templating._gojson import format_float_g, format_float_json, quote_json_string
-from strongroom.templating._goyaml import _key_cmp, needs_quotes, resolve_plain
+from strongroom.templating._goyaml import needs_quotes, resolve_plain
+from strongroom.templating._goyaml.dumper import _key_cmp
 
 FLOATS = [0.0, 1.0, 2.5, 100000.0, 1000000.0, 1234567.5, 1e21, 1e20, 1e-7, 0.000001, 0.0001, 0.00001, -0.5]
 FLOATS += [123456789012.25, 3.14159, 1 / 3]
