@@ -3,7 +3,7 @@
 gotpl's ExecutionBudget already counts loop iterations, function calls, output characters and
 template nesting. What it cannot see is the cost inside one function call (`repeat 1000000000 "x"`,
 `randAlpha` of a huge count, a printf width of a billion) or wall-clock time, so every function
-goes through a guard (see _functions.py) that checks a deadline and the size of what it is about to
+goes through a guard (see _functions/guard.py) that checks a deadline and the size of what it is about to
 build and what it built.
 """
 

@@ -21,7 +21,7 @@ way round.
 the engine: commands leave INVALID for None (and for the `nil` keyword) and pipe a separate "nothing"
 marker, a `nil` command is refused, contexts start with INVALID for a None dot, and a field of None is
 Go's nil-pointer error; strongroom's function guard refuses None for a parameter that is not
-`interface {}` (_functions.py). The replacements keep gotpl's structure (it is pinned, see
+`interface {}` (_functions/conversion.py). The replacements keep gotpl's structure (it is pinned, see
 pyproject.toml); the differential suite (tests/integration/test_template_fidelity.py, the `nil-*` and
 `error-nil-*` cases) pins the behaviour against Go. Only the synchronous VM is patched: strongroom never
 renders through gotpl's async one.

@@ -10,7 +10,7 @@ One reconcile of a Workload:
    (content hash and key names; values only of keys that are composed with text; only a Secret the Resource
    controls, whatever name a tenant writes into `status.secretName`) and the manifests Secret
    `<resource>-manifests` (sidecar containers and volumes);
-4. the pure renderer (`reconcile/workload.py`) decides the objects;
+4. the pure renderer (`reconcile/workload/`) decides the objects;
 5. a complete rendering is server-side applied (objects whose rendered hash is unchanged are skipped, so a
    no-op reconcile writes nothing) and objects this Workload applied before but no longer renders are
    deleted; anything less (a broken patch, a missing resource, a problem) changes no object: the last good
