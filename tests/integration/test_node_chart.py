@@ -133,7 +133,7 @@ def test_pod_runs_the_built_image_as_nonroot_with_a_read_only_root(release: Rele
 def test_operator_uses_in_cluster_config(release: Release) -> None:
     eventually(release.ready_pod, timeout=120, what="controller-manager pod Ready")
     logs = eventually(
-        lambda: (lambda text: text if "kopf started" in text else None)(release.logs()),
+        lambda: (lambda text: text if "started: watching" in text else None)(release.logs()),
         timeout=60,
         what="operator started",
     )

@@ -1,66 +1,70 @@
-"""kopf settings and registry of the operator process, and the SecretStore watch probe's logic."""
+"""What the operator process serves: every strongroom kind is watched and told to its controllers."""
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-import kopf
+from lightkube.config.kubeconfig import KubeConfig
 
-from strongroom.operator import handlers
-from strongroom.operator.app import FINALIZER, KOPF_FINALIZER, build_registry, build_settings
-from strongroom.operator.config import OperatorConfig
+from strongroom.api.constants import GROUP
+from strongroom.api.kinds import ALL_KINDS
+from strongroom.operator.app import FINALIZER, REQUIRED_KINDS
+from strongroom.operator.runtime import Runtime, RuntimeSettings
+from strongroom.stores.guard import GuardSettings
 
 
-def test_settings() -> None:
-    settings = build_settings(OperatorConfig(worker_limit=4))
-    # Resources add strongroom.dev/finalizer themselves; kopf's must differ or kopf would strip it.
+def test_readiness_waits_for_every_kind_the_crds_define() -> None:
+    assert {(GROUP, kind.PLURAL) for kind in ALL_KINDS} == REQUIRED_KINDS
     assert FINALIZER == "strongroom.dev/finalizer"
-    assert settings.persistence.finalizer == KOPF_FINALIZER != FINALIZER
-    assert settings.queueing.worker_limit is None  # our controllers' workers bound the real work
-    assert settings.watching.server_timeout == 600
-    assert settings.watching.client_timeout is not None
-    assert settings.watching.client_timeout > settings.watching.server_timeout
-    # A watch broken by an API server outage is retried at least every 5 s: it resumes soon after.
-    assert isinstance(settings.networking.error_backoffs, tuple)
-    assert max(settings.networking.error_backoffs) <= 5
-    # No Kubernetes Events at all (the chart grants no `events` verbs); log lines never become Events.
-    assert settings.posting.enabled is False
-    assert settings.posting.level == logging.WARNING
-    assert settings.posting.loggers is False
-    assert settings.posting.reporting_component == "strongroom"
 
 
-def test_persistence_lives_under_our_prefix() -> None:
-    settings = build_settings(OperatorConfig())
-    body = kopf.Body(
-        {"apiVersion": "strongroom.dev/v1alpha1", "kind": "SecretStore", "metadata": {"name": "x"}}
+def runtime() -> Runtime:
+    config = KubeConfig.from_dict(
+        {
+            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    ).get()
+    settings = RuntimeSettings(
+        operator_namespace="strongroom-system",
+        workers=2,
+        slots=2,
+        refresh_interval=3600,
+        store_check_interval=300,
+        store_guard=GuardSettings(),
     )
-    patch = kopf.Patch()
-    settings.persistence.diffbase_storage.store(
-        body=body, patch=patch, essence=kopf.BodyEssence(spec={"a": 1})
-    )
-    settings.persistence.progress_storage.touch(body=body, patch=patch, value="x")
-    keys = set(patch["metadata"]["annotations"])
-    assert keys
-    assert all(key.startswith("strongroom.dev/") for key in keys), keys
+    return Runtime(config, settings)
 
 
-def test_registry_has_our_login_and_handlers_only() -> None:
-    registry = build_registry(OperatorConfig())
-    activity_ids = {h.id for h in registry._activities.get_all_handlers()}
-    assert activity_ids == {"strongroom-login"}  # no piggybacking on whatever client is installed
-    watching = registry._watching.get_all_handlers()
-    assert {h.id for h in watching} == {
-        "secretstore-events",
-        "secretmapping-events",
-        "workload-events",
-        "workload-resource-events",
-        "workloadpatch-events",
-        "driver-events",
-        "resource-events",
-    }
-    assert {(h.selector.group, h.selector.plural) for h in watching if h.selector} == handlers.REQUIRED_KINDS
-    assert registry is not kopf.get_default_registry()
-    # kopf builds no diff-base for the operator (app._NoDiffBase): right only while nothing needs one.
-    assert registry._changing.get_all_handlers() == []
-    assert registry._spawning.get_all_handlers() == []
+async def test_every_kind_has_a_watch_per_namespace_and_reaches_its_controllers() -> None:
+    rt = runtime()
+    rt._namespaces = ("team-a", "team-b")
+    seen: list[tuple[str, str | None, str]] = []
+
+    def spy(name: str) -> Any:
+        return lambda event_type, body: seen.append((name, event_type, body["metadata"]["name"]))
+
+    rt.resources.observe = spy("resources")  # type: ignore[method-assign]
+    rt.workloads.resource_event = spy("workloads")  # type: ignore[method-assign]
+    rt.watch()
+    try:
+        watched = {(w.collection.plural, w.collection.namespace) for w in rt.watches}
+        assert watched == {(k.PLURAL, ns) for k in ALL_KINDS for ns in ("team-a", "team-b")}
+        assert not rt.scanned()  # no API server: nothing listed
+        (resources,) = [
+            w for w in rt.watches if w.collection.plural == "resources" and w.collection.namespace == "team-a"
+        ]
+        body = {"metadata": {"namespace": "team-a", "name": "db"}}
+        resources.on_list([body])
+        resources.on_event("MODIFIED", body)
+        # A Resource is told to its controller and to the Workloads that read it; a listed one as type None.
+        assert seen == [
+            ("resources", None, "db"),
+            ("workloads", None, "db"),
+            ("resources", "MODIFIED", "db"),
+            ("workloads", "MODIFIED", "db"),
+        ]
+    finally:
+        await rt.stop()

@@ -1,4 +1,4 @@
-"""Which cluster configuration the operator picks, and how kopf sees it."""
+"""Which cluster configuration the operator picks, and the credentials it sends."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_explicit_kubeconfig_with_token_and_ca_file(tmp_path: Path, no_cluster: 
     assert info.insecure is None
     assert info.default_namespace == "team-a"
     assert "tok" not in access.source
-    # kopf's session names the operator (audit logs attribute its requests even under other credentials).
+    # Every request names the operator (audit logs attribute its requests even under other credentials).
     assert info.as_http_headers() == {"Authorization": "Bearer tok", "User-Agent": USER_AGENT}
     # With leader election, each replica also names itself (the audit log tells replicas apart).
     replica = connection_info(access, replica_user_agent("pod-a_1f2e"))

@@ -1,4 +1,4 @@
-"""Log lines of the operator process: JSON fields, text form, and no object bodies from kopf."""
+"""Log lines of the operator process: JSON fields, text form, objects named not quoted."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import logging
 import warnings
 from collections.abc import Iterator
 
-import kopf
 import pytest
 
 from strongroom.operator.config import LogFormat, LogLevel
-from strongroom.operator.logging import REDACTED, configure_logging
+from strongroom.operator.logging import configure_logging
 
 REF = {
     "apiVersion": "strongroom.dev/v1alpha1",
@@ -59,17 +58,12 @@ def test_json_line_fields() -> None:
 
 
 @pytest.mark.usefixtures("restore_root")
-def test_kopf_object_records_name_the_object_and_drop_kopf_internals() -> None:
+def test_per_object_records_name_the_object() -> None:
     stream = _json_logging()
-    logging.getLogger("kopf.objects").warning(
-        "Handler 'x' failed temporarily: boom",
-        extra={"k8s_ref": REF, "settings": kopf.OperatorSettings(), "k8s_skip": True},
-    )
+    logging.getLogger("strongroom.controller.secretstore").warning("went wrong", extra={"k8s_ref": REF})
     (line,) = _lines(stream)
     assert line["object"] == {k: REF[k] for k in ("apiVersion", "kind", "namespace", "name")}
-    assert "settings" not in line
     assert "k8s_ref" not in line
-    assert "k8s_skip" not in line
     assert line["level"] == "warning"
 
 
@@ -93,71 +87,15 @@ def test_non_json_extras_do_not_break_a_line() -> None:
     assert str(line["where"]).startswith("<object object")
 
 
-# Messages exactly as kopf 1.45 formats them (f-strings in its processing/patching/application code).
-KOPF_BODY_MESSAGES = [
-    (
-        "kopf.objects",
-        f"Creation is in progress: {{'spec': {{'token': '{SECRET}'}}}}",
-        "Creation is in progress",
-    ),
-    ("kopf.objects", f"Updating diff: (('change', ('spec', 'x'), '{SECRET}', 'b'),)", "Updating diff"),
-    ("kopf.objects", f"Merge-patching the resource with: {{'metadata': {{'x': '{SECRET}'}}}}", None),
-    ("kopf.objects", f"Merge-patching the status with: {{'v': '{SECRET}'}}", None),
-    ("kopf.objects", f"JSON-patching the resource with: [{{'value': '{SECRET}'}}]", None),
-    ("kopf.objects", f"JSON-patching the status with: [{{'value': '{SECRET}'}}]", None),
-    (
-        "kopf.objects",
-        "Could not apply the patch in full due to conflicts with newer changes. "
-        f"Will try on the next cycle soon. Remaining: {{'v': '{SECRET}'}}",
-        None,
-    ),
-    ("kopf.objects", f"Merge-patching finished with inconsistencies: (('x', '{SECRET}'),)", None),
-    ("kopf._cogs.clients.watching", f"Ignoring an unsupported event type: {{'object': '{SECRET}'}}", None),
-]
-
-
-@pytest.mark.usefixtures("restore_root")
-@pytest.mark.parametrize(("logger", "message", "head"), KOPF_BODY_MESSAGES)
-def test_kopf_messages_never_carry_bodies(logger: str, message: str, head: str | None) -> None:
-    stream = _json_logging()
-    logging.getLogger(logger).debug(message, extra={"k8s_ref": REF})
-    logging.getLogger(logger).warning(message)
-    assert SECRET not in stream.getvalue()
-    for line in _lines(stream):
-        assert str(line["message"]).endswith(f": {REDACTED}")
-        if head:
-            assert str(line["message"]).startswith(head)
-
-
-@pytest.mark.usefixtures("restore_root")
-def test_our_own_messages_are_not_rewritten() -> None:
-    stream = _json_logging()
-    logging.getLogger("strongroom.x").info("Creation is in progress: fine")
-    assert _lines(stream)[0]["message"] == "Creation is in progress: fine"
-
-
-@pytest.mark.usefixtures("restore_root")
-def test_handler_success_lines_are_debug_only() -> None:
-    stream = _json_logging(LogLevel.INFO)
-    objects = logging.getLogger("kopf.objects")
-    objects.info("Handler 'secretstore-observe' succeeded.", extra={"k8s_ref": REF})
-    objects.error("Handler 'secretstore-observe' failed permanently: nope", extra={"k8s_ref": REF})
-    assert [line["level"] for line in _lines(stream)] == ["error"]
-
-    stream = _json_logging(LogLevel.DEBUG)
-    objects.info("Handler 'secretstore-observe' succeeded.", extra={"k8s_ref": REF})
-    assert [line["level"] for line in _lines(stream)] == ["debug"]
-
-
 @pytest.mark.usefixtures("restore_root")
 def test_text_format() -> None:
     stream = io.StringIO()
     configure_logging(LogFormat.TEXT, LogLevel.INFO, stream)
-    logging.getLogger("kopf.objects").warning("went wrong", extra={"k8s_ref": REF})
+    logging.getLogger("strongroom.controller.secretstore").warning("went wrong", extra={"k8s_ref": REF})
     logging.getLogger("strongroom.x").debug("hidden")
     logging.getLogger("strongroom.x").info("plain %s", "line")
     first, second = stream.getvalue().splitlines()
-    assert first.endswith("WARNING kopf.objects [team-a/vault] went wrong")
+    assert first.endswith("WARNING strongroom.controller.secretstore [team-a/vault] went wrong")
     assert second.endswith("INFO    strongroom.x plain line")
 
 

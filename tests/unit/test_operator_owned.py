@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from lightkube.resources.core_v1 import Secret
 
 from strongroom.operator.owned import OwnedObjects, WatchedKind, fingerprint
 
@@ -35,7 +34,7 @@ def recorder() -> tuple[OwnedObjects, list[tuple[str, tuple[str, str], str, tupl
     calls: list[tuple[str, tuple[str, str], str, tuple[str, str, str, str]]] = []
     owned = OwnedObjects(
         None,  # type: ignore[arg-type]  # no watch runs: events are fed by hand
-        [WatchedKind("v1", "Secret", Secret)],
+        [WatchedKind("v1", "Secret", "secrets")],
         lambda *args: calls.append(args),
         debounce=0.01,
     )

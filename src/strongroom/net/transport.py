@@ -8,6 +8,7 @@ lightkube and our callers already handle (`httpx2.TransportError` and its subcla
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import urllib.parse
 import urllib.request
@@ -152,6 +153,21 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 return response.status, response.headers.get("Content-Type", ""), await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _as_httpx_error(exc, httpx2.Request(method, str(url))) from exc
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, url: URL, headers: Mapping[str, str], socket_timeouts: aiohttp.ClientTimeout
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A GET whose answer is read as it arrives (a watch), straight on the session. A read: never fenced.
+        Connection failures come as the httpx2 exceptions, like `handle_async_request`'s."""
+        all_headers = {**headers, "User-Agent": self._user_agent} if self._user_agent else headers
+        try:
+            async with self._session_now().get(
+                url, headers=all_headers, allow_redirects=False, timeout=socket_timeouts, proxy=self._proxy
+            ) as response:
+                yield response
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _as_httpx_error(exc, httpx2.Request("GET", str(url))) from exc
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})

@@ -1,8 +1,8 @@
 """How the operator finds and authenticates to the API server.
 
-One parse (lightkube's kubeconfig model) feeds both clients: kopf gets a `ConnectionInfo` from the
-login handler, lightkube clients (readiness probe now, handlers later) get the same `SingleConfig`.
-Two independent loaders could disagree about which cluster or user is meant.
+One parse (lightkube's kubeconfig model) feeds every client: lightkube's and the transport's TLS get the
+`SingleConfig`, the direct JSON requests and watches (net/kubejson.py) the headers of a `ConnectionInfo`
+read from it. Two independent loaders could disagree about which cluster or user is meant.
 
 Order, as for other controllers: `--kubeconfig` (or KUBECONFIG), then the in-cluster service
 account, then ~/.kube/config.
@@ -10,12 +10,11 @@ account, then ~/.kube/config.
 
 from __future__ import annotations
 
-import dataclasses
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import kopf
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.core.exceptions import ConfigError
 
@@ -23,7 +22,7 @@ from strongroom import __version__
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_KUBECONFIG = Path("~/.kube/config")
-# Every request of the operator (kopf's and lightkube's) says who sent it, so the API server's audit log
+# Every request of the operator says who sent it, so the API server's audit log
 # attributes it even when the operator runs with someone else's credentials (tests, a laptop).
 USER_AGENT = f"strongroom-operator/{__version__}"
 
@@ -37,14 +36,34 @@ class KubeConfigError(ValueError):
     """No usable cluster configuration (the CLI turns ValueError into one readable line)."""
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class _ConnectionInfo(kopf.ConnectionInfo):
-    """kopf's connection info whose session names the operator in `User-Agent` (kopf's own: `kopf/x`)."""
+@dataclass(frozen=True, kw_only=True)
+class ConnectionInfo:
+    """Where the API server is and who the operator is to it, as read from the configuration just now."""
 
+    server: str
+    ca_path: str | None = None
+    ca_data: str | None = None
+    insecure: bool | None = None
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    certificate_path: str | None = None
+    certificate_data: str | None = None
+    private_key_path: str | None = None
+    private_key_data: str | None = None
+    default_namespace: str | None = None
     user_agent: str = USER_AGENT
 
     def as_http_headers(self) -> dict[str, str]:
-        return {**super().as_http_headers(), "User-Agent": self.user_agent}
+        """Authorization (a bearer token, else basic credentials; client certificates are TLS's) and the
+        User-Agent that names the operator in the audit log."""
+        headers = {"User-Agent": self.user_agent}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif self.username and self.password:
+            basic = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        return headers
 
 
 @dataclass(frozen=True)
@@ -96,8 +115,8 @@ def load_cluster_access(
     )
 
 
-def connection_info(access: ClusterAccess, user_agent: str = USER_AGENT) -> kopf.ConnectionInfo:
-    """Translate the lightkube view into kopf's, re-reading token files (they rotate in pods)."""
+def connection_info(access: ClusterAccess, user_agent: str = USER_AGENT) -> ConnectionInfo:
+    """Read the credentials of `access` now: token files are read again (they rotate in pods)."""
     single = access.config
     cluster = single.cluster
     user = single.user
@@ -106,7 +125,8 @@ def connection_info(access: ClusterAccess, user_agent: str = USER_AGENT) -> kopf
     cert_path = cert_data = key_path = key_data = None
     if user is not None:
         if user.exec is not None:
-            # kopf cannot run credential plugins; failing loudly beats an anonymous 401 loop.
+            # Credential plugins are not run (a child process per token); failing loudly beats an
+            # anonymous 401 loop.
             raise KubeConfigError(
                 "kubeconfig users with an exec credential plugin are not supported by the operator; "
                 "use a token, a client certificate or a service account"
@@ -124,7 +144,7 @@ def connection_info(access: ClusterAccess, user_agent: str = USER_AGENT) -> kopf
         if user.client_key:
             key_path = str(single.abs_file(user.client_key))
         key_data = user.client_key_data
-    return _ConnectionInfo(
+    return ConnectionInfo(
         server=cluster.server,
         ca_path=str(single.abs_file(cluster.certificate_auth)) if cluster.certificate_auth else None,
         ca_data=cluster.certificate_auth_data,

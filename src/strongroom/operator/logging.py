@@ -1,21 +1,14 @@
-"""Log output of the operator process: one JSON object per line (or plain text), for our loggers and
-kopf's alike.
+"""Log output of the operator process: one JSON object per line (or plain text), for every logger.
 
-Two rules shape this module:
-
-* Object bodies never reach the logs. Our CRs hold references, but kopf also watches whatever later
-  handlers register, and its debug messages print whole bodies, diffs and patches. Those messages
-  are cut at the colon before the payload (`BodyRedactingFilter`), at every level, because a log
-  pipeline is a much wider audience than the cluster's RBAC.
-* Logs are for people running the operator: kopf's "Handler ... succeeded." fires on every watch
-  event of a level-based handler, so it is demoted to debug (failures keep their level).
+Object bodies never reach the logs: lines name objects (`object`: apiVersion, kind, namespace, name), never
+quote them, because a log pipeline is a much wider audience than the cluster's RBAC. Libraries that would
+print request or response bodies stay at WARNING whatever the level (`NEVER_DEBUG_LOGGERS`).
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import re
 import sys
 from typing import Any, TextIO
 
@@ -24,61 +17,12 @@ from pythonjsonlogger.json import JsonFormatter
 
 from strongroom.operator.config import LogFormat, LogLevel
 
-# Attributes kopf attaches to records of its per-object loggers. `settings` is the whole operator
-# settings object and `k8s_ref` is rendered as `object` below; neither belongs in a line as is.
-_KOPF_EXTRAS = frozenset({"settings", "k8s_ref", "k8s_skip"})
-
-# kopf 1.45 messages that end in an object body, a diff, a patch or a raw watch event; everything
-# after the matched head is dropped. Matching on text is brittle across kopf versions, which is why
-# kopf is pinned and tests/unit/test_operator_logging.py checks each of these shapes.
-_BODY_CARRYING = tuple(
-    re.compile(pattern, re.DOTALL)
-    for pattern in (
-        r"^(?P<head>.+ is in progress): ",
-        r"^(?P<head>.+ diff): ",
-        r"^(?P<head>(?:Merge|JSON)-patching the \w+ with): ",
-        r"^(?P<head>.+Remaining): ",
-        r"^(?P<head>.+ with inconsistencies): ",
-        r"^(?P<head>Ignoring an unsupported event type): ",
-    )
-)
-REDACTED = "<redacted>"
-
-# kopf's success line for every handler run, see the module docstring.
-_HANDLER_SUCCEEDED = re.compile(r"^Handler '[^']*' succeeded\.$")
-
-
-class BodyRedactingFilter(logging.Filter):
-    """Cut payloads out of kopf's messages and demote its per-event success lines to debug.
-
-    Attached to the output handler rather than to the `kopf` logger so that records of every kopf
-    child logger (they propagate to the root handler) pass through it.
-    """
-
-    def __init__(self, level: int = logging.INFO) -> None:
-        super().__init__()
-        self.level = level
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("kopf"):
-            return True
-        message = record.getMessage()
-        for pattern in _BODY_CARRYING:
-            match = pattern.match(message)
-            if match:
-                record.msg = f"{match['head']}: {REDACTED}"
-                record.args = None
-                break
-        if record.levelno == logging.INFO and _HANDLER_SUCCEEDED.match(message):
-            if self.level > logging.DEBUG:
-                return False
-            record.levelno = logging.DEBUG
-            record.levelname = logging.getLevelName(logging.DEBUG)
-        return True
+# The attribute a controller's per-object record carries (Controller.log); rendered as `object` below.
+_REF_EXTRAS = frozenset({"k8s_ref"})
 
 
 def _object_ref(record: logging.LogRecord) -> dict[str, str] | None:
-    """The object a kopf per-object record is about, without uid noise or empty fields."""
+    """The object a per-object record is about, without uid noise or empty fields."""
     ref = getattr(record, "k8s_ref", None)
     if not isinstance(ref, dict):
         return None
@@ -90,7 +34,7 @@ class JsonLineFormatter(JsonFormatter):
 
     def __init__(self) -> None:
         super().__init__(
-            reserved_attrs=[*RESERVED_ATTRS, *_KOPF_EXTRAS],
+            reserved_attrs=[*RESERVED_ATTRS, *_REF_EXTRAS],
             # Non-JSON extras (an exception object, a Path) must not break a log line.
             json_default=str,
         )
@@ -171,10 +115,9 @@ NEVER_DEBUG_LOGGERS = (
 def configure_logging(
     log_format: LogFormat, log_level: LogLevel, stream: TextIO | None = None
 ) -> logging.Handler:
-    """Route every logger (ours, kopf's, aiohttp's) through one handler on the root logger."""
+    """Route every logger (ours and the libraries') through one handler on the root logger."""
     handler = _OperatorStreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(make_formatter(log_format))
-    handler.addFilter(BodyRedactingFilter(log_level.number))
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, _OperatorStreamHandler)]
     root.addHandler(handler)
@@ -182,7 +125,7 @@ def configure_logging(
     # Python warnings (deprecations from libraries) would otherwise be bare text on stderr, breaking
     # the one-JSON-object-per-line contract.
     logging.captureWarnings(True)
-    # Only our and kopf's messages are about the operator; library chatter (asyncio's slow-callback
+    # Only our messages are about the operator; library chatter (asyncio's slow-callback
     # notes, aiohttp's per-request access log, httpx request lines) stays out unless debugging.
     quiet = logging.DEBUG if log_level is LogLevel.DEBUG else logging.WARNING
     for name in ("asyncio", "aiohttp.access", "httpx", "httpx2"):

@@ -3,7 +3,7 @@
 Everything the operator writes into a namespace carries `strongroom.dev/managed: "true"` (MANAGED_LABEL;
 Secrets and rendered objects also carry `app.kubernetes.io/managed-by: strongroom`, objects of drivers'
 namespace manifests only the former, so the watches select on it). One list+watch per watched kind and
-namespace asks the API server for exactly those objects (a label selector on the request), so the process
+namespace (`listwatch.py`) asks the API server for exactly those objects (a label selector), so the process
 never receives, let alone keeps, the cluster's other Secrets. Of each object it keeps a fingerprint only (a
 digest of labels, annotations, owner references and content, without status or bookkeeping fields) and its
 owners, not the object.
@@ -27,32 +27,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lightkube import ALL_NS, AsyncClient
-from lightkube.core.exceptions import ApiError
-from lightkube.core.resource import NamespacedResource
-
 from strongroom.api.constants import GROUP, MANAGED_LABEL
+from strongroom.net.kubejson import KubeJson
+from strongroom.operator.listwatch import Collection, ListWatch
 
 logger = logging.getLogger("strongroom.operator.owned")
 
 #: The label selector of the watches: what the operator labels as its own.
-SELECTOR = {MANAGED_LABEL: "true"}
+SELECTOR = f"{MANAGED_LABEL}=true"
+#: The namespace of a cluster-wide watch.
+ALL_NAMESPACES = ""
 # Seconds an event that does not match a recorded write waits before it counts as someone else's change.
 DEBOUNCE = 0.5
 # Seconds after the operator deleted an object during which events of it that are not its DELETED event are
 # taken for states from before the delete (a lagging watch); its DELETED event ends this sooner. Should the
 # object be created again by someone else within it, its owner learns of it at the next event after it.
 REMOVED_GRACE = 30.0
-# Seconds between attempts to list+watch again after a watch failed (doubling up to the maximum).
-RETRY_MIN, RETRY_MAX = 1.0, 60.0
 # Kinds that own what the operator writes (their controllers repair it).
 OWNER_KINDS = frozenset({"SecretMapping", "Resource", "Workload"})
 
@@ -107,7 +106,7 @@ def owners_of(obj: Mapping[str, Any]) -> Owners:
 class WatchedKind:
     api_version: str
     kind: str
-    resource: type[NamespacedResource]
+    plural: str
 
 
 class OwnedObjects:
@@ -115,7 +114,7 @@ class OwnedObjects:
 
     def __init__(
         self,
-        client: AsyncClient,
+        client: KubeJson,
         kinds: Iterable[WatchedKind],
         on_drift: DriftHandler,
         *,
@@ -138,7 +137,7 @@ class OwnedObjects:
         # answer, however slow the API server is, rather than for the debounce alone.
         self._writing: dict[ObjectId, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # (apiVersion, kind, namespace or ALL_NS) whose first list is in `known`.
+        # (apiVersion, kind, namespace or ALL_NAMESPACES) whose first list is in `known`.
         self._listed: set[tuple[str, str, str]] = set()
         self.drifts = 0  # changes by someone else handed to owners (tests and metrics read it)
 
@@ -182,7 +181,11 @@ class OwnedObjects:
 
     def listed(self, api_version: str, kind: str, namespace: str) -> bool:
         """Whether the watch of this kind has listed the namespace once (and `recorded` can be believed)."""
-        return (api_version, kind, namespace) in self._listed or (api_version, kind, ALL_NS) in self._listed
+        return (api_version, kind, namespace) in self._listed or (
+            api_version,
+            kind,
+            ALL_NAMESPACES,
+        ) in self._listed
 
     # --- events -----------------------------------------------------------------------------------------
 
@@ -244,12 +247,12 @@ class OwnedObjects:
         """A fresh list after a watch broke: what changed or went meanwhile counts as a change."""
         listed = {object_id(obj) for obj in objects}
         for ident in [i for i in self._removed if i[0] == api_version and i[1] == kind]:
-            if namespace == ALL_NS or ident[2] == namespace:
+            if namespace == ALL_NAMESPACES or ident[2] == namespace:
                 del self._removed[ident]  # the list is the truth now: a later object is a new one
         for ident in [
             i
             for i in self.known
-            if i[0] == api_version and i[1] == kind and (namespace == ALL_NS or i[2] == namespace)
+            if i[0] == api_version and i[1] == kind and (namespace == ALL_NAMESPACES or i[2] == namespace)
         ]:
             if ident not in listed:
                 self._suspect(ident, None, self.known[ident][1])
@@ -259,15 +262,33 @@ class OwnedObjects:
     # --- watching ---------------------------------------------------------------------------------------
 
     def start(self, namespaces: Iterable[str]) -> None:
-        """One list+watch per watched kind and namespace (`ALL_NS` when cluster-wide)."""
+        """One list+watch per watched kind and namespace (`ALL_NAMESPACES` when cluster-wide)."""
         for namespace in namespaces:
             for watched in self.kinds.values():
-                self._tasks.append(
-                    asyncio.create_task(
-                        self._watch(watched, namespace),
-                        name=f"strongroom owned {watched.kind} in {namespace or 'all namespaces'}",
-                    )
+                collection = Collection(
+                    watched.api_version, watched.plural, watched.kind, namespace, SELECTOR
                 )
+                watch = ListWatch(
+                    self.client,
+                    collection,
+                    functools.partial(self._on_list, collection),
+                    self.seen,
+                )
+                self._tasks.append(
+                    asyncio.create_task(watch.run(), name=f"strongroom owned {collection.describe()}")
+                )
+
+    def _on_list(self, collection: Collection, objects: Sequence[dict[str, Any]]) -> None:
+        listed = (collection.api_version, collection.kind, collection.namespace)
+        if listed in self._listed:
+            self._relisted(*listed, list(objects))
+            return
+        # What exists at start is the operator's as it stands: owners are all reconciled at start.
+        for obj in objects:
+            owners = owners_of(obj)
+            if owners:
+                self.known.setdefault(object_id(obj), (fingerprint(obj), owners))
+        self._listed.add(listed)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -276,58 +297,3 @@ class OwnedObjects:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-
-    async def _watch(self, watched: WatchedKind, namespace: str) -> None:
-        selector: dict[str, Any] = dict(SELECTOR)
-        delay = RETRY_MIN
-        first = True
-        while True:
-            try:
-                listing = self.client.list(watched.resource, namespace=namespace, labels=selector)
-                objects = [_as_dict(obj, watched) async for obj in listing]
-                version = _list_version(listing)
-                if first:
-                    # What exists at start is the operator's as it stands: owners are all reconciled at start.
-                    for obj in objects:
-                        owners = owners_of(obj)
-                        if owners:
-                            self.known.setdefault(object_id(obj), (fingerprint(obj), owners))
-                    self._listed.add((watched.api_version, watched.kind, namespace))
-                    first = False
-                else:
-                    self._relisted(watched.api_version, watched.kind, namespace, objects)
-                delay = RETRY_MIN
-                async for event_type, item in self.client.watch(
-                    watched.resource, namespace=namespace, labels=selector, resource_version=version
-                ):
-                    self.seen(event_type, _as_dict(item, watched))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                gone = isinstance(exc, ApiError) and exc.status.code == 410
-                log = logger.debug if gone else logger.warning
-                log(
-                    "watch of managed %s objects in %s ended (%s: %s); listing again in %.0fs",
-                    watched.kind,
-                    namespace or "all namespaces",
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-
-
-def _as_dict(obj: Any, watched: WatchedKind) -> dict[str, Any]:
-    data: dict[str, Any] = obj.to_dict()
-    # Watch events of typed resources carry apiVersion/kind; a list's items may not.
-    data.setdefault("apiVersion", watched.api_version)
-    data.setdefault("kind", watched.kind)
-    return data
-
-
-def _list_version(listing: Any) -> str | None:
-    try:
-        return str(listing.resourceVersion)
-    except Exception:  # an empty list may carry none: watch from "now"
-        return None

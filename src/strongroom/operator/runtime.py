@@ -1,7 +1,7 @@
 """The operator's moving parts, built once per process: API client, store clients, controllers.
 
-kopf handlers reach it through kopf's memo and only call `observe`; the controllers' workers run as
-tasks of their own, started before kopf and stopped after it.
+One list+watch per kind and watched namespace (`listwatch.py`) feeds the controllers' `observe`; the
+controllers' workers run as tasks of their own.
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from lightkube import ALL_NS
 from lightkube.config.kubeconfig import SingleConfig
 
-from strongroom.api.constants import FIELD_MANAGER
+from strongroom.api.constants import API_VERSION, FIELD_MANAGER
+from strongroom.api.kinds import ALL_KINDS
 from strongroom.api.secretstore import SecretStore
 from strongroom.drivers.registry import DriverRegistry
 from strongroom.drivers.remote import DEFAULT_MAX_RESPONSE_BYTES, RemoteTimings
@@ -33,7 +36,8 @@ from strongroom.operator.events import EventRecorder
 from strongroom.operator.failures import describe_failure
 from strongroom.operator.kube import RENDERED_KINDS, DriverResource, Kube, SecretStoreResource
 from strongroom.operator.kubeconfig import USER_AGENT, ClusterAccess, connection_info
-from strongroom.operator.owned import ObjectId, OwnedObjects, WatchedKind
+from strongroom.operator.listwatch import Collection, ListWatch
+from strongroom.operator.owned import ALL_NAMESPACES, ObjectId, OwnedObjects, WatchedKind
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Activity, Pace
 from strongroom.stores.base import StoreClient
@@ -45,6 +49,10 @@ logger = logging.getLogger("strongroom.operator")
 
 # Seconds the preload of stores and drivers may take before the operator starts without it.
 PRIME_TIMEOUT = 10.0
+
+Observer = Callable[[str | None, Mapping[str, Any]], None]
+#: (plural, kind) of every strongroom kind: the operator watches each one.
+WATCHED_KINDS: tuple[tuple[str, str], ...] = tuple((kind.PLURAL, kind.KIND) for kind in ALL_KINDS)
 
 
 @dataclass(frozen=True)
@@ -111,8 +119,11 @@ class Runtime:
         self.workloadpatches = self.workloads.patches
         # Drift repair: what the operator wrote, watched by label; changes by others go to the owner.
         self.owned = OwnedObjects(
-            self.client,
-            [WatchedKind(version, kind, resource) for (version, kind), resource in RENDERED_KINDS.items()],
+            self.json,
+            [
+                WatchedKind(version, kind, resource._api_info.plural)
+                for (version, kind), resource in RENDERED_KINDS.items()
+            ],
             self._owned_object_changed,
         )
         self.kube.on_written = self.owned.wrote
@@ -125,6 +136,41 @@ class Runtime:
             controller.operator_namespace = settings.operator_namespace
         self._namespaces: tuple[str, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
+        self.watches: list[ListWatch] = []
+        self._watch_tasks: list[asyncio.Task[None]] = []
+
+    def _observers(self) -> dict[str, tuple[Observer, ...]]:
+        """Plural of each watched kind -> who is told of its objects."""
+        return {
+            "secretstores": (self.secretstores.observe,),
+            "drivers": (self.drivers.observe, self.driverstatus.observe),
+            "secretmappings": (self.secretmappings.observe,),
+            "resources": (self.resources.observe, self.workloads.resource_event),
+            "workloads": (self.workloads.observe,),
+            "workloadpatches": (self.workloadpatches.observe,),
+        }
+
+    def watch(self) -> None:
+        """Start one list+watch per strongroom kind and watched namespace. Reads only: a standby keeps its
+        caches and queues current with them like the leader."""
+        observers_of = self._observers()
+        for plural, kind in WATCHED_KINDS:
+            observers = observers_of[plural]
+            for namespace in self._namespaces or ("",):
+                watch = ListWatch(
+                    self.json,
+                    Collection(API_VERSION, plural, kind, namespace),
+                    _tell_listed(observers),
+                    _tell_event(observers),
+                )
+                self.watches.append(watch)
+                self._watch_tasks.append(
+                    asyncio.create_task(watch.run(), name=f"strongroom watch {watch.collection.describe()}")
+                )
+
+    def scanned(self) -> bool:
+        """Whether every watch has listed its kind once (the caches hold what exists)."""
+        return bool(self.watches) and all(watch.listed.is_set() for watch in self.watches)
 
     def _owned_object_changed(
         self, owner_kind: str, owner: tuple[str, str], uid: str, changed: ObjectId
@@ -233,7 +279,7 @@ class Runtime:
         """Start every controller's workers; with `leading`, only once it is set (a standby's controllers keep
         their caches and queues current, but take no key until this replica leads: leader.py)."""
         # The owned-object watches only read: a standby keeps them current like its other caches.
-        self.owned.start(self._namespaces or (ALL_NS,))
+        self.owned.start(self._namespaces or (ALL_NAMESPACES,))
         # The check creates the inputs HMAC key: a write, so a standby makes it when it comes to lead.
         self._tasks.append(asyncio.create_task(self._check_when_leading(leading), name="strongroom check"))
         activity = Activity()  # one for every kind: contention is judged across kinds
@@ -262,6 +308,11 @@ class Runtime:
         await controller.run(self.settings.workers, self.settings.slots)
 
     async def stop(self) -> None:
+        for task in self._watch_tasks:
+            task.cancel()
+        for task in self._watch_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for controller in self._controllers():
             controller.queue.close()
         for task in self._tasks:
@@ -275,3 +326,21 @@ class Runtime:
         await self.registry.close()
         await self.stores.close()
         await self.client.close()
+
+
+def _tell_listed(observers: Sequence[Observer]) -> Callable[[Sequence[dict[str, Any]]], None]:
+    # A listed object is told as event type None, as a re-list shows itself to the controllers (relist.py).
+    def listed(objects: Sequence[dict[str, Any]]) -> None:
+        for obj in objects:
+            for observe in observers:
+                observe(None, obj)
+
+    return listed
+
+
+def _tell_event(observers: Sequence[Observer]) -> Callable[[str, dict[str, Any]], None]:
+    def event(event_type: str, obj: dict[str, Any]) -> None:
+        for observe in observers:
+            observe(event_type, obj)
+
+    return event
