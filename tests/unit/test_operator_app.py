@@ -27,6 +27,7 @@ def runtime() -> Runtime:
             "current-context": "x",
         }
     ).get()
+    assert config is not None
     settings = RuntimeSettings(
         operator_namespace="strongroom-system",
         workers=2,
