@@ -52,6 +52,7 @@ from bench.common import (
     wait_count,
     write_openbao,
 )
+from bench.profile import Profile, format_summary, summarise
 from strongroom.api.constants import FORCE_REFRESH_ANNOTATION, PART_OF_LABEL, PART_OF_VALUE
 from strongroom.api.crds import render_crds_yaml
 from testenv import tools
@@ -327,11 +328,20 @@ async def run(args: argparse.Namespace, env: testenv.Environment, workdir: Path)
 
         meter = CpuMeter({**environment_processes(env), "operator": operator.process.pid})
         requests_before = apiserver_requests(info)
+        profile = (
+            Profile(operator.process.pid, args.profile / f"secretmappings-b-n{args.n}.raw")
+            if args.profile
+            else None
+        )
+        if profile:
+            profile.start()
         meter.start()
         started = time.perf_counter()
         await bounded(range(args.n), create_mapping, CONCURRENCY)
         last_ready = await watch.wait_for(names, limit=600)
         synced_cpu = meter.stop()
+        if profile and (recorded := profile.stop()):
+            args.recorded_profiles.append(recorded)
         synced = last_ready - started
         rows.append(
             Row(
@@ -539,12 +549,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=20, help="operator --worker-limit")
     parser.add_argument("--slots", type=int, default=4, help="operator --reconcile-limit")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record the operator with py-spy during (b) into this directory",
+    )
+    parser.add_argument(
         "--figures",
         type=_figures,
         default=FIGURES,
         help=f"comma-separated figures to measure besides (a), (b), (d); default {','.join(FIGURES)}",
     )
     args = parser.parse_args()
+    profiles: list[Path] = []
+    args.recorded_profiles = profiles
     workdir = Path(tempfile.mkdtemp(prefix="strongroom-bench-"))
     env = testenv.start(workdir, ["kubernetes", "openbao"])
     try:
@@ -553,6 +571,13 @@ def main() -> None:
     finally:
         env.stop()
     print_table(f"SecretMapping benchmark (N={args.n})", rows)
+    if profiles:
+        print()
+        print(
+            format_summary(
+                summarise(profiles), f"py-spy during (b), N={args.n}: {', '.join(map(str, profiles))}"
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -248,9 +248,10 @@ def test_a_paused_leader_makes_no_write_after_losing_the_lease(
     assert leader.process.exit_code == 1, leader.logs()[-3000:]
     old_log = leader.logs()
     assert "lost the Lease" in old_log
-    # Its workers went on after the pause and tried to write; the fence refused (the proof below is that
-    # none of those writes reached the API server).
-    assert "WriteFenced" in old_log
+    # Whether its workers get to try a write after the pause before the process stops is a race (the
+    # stop is prompt since the watches are the operator's own; kopf used to take seconds to stop, and
+    # the workers always tried then): any write tried is refused by the fence. The proof that none
+    # reached the API server is the audit log below.
     assert standby.process.alive()
     assert readiness(standby) == (200, "leader")
     # Everything the churn asked for was done (by the new leader): no update was lost in the hand-over.

@@ -1,7 +1,7 @@
 """The chart's RBAC is exactly what the operator uses: every verb granted is used, nothing it does is denied.
 
 The API server of testenv writes an audit log (testenv/controlplane.py); the operator names itself in
-`User-Agent: strongroom-operator/<version>` on every request (kopf's and lightkube's). This module runs
+`User-Agent: strongroom-operator/<version>` on every request. This module runs
 last in `pytest tests` (its name), so the log then holds every request operators made during the whole
 run. It does not rely on that: it first drives its own scenario with an operator that runs *as the chart's
 ServiceAccount* in namespaced mode and touches every kind (SecretStores of two backends and two auth
@@ -69,13 +69,13 @@ Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 RACE_ONLY: dict[Permission, str] = {
     **{
         ("strongroom.dev", plural, "get"): (
-            "operator/relist.py looks up a cached object that kopf's re-list after a watch gap (410, e.g. an "
+            "operator/relist.py looks up a cached object that a re-list after a watch gap (410, e.g. an "
             "API server restart) did not return, before forgetting it (tests/integration/test_faults.py)"
         )
         for plural in ("secretstores", "secretmappings")
     },
     ("strongroom.dev", "resources", "get"): (
-        "controllers/resource.py _patch_metadata re-reads a Resource after its finalizer patch got 409 "
+        "operator/resourcewrites.py re-reads a Resource after its finalizer patch got 409 "
         "(someone wrote the object between the operator's read and its patch)"
     ),
 }

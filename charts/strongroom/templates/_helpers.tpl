@@ -73,7 +73,7 @@ What the manager may do on namespaced objects; the same rules go into the Cluste
 tests/integration/test_zz_rbac_audit.py compares them with the API server's audit log.
 */}}
 {{- define "strongroom.namespacedRules" -}}
-# Our custom resources: kopf lists and watches every kind the operator serves.
+# Our custom resources: the operator lists and watches every kind it serves.
 - apiGroups: ["strongroom.dev"]
   resources: ["secretstores", "secretmappings", "drivers", "resources", "workloads", "workloadpatches"]
   verbs: ["list", "watch"]
@@ -124,17 +124,3 @@ tests/integration/test_zz_rbac_audit.py compares them with the API server's audi
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
 
-{{/* Cluster-scoped reads kopf needs in either mode. */}}
-{{- define "strongroom.clusterRules" -}}
-# CRD discovery: notices strongroom CRDs installed or upgraded after the operator started.
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
-{{- end }}
-
-{{/* Cluster-scoped reads only namespaced mode needs: which watched namespaces exist, when they come and go. */}}
-{{- define "strongroom.namespaceRules" -}}
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list", "watch"]
-{{- end }}

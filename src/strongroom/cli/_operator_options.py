@@ -164,8 +164,9 @@ _OPTIONS = (
         show_default=True,
         envvar="STRONGROOM_STANDALONE",
         show_envvar=True,
-        help="Standalone: no kopf peering (one replica, the supported setup). --peering lets kopf use its "
-        "KopfPeering objects if their CRDs are installed.",
+        hidden=True,
+        help="No effect (the operator no longer uses kopf or its peering); accepted so existing command "
+        "lines still work. Several replicas: --leader-elect.",
     ),
     click.option(
         "--refresh-interval",

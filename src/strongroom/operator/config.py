@@ -38,8 +38,8 @@ DEFAULT_BIND_ADDRESS = "0.0.0.0"  # noqa: S104
 DEFAULT_HEALTH_PORT = 8081
 DEFAULT_METRICS_PORT = 8080
 
-# kopf runs one worker per object by default without a cap; a burst of thousands of objects would
-# then hit the API server (and the secret stores) all at once. 20 keeps a restart after an outage
+# Without a cap a burst of thousands of objects would hit the API server (and the secret stores) all at
+# once. 20 keeps a restart after an outage
 # gentle while still parallel.
 DEFAULT_WORKER_LIMIT = 20
 # Of those, how many reconciles of one kind work at once (a Resource waiting on a remote driver does
@@ -127,8 +127,8 @@ class OperatorConfig:
     # 0 turns pacing off.
     namespace_reconcile_rate: float = DEFAULT_NAMESPACE_RECONCILE_RATE
     namespace_reconcile_burst: int = DEFAULT_NAMESPACE_RECONCILE_BURST
-    # kopf peering freezes equal-priority replicas instead of electing a leader: replicas use our own
-    # Lease-based election (`leader_elect`, leader.py) and kopf runs standalone.
+    # No effect: kept so command lines from before the operator dropped kopf (and its peering) still work.
+    # Several replicas use Lease-based election (`leader_elect`, leader.py).
     standalone: bool = True
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
     store_check_interval: float = DEFAULT_STORE_CHECK_INTERVAL
@@ -231,7 +231,7 @@ class OperatorConfig:
 
     @property
     def watched_namespaces(self) -> tuple[str, ...]:
-        """Namespaces kopf serves in namespaced mode (empty when cluster-wide).
+        """Namespaces watched in namespaced mode (empty when cluster-wide).
 
         The operator namespace is always added: operator-level SecretStores (and the default store)
         live there and must be served even when the user lists only application namespaces.

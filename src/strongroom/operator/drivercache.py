@@ -122,8 +122,8 @@ class DriverCache:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            # Only tests call observe() outside a running loop (kopf and prime() run in one): there is no
-            # loop to close on, and any client left would belong to a loop that has ended.
+            # Only tests call observe() outside a running loop (the watches and prime() run in one): there is
+            # no loop to close on, and any client left would belong to a loop that has ended.
             return
         for driver in remotes:
             task = loop.create_task(_close(name, driver), name=f"strongroom close driver {name}")

@@ -9,7 +9,7 @@ recently used objects are forgotten first).
 Events are posted in the background: a reconcile never waits for one, and an Event that cannot be written
 (no RBAC, API server busy) is dropped with a debug log line, never failing the reconcile. What an Event
 says is a condition's reason and message, which never carry a secret value (the controllers redact them);
-kopf's own event posting stays off (it would post its log lines, which can quote API error texts).
+log lines never become Events (they can quote API error texts).
 """
 
 from __future__ import annotations

@@ -3,11 +3,10 @@
 * `/healthz` (liveness) answers from the event loop, so an answer at all means the loop runs; it
   also fails when the loop's heartbeat task lags (something blocks the loop for long stretches), so
   the kubelet restarts a wedged process instead of leaving it half-alive.
-* `/readyz` (readiness) means "this process is doing its job": kopf finished its startup, the
-  initial scan found every kind we have handlers for (the CRDs are installed and watch streams are
-  being started), and the API server answers with our credentials. A leader-election standby is
-  Ready too (its job is to be warm); the body's `role` says `leader` or `standby`. kopf's own
-  liveness endpoint only reports that kopf's probe handlers ran, which says nothing about the API server.
+* `/readyz` (readiness) means "this process is doing its job": it started, every kind it serves has
+  been listed once in every watched namespace (the CRDs are installed, RBAC allows it, the caches hold
+  what exists), and the API server answers with our credentials. A leader-election standby is
+  Ready too (its job is to be warm); the body's `role` says `leader` or `standby`.
 * `/metrics` (Prometheus text format) on its own port, so the probe port can stay private.
 
 Response bodies name checks and reasons only; nothing here ever prints configuration or objects.
@@ -123,11 +122,11 @@ class ApiServerProbe:
 
 @dataclass
 class HealthState:
-    """What the probes look at; the operator runner updates it as kopf starts and stops."""
+    """What the probes look at; the operator runner updates it as the process starts and stops."""
 
     required: frozenset[Kind]
     api_check: Callable[[], Awaitable[str | None]]
-    # Supplied once kopf's insights exist: whether the initial scan finished, and what is watched.
+    # Whether every watch has listed once, and which (group, plural) are watched.
     scanned: Callable[[], bool] = lambda: False
     watched: Callable[[], Collection[Kind]] = lambda: ()
     # "leader" (it writes; also every process without leader election) or "standby" (Ready, writes nothing).
@@ -212,7 +211,7 @@ def metrics_app() -> web.Application:
 
 
 class HttpServers:
-    """The probe and metrics listeners; started before kopf, stopped after it."""
+    """The probe and metrics listeners; started before the watches, stopped after them."""
 
     def __init__(self) -> None:
         self._runners: list[web.AppRunner] = []

@@ -1,8 +1,8 @@
 """Forget objects that were deleted while a watch was down.
 
-kopf resumes a broken watch from the last resourceVersion it saw. When the API server can no longer
-serve from there (410 Gone: always after the API server restarted, since its watch cache starts afresh)
-kopf lists the kind again and watches on from the list. A list carries no DELETED events: an object
+A watch resumes from the last resourceVersion it saw. When the API server can no longer serve from there
+(410 Gone: always after the API server restarted, since its watch cache starts afresh) the watch
+(listwatch.py) lists the kind again and watches on from the list. A list carries no DELETED events: an object
 deleted during the gap is just absent, and a cache fed by events alone keeps it and goes on acting on
 it. Measured (tests/integration/test_faults.py): a SecretMapping deleted while the API server was coming
 back had its Secret written again on every refresh, each time the garbage collector removed it.
@@ -24,7 +24,7 @@ from typing import Any
 
 ObjectKey = tuple[str, str]  # (namespace, name)
 
-# Long enough for kopf to deliver a whole list (chunks of 500 objects, each a fast request) before the
+# Long enough for the watch to deliver a whole list (chunks of 500 objects, each a fast request) before the
 # keys not in it are looked up; a key looked up needlessly costs one GET, never a wrong removal.
 RELIST_SETTLE_SECONDS = 10.0
 
@@ -36,7 +36,7 @@ def uid_of(body: Mapping[str, Any] | None) -> str | None:
 
 
 class RelistSweep:
-    """Notices kopf's re-lists of one kind and forgets the cached objects the API server no longer has."""
+    """Notices re-lists of one kind and forgets the cached objects the API server no longer has."""
 
     def __init__(
         self,

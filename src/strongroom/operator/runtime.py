@@ -84,7 +84,7 @@ class Runtime:
         self.settings = settings
         transport = kube_transport(cluster, settings.user_agent)
         self.client = kube_client(cluster, FIELD_MANAGER, transport=transport)
-        # The same credentials kopf logs in with (a token file is read again after a 401).
+        # The cluster's credentials, read again after a 401 (a token file rotates in a pod).
         access = ClusterAccess(cluster, "")
         self.json = KubeJson(
             transport,
@@ -213,7 +213,7 @@ class Runtime:
     async def prime(self, namespaces: tuple[str, ...]) -> None:
         """Load every SecretStore and Driver before any worker runs.
 
-        Objects that refer to a store or a driver are reconciled in whatever order kopf's watches
+        Objects that refer to a store or a driver are reconciled in whatever order the watches
         deliver them; without this, a restart briefly marked them StoreNotFound/DriverNotFound (and
         their Workloads WaitingForResources) until the store's own event arrived.
         """

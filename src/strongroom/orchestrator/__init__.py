@@ -15,6 +15,6 @@ Pipeline (docs/orchestrator.md is the user-facing description):
   reconcile and driver code run here; `localstore` is its embedded encrypted store); `kube` is the thin
   Kubernetes client the cluster-facing modes share.
 
-This package may import `reconcile`, `drivers`, `stores`, `templating` and `api`, never `kopf` or
+This package may import `reconcile`, `drivers`, `stores`, `templating` and `api`, never
 `strongroom.operator` (import-linter enforces it).
 """
