@@ -151,3 +151,25 @@ async def test_writes_are_fenced_reads_are_not(api: FakeApi, no_fence: None) -> 
         await kube.create(object_path("v1", "secrets", "ns"), {"metadata": {"name": "made"}})
     assert api.seen == []  # refused before anything was sent
     assert await kube.get(object_path("v1", "secrets", "ns", "s")) is not None
+
+
+async def test_writes_whose_answer_is_not_needed_send_the_same_and_fail_the_same(api: FakeApi) -> None:
+    kube = client(api)
+    await kube.create_only(object_path("v1", "secrets", "ns"), {"metadata": {"name": "e"}})
+    await kube.patch_only(object_path("v1", "secrets", "ns", "s"), {"status": {}}, MERGE_PATCH)
+    post, patch = api.seen
+    assert (post["method"], post["path_qs"]) == (
+        "POST",
+        "/api/v1/namespaces/ns/secrets?fieldManager=strongroom",
+    )
+    assert (patch["method"], patch["path_qs"]) == (
+        "PATCH",
+        "/api/v1/namespaces/ns/secrets/s?fieldManager=strongroom",
+    )
+    assert patch["content_type"] == MERGE_PATCH
+    with pytest.raises(ApiError) as taken:
+        await kube.create_only(object_path("v1", "secrets", "ns", "taken"), {})
+    assert taken.value.status.code == 409
+    with pytest.raises(ApiError) as missing:
+        await kube.patch_only(object_path("v1", "secrets", "ns", "missing"), {}, MERGE_PATCH)
+    assert missing.value.status.code == 404

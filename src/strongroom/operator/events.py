@@ -144,7 +144,7 @@ class EventRecorder:
         try:
             if posted.written:
                 try:
-                    await self.client.patch(
+                    await self.client.patch_only(
                         object_path("v1", "events", namespace, posted.name),
                         {"count": count, "lastTimestamp": _now()},
                         MERGE_PATCH,
@@ -178,7 +178,7 @@ class EventRecorder:
                 "reportingComponent": COMPONENT,
                 "reportingInstance": self.instance,
             }
-            await self.client.create(object_path("v1", "events", namespace), event)
+            await self.client.create_only(object_path("v1", "events", namespace), event)
             posted.written = count
         except Exception as exc:  # an Event is a courtesy: never fail or slow a reconcile for it
             logger.debug("could not post Event %s (%s: %s)", reason, type(exc).__name__, exc)

@@ -104,7 +104,7 @@ class Kube:
     ) -> None:
         info = api_info(resource)
         path = object_path(info.resource.api_version, info.plural, namespace, name) + "/status"
-        await self.json.patch(path, {"status": status}, MERGE_PATCH)
+        await self.json.patch_only(path, {"status": status}, MERGE_PATCH)
 
     async def get_custom(
         self, resource: type[GenericNamespacedResource], namespace: str, name: str
