@@ -63,6 +63,7 @@ from bench.common import (
     watch_objects,
     write_openbao,
 )
+from bench.profile import Profile, format_summary, summarise
 from bench.resources import obj, secret, vault_spec
 from bench.secretmappings import install_crds, mapping, reconciles
 from strongroom.api import constants
@@ -339,11 +340,20 @@ async def run_once(bench: Bench, contender: Contender, round_no: int) -> Figures
 
         meter = CpuMeter({"operator": running.pid, "kube-apiserver": bench.apiserver_pid}, trees=["operator"])
         mark, reads_before = audit_offset(bench.audit_log), bench.bao.reads("shared/")
+        profile = (
+            Profile(running.pid, args.profile / f"{namespace}-b-n{n}.raw")
+            if args.profile and contender is CONTENDERS["strongroom"]
+            else None
+        )
+        if profile:
+            profile.start()
         meter.start()
         started = time.perf_counter()
         await bounded(range(n), create, CONCURRENCY)
         last = await watch.wait_for(set(names), bench.limit)
         cpu = meter.stop()
+        if profile and (recorded := profile.stop()):
+            print(format_summary(summarise([recorded]), f"[bench] py-spy during (b): {recorded}"), flush=True)
         await watch.stop()
         reads_synced = bench.bao.reads("shared/") - reads_before
         await asyncio.sleep(1)  # the last requests reach the audit log
@@ -600,6 +610,12 @@ def main() -> None:
         help=f"comma-separated subset of: {', '.join(CONTENDERS)} (in this order)",
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run: N=100, one round")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record strongroom with py-spy during (b) into this directory",
+    )
     parser.add_argument(
         "--periodic-interval", type=int, default=30, help="refresh interval (s) for the periodic refresh"
     )
