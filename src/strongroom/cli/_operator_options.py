@@ -164,7 +164,6 @@ _OPTIONS = (
         show_default=True,
         envvar="STRONGROOM_STANDALONE",
         show_envvar=True,
-        hidden=True,
         help="No effect (the operator no longer uses kopf or its peering); accepted so existing command "
         "lines still work. Several replicas: --leader-elect.",
     ),
