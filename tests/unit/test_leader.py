@@ -11,6 +11,7 @@ import httpx2
 import pytest
 from aiohttp import web
 from lightkube import KubeConfig
+from lightkube.config.kubeconfig import SingleConfig
 
 from strongroom.net import AiohttpTransport
 from strongroom.net.fence import WriteFenced, ensure_may_write, install_fence, remove_fence
@@ -187,7 +188,8 @@ async def test_the_store_guard_refuses_writes_and_deletes_but_reads(fence: Leade
 # --- the elector's own bookkeeping (the election against a real API server: the integration test) ---------
 
 
-def _elector(clock: Clock) -> LeaderElector:
+def unreachable_cluster() -> SingleConfig:
+    """A cluster configuration whose API server nobody answers (port 1): for code built, not run, here."""
     config = KubeConfig.from_dict(
         {
             "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
@@ -197,6 +199,11 @@ def _elector(clock: Clock) -> LeaderElector:
         }
     ).get()
     assert config is not None
+    return config
+
+
+def _elector(clock: Clock) -> LeaderElector:
+    config = unreachable_cluster()
     settings = LeaderElectionSettings(namespace="ns", identity="me", retry_period=2.0)
     return LeaderElector(config, settings, "strongroom-operator/test (me)", clock=clock)
 

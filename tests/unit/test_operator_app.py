@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightkube.config.kubeconfig import KubeConfig
-
 from strongroom.api.constants import GROUP
 from strongroom.api.kinds import ALL_KINDS
 from strongroom.operator.app import FINALIZER, REQUIRED_KINDS
 from strongroom.operator.runtime import Runtime, RuntimeSettings
 from strongroom.stores.guard import GuardSettings
+from tests.unit.test_leader import unreachable_cluster
 
 
 def test_readiness_waits_for_every_kind_the_crds_define() -> None:
@@ -19,15 +18,6 @@ def test_readiness_waits_for_every_kind_the_crds_define() -> None:
 
 
 def runtime() -> Runtime:
-    config = KubeConfig.from_dict(
-        {
-            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-            "current-context": "x",
-        }
-    ).get()
-    assert config is not None
     settings = RuntimeSettings(
         operator_namespace="strongroom-system",
         workers=2,
@@ -36,7 +26,7 @@ def runtime() -> Runtime:
         store_check_interval=300,
         store_guard=GuardSettings(),
     )
-    return Runtime(config, settings)
+    return Runtime(unreachable_cluster(), settings)
 
 
 async def test_every_kind_has_a_watch_per_namespace_and_reaches_its_controllers() -> None:

@@ -84,12 +84,14 @@ class KubeJson:
         return await self.request("PATCH", path, patch, content_type, self._patch_params(force))
 
     async def patch_only(self, path: str, patch: Mapping[str, Any], content_type: str) -> None:
-        """`patch`, when the patched object is not needed."""
-        await self.tell("PATCH", path, patch, content_type, self._patch_params(False))
+        """`patch`, when the patched object is not needed: the answer is checked, not decoded. A status
+        patch is answered with the whole object, managedFields and all; decoding answers nobody read was
+        a few per cent of the operator's CPU in a burst of new SecretMappings."""
+        await self._exchange("PATCH", path, patch, content_type, self._patch_params(False))
 
     async def create_only(self, path: str, obj: Mapping[str, Any]) -> None:
-        """`create`, when the created object is not needed."""
-        await self.tell("POST", path, obj, params={"fieldManager": self._field_manager})
+        """`create`, when the created object is not needed (checked, not decoded, as `patch_only`)."""
+        await self._exchange("POST", path, obj, JSON, {"fieldManager": self._field_manager})
 
     def _patch_params(self, force: bool) -> dict[str, str]:
         return {"fieldManager": self._field_manager, **({"force": "true"} if force else {})}
@@ -138,19 +140,6 @@ class KubeJson:
         """Send a request; the object the API server answered with."""
         found: dict[str, Any] = json.loads(await self._exchange(method, path, body, content_type, params))
         return found
-
-    async def tell(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        content_type: str = JSON,
-        params: Mapping[str, str] | None = None,
-    ) -> None:
-        """Send a request whose answer is not needed: it is checked for success, not decoded. A status
-        patch is answered with the whole object, managedFields and all; decoding answers nobody read was
-        a few per cent of the operator's CPU in a burst of new SecretMappings."""
-        await self._exchange(method, path, body, content_type, params)
 
     async def _exchange(
         self,

@@ -181,11 +181,7 @@ class OwnedObjects:
 
     def listed(self, api_version: str, kind: str, namespace: str) -> bool:
         """Whether the watch of this kind has listed the namespace once (and `recorded` can be believed)."""
-        return (api_version, kind, namespace) in self._listed or (
-            api_version,
-            kind,
-            ALL_NAMESPACES,
-        ) in self._listed
+        return any((api_version, kind, ns) in self._listed for ns in (namespace, ALL_NAMESPACES))
 
     # --- events -----------------------------------------------------------------------------------------
 
