@@ -274,18 +274,24 @@ def median(values: Sequence[float]) -> float:
 # --- an idle machine --------------------------------------------------------------------------------------
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """All CPUs' ticks so far: (working, total); working excludes idle and waiting on I/O."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def busy_since(before: tuple[int, int]) -> float:
+    """The fraction of all CPUs' time spent working since `before` (a `cpu_ticks()`)."""
+    busy_after, total_after = cpu_ticks()
+    return (busy_after - before[0]) / max(1, total_after - before[1])
+
+
 def machine_busy(window: float = 5.0) -> float:
     """The fraction of all CPUs' time spent working (not idle or waiting on I/O) over `window` seconds."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle, iowait
-        return sum(fields[:8]) - idle, sum(fields[:8])
-
-    busy_before, total_before = sample()
+    before = cpu_ticks()
     time.sleep(window)
-    busy_after, total_after = sample()
-    return (busy_after - busy_before) / max(1, total_after - total_before)
+    return busy_since(before)
 
 
 def wait_for_idle(max_busy: float, timeout: float, enforce: bool = True) -> str:

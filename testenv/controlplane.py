@@ -13,10 +13,14 @@ Kubernetes auth).
 The API server writes an audit log (JSON lines, Metadata level, one event per request when it
 completes; path in the service info as `audit_log`): which client did what, for the RBAC audit test
 (tests/integration/test_zz_rbac_audit.py). Cheap enough to be always on: one small write per request.
+
+Go's profiling endpoints (/debug/pprof) are off, as on hardened clusters; `STRONGROOM_TESTENV_PROFILING=1`
+turns them on for a benchmark that profiles the API server (bench.blast_radius --apiserver-profile).
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from testenv.process import LOOPBACK, ManagedProcess, free_port, http_ok
 from testenv.service import Service
 
 SERVICE_CIDR = "10.96.0.0/16"
+PROFILING_ENV = "STRONGROOM_TESTENV_PROFILING"
 
 # Who asked for what, without bodies. The controller manager's own requests and non-resource URLs
 # (discovery, health) are left out: nothing reads them, and they are most of the volume.
@@ -139,7 +144,7 @@ def start(workdir: Path, sink: Sink | None = None) -> Service:
                 # As on hardened clusters: an owner reference with blockOwnerDeletion needs `update` on
                 # the owner's `finalizers` (the chart grants it; tests/integration/test_zz_rbac_audit.py).
                 "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
-                "--profiling=false",
+                f"--profiling={str(os.environ.get(PROFILING_ENV) == '1').lower()}",
                 f"--audit-policy-file={audit_policy}",
                 f"--audit-log-path={audit_log}",
                 "--audit-log-format=json",
