@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -100,3 +100,72 @@ async def test_pages_selects_and_follows(cluster: Cluster, monkeypatch: pytest.M
         with pytest.raises(asyncio.CancelledError):
             await task
         await transport.aclose()
+
+
+async def test_the_operator_lists_stores_and_drivers_before_what_names_them(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a restart no SecretMapping or Resource may be handled before the SecretStores and Drivers of
+    its namespace are known (it would flap to StoreNotFound/DriverNotFound): the runtime starts their
+    watches first and waits for their first lists, however slow the API server is to answer them."""
+    plain_list = ListWatch._list
+
+    async def slow_store_list(self: ListWatch) -> str:
+        if self.collection.plural == "secretstores":
+            await asyncio.sleep(1.0)
+        return await plain_list(self)
+
+    monkeypatch.setattr(ListWatch, "_list", slow_store_list)
+    from strongroom.operator.runtime import Runtime, RuntimeSettings
+    from strongroom.stores.guard import GuardSettings
+
+    cluster.install_crds()
+    namespace = f"lw-{uuid.uuid4().hex[:8]}"
+    ensure_namespace(cluster, namespace)
+    store = {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretStore",
+        "metadata": {"name": "bao", "namespace": namespace},
+        "spec": {"kubernetes": {"namespace": namespace}},
+    }
+    mapping = {
+        "apiVersion": "strongroom.dev/v1alpha1",
+        "kind": "SecretMapping",
+        "metadata": {"name": "m", "namespace": namespace},
+        "spec": {
+            "secretName": "m",
+            "secretData": [{"secretKey": "k", "secretStoreName": "bao", "remoteRef": {"key": "x"}}],
+        },
+    }
+    apply(cluster, store, mapping)
+    access = load_cluster_access(str(cluster.kubeconfig))
+    settings = RuntimeSettings(
+        operator_namespace="strongroom-system",
+        workers=1,
+        slots=1,
+        refresh_interval=3600,
+        store_check_interval=300,
+        store_guard=GuardSettings(),
+    )
+    runtime = Runtime(access.config, settings)
+    order: list[str] = []
+    original = runtime.secretstores.observe
+
+    def store_seen(event_type: str | None, body: Mapping[str, Any]) -> None:
+        order.append(f"{body['kind']}/{body['metadata']['name']}")
+        original(event_type, body)
+
+    runtime.secretstores.observe = store_seen  # type: ignore[method-assign]
+
+    def mapping_seen(event_type: str | None, body: Mapping[str, Any]) -> None:
+        order.append(f"{body['kind']}/{body['metadata']['name']}")
+
+    runtime.secretmappings.observe = mapping_seen  # type: ignore[method-assign]
+    try:
+        await runtime.watch((namespace,))
+        async with asyncio.timeout(20):
+            await asyncio.gather(*(watch.listed.wait() for watch in runtime.watches))
+        assert order == ["SecretStore/bao", "SecretMapping/m"]
+        assert runtime.stores.views  # the store is known before any mapping is handled
+    finally:
+        await runtime.stop()

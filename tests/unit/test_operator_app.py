@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from strongroom.api.constants import GROUP
 from strongroom.api.kinds import ALL_KINDS
+from strongroom.operator import runtime as runtime_module
 from strongroom.operator.app import FINALIZER, REQUIRED_KINDS
 from strongroom.operator.runtime import Runtime, RuntimeSettings
 from strongroom.stores.guard import GuardSettings
@@ -29,9 +32,13 @@ def runtime() -> Runtime:
     return Runtime(unreachable_cluster(), settings)
 
 
-async def test_every_kind_has_a_watch_per_namespace_and_reaches_its_controllers() -> None:
+async def test_every_kind_has_a_watch_per_namespace_and_reaches_its_controllers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A first list that fails is not waited for: with no API server, watch() returns at once, not after
+    # the timeout (which would otherwise outlast the test's own).
+    monkeypatch.setattr(runtime_module, "PRIME_TIMEOUT", 3600.0)
     rt = runtime()
-    rt._namespaces = ("team-a", "team-b")
     seen: list[tuple[str, str | None, str]] = []
 
     def spy(name: str) -> Any:
@@ -39,10 +46,13 @@ async def test_every_kind_has_a_watch_per_namespace_and_reaches_its_controllers(
 
     rt.resources.observe = spy("resources")  # type: ignore[method-assign]
     rt.workloads.resource_event = spy("workloads")  # type: ignore[method-assign]
-    rt.watch()
+    await rt.watch(("team-a", "team-b"))
     try:
-        watched = {(w.collection.plural, w.collection.namespace) for w in rt.watches}
-        assert watched == {(k.PLURAL, ns) for k in ALL_KINDS for ns in ("team-a", "team-b")}
+        watched = [(w.collection.plural, w.collection.namespace) for w in rt.watches]
+        assert set(watched) == {(k.PLURAL, ns) for k in ALL_KINDS for ns in ("team-a", "team-b")}
+        # The kinds others name are watched first (their first lists were awaited before the rest began).
+        assert {plural for plural, _ in watched[:4]} == {"secretstores", "drivers"}
+        assert all(w.tried.is_set() for w in rt.watches[:4])
         assert not rt.scanned()  # no API server: nothing listed
         (resources,) = [
             w for w in rt.watches if w.collection.plural == "resources" and w.collection.namespace == "team-a"

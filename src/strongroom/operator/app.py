@@ -146,14 +146,13 @@ async def run_operator(config: OperatorConfig, *, stop: asyncio.Event | None = N
         await servers.start(health_app(state), config.health_address, config.health_port, "health")
         if config.metrics_port:
             await servers.start(metrics_app(), config.metrics_address, config.metrics_port, "metrics")
-        await runtime.prime(config.watched_namespaces)
+        await runtime.watch(config.watched_namespaces)
         # Everything imported and loaded so far lives as long as the process: keep it out of the cyclic
         # collector's full passes, which otherwise stop the loop for 80+ ms (measured) mid-burst.
         gc.freeze()
         if elector is not None:
             elector.start()
         runtime.start(elector.leading if elector is not None else None)
-        runtime.watch()
         state.started = True
         logger.info("started: watching %s", _describe_scope(config))
         await stop.wait()

@@ -122,7 +122,7 @@ class DriverCache:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            # Only tests call observe() outside a running loop (the watches and prime() run in one): there is
+            # Only tests call observe() outside a running loop (the watches run in one): there is
             # no loop to close on, and any client left would belong to a loop that has ended.
             return
         for driver in remotes:

@@ -96,6 +96,7 @@ class ListWatch:
         self.on_event = on_event
         self.backoff = tuple(backoff)
         self.listed = asyncio.Event()  # set once the first list has been handed over
+        self.tried = asyncio.Event()  # set once the first list has been handed over or has failed
         self.lists = 0  # complete lists handed over (tests read it)
 
     async def run(self) -> None:
@@ -111,6 +112,7 @@ class ListWatch:
             except Gone:
                 logger.debug("watch of %s: version too old, listing again", self.collection.describe())
             except Exception as exc:
+                self.tried.set()
                 delay = self.backoff[min(failures, len(self.backoff) - 1)]
                 failures += 1
                 # Said at once, then about once a minute while it lasts (a CRD not installed yet, no RBAC).
@@ -144,6 +146,7 @@ class ListWatch:
         self.on_list(objects)
         self.lists += 1
         self.listed.set()
+        self.tried.set()
         return str(meta.get("resourceVersion") or "")
 
     async def _watch(self, version: str) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lightkube import ALL_NS
 from lightkube.config.kubeconfig import SingleConfig
 
 from strongroom.api.constants import API_VERSION, FIELD_MANAGER
@@ -34,7 +33,7 @@ from strongroom.operator.controllers.workload import WorkloadController
 from strongroom.operator.drivercache import DEFAULT_KEY_SECRET, DriverCache
 from strongroom.operator.events import EventRecorder
 from strongroom.operator.failures import describe_failure
-from strongroom.operator.kube import RENDERED_KINDS, DriverResource, Kube, SecretStoreResource
+from strongroom.operator.kube import RENDERED_KINDS, Kube
 from strongroom.operator.kubeconfig import USER_AGENT, ClusterAccess, connection_info
 from strongroom.operator.listwatch import Collection, ListWatch
 from strongroom.operator.owned import ALL_NAMESPACES, ObjectId, OwnedObjects, WatchedKind
@@ -47,12 +46,14 @@ from strongroom.stores.registry import build_store_client
 
 logger = logging.getLogger("strongroom.operator")
 
-# Seconds the preload of stores and drivers may take before the operator starts without it.
+# Seconds the first lists of stores and drivers may take before the other kinds are watched without them.
 PRIME_TIMEOUT = 10.0
 
 Observer = Callable[[str | None, Mapping[str, Any]], None]
 #: (plural, kind) of every strongroom kind: the operator watches each one.
 WATCHED_KINDS: tuple[tuple[str, str], ...] = tuple((kind.PLURAL, kind.KIND) for kind in ALL_KINDS)
+# Kinds other objects name (a store, a driver): listed before the kinds that name them.
+REFERRED_KINDS = frozenset({"secretstores", "drivers"})
 
 
 @dataclass(frozen=True)
@@ -150,23 +151,53 @@ class Runtime:
             "workloadpatches": (self.workloadpatches.observe,),
         }
 
-    def watch(self) -> None:
-        """Start one list+watch per strongroom kind and watched namespace. Reads only: a standby keeps its
-        caches and queues current with them like the leader."""
+    async def watch(self, namespaces: tuple[str, ...]) -> None:
+        """Start one list+watch per strongroom kind and watched namespace (none: every namespace). Reads
+        only: a standby keeps its caches and queues current with them like the leader.
+
+        SecretStores and Drivers first: their watches' first lists are awaited (at most PRIME_TIMEOUT)
+        before the kinds that refer to them are listed, so that after a restart no object flaps to
+        StoreNotFound/DriverNotFound (nor its Workloads to WaitingForResources) because its store's event
+        came after its own. A first list that fails (CRD not installed yet, no list permission) is not
+        waited for: the watch keeps trying, and the others start."""
+        self._namespaces = namespaces
+        for controller in self._controllers():
+            controller.relist.per_namespace = bool(namespaces)  # one list per watched namespace
         observers_of = self._observers()
-        for plural, kind in WATCHED_KINDS:
-            observers = observers_of[plural]
-            for namespace in self._namespaces or ("",):
-                watch = ListWatch(
-                    self.json,
-                    Collection(API_VERSION, plural, kind, namespace),
-                    _tell_listed(observers),
-                    _tell_event(observers),
-                )
-                self.watches.append(watch)
-                self._watch_tasks.append(
-                    asyncio.create_task(watch.run(), name=f"strongroom watch {watch.collection.describe()}")
-                )
+        first = [(plural, kind) for plural, kind in WATCHED_KINDS if plural in REFERRED_KINDS]
+        then = [(plural, kind) for plural, kind in WATCHED_KINDS if plural not in REFERRED_KINDS]
+        referred = [
+            self._start_watch(plural, kind, ns, observers_of)
+            for plural, kind in first
+            for ns in namespaces or ("",)
+        ]
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT):
+                await asyncio.gather(*(watch.tried.wait() for watch in referred))
+        except TimeoutError:
+            logger.warning(
+                "SecretStores and Drivers were not listed within %.0fs; watching the other kinds anyway",
+                PRIME_TIMEOUT,
+            )
+        for plural, kind in then:
+            for namespace in namespaces or ("",):
+                self._start_watch(plural, kind, namespace, observers_of)
+
+    def _start_watch(
+        self, plural: str, kind: str, namespace: str, observers_of: dict[str, tuple[Observer, ...]]
+    ) -> ListWatch:
+        observers = observers_of[plural]
+        watch = ListWatch(
+            self.json,
+            Collection(API_VERSION, plural, kind, namespace),
+            _tell_listed(observers),
+            _tell_event(observers),
+        )
+        self.watches.append(watch)
+        self._watch_tasks.append(
+            asyncio.create_task(watch.run(), name=f"strongroom watch {watch.collection.describe()}")
+        )
+        return watch
 
     def scanned(self) -> bool:
         """Whether every watch has listed its kind once (the caches hold what exists)."""
@@ -209,36 +240,6 @@ class Runtime:
             self.resources,
             self.driverstatus,
         )
-
-    async def prime(self, namespaces: tuple[str, ...]) -> None:
-        """Load every SecretStore and Driver before any worker runs.
-
-        Objects that refer to a store or a driver are reconciled in whatever order the watches
-        deliver them; without this, a restart briefly marked them StoreNotFound/DriverNotFound (and
-        their Workloads WaitingForResources) until the store's own event arrived.
-        """
-        self._namespaces = namespaces
-        for controller in self._controllers():
-            controller.relist.per_namespace = bool(namespaces)  # one list per watched namespace
-        for namespace in namespaces or (ALL_NS,):
-            try:
-                async with asyncio.timeout(PRIME_TIMEOUT):
-                    stores = await self.kube.list_custom(SecretStoreResource, namespace)
-                    drivers = await self.kube.list_custom(DriverResource, namespace)
-            except Exception as exc:
-                # CRDs not installed yet, no list permission, API server unreachable: this is only a
-                # head start, the watches catch up (and /readyz reports an unreachable API server).
-                logger.warning(
-                    "could not preload SecretStores and Drivers in %s (%s: %s)",
-                    namespace,
-                    type(exc).__name__,
-                    exc,
-                )
-                continue
-            for body in stores:
-                self.secretstores.observe("ADDED", body)
-            for body in drivers:
-                self.drivers.observe("ADDED", body)
 
     async def check_prerequisites(self) -> None:
         """Say once, at start, what the operator needs from its namespace and what of it is missing.
