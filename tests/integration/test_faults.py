@@ -407,7 +407,7 @@ def test_apiserver_down_30s_while_two_stores_are_down_a_minute(env: Env) -> None
     assert secret_data(env.cluster, ns, "rotated") == {"v": "rotated-2"}
     assert get(env.cluster, "secret", ns, "deleted") is None
     # The watch could not resume after the restart (410): the operator listed again and learnt of the
-    # deletion only by asking (operator/relist.py).
+    # deletion from the list alone (operator/relist.py).
     assert f"SecretMapping {ns}/deleted was deleted while the watch was down" in operator.logs()
 
 

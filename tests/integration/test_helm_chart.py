@@ -292,8 +292,10 @@ def test_cluster_wide_rbac(cluster: Cluster) -> None:
         for g in rule["apiGroups"]:
             for r in rule["resources"]:
                 by_resource.setdefault((g, r), set()).update(rule["verbs"])
-    # get: a cached object a re-list after a watch gap did not return is looked up (operator/relist.py).
-    assert by_resource[("strongroom.dev", "secretstores")] == {"get", "list", "watch"}
+    # Stores and mappings are only listed and watched: after a watch gap the new list alone says what was
+    # deleted (operator/relist.py), no object is looked up.
+    assert by_resource[("strongroom.dev", "secretstores")] == {"list", "watch"}
+    assert by_resource[("strongroom.dev", "secretmappings")] == {"list", "watch"}
     assert by_resource[("strongroom.dev", "resources")] == {"get", "list", "watch", "patch"}
     assert by_resource[("strongroom.dev", "workloadpatches")] == {
         "get",

@@ -67,13 +67,6 @@ Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 # Granted for a path no scenario can take on purpose (a race), each with the place that needs it. Keep
 # this list short: a grant belongs here only if the code would fail without it and a test cannot time it.
 RACE_ONLY: dict[Permission, str] = {
-    **{
-        ("strongroom.dev", plural, "get"): (
-            "operator/relist.py looks up a cached object that a re-list after a watch gap (410, e.g. an "
-            "API server restart) did not return, before forgetting it (tests/integration/test_faults.py)"
-        )
-        for plural in ("secretstores", "secretmappings")
-    },
     ("strongroom.dev", "resources", "get"): (
         "operator/resourcewrites.py re-reads a Resource after its finalizer patch got 409 "
         "(someone wrote the object between the operator's read and its patch)"

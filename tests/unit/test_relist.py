@@ -1,16 +1,20 @@
-"""Re-list sweep: after kopf lists a kind again, cached objects the list did not return and the API server
-no longer has are forgotten; everything else is kept."""
+"""Re-list correction: a complete list the watch hands over after a gap (410) shows what was deleted
+meanwhile; those cached objects are forgotten, everything else is kept (operator/relist.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+import logging
+from typing import Any, cast
 
+import pytest
+
+from strongroom.drivers.registry import DriverRegistry
 from strongroom.operator.controllers.base import Controller, ObjectKey
-from strongroom.operator.relist import RelistSweep
-
-SETTLE = 0.05
+from strongroom.operator.drivercache import DriverCache
+from strongroom.operator.kube import Kube
+from strongroom.operator.relist import gone_during_gap
+from strongroom.operator.workqueue import Priority
 
 
 def body(name: str, uid: str, namespace: str = "ns") -> dict[str, Any]:
@@ -24,17 +28,8 @@ class Cache(Controller):
 
     def __init__(self) -> None:
         super().__init__()
-        self.relist.settle = SETTLE
         self.live: dict[ObjectKey, dict[str, Any]] = {}
-        self.asked: list[ObjectKey] = []
         self.gone: list[ObjectKey] = []
-        self.unreachable = False
-
-    async def current(self, key: ObjectKey) -> Mapping[str, Any] | None:
-        self.asked.append(key)
-        if self.unreachable:
-            raise ConnectionError("API server unreachable")
-        return self.live.get(key)
 
     def deleted(self, key: ObjectKey) -> None:
         self.gone.append(key)
@@ -42,86 +37,53 @@ class Cache(Controller):
     async def reconcile(self, key: ObjectKey) -> str:
         return "unused"
 
-    def create(self, name: str, uid: str) -> None:
-        obj = body(name, uid)
-        self.live[("ns", name)] = obj
+    def create(self, name: str, uid: str, namespace: str = "ns") -> None:
+        obj = body(name, uid, namespace)
+        self.live[(namespace, name)] = obj
         self.observe("ADDED", obj)
 
-    def list_again(self) -> None:
-        """What kopf does after a watch it cannot resume: every existing object, as event type None."""
-        for obj in list(self.live.values()):
+    def list_again(self, namespace: str = "ns") -> None:
+        """What the runtime does with a list after a watch it cannot resume (runtime._tell_listed)."""
+        listed = [obj for key, obj in self.live.items() if not namespace or key[0] == namespace]
+        self.forget_unlisted(namespace, listed)
+        for obj in listed:
             self.observe(None, obj)
 
 
-async def settle() -> None:
-    await asyncio.sleep(SETTLE * 3)
-
-
-async def test_an_object_deleted_during_the_gap_is_forgotten_after_the_relist() -> None:
+def test_an_object_deleted_during_the_gap_is_forgotten(caplog: pytest.LogCaptureFixture) -> None:
     cache = Cache()
     for name in ("kept", "deleted", "untouched"):
         cache.create(name, f"uid-{name}")
     del cache.live[("ns", "deleted")]  # deleted while the watch was down: no DELETED event ever comes
-    cache.list_again()
-    await settle()
-    assert cache.asked == [("ns", "deleted")]  # only what the list did not return is asked for
+    with caplog.at_level(logging.INFO, logger="strongroom.operator.relist"):
+        cache.list_again()
     assert cache.gone == [("ns", "deleted")]
     assert set(cache.bodies) == {("ns", "kept"), ("ns", "untouched")}
+    assert "Thing ns/deleted was deleted while the watch was down" in caplog.text
 
 
-async def test_first_list_and_watch_events_start_no_sweep() -> None:
+def test_the_first_list_and_a_list_of_everything_forget_nothing() -> None:
     cache = Cache()
-    cache.observe(None, body("a", "uid-a"))  # the initial list: nothing cached yet
-    cache.observe("MODIFIED", body("a", "uid-a"))
-    await settle()
-    assert cache.asked == []
+    cache.live[("ns", "a")] = body("a", "uid-a")
+    cache.list_again()  # the initial list: nothing cached yet
+    cache.list_again()  # and again, with nothing deleted
+    assert cache.gone == []
     assert set(cache.bodies) == {("ns", "a")}
 
 
-async def test_an_object_that_still_exists_is_kept() -> None:
+async def test_an_object_created_again_under_its_name_is_handled_as_new() -> None:
     cache = Cache()
-    cache.create("a", "uid-a")
-    cache.create("b", "uid-b")
-    cache.observe(None, cache.live[("ns", "a")])  # a re-list of only part (another namespace's watch)
-    await settle()
-    assert cache.asked == [("ns", "b")]
-    assert cache.gone == []
-    assert set(cache.bodies) == {("ns", "a"), ("ns", "b")}
-
-
-async def test_unreachable_api_server_keeps_the_object() -> None:
-    cache = Cache()
-    cache.create("a", "uid-a")
-    cache.create("b", "uid-b")
-    del cache.live[("ns", "b")]
-    cache.unreachable = True
-    cache.list_again()
-    await settle()
-    assert cache.asked == [("ns", "b")]
-    assert ("ns", "b") in cache.bodies
-
-
-async def test_recreated_under_the_same_name_during_the_check_is_kept() -> None:
-    cache = Cache()
-    cache.create("a", "uid-a")
     cache.create("b", "uid-old")
-    del cache.live[("ns", "b")]
-    checked = asyncio.Event()
-    original = cache.current
-
-    async def slow_current(key: ObjectKey) -> Mapping[str, Any] | None:
-        answer = await original(key)
-        checked.set()
-        await asyncio.sleep(SETTLE)  # the new object's ADDED event arrives meanwhile
-        return answer
-
-    cache.relist = RelistSweep(cache.kind, cache.bodies, slow_current, cache._forget, settle=SETTLE)
+    assert await asyncio.wait_for(cache.queue.get(), 1) == ("ns", "b")
+    cache.queue.done(("ns", "b"))
+    cache.live[("ns", "b")] = body("b", "uid-new")  # deleted and created again during the gap
     cache.list_again()
-    await asyncio.wait_for(checked.wait(), 1)
-    cache.create("b", "uid-new")
-    await settle()
+    assert cache.gone == [("ns", "b")]
     assert cache.bodies[("ns", "b")]["metadata"]["uid"] == "uid-new"
-    assert cache.gone == []
+    # Same generation as the old one, yet queued: it is a new object (before, it would have been ignored).
+    assert cache.queue.taken_at(("ns", "b")) is None
+    assert await asyncio.wait_for(cache.queue.get(), 1) == ("ns", "b")
+    assert cache.queue.taken_at(("ns", "b")) == Priority.HIGH
 
 
 async def test_a_failing_object_listed_again_is_retried_at_once() -> None:
@@ -135,16 +97,33 @@ async def test_a_failing_object_listed_again_is_retried_at_once() -> None:
     assert await asyncio.wait_for(cache.queue.get(), 1) == ("ns", "a")
 
 
-async def test_in_namespaced_mode_a_relist_asks_only_for_its_own_namespace() -> None:
+def test_a_list_of_one_namespace_forgets_only_in_that_namespace() -> None:
     cache = Cache()
-    cache.relist.per_namespace = True
     for namespace in ("a", "b"):
         for name in ("x", "y"):
-            obj = body(name, f"{namespace}-{name}", namespace)
-            cache.live[(namespace, name)] = obj
-            cache.observe("ADDED", obj)
+            cache.create(name, f"{namespace}-{name}", namespace)
     del cache.live[("a", "y")]  # deleted during a's watch gap
-    cache.observe(None, cache.live[("a", "x")])  # only namespace a is listed again
-    await settle()
-    assert cache.asked == [("a", "y")]  # b's objects, not in this list, are not asked for
+    del cache.live[("b", "y")]  # deleted too, but b's watch has not listed again yet
+    cache.list_again("a")
     assert cache.gone == [("a", "y")]
+    assert ("b", "y") in cache.bodies
+
+
+def test_a_list_of_every_namespace_forgets_in_all() -> None:
+    cached = {("a", "x"): body("x", "1", "a"), ("b", "x"): body("x", "2", "b")}
+    assert gone_during_gap(cached, [body("x", "1", "a")], "") == [("b", "x")]
+    assert gone_during_gap(cached, [body("x", "1", "a")], "a") == []
+
+
+def test_the_driver_cache_forgets_drivers_deleted_during_the_gap() -> None:
+    drivers = DriverCache(cast(Kube, None), "strongroom-system", DriverRegistry())
+    spec = {"type": "humanitec/echo", "builtin": "echo"}
+    for name in ("kept", "deleted"):
+        drivers.observe(
+            "ADDED",
+            {"metadata": {"namespace": "ns", "name": name, "uid": name, "generation": 1}, "spec": spec},
+        )
+    assert set(drivers.drivers) | set(drivers.invalid) == {("ns", "kept"), ("ns", "deleted")}
+    listed = [{"metadata": {"namespace": "ns", "name": "kept", "uid": "kept", "generation": 1}, "spec": spec}]
+    drivers.forget_unlisted("ns", listed)
+    assert set(drivers.drivers) | set(drivers.invalid) == {("ns", "kept")}

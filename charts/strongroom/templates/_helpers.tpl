@@ -77,10 +77,10 @@ tests/integration/test_zz_rbac_audit.py compares them with the API server's audi
 - apiGroups: ["strongroom.dev"]
   resources: ["secretstores", "secretmappings", "drivers", "resources", "workloads", "workloadpatches"]
   verbs: ["list", "watch"]
-# Read on demand: a Workload's Resources and patches, the WorkloadPatch a Resource owns; after a watch
-# gap, each cached object a re-list did not return (is it gone?).
+# Read on demand: a Workload's Resources and patches, the WorkloadPatch a Resource owns, a Resource
+# again after its finalizer patch met a conflict.
 - apiGroups: ["strongroom.dev"]
-  resources: ["secretstores", "secretmappings", "resources", "workloads", "workloadpatches"]
+  resources: ["resources", "workloads", "workloadpatches"]
   verbs: ["get"]
 # The operator's own finalizer on Resources (a metadata patch).
 - apiGroups: ["strongroom.dev"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -41,6 +41,7 @@ from strongroom.drivers.base import (
 from strongroom.drivers.registry import DriverRegistry
 from strongroom.drivers.signing import SigningKey, SigningKeyError
 from strongroom.operator.kube import Kube
+from strongroom.operator.relist import key_of, log_forgotten
 from strongroom.reconcile.secretdata import decode_secret_data
 
 ObjectKey = tuple[str, str]
@@ -76,6 +77,19 @@ class DriverCache:
         self._closing: set[asyncio.Task[None]] = set()
         # Called with a Driver's name when it appears, changes or goes: Resources naming it re-run.
         self.on_change: Callable[[str], None] = lambda _name: None
+
+    def forget_unlisted(self, namespace: str, listed: Sequence[Mapping[str, Any]]) -> None:
+        """Before a complete list of `namespace` ("": all) is told: forget the Drivers it no longer holds,
+        deleted while the watch was down (operator/relist.py)."""
+        present = {key_of(body) for body in listed}
+        gone = [
+            key
+            for key in {*self.drivers, *self.invalid}
+            if (not namespace or key[0] == namespace) and key not in present
+        ]
+        log_forgotten("Driver", gone)
+        for namespace_of, name in gone:
+            self.observe("DELETED", {"metadata": {"namespace": namespace_of, "name": name}})
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lightkube.config.kubeconfig import SingleConfig
 
@@ -50,6 +50,14 @@ logger = logging.getLogger("strongroom.operator")
 PRIME_TIMEOUT = 10.0
 
 Observer = Callable[[str | None, Mapping[str, Any]], None]
+
+
+class ListedCache(Protocol):
+    """A cache that a complete list corrects: what it no longer holds was deleted (relist.py)."""
+
+    def forget_unlisted(self, namespace: str, listed: Sequence[Mapping[str, Any]]) -> None: ...
+
+
 #: (plural, kind) of every strongroom kind: the operator watches each one.
 WATCHED_KINDS: tuple[tuple[str, str], ...] = tuple((kind.PLURAL, kind.KIND) for kind in ALL_KINDS)
 # Kinds other objects name (a store, a driver): listed before the kinds that name them.
@@ -140,6 +148,17 @@ class Runtime:
         self.watches: list[ListWatch] = []
         self._watch_tasks: list[asyncio.Task[None]] = []
 
+    def _swept(self) -> dict[str, tuple[ListedCache, ...]]:
+        """Plural of each watched kind -> the controllers whose caches its lists correct (relist.py)."""
+        return {
+            "secretstores": (self.secretstores,),
+            "drivers": (self.drivers, self.driverstatus),
+            "secretmappings": (self.secretmappings,),
+            "resources": (self.resources,),
+            "workloads": (self.workloads,),
+            "workloadpatches": (self.workloadpatches,),
+        }
+
     def _observers(self) -> dict[str, tuple[Observer, ...]]:
         """Plural of each watched kind -> who is told of its objects."""
         return {
@@ -161,8 +180,6 @@ class Runtime:
         came after its own. A first list that fails (CRD not installed yet, no list permission) is not
         waited for: the watch keeps trying, and the others start."""
         self._namespaces = namespaces
-        for controller in self._controllers():
-            controller.relist.per_namespace = bool(namespaces)  # one list per watched namespace
         observers_of = self._observers()
         first = [(plural, kind) for plural, kind in WATCHED_KINDS if plural in REFERRED_KINDS]
         then = [(plural, kind) for plural, kind in WATCHED_KINDS if plural not in REFERRED_KINDS]
@@ -190,7 +207,7 @@ class Runtime:
         watch = ListWatch(
             self.json,
             Collection(API_VERSION, plural, kind, namespace),
-            _tell_listed(observers),
+            _tell_listed(observers, self._swept().get(plural, ()), namespace),
             _tell_event(observers),
         )
         self.watches.append(watch)
@@ -329,9 +346,15 @@ class Runtime:
         await self.client.close()
 
 
-def _tell_listed(observers: Sequence[Observer]) -> Callable[[Sequence[dict[str, Any]]], None]:
-    # A listed object is told as event type None, as a re-list shows itself to the controllers (relist.py).
+def _tell_listed(
+    observers: Sequence[Observer], swept: Sequence[ListedCache], namespace: str
+) -> Callable[[Sequence[dict[str, Any]]], None]:
+    # What a list no longer holds is forgotten first (relist.py); then each listed object is told as event
+    # type None (a controller retries at once a failing object it sees listed again: the gap was likely
+    # the API server's).
     def listed(objects: Sequence[dict[str, Any]]) -> None:
+        for controller in swept:
+            controller.forget_unlisted(namespace, objects)
         for obj in objects:
             for observe in observers:
                 observe(None, obj)

@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Hashable, Mapping
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,7 +26,7 @@ from strongroom.api.constants import API_VERSION
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.events import EventRecorder, EventType
 from strongroom.operator.failures import describe_failure
-from strongroom.operator.relist import RelistSweep
+from strongroom.operator.relist import gone_during_gap, log_forgotten
 from strongroom.operator.slots import FairSlots
 from strongroom.operator.workqueue import Priority, WorkQueue, group_limit, run_workers
 from strongroom.reconcile.conditions import READY, merge_conditions, not_ready
@@ -97,7 +97,6 @@ class Controller(ABC):
         self.longest_retry = BACKOFF_MAX
         self._slots = FairSlots(1)  # sized by `run`
         self.logger = logging.getLogger(f"strongroom.controller.{self.kind.lower()}")
-        self.relist = RelistSweep(self.kind, self.bodies, self.current, self._forget)
 
     # --- events -------------------------------------------------------------------------------------------
 
@@ -106,7 +105,6 @@ class Controller(ABC):
         ours)."""
         meta = body.get("metadata") or {}
         key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
-        self.relist.saw(event_type, key)
         if event_type == "DELETED":
             self.bodies.pop(key, None)
             self._generations.pop(key, None)
@@ -144,10 +142,13 @@ class Controller(ABC):
         if body is not None:
             self.observe("DELETED", body)
 
-    async def current(self, key: ObjectKey) -> Mapping[str, Any] | None:
-        """The object as the API server has it now, None if it is gone; asked only for objects a re-list
-        did not return (operator/relist.py). A controller that cannot ask keeps them."""
-        return self.bodies.get(key)
+    def forget_unlisted(self, namespace: str, listed: Sequence[Mapping[str, Any]]) -> None:
+        """Before a complete list of `namespace` ("": all) is told: forget the cached objects it shows
+        were deleted while the watch was down (operator/relist.py)."""
+        gone = gone_during_gap(self.bodies, listed, namespace)
+        log_forgotten(self.kind, gone)
+        for key in gone:
+            self._forget(key)
 
     def changed(self, key: ObjectKey) -> None:  # noqa: B027 - optional hook
         """Hook: an object appeared or its spec changed (before it is queued)."""

@@ -154,9 +154,6 @@ class ResourceController(Controller):
         # A changed spec may break a cycle its dependents report, or change outputs they wait for.
         self.index.wake_dependents(key)
 
-    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
-        return await self.kube.get_custom(ResourceResource, *key)
-
     def deleted(self, key: ObjectKey) -> None:
         self.calls.forget(key)
         self.deletion.forget(key)

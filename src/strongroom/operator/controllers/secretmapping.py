@@ -53,9 +53,6 @@ class SecretMappingController(Controller):
         # server every time.
         self.owned: OwnedObjects | None = None
 
-    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
-        return await self.kube.get_custom(SecretMappingResource, *key)
-
     def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
         # The force-refresh annotation is metadata, not spec: setting it must queue the mapping.
         annotations = (body.get("metadata") or {}).get("annotations") or {}

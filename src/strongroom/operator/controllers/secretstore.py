@@ -62,9 +62,6 @@ class SecretStoreController(Controller):
         self._requeue_default_peers(key)
         self._on_store_changed(key[1])
 
-    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
-        return await self.kube.get_custom(SecretStoreResource, *key)
-
     def deleted(self, key: ObjectKey) -> None:
         store_key = StoreKey(*key)
         self.stores.stores.pop(store_key, None)

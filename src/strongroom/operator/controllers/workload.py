@@ -102,9 +102,6 @@ class WorkloadController(Controller):
 
     # --- events -----------------------------------------------------------------------------------------
 
-    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
-        return await self.kube.get_custom(WorkloadResource, *key)
-
     def deleted(self, key: ObjectKey) -> None:
         self._set_needs(key, set())
         # Its patches now point at nothing; their status says so.

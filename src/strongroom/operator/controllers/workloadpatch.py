@@ -42,9 +42,6 @@ class WorkloadPatchController(Controller):
         # Workload key -> keys of the patches that name it.
         self._by_target: dict[ObjectKey, set[ObjectKey]] = {}
 
-    async def current(self, key: ObjectKey) -> dict[str, Any] | None:
-        return await self.kube.get_custom(WorkloadPatchResource, *key)
-
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
         key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
