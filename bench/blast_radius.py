@@ -47,6 +47,7 @@ import json
 import multiprocessing
 import multiprocessing.process
 import os
+import ssl
 import statistics
 import tempfile
 import time
@@ -56,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiohttp import web
 from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError
@@ -534,10 +536,6 @@ async def run_scenario(
 async def apiserver_profile(info: dict[str, str], path: Path) -> None:
     """A CPU profile of the API server during the probes (`go tool pprof -top PATH` reads it): where the
     server's time goes when one namespace churns."""
-    import ssl
-
-    import httpx
-
     tls = ssl.create_default_context(cafile=info["ca"])
     tls.load_cert_chain(info["admin_cert"], info["admin_key"])
     async with httpx.AsyncClient(base_url=info["server"], verify=tls, timeout=30) as http:
@@ -599,8 +597,6 @@ async def main_async(
         await ensure_namespace(client, OPERATOR_NAMESPACE)
     finally:
         await client.close()
-    import httpx
-
     async with httpx.AsyncClient(base_url=bao["addr"], headers={"X-Vault-Token": bao["root_token"]}) as vault:
         response = await vault.post("/v1/secret/data/blast/shared", json={"data": {"value": "v"}})
         response.raise_for_status()

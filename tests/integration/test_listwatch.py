@@ -116,8 +116,8 @@ async def test_the_operator_lists_stores_and_drivers_before_what_names_them(
         return await plain_list(self)
 
     monkeypatch.setattr(ListWatch, "_list", slow_store_list)
-    from strongroom.operator.runtime import Runtime, RuntimeSettings
-    from strongroom.stores.guard import GuardSettings
+    from strongroom.operator.runtime import Runtime
+    from tests.unit.test_operator_app import small_settings
 
     cluster.install_crds()
     namespace = f"lw-{uuid.uuid4().hex[:8]}"
@@ -139,15 +139,7 @@ async def test_the_operator_lists_stores_and_drivers_before_what_names_them(
     }
     apply(cluster, store, mapping)
     access = load_cluster_access(str(cluster.kubeconfig))
-    settings = RuntimeSettings(
-        operator_namespace="strongroom-system",
-        workers=1,
-        slots=1,
-        refresh_interval=3600,
-        store_check_interval=300,
-        store_guard=GuardSettings(),
-    )
-    runtime = Runtime(access.config, settings)
+    runtime = Runtime(access.config, small_settings())
     order: list[str] = []
     original = runtime.secretstores.observe
 

@@ -20,8 +20,9 @@ def test_readiness_waits_for_every_kind_the_crds_define() -> None:
     assert FINALIZER == "strongroom.dev/finalizer"
 
 
-def runtime() -> Runtime:
-    settings = RuntimeSettings(
+def small_settings() -> RuntimeSettings:
+    """Runtime settings for a test that builds a Runtime and starts no workers."""
+    return RuntimeSettings(
         operator_namespace="strongroom-system",
         workers=2,
         slots=2,
@@ -29,7 +30,10 @@ def runtime() -> Runtime:
         store_check_interval=300,
         store_guard=GuardSettings(),
     )
-    return Runtime(unreachable_cluster(), settings)
+
+
+def runtime() -> Runtime:
+    return Runtime(unreachable_cluster(), small_settings())
 
 
 async def test_every_kind_has_a_watch_per_namespace_and_reaches_its_controllers(

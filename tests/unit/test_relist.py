@@ -110,7 +110,7 @@ def test_a_list_of_one_namespace_forgets_only_in_that_namespace() -> None:
 
 
 def test_a_list_of_every_namespace_forgets_in_all() -> None:
-    cached = {("a", "x"): body("x", "1", "a"), ("b", "x"): body("x", "2", "b")}
+    cached = [(("a", "x"), "1"), (("b", "x"), "2")]
     assert gone_during_gap(cached, [body("x", "1", "a")], "") == [("b", "x")]
     assert gone_during_gap(cached, [body("x", "1", "a")], "a") == []
 

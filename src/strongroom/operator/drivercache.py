@@ -41,7 +41,7 @@ from strongroom.drivers.base import (
 from strongroom.drivers.registry import DriverRegistry
 from strongroom.drivers.signing import SigningKey, SigningKeyError
 from strongroom.operator.kube import Kube
-from strongroom.operator.relist import key_of, log_forgotten
+from strongroom.operator.relist import gone_during_gap, key_of, log_forgotten
 from strongroom.reconcile.secretdata import decode_secret_data
 
 ObjectKey = tuple[str, str]
@@ -81,19 +81,15 @@ class DriverCache:
     def forget_unlisted(self, namespace: str, listed: Sequence[Mapping[str, Any]]) -> None:
         """Before a complete list of `namespace` ("": all) is told: forget the Drivers it no longer holds,
         deleted while the watch was down (operator/relist.py)."""
-        present = {key_of(body) for body in listed}
-        gone = [
-            key
-            for key in {*self.drivers, *self.invalid}
-            if (not namespace or key[0] == namespace) and key not in present
-        ]
+        cached = [(key, driver.metadata.uid) for key, driver in self.drivers.items()]
+        cached += [(key, None) for key in self.invalid]  # not parsed: its uid is not known
+        gone = gone_during_gap(cached, listed, namespace)
         log_forgotten("Driver", gone)
         for namespace_of, name in gone:
             self.observe("DELETED", {"metadata": {"namespace": namespace_of, "name": name}})
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
+        key: ObjectKey = key_of(body)
         if event_type == "DELETED":
             gone = self.drivers.pop(key, None)
             if gone is not None:

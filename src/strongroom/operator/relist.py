@@ -36,15 +36,16 @@ def key_of(body: Mapping[str, Any]) -> ObjectKey:
 
 
 def gone_during_gap(
-    cached: Mapping[ObjectKey, Mapping[str, Any]], listed: Sequence[Mapping[str, Any]], namespace: str
+    cached: Iterable[tuple[ObjectKey, str | None]], listed: Sequence[Mapping[str, Any]], namespace: str
 ) -> list[ObjectKey]:
-    """Keys of `cached` that a complete list of `namespace` ("": every namespace) shows deleted: absent
-    from it, or present under another uid."""
+    """Keys of the cached (key, uid) pairs that a complete list of `namespace` ("": every namespace) shows
+    deleted: absent from it, or present under another uid (a uid of None is not compared)."""
     uids = {key_of(body): uid_of(body) for body in listed}
     return [
         key
-        for key, body in cached.items()
-        if (not namespace or key[0] == namespace) and (key not in uids or uids[key] != uid_of(body))
+        for key, uid in cached
+        if (not namespace or key[0] == namespace)
+        and (key not in uids or (uid is not None and uids[key] != uid))
     ]
 
 

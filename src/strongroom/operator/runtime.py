@@ -180,11 +180,11 @@ class Runtime:
         came after its own. A first list that fails (CRD not installed yet, no list permission) is not
         waited for: the watch keeps trying, and the others start."""
         self._namespaces = namespaces
-        observers_of = self._observers()
+        observers_of, swept_of = self._observers(), self._swept()
         first = [(plural, kind) for plural, kind in WATCHED_KINDS if plural in REFERRED_KINDS]
         then = [(plural, kind) for plural, kind in WATCHED_KINDS if plural not in REFERRED_KINDS]
         referred = [
-            self._start_watch(plural, kind, ns, observers_of)
+            self._start_watch(plural, kind, ns, observers_of[plural], swept_of.get(plural, ()))
             for plural, kind in first
             for ns in namespaces or ("",)
         ]
@@ -198,16 +198,20 @@ class Runtime:
             )
         for plural, kind in then:
             for namespace in namespaces or ("",):
-                self._start_watch(plural, kind, namespace, observers_of)
+                self._start_watch(plural, kind, namespace, observers_of[plural], swept_of.get(plural, ()))
 
     def _start_watch(
-        self, plural: str, kind: str, namespace: str, observers_of: dict[str, tuple[Observer, ...]]
+        self,
+        plural: str,
+        kind: str,
+        namespace: str,
+        observers: Sequence[Observer],
+        swept: Sequence[ListedCache],
     ) -> ListWatch:
-        observers = observers_of[plural]
         watch = ListWatch(
             self.json,
             Collection(API_VERSION, plural, kind, namespace),
-            _tell_listed(observers, self._swept().get(plural, ()), namespace),
+            _tell_listed(observers, swept, namespace),
             _tell_event(observers),
         )
         self.watches.append(watch)

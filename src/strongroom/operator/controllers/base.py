@@ -26,7 +26,7 @@ from strongroom.api.constants import API_VERSION
 from strongroom.operator.config import DEFAULT_NAMESPACE_WORKER_SHARE
 from strongroom.operator.events import EventRecorder, EventType
 from strongroom.operator.failures import describe_failure
-from strongroom.operator.relist import gone_during_gap, log_forgotten
+from strongroom.operator.relist import gone_during_gap, key_of, log_forgotten, uid_of
 from strongroom.operator.slots import FairSlots
 from strongroom.operator.workqueue import Priority, WorkQueue, group_limit, run_workers
 from strongroom.reconcile.conditions import READY, merge_conditions, not_ready
@@ -103,8 +103,7 @@ class Controller(ABC):
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Feed one watch event. Only new objects and changes of `trigger_of` are queued (status writes are
         ours)."""
-        meta = body.get("metadata") or {}
-        key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
+        key: ObjectKey = key_of(body)
         if event_type == "DELETED":
             self.bodies.pop(key, None)
             self._generations.pop(key, None)
@@ -145,7 +144,7 @@ class Controller(ABC):
     def forget_unlisted(self, namespace: str, listed: Sequence[Mapping[str, Any]]) -> None:
         """Before a complete list of `namespace` ("": all) is told: forget the cached objects it shows
         were deleted while the watch was down (operator/relist.py)."""
-        gone = gone_during_gap(self.bodies, listed, namespace)
+        gone = gone_during_gap(((key, uid_of(body)) for key, body in self.bodies.items()), listed, namespace)
         log_forgotten(self.kind, gone)
         for key in gone:
             self._forget(key)

@@ -37,6 +37,7 @@ from strongroom.operator.drivercache import DriverCache
 from strongroom.operator.drivercalls import Attempt, DriverCalls
 from strongroom.operator.inputskey import InputsKey
 from strongroom.operator.kube import Kube, ResourceResource
+from strongroom.operator.relist import key_of
 from strongroom.operator.resourcedeletion import ResourceDeletion
 from strongroom.operator.resourcegather import ResourceGatherer
 from strongroom.operator.resourceindex import ResourceIndex
@@ -131,7 +132,7 @@ class ResourceController(Controller):
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
-        key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
+        key: ObjectKey = key_of(body)
         cached = self.bodies.get(key)
         if event_type != "DELETED" and cached is not None and _older(meta, cached.get("metadata") or {}):
             # The event of an older state than our own last write (which updated the cache): skip it.

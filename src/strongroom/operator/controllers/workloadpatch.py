@@ -16,6 +16,7 @@ from lightkube.core.exceptions import ApiError
 
 from strongroom.operator.controllers.base import Controller, ObjectKey
 from strongroom.operator.kube import Kube, WorkloadPatchResource, WorkloadResource
+from strongroom.operator.relist import key_of
 from strongroom.reconcile.conditions import ConditionSpec, not_ready
 from strongroom.reconcile.secretmapping import status_differs
 from strongroom.reconcile.workload import RenderResult
@@ -43,8 +44,7 @@ class WorkloadPatchController(Controller):
         self._by_target: dict[ObjectKey, set[ObjectKey]] = {}
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key: ObjectKey = (meta.get("namespace") or "", meta.get("name") or "")
+        key: ObjectKey = key_of(body)
         before = patch_target(self.bodies.get(key) or {})
         super().observe(event_type, body)
         after = None if event_type == "DELETED" else patch_target(body)
