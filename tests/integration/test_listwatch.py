@@ -39,7 +39,7 @@ class Recorder:
         self.events: list[tuple[str, str]] = []
         self.changed = asyncio.Event()
 
-    def on_list(self, objects: Sequence[dict[str, Any]]) -> None:
+    async def on_list(self, objects: Sequence[dict[str, Any]]) -> None:
         assert all(obj["kind"] == "ConfigMap" and obj["apiVersion"] == "v1" for obj in objects)
         self.lists.append(sorted(obj["metadata"]["name"] for obj in objects))
         self.changed.set()

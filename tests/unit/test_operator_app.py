@@ -62,7 +62,7 @@ async def test_every_kind_has_a_watch_per_namespace_and_reaches_its_controllers(
             w for w in rt.watches if w.collection.plural == "resources" and w.collection.namespace == "team-a"
         ]
         body = {"metadata": {"namespace": "team-a", "name": "db"}}
-        resources.on_list([body])
+        await resources.on_list([body])
         resources.on_event("MODIFIED", body)
         # A Resource is told to its controller and to the Workloads that read it; a listed one as type None.
         assert seen == [

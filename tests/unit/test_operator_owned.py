@@ -136,7 +136,7 @@ async def test_an_event_during_a_slow_write_waits_for_its_answer() -> None:
 async def test_objects_gone_while_the_watch_was_down_count_as_deleted() -> None:
     owned, calls = recorder()
     owned.wrote(secret())
-    owned._relisted("v1", "Secret", "team-a", [])
+    await owned._relisted("v1", "Secret", "team-a", [])
     await settle()
     assert [call[1] for call in calls] == [("team-a", "m")]
 

@@ -26,15 +26,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lightkube.core.exceptions import ApiError
 
 from strongroom.net.kubejson import KubeJson
 
 logger = logging.getLogger("strongroom.operator.listwatch")
+
+T = TypeVar("T")
 
 # Seconds the API server keeps a watch open before ending it cleanly (it then resumes from the last version):
 # short enough to recover from connections silently dropped by load balancers (python-stack.md 10.2).
@@ -46,7 +48,10 @@ PAGE_SIZE = 500
 # Seconds between tries after a failure; the last repeats.
 BACKOFF = (1.0, 1.0, 2.0, 3.0, 5.0)
 
-OnList = Callable[[Sequence[dict[str, Any]]], None]
+# Listed objects handed over between two turns of the event loop (`each_in_turns`).
+LIST_TURN = 250
+
+OnList = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
 OnEvent = Callable[[str, dict[str, Any]], None]
 
 
@@ -77,9 +82,10 @@ class Gone(Exception):
 
 
 class ListWatch:
-    """Keeps `on_list` and `on_event` current with `collection`: `on_list(objects)` after every complete list
-    (at start and after a 410), `on_event(type, object)` for every ADDED, MODIFIED and DELETED event since.
-    Both are called on the event loop, in order, one at a time, and must not block."""
+    """Keeps `on_list` and `on_event` current with `collection`: `await on_list(objects)` after every complete
+    list (at start and after a 410), `on_event(type, object)` for every ADDED, MODIFIED and DELETED event
+    since. Both are called on the event loop, in order, one at a time, and must not block: `on_list` goes
+    through a long list with `each_in_turns`, so other tasks run meanwhile; this watch's events wait."""
 
     def __init__(
         self,
@@ -143,7 +149,7 @@ class ListWatch:
             if not meta.get("continue"):
                 break
             params["continue"] = meta["continue"]
-        self.on_list(objects)
+        await self.on_list(objects)
         self.lists += 1
         self.listed.set()
         self.tried.set()
@@ -177,6 +183,17 @@ class ListWatch:
                 if exc.status.code == 410:
                     raise Gone() from exc
                 raise
+
+
+async def each_in_turns(objects: Iterable[T], action: Callable[[T], None], turn: int = LIST_TURN) -> None:
+    """`action(obj)` for each object, letting the event loop run other tasks after every `turn` of them.
+
+    One tenant's namespace of 10,000 objects took ~0.2 s to hand over in one go: every other namespace's
+    reconciles, watch events and health answers waited that long at each re-list."""
+    for index, obj in enumerate(objects, 1):
+        action(obj)
+        if index % turn == 0:
+            await asyncio.sleep(0)
 
 
 def _one_line(exc: BaseException) -> str:

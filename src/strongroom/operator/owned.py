@@ -38,7 +38,7 @@ from typing import Any
 
 from strongroom.api.constants import GROUP, MANAGED_LABEL
 from strongroom.net.kubejson import KubeJson
-from strongroom.operator.listwatch import Collection, ListWatch
+from strongroom.operator.listwatch import Collection, ListWatch, each_in_turns
 
 logger = logging.getLogger("strongroom.operator.owned")
 
@@ -239,7 +239,9 @@ class OwnedObjects:
         for kind, name, uid in owners:
             self.on_drift(kind, (ident[2], name), uid, ident)
 
-    def _relisted(self, api_version: str, kind: str, namespace: str, objects: list[dict[str, Any]]) -> None:
+    async def _relisted(
+        self, api_version: str, kind: str, namespace: str, objects: list[dict[str, Any]]
+    ) -> None:
         """A fresh list after a watch broke: what changed or went meanwhile counts as a change."""
         listed = {object_id(obj) for obj in objects}
         for ident in [i for i in self._removed if i[0] == api_version and i[1] == kind]:
@@ -252,8 +254,7 @@ class OwnedObjects:
         ]:
             if ident not in listed:
                 self._suspect(ident, None, self.known[ident][1])
-        for obj in objects:
-            self.seen("ADDED", obj)
+        await each_in_turns(objects, functools.partial(self.seen, "ADDED"))
 
     # --- watching ---------------------------------------------------------------------------------------
 
@@ -274,16 +275,19 @@ class OwnedObjects:
                     asyncio.create_task(watch.run(), name=f"strongroom owned {collection.describe()}")
                 )
 
-    def _on_list(self, collection: Collection, objects: Sequence[dict[str, Any]]) -> None:
+    async def _on_list(self, collection: Collection, objects: Sequence[dict[str, Any]]) -> None:
         listed = (collection.api_version, collection.kind, collection.namespace)
         if listed in self._listed:
-            self._relisted(*listed, list(objects))
+            await self._relisted(*listed, list(objects))
             return
+
         # What exists at start is the operator's as it stands: owners are all reconciled at start.
-        for obj in objects:
+        def accept(obj: dict[str, Any]) -> None:
             owners = owners_of(obj)
             if owners:
                 self.known.setdefault(object_id(obj), (fingerprint(obj), owners))
+
+        await each_in_turns(objects, accept)
         self._listed.add(listed)
 
     async def stop(self) -> None:

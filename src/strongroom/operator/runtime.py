@@ -35,7 +35,7 @@ from strongroom.operator.events import EventRecorder
 from strongroom.operator.failures import describe_failure
 from strongroom.operator.kube import RENDERED_KINDS, Kube
 from strongroom.operator.kubeconfig import USER_AGENT, ClusterAccess, connection_info
-from strongroom.operator.listwatch import Collection, ListWatch
+from strongroom.operator.listwatch import Collection, ListWatch, OnList, each_in_turns
 from strongroom.operator.owned import ALL_NAMESPACES, ObjectId, OwnedObjects, WatchedKind
 from strongroom.operator.storecache import StoreCache
 from strongroom.operator.workqueue import Activity, Pace
@@ -350,18 +350,19 @@ class Runtime:
         await self.client.close()
 
 
-def _tell_listed(
-    observers: Sequence[Observer], swept: Sequence[ListedCache], namespace: str
-) -> Callable[[Sequence[dict[str, Any]]], None]:
+def _tell_listed(observers: Sequence[Observer], swept: Sequence[ListedCache], namespace: str) -> OnList:
     # What a list no longer holds is forgotten first (relist.py); then each listed object is told as event
     # type None (a controller retries at once a failing object it sees listed again: the gap was likely
-    # the API server's).
-    def listed(objects: Sequence[dict[str, Any]]) -> None:
+    # the API server's), a turn of objects at a time.
+    async def listed(objects: Sequence[dict[str, Any]]) -> None:
         for controller in swept:
             controller.forget_unlisted(namespace, objects)
-        for obj in objects:
+
+        def tell(obj: dict[str, Any]) -> None:
             for observe in observers:
                 observe(None, obj)
+
+        await each_in_turns(objects, tell)
 
     return listed
 
