@@ -339,7 +339,7 @@ def _patch_forever(kubeconfig: str, namespace: str, names: list[str], done: Any)
 
     async def patcher() -> None:
         access = load_cluster_access(kubeconfig)
-        transport = kube_transport(access.config, fenced=False)
+        transport = kube_transport(access.config, "strongroom-bench-churn", fenced=False)
         client = KubeJson(
             transport,
             access.config.cluster.server,

@@ -2,9 +2,15 @@
 
 Aggregated the way client-go's recorder does it: an event equal to one posted before for the same object
 (type, reason, message) is not posted again; the existing Event's `count` and `lastTimestamp` are patched
-instead. Writes are rate-limited per object (a token bucket: `BURST` writes, then one per `REFILL_SECONDS`);
-repeats that find no token are counted and carried by the next patch. Both caches are bounded (least
-recently used objects are forgotten first).
+instead. Writes are rate-limited per object (a token bucket: `BURST` writes, then one per `REFILL_SECONDS`)
+and per namespace (`NAMESPACE_BURST`, then one per `NAMESPACE_REFILL_SECONDS`): an Event is written only
+when both have a token. Repeats that find none are counted and carried by the next write of that Event.
+All caches are bounded (least recently used entries are forgotten first).
+
+Why per namespace too (issue 11): a tenant changing 100 specs a second had the operator write ~50 Events a
+second for its namespace, as many writes as its Secrets and statuses together, on the API server every
+other namespace waits for. The per-object bucket never bit: each of 100 objects had its own ten. Like the
+API server's EventRateLimit admission plugin, the namespace is the unit a tenant controls.
 
 Events are posted in the background: a reconcile never waits for one, and an Event that cannot be written
 (no RBAC, API server busy) is dropped with a debug log line, never failing the reconcile. What an Event
@@ -34,6 +40,9 @@ logger = logging.getLogger("strongroom.operator.events")
 COMPONENT = "strongroom"
 BURST = 10
 REFILL_SECONDS = 30.0
+# A namespace's Events: a first burst (a new namespace syncing its objects), then two a second at most.
+NAMESPACE_BURST = 100
+NAMESPACE_REFILL_SECONDS = 0.5
 # Objects and distinct events remembered; past that the least recently used are forgotten.
 MAX_TRACKED = 4096
 # Events waiting to be written (like client-go's broadcaster queue); past that new ones are dropped: under
@@ -60,6 +69,29 @@ class _Bucket:
     at: float
 
 
+class _TokenBuckets:
+    """One token bucket per key (`burst` tokens, one more every `refill_seconds`), the least recently used
+    forgotten past MAX_TRACKED keys (a forgotten key starts full again)."""
+
+    def __init__(self, burst: int, refill_seconds: float) -> None:
+        self.burst = float(burst)
+        self.refill_seconds = refill_seconds
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def refilled(self, key: str, now: float) -> _Bucket:
+        """The key's bucket with the tokens earned since it was last looked at."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(self.burst, now)
+            if len(self._buckets) > MAX_TRACKED:
+                self._buckets.popitem(last=False)
+            return bucket
+        self._buckets.move_to_end(key)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) / self.refill_seconds)
+        bucket.at = now
+        return bucket
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -71,14 +103,15 @@ class EventRecorder:
         *,
         burst: int = BURST,
         refill_seconds: float = REFILL_SECONDS,
+        namespace_burst: int = NAMESPACE_BURST,
+        namespace_refill_seconds: float = NAMESPACE_REFILL_SECONDS,
         instance: str | None = None,
     ) -> None:
         self.client = client
-        self.burst = burst
-        self.refill_seconds = refill_seconds
         self.instance = instance or socket.gethostname()
         self._posted: OrderedDict[tuple[str, str, str, str], _Posted] = OrderedDict()
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._per_object = _TokenBuckets(burst, refill_seconds)
+        self._per_namespace = _TokenBuckets(namespace_burst, namespace_refill_seconds)
         self._tasks: set[asyncio.Task[None]] = set()
         self._writing = asyncio.Semaphore(CONCURRENT_WRITES)
         self.dropped = 0
@@ -100,7 +133,7 @@ class EventRecorder:
         else:
             self._posted.move_to_end(key)
             posted.count += 1
-        if posted.busy or not self._take_token(uid):
+        if posted.busy or not self._take_tokens(uid, str(meta["namespace"])):
             return  # counted; the next write for this event carries it
         if len(self._tasks) >= MAX_IN_FLIGHT:
             self.dropped += 1
@@ -112,21 +145,14 @@ class EventRecorder:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _take_token(self, uid: str) -> bool:
+    def _take_tokens(self, uid: str, namespace: str) -> bool:
         now = time.monotonic()
-        bucket = self._buckets.get(uid)
-        if bucket is None:
-            bucket = _Bucket(float(self.burst), now)
-            self._buckets[uid] = bucket
-            if len(self._buckets) > MAX_TRACKED:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(uid)
-            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) / self.refill_seconds)
-            bucket.at = now
-        if bucket.tokens < 1:
+        per_object = self._per_object.refilled(uid, now)
+        per_namespace = self._per_namespace.refilled(namespace, now)
+        if per_object.tokens < 1 or per_namespace.tokens < 1:
             return False
-        bucket.tokens -= 1
+        per_object.tokens -= 1
+        per_namespace.tokens -= 1
         return True
 
     async def _write(
