@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from strongroom.drivers.base import DriverRequest, DriverResult, TemplateFailed
-from strongroom.drivers.sandbox import SandboxLimits, format_bytes, parse_bytes
+from strongroom.drivers.sandbox import RENDER_NICENESS, SandboxLimits, format_bytes, parse_bytes
 from strongroom.drivers.template import TemplateDriver, TemplateLimitExceeded, render_request
 from strongroom.stores.base import SecretValue
 from tests.unit.test_drivers_template import CANARY, _request
@@ -110,6 +110,15 @@ async def test_the_event_loop_runs_while_a_render_works(driver: TemplateDriver) 
     assert not render.done()
     with pytest.raises(TemplateLimitExceeded):
         await render
+
+
+async def test_render_processes_give_the_operator_the_cpu_first(driver: TemplateDriver) -> None:
+    await driver.apply(_outputs("x: 1\n"))  # a worker is running
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    workers = driver.pool.pids()
+    assert workers
+    for pid in workers:
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + RENDER_NICENESS)
 
 
 async def test_one_namespace_cannot_take_every_render_process(driver: TemplateDriver) -> None:

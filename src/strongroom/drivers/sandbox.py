@@ -12,6 +12,10 @@ a small pool of worker processes:
   `TemplateLimitExceeded`. Waiting for a free worker does not count;
 - **memory**: a worker's address space is capped (`RLIMIT_AS`) at `memory_bytes`, so an allocation past
   it fails inside the worker (a `MemoryError`, or the worker dying), never the operator;
+- **CPU**: a worker runs at `RENDER_NICENESS` (10): while a render burns its time limit, the operator's
+  event loop, which serves every namespace, gets the CPU first (in a pod the two share the container's
+  CPU; the kernel gives a nice-0 process about nine times the share of a nice-10 one). A render that
+  waits for the CPU still has only its wall-clock limit;
 - the event loop only awaits: each call waits in one of `workers` threads (a dedicated executor, not the
   loop's default one, which aiohttp needs for DNS), so a slow render holds a thread and a worker, nothing
   else. The pool works from any event loop (the CLI runs one per command).
@@ -56,6 +60,8 @@ DEFAULT_TIMEOUT_SECONDS: Final = 5.0
 # chart's 512Mi container limit: pool workers count against the pod's memory like the operator does.
 DEFAULT_MEMORY_BYTES: Final = 128 * 1024 * 1024
 DEFAULT_WORKERS: Final = 2
+#: How much lower than the operator's a worker's CPU priority is (nice(2): 0 to 19).
+RENDER_NICENESS: Final = 10
 #: Below this the worker cannot even import the engine (its own address space at rest is ~45 MiB).
 MIN_MEMORY_BYTES: Final = 96 * 1024 * 1024
 
@@ -349,6 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, required=True)
     args = parser.parse_args(argv)
     _cap_memory(args.memory)
+    os.nice(RENDER_NICENESS)
     # Imported under the cap: what the engine needs at rest counts against it like any render.
     from strongroom.drivers.template import answer
 
