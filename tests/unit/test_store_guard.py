@@ -15,7 +15,7 @@ from strongroom.stores.base import (
     StoreCapabilities,
     WriteResult,
 )
-from strongroom.stores.guard import GuardedStore, GuardSettings, TokenBucket
+from strongroom.stores.guard import GuardedStore, GuardSettings, Throttle
 
 
 class CountingStore:
@@ -141,7 +141,7 @@ async def test_metrics_count_requests_by_outcome() -> None:
     assert sample("SecretNotFound") == 1
 
 
-async def test_token_bucket_spaces_requests_beyond_the_burst() -> None:
+async def test_the_throttle_spaces_requests_beyond_the_burst() -> None:
     clock = FakeClock()
     slept: list[float] = []
 
@@ -149,18 +149,18 @@ async def test_token_bucket_spaces_requests_beyond_the_burst() -> None:
         slept.append(seconds)
         clock.now += seconds
 
-    bucket = TokenBucket(rate=200, burst=5, clock=clock, sleep=fake_sleep)
+    throttle = Throttle(rate=200, burst=5, clock=clock, sleep=fake_sleep)
     start = clock.now
     for _ in range(25):
-        await bucket.acquire()
+        await throttle.acquire()
     assert slept[:1] == [pytest.approx(1 / 200)]
     assert len(slept) == 20  # the first 5 come from the burst
     assert clock.now - start == pytest.approx(20 / 200)
 
 
-def test_token_bucket_rejects_nonsense_settings() -> None:
+def test_the_throttle_rejects_nonsense_settings() -> None:
     with pytest.raises(ValueError, match="rate"):
-        TokenBucket(rate=0, burst=1)
+        Throttle(rate=0, burst=1)
 
 
 async def test_a_forced_read_shares_no_read_asked_for_before_it() -> None:

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from lightkube.core.exceptions import ApiError
 
 from strongroom.net.kubejson import MERGE_PATCH, KubeJson, object_path
+from strongroom.ratelimit import TokenBucket
 
 logger = logging.getLogger("strongroom.operator.events")
 
@@ -63,32 +64,25 @@ class _Posted:
     busy: bool = False  # a write is in flight: later repeats only count
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
 class _TokenBuckets:
-    """One token bucket per key (`burst` tokens, one more every `refill_seconds`), the least recently used
+    """A `TokenBucket` per key (`burst` tokens, one more every `refill_seconds`), the least recently used
     forgotten past MAX_TRACKED keys (a forgotten key starts full again)."""
 
     def __init__(self, burst: int, refill_seconds: float) -> None:
-        self.burst = float(burst)
-        self.refill_seconds = refill_seconds
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.burst = burst
+        self.rate = 1 / refill_seconds
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def refilled(self, key: str, now: float) -> _Bucket:
+    def refilled(self, key: str, now: float) -> TokenBucket:
         """The key's bucket with the tokens earned since it was last looked at."""
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(self.burst, now)
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
             if len(self._buckets) > MAX_TRACKED:
                 self._buckets.popitem(last=False)
             return bucket
         self._buckets.move_to_end(key)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) / self.refill_seconds)
-        bucket.at = now
+        bucket.refill(now)
         return bucket
 
 
@@ -151,8 +145,8 @@ class EventRecorder:
         per_namespace = self._per_namespace.refilled(namespace, now)
         if per_object.tokens < 1 or per_namespace.tokens < 1:
             return False
-        per_object.tokens -= 1
-        per_namespace.tokens -= 1
+        per_object.spend(now)
+        per_namespace.spend(now)
         return True
 
     async def _write(

@@ -36,6 +36,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from strongroom.ratelimit import TokenBucket
+
 K = TypeVar("K", bound=Hashable)
 
 logger = logging.getLogger("strongroom.operator.workqueue")
@@ -113,16 +115,6 @@ class Activity:
         return bool(self._last) and group not in self._last
 
 
-class _Bucket:
-    """One group's tokens: refilled at the pace's rate up to its burst; one token per key started."""
-
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, tokens: float, stamp: float) -> None:
-        self.tokens = tokens
-        self.stamp = stamp
-
-
 def group_limit(workers: int, share: float) -> int:
     """How many of `workers` one group may hold at once: `share` of them, at least one."""
     return max(1, int(workers * share))
@@ -141,7 +133,7 @@ class WorkQueue(Generic[K]):
         self._activity = activity if activity is not None else Activity(clock=clock)
         self._marks_activity = True
         self._pace: Pace | None = None
-        self._buckets: dict[Hashable, _Bucket] = {}
+        self._buckets: dict[Hashable, TokenBucket] = {}
         self._paused: dict[Hashable, float] = {}  # group -> when it may start its next key
         self._pauses: list[tuple[float, int, Hashable]] = []
         self.on_pause: Callable[[Hashable], None] | None = None
@@ -202,18 +194,15 @@ class WorkQueue(Generic[K]):
         now = self._clock()
         bucket = self._buckets.get(group)
         if bucket is None:
-            bucket = self._buckets[group] = _Bucket(pace.burst, now)
-        bucket.tokens = min(pace.burst, bucket.tokens + (now - bucket.stamp) * pace.rate)
-        bucket.stamp = now
+            bucket = self._buckets[group] = TokenBucket(pace.rate, pace.burst, now)
         if not self._activity.others_working(group):
             # Alone, a group is not paced; spending still counts, so a group that ran flat out alone
             # is paced at once when someone else starts, and an idle one arrives with its burst.
-            bucket.tokens = max(0.0, bucket.tokens - 1)
+            bucket.spend(now)
             return True
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        if bucket.take(now):
             return True
-        due = now + (1 - bucket.tokens) / pace.rate
+        due = now + bucket.seconds_to_token()
         self._paused[group] = due
         heapq.heappush(self._pauses, (due, next(self._seq), group))
         for lane in self._lanes.values():

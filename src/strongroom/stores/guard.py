@@ -23,6 +23,7 @@ from typing import NamedTuple, TypeVar
 from prometheus_client import Counter
 
 from strongroom.net.fence import ensure_may_write
+from strongroom.ratelimit import TokenBucket
 from strongroom.stores.base import (
     SecretDocument,
     SecretRef,
@@ -50,8 +51,8 @@ STORE_READS_COALESCED = Counter(
 )
 
 
-class TokenBucket:
-    """Classic token bucket: `rate` tokens per second, at most `burst` saved up."""
+class Throttle:
+    """Waits for a token of a `TokenBucket` (`rate` a second, at most `burst` saved up) before each call."""
 
     def __init__(
         self,
@@ -60,29 +61,17 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
+        self._bucket = TokenBucket(rate, burst, clock())
         self._clock = clock
         self._sleep = sleep
-        self._updated = clock()
         self._lock = asyncio.Lock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
 
     async def acquire(self) -> None:
         # The lock makes waiters queue in arrival order instead of racing for each new token.
         async with self._lock:
-            self._refill()
-            if self._tokens < 1:
-                await self._sleep((1 - self._tokens) / self._rate)
-                self._refill()
-            self._tokens -= 1
+            if not self._bucket.take(self._clock()):
+                await self._sleep(self._bucket.seconds_to_token())
+                self._bucket.spend(self._clock())
 
 
 @dataclass(frozen=True)
@@ -111,14 +100,14 @@ class GuardedStore:
         self.name = name
         self.inner = inner
         self._settings = settings
-        self._bucket = TokenBucket(settings.qps, settings.burst, clock)
+        self._throttle = Throttle(settings.qps, settings.burst, clock)
         self._clock = clock
         # (when the request was asked for, its future): a request is at least as new as that
         self._in_flight: dict[FetchKey, tuple[float, asyncio.Future[SecretDocument]]] = {}
         self._recent: dict[FetchKey, _Answer] = {}
 
     async def _call(self, operation: str, func: Callable[[], Awaitable[T]]) -> T:
-        await self._bucket.acquire()
+        await self._throttle.acquire()
         if operation in _WRITES:
             # After the bucket's wait, right before the call: the process may have lost its lease meanwhile.
             ensure_may_write(f"{operation} in store {self.name}")
