@@ -11,6 +11,8 @@ in the victim namespace (one of each every 0.3 s) and records, per probe, the ti
 Ready (seen by a watch). Per scenario it prints:
 
 - p50 / p99 time-to-Ready of the victim's Echo Resources and SecretMappings,
+- the first probe's times: the victim namespace had been quiet until it (as a team that deploys now and
+  then always is when its next object arrives),
 - the operator's event-loop lag p99 (`strongroom_event_loop_lag_seconds`, during the probes),
 - the peak RSS of the operator and its child processes (VmHWM),
 - restarts: whether the operator process is still the one that was started,
@@ -279,6 +281,9 @@ class Outcome:
     rss_mib: float = float("nan")
     restarted: bool = False
     hostile_rate: str = ""  # what a load generator achieved while the probes ran, e.g. "98 changes/s"
+    # The first probe's Echo and SecretMapping times (nan: never Ready): the victim namespace had been
+    # quiet until then, as a team that deploys now and then always is when its next object arrives.
+    first: tuple[float, float] = (float("nan"), float("nan"))
 
 
 # --- scenarios ---------------------------------------------------------------------------------------------
@@ -415,9 +420,9 @@ UNWATCHED = frozenset({"churn-unwatched"})
 
 async def probe(
     client: AsyncClient, namespace: str, count: int, limit: float
-) -> tuple[list[float], list[float], int]:
+) -> tuple[list[float], list[float], int, tuple[float, float]]:
     """Create `count` Echo Resources and SecretMappings, one of each every PROBE_SPACING_S; their times to
-    Ready (seconds) and how many never became Ready within `limit`."""
+    Ready (seconds), how many never became Ready within `limit`, and the first pair's times."""
     resources = ReadyWatch(client, ResourceRes, namespace)
     mappings = ReadyWatch(client, SecretMappingRes, namespace)
     resources.start()
@@ -450,7 +455,12 @@ async def probe(
             unready += 1
         else:
             times[kind].append(ready_at - at)
-    return times["Resource"], times["SecretMapping"], unready
+
+    def first(kind: str) -> float:
+        ready_at = watches[kind].ready_at.get("probe-0")
+        return float("nan") if ready_at is None else ready_at - created[(kind, "probe-0")]
+
+    return times["Resource"], times["SecretMapping"], unready, (first("Resource"), first("SecretMapping"))
 
 
 async def run_scenario(
@@ -516,7 +526,7 @@ async def run_scenario(
             if args.apiserver_profile
             else None
         )
-        (outcome.echo, outcome.mapping, outcome.unready), used = await meter.measure(
+        (outcome.echo, outcome.mapping, outcome.unready, outcome.first), used = await meter.measure(
             probe(client, victim, args.probes, args.limit)
         )
         if profiling is not None:
@@ -586,6 +596,7 @@ def rows_of(rounds: list[list[Outcome]]) -> list[Row]:
             ratio = f"{statistics.median(ratios):.1f}x"
             if len(ratios) > 1:
                 ratio += f" ({min(ratios):.1f}-{max(ratios):.1f}x over {len(ratios)} rounds)"
+        firsts = [f"{statistics.median(o.first[which] for o in runs) * 1000:.0f}" for which in (0, 1)]
         lags = [o.lag_p99 for o in runs if o.lag_p99 == o.lag_p99]
         lag = f"{max(lags) * 1000:.0f} ms" if lags else "n/a"
         rows.append(
@@ -594,7 +605,8 @@ def rows_of(rounds: list[list[Outcome]]) -> list[Row]:
                 f"echo {ms(runs, 'echo', 50)}/{ms(runs, 'echo', 99)} ms, "
                 f"mapping {ms(runs, 'mapping', 50)}/{ms(runs, 'mapping', 99)} ms",
                 "p99 <= 2x baseline" if index else "",
-                f"vs baseline {ratio}; {first.hostile_rate}lag p99 {lag}; "
+                f"vs baseline {ratio}; first probe {firsts[0]}/{firsts[1]} ms; {first.hostile_rate}"
+                f"lag p99 {lag}; "
                 f"RSS {max(o.rss_mib for o in runs):.0f} MiB; restarts {sum(o.restarted for o in runs)}; "
                 f"never Ready {sum(o.unready for o in runs)}; {first.busy}",
             )

@@ -75,3 +75,15 @@ async def test_a_new_value_is_timed_from_when_it_was_first_seen() -> None:
     assert controller._force_seen[KEY][1] >= first[1]
     controller.observe("DELETED", body(generation=2, force="t2"))
     assert KEY not in controller._force_seen
+
+
+async def test_a_new_object_is_queued_as_new_and_an_edit_as_a_change() -> None:
+    """Edits (of the spec or of the force-refresh annotation) are paced even when their namespace is alone;
+    new objects are not (operator/workqueue.py)."""
+    controller = await _controller()  # queued ADDED, taken: never a change
+    assert controller.queue._changes == set()
+    controller.observe("MODIFIED", body(generation=2))
+    assert controller.queue._changes == {KEY}
+    controller.queue.done(await controller.queue.get())
+    controller.observe("MODIFIED", body(generation=2, force="t1"))
+    assert controller.queue._changes == {KEY}

@@ -205,13 +205,41 @@ def _take_now(queue: WorkQueue[tuple[str, str]]) -> tuple[str, str] | None:
     return key
 
 
-def test_a_namespace_alone_is_never_paced() -> None:
+def test_new_objects_of_a_namespace_alone_are_not_paced() -> None:
     clock = FakeClock()
     queue = _paced(clock, rate=1, burst=2)
     for i in range(20):
         queue.add(("only", f"m{i}"))
     assert [_take_now(queue) for _ in range(20)] == [("only", f"m{i}") for i in range(20)]
     assert queue.paused_count == 0
+
+
+def test_changes_of_a_namespace_alone_are_paced() -> None:
+    """Nobody else worked lately, which says nothing about the next second: a namespace changing its
+    objects without pause is answered at the paced rate anyway, so that another namespace's next deploy
+    does not arrive while the churn runs flat out."""
+    clock = FakeClock()
+    queue = _paced(clock, rate=2, burst=3)
+    for i in range(6):
+        queue.add(("churn", f"m{i}"), changed=True)
+    assert [_take_now(queue) for _ in range(4)] == [("churn", "m0"), ("churn", "m1"), ("churn", "m2"), None]
+    assert queue.paused_count == 1
+    clock.now += 0.5
+    assert [_take_now(queue), _take_now(queue)] == [("churn", "m3"), None]
+
+
+def test_a_changed_key_is_paced_once_and_its_later_refresh_is_not() -> None:
+    clock = FakeClock()
+    queue = _paced(clock, rate=1, burst=1)
+    queue.add(("only", "a"), changed=True)
+    queue.add(("only", "a"), Priority.LOW)  # a refresh of the same key coalesces with the change
+    assert [_take_now(queue), _take_now(queue)] == [("only", "a"), None]
+    queue.add(("only", "a"))  # the change was answered: what comes next is paced only if it is one
+    assert _take_now(queue) == ("only", "a")
+    queue.add(("only", "a"), changed=True)
+    queue.forget(("only", "a"))
+    queue.add(("only", "a"))  # deleted and created again: a new object
+    assert _take_now(queue) == ("only", "a")
 
 
 def test_beyond_its_burst_a_namespace_waits_while_another_works() -> None:

@@ -146,8 +146,8 @@ _OPTIONS = (
         show_default=True,
         envvar="STRONGROOM_NAMESPACE_RECONCILE_RATE",
         show_envvar=True,
-        help="While other namespaces are working, most reconciles of one kind a namespace starts a second "
-        "(0: no pacing).",
+        help="Most reconciles of one kind a namespace starts a second while other namespaces are working, "
+        "and for changes to existing objects always (0: no pacing).",
     ),
     click.option(
         "--namespace-reconcile-burst",

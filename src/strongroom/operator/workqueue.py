@@ -11,11 +11,15 @@
   a group with 1000 waiting keys gets one turn per round, like a group with one.
 - A group may have at most `group_limit` keys processing at once; its further keys wait in the queue
   (not in a worker) and the group skips its turns until one of them is done.
-- While another group is working (any kind's queue queued or started one of its keys in the last
-  `Activity.window` seconds), a group starts at most `Pace.rate` keys a second after a burst of
-  `Pace.burst`: a namespace changing specs without pause is paced, and the keys it changes meanwhile
-  coalesce in the queue (a key is queued once), so its API writes shrink instead of crowding the API
-  server that every other namespace's reconciles go through. A group alone is never paced.
+- A group starts at most `Pace.rate` keys a second after a burst of `Pace.burst` while another group
+  is working (any kind's queue queued or started one of its keys in the last `Activity.window`
+  seconds), and always when the key answers a change to an object already seen (`add(changed=True)`).
+  A namespace changing specs without pause is paced, and the keys it changes meanwhile coalesce in the
+  queue (a key is queued once), so its API writes shrink instead of crowding the API server that every
+  other namespace's reconciles go through. Changes are paced even in a group alone, because "alone"
+  only means nobody else worked in the last few seconds: a namespace that deploys now and then would
+  otherwise always arrive while the churn runs unpaced. New objects of a group alone (a bulk import)
+  are not paced.
 - `add_after` schedules a key for later (refresh, retry with backoff) on one timer heap, not one
   task per object.
 
@@ -141,6 +145,8 @@ class WorkQueue(Generic[K]):
         self._active: collections.Counter[Hashable] = collections.Counter()  # processing, per group
         self._high_streak = 0  # HIGH keys taken in a row while LOW ones waited
         self._queued: dict[K, Priority] = {}
+        # Keys whose pending work answers a change to an object already seen: paced even when alone.
+        self._changes: set[K] = set()
         self._processing: dict[K, Priority] = {}  # key -> the priority it was taken at
         self._dirty: dict[K, Priority] = {}
         self._delayed: list[tuple[float, int, K, Priority]] = []
@@ -186,8 +192,9 @@ class WorkQueue(Generic[K]):
             return False
         return self._group_limit is None or self._active[group] < self._group_limit
 
-    def _may_start(self, group: Hashable) -> bool:
-        """Spend one of the group's tokens, or pause the group until it has one (only while others work)."""
+    def _may_start(self, group: Hashable, change: bool) -> bool:
+        """Spend one of the group's tokens, or pause the group until it has one (while others work, or for
+        a `change`)."""
         pace = self._pace
         if pace is None:
             return True
@@ -195,9 +202,9 @@ class WorkQueue(Generic[K]):
         bucket = self._buckets.get(group)
         if bucket is None:
             bucket = self._buckets[group] = TokenBucket(pace.rate, pace.burst, now)
-        if not self._activity.others_working(group):
-            # Alone, a group is not paced; spending still counts, so a group that ran flat out alone
-            # is paced at once when someone else starts, and an idle one arrives with its burst.
+        if not change and not self._activity.others_working(group):
+            # New objects of a group alone are not paced; spending still counts, so a group that ran flat
+            # out alone is paced at once when someone else starts, and an idle one arrives with its burst.
             bucket.spend(now)
             return True
         if bucket.take(now):
@@ -227,7 +234,11 @@ class WorkQueue(Generic[K]):
                         lane.ring.setdefault(group, None)
         return None
 
-    def add(self, key: K, priority: Priority = Priority.HIGH) -> None:
+    def add(self, key: K, priority: Priority = Priority.HIGH, changed: bool = False) -> None:
+        """Queue `key` (see the module's rules); `changed`: its work answers a change to an object already
+        seen, which is paced even when its group is alone."""
+        if changed:
+            self._changes.add(key)
         if key in self._processing:
             current = self._dirty.get(key)
             self._dirty[key] = priority if current is None else min(current, priority)
@@ -258,6 +269,7 @@ class WorkQueue(Generic[K]):
         self._delayed_due.pop(key, None)
         self._queued.pop(key, None)
         self._dirty.pop(key, None)
+        self._changes.discard(key)
 
     def _promote_due(self) -> float | None:
         """Move due delayed keys into their lanes and resume paused groups; seconds until the next is due."""
@@ -288,7 +300,7 @@ class WorkQueue(Generic[K]):
             if not keys:
                 del lane.waiting[group]
                 continue
-            if not self._may_start(group):
+            if not self._may_start(group, keys[0] in self._changes):
                 continue  # paused: off every ring until `_resume_due`
             key = keys.popleft()
             if not keys:
@@ -302,6 +314,7 @@ class WorkQueue(Generic[K]):
 
     def _start(self, key: K, group: Hashable, priority: Priority) -> None:
         self._processing[key] = priority
+        self._changes.discard(key)
         self._active[group] += 1
         if self._marks_activity:
             self._activity.started(group)

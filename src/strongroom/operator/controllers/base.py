@@ -123,7 +123,7 @@ class Controller(ABC):
             self._generations[key] = generation
             self._failures.pop(key, None)
             self.changed(key)
-            self.queue.add(key, self.priority_of_change(previous, generation))
+            self.queue.add(key, self.priority_of_change(previous, generation), changed=previous is not None)
 
     def trigger_of(self, body: Mapping[str, Any]) -> Hashable:
         """What must change for an event to queue the object: its generation (so the operator's own status
@@ -284,7 +284,7 @@ class Controller(ABC):
             return
         self._drifted.setdefault(key, set()).add(changed)
         self.log(logging.INFO, key, "%s %s was changed or deleted by someone else: repairing", *changed[1::2])
-        self.queue.add(key, Priority.HIGH)
+        self.queue.add(key, Priority.HIGH, changed=True)  # edits of what it owns are paced like its own
 
     def take_drifted(self, key: ObjectKey) -> set[tuple[str, str, str, str]]:
         """The owned objects reported changed since the last call (the reconcile that repairs them asks)."""
