@@ -192,9 +192,9 @@ class WorkQueue(Generic[K]):
             return False
         return self._group_limit is None or self._active[group] < self._group_limit
 
-    def _may_start(self, group: Hashable, change: bool) -> bool:
-        """Spend one of the group's tokens, or pause the group until it has one (while others work, or for
-        a `change`)."""
+    def _may_start(self, group: Hashable, changed: bool) -> bool:
+        """Spend one of the group's tokens, or pause the group until it has one (while others work, or when
+        `changed`)."""
         pace = self._pace
         if pace is None:
             return True
@@ -202,7 +202,7 @@ class WorkQueue(Generic[K]):
         bucket = self._buckets.get(group)
         if bucket is None:
             bucket = self._buckets[group] = TokenBucket(pace.rate, pace.burst, now)
-        if not change and not self._activity.others_working(group):
+        if not changed and not self._activity.others_working(group):
             # New objects of a group alone are not paced; spending still counts, so a group that ran flat
             # out alone is paced at once when someone else starts, and an idle one arrives with its burst.
             bucket.spend(now)
